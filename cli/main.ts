@@ -1,0 +1,17 @@
+// The `mixforge` command: thin. Each subcommand lives in cli/commands/<name>.ts and calls the library.
+import { Command } from 'commander';
+import { registerDemo } from './commands/demo.ts';
+
+const program = new Command()
+  .name('mixforge')
+  .description('Reproducible FastVLM training mixtures, streamed into a WebGPU FastViTHD training loop')
+  .version('0.1.0')
+  .showHelpAfterError();
+
+// One line per command family; keep alphabetical.
+registerDemo(program);
+
+program.parseAsync(process.argv).catch((err: unknown) => {
+  process.stderr.write(`mixforge: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,30 @@
+// The storage interface: one API over local paths, file:// URIs and s3://bucket/prefix.
+import type { Readable } from 'node:stream';
+
+export interface ObjectInfo {
+  /** Canonical URI: an absolute local path, or s3://bucket/key. */
+  uri: string;
+  size: number;
+  /** S3 ETag, when the backend has one. */
+  etag?: string;
+  /** Modification time in ms, for local files. */
+  mtimeMs?: number;
+}
+
+export type WriteBody = Uint8Array | string | Readable;
+
+export interface Storage {
+  /** Every object under a prefix (recursive), in lexicographic order of URI. */
+  list(prefixUri: string): AsyncIterable<ObjectInfo>;
+  /** Size and version of one object, or undefined when it does not exist. */
+  stat(uri: string): Promise<ObjectInfo | undefined>;
+  /** Bytes [start, end) of an object. */
+  readRange(uri: string, start: number, end: number): Promise<Uint8Array>;
+  /** The whole object; only for objects known to be small. */
+  readAll(uri: string): Promise<Uint8Array>;
+  /** A byte stream of the object, optionally of bytes [start, end). */
+  createReadStream(uri: string, range?: { start: number; end: number }): Promise<Readable>;
+  /** Write an object so that readers see either nothing or all of it (temp then commit / single PUT / multipart). */
+  writeAtomic(uri: string, body: WriteBody): Promise<ObjectInfo>;
+  delete(uri: string): Promise<void>;
+}

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Debian packages the tests need: Mesa's lavapipe Vulkan driver from bookworm-backports (Dawn rejects
+# Mesa 22), Chromium for report/dashboard tests, redis-server for the distributed tests.
+set -euo pipefail
+need=()
+vk_ok() { dpkg-query -W -f='${Version}' mesa-vulkan-drivers 2>/dev/null | grep -qE '^(2[3-9]|[3-9][0-9])\.'; }
+vk_ok || need+=(mesa)
+command -v chromium >/dev/null || need+=(chromium)
+command -v redis-server >/dev/null || need+=(redis-server)
+[ ${#need[@]} -eq 0 ] && exit 0
+if [ "$(id -u)" != 0 ]; then echo "setup-system: need root to install: ${need[*]}" >&2; exit 1; fi
+export DEBIAN_FRONTEND=noninteractive
+if [[ " ${need[*]} " == *" mesa "* ]] && ! grep -rqs bookworm-backports /etc/apt/sources.list /etc/apt/sources.list.d/; then
+  cat > /etc/apt/sources.list.d/backports.sources <<'SRC'
+Types: deb
+URIs: http://deb.debian.org/debian
+Suites: bookworm-backports
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+SRC
+fi
+apt-get update -qq
+for n in "${need[@]}"; do
+  case $n in
+    mesa) apt-get install -y -qq -t bookworm-backports mesa-vulkan-drivers libvulkan1 ;;
+    chromium) apt-get install -y -qq chromium ;;
+    redis-server) apt-get install -y -qq redis-server ;;
+  esac
+done

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Sets up everything the test suite needs on a fresh Debian 12 machine, then runs it.
+# Idempotent: each step is skipped when already done.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup-system.sh
+[ -d node_modules ] && [ node_modules/.package-lock.json -nt package-lock.json ] || npm ci --no-audit --no-fund
+npx tsc --noEmit
+node scripts/run-tests.mjs "$@"

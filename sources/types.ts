@@ -1,0 +1,52 @@
+// The reader contract: every dataset family implements SourceReader. plan() cuts files into partitions that
+// together cover every record exactly once; read() streams one partition with bounded memory.
+import type { QuarantineRecord } from '../core/quarantine.ts';
+import type { RawRecord } from '../core/schema.ts';
+import type { ObjectInfo } from '../core/storage/index.ts';
+
+export const SOURCE_FORMATS = [
+  'llava-recap',
+  'llava-pretrain',
+  'llava-json',
+  'cambrian',
+  'llava-onevision',
+  'docmatix',
+] as const;
+
+export type SourceFormat = (typeof SOURCE_FORMATS)[number];
+
+/**
+ * A unit of reading work. JSON-serialisable (it travels through plan.json and BullMQ job data).
+ * - `row-groups`: parquet row groups [start, end) of one file
+ * - `bytes`: records whose first byte lies in [start, end) of a jsonl file (or of a json array's items)
+ */
+export interface Partition {
+  format: SourceFormat;
+  uri: string;
+  kind: 'row-groups' | 'bytes';
+  start: number;
+  end: number;
+  /** Where referenced images live: a folder, an s3:// prefix, or a .zip/.tar archive. */
+  imageRoot?: string;
+  /** Records in this partition when known cheaply (parquet metadata), else an estimate. */
+  records?: number;
+  /** Size of the file when planned, to detect input changes between plan and read. */
+  fileSize: number;
+}
+
+export interface PlanOptions {
+  imageRoot?: string;
+  /** Aim for partitions of about this many records (parquet: whole row groups). */
+  targetRecords?: number;
+  /** Aim for partitions of about this many bytes (json/jsonl). */
+  targetBytes?: number;
+}
+
+export type ReadItem = { kind: 'record'; record: RawRecord } | { kind: 'quarantine'; record: QuarantineRecord };
+
+export interface SourceReader {
+  readonly format: SourceFormat;
+  plan(files: ObjectInfo[], options: PlanOptions): Promise<Partition[]>;
+  /** Streams the partition. Bad records become quarantine items; an unreadable file throws SourceFileError. */
+  read(partition: Partition): AsyncIterable<ReadItem>;
+}
