@@ -32,6 +32,11 @@ export interface Partition {
   records?: number;
   /** Size of the file when planned, to detect input changes between plan and read. */
   fileSize: number;
+  /**
+   * `bytes` partitions: index of the first record starting in [start, end) — the item index in a json
+   * array, the 0-based line index in a jsonl file — so origins (`#item=`, `#line=`) need no rescan.
+   */
+  firstItem?: number;
 }
 
 export interface PlanOptions {
