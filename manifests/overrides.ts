@@ -89,7 +89,7 @@ function locate(
           throw new SpecError(
             where,
             formatSteps(resolved),
-            `index ${step.index} is out of range (the list has ${node.length} entries)`,
+            `index ${step.index} is out of range (the list has ${node.length} ${node.length === 1 ? 'entry' : 'entries'})`,
           );
         }
         slot = step.index;
