@@ -1,4 +1,5 @@
 // `${VAR}` / `${VAR:-default}` expansion: the string function, its errors, and expansion inside parsed YAML.
+// biome-ignore-all lint/suspicious/noTemplateCurlyInString: these strings are spec text holding ${VAR} references
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
