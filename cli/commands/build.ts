@@ -1,0 +1,114 @@
+// `mixforge plan | build | verify | inspect`: the manifest build CLI. Thin: parses flags, calls pipelines/manifests.
+import type { Command } from 'commander';
+import { normaliseUri } from '../../core/storage/index.ts';
+
+interface SpecFlags {
+  set: string[];
+}
+
+const collect = (v: string, prev: string[]) => [...prev, v];
+
+async function loadSpecFromFlags(specPath: string, flags: SpecFlags) {
+  const { loadSpec } = await import('../../manifests/spec.ts');
+  return loadSpec(specPath, { env: process.env, set: flags.set });
+}
+
+export function registerBuild(program: Command): void {
+  program
+    .command('plan <spec>')
+    .description('resolve inputs; print per-component record counts and estimated output size (no image work)')
+    .option('--set <path=value>', 'override a spec field (repeatable)', collect, [])
+    .option('--json', 'print the plan summary as JSON')
+    .action(async (specPath: string, flags: SpecFlags & { json?: boolean }) => {
+      const spec = await loadSpecFromFlags(specPath, flags);
+      const { makeBuildContext } = await import('../../pipelines/context.ts');
+      const { planBuild, summarisePlan } = await import('../../pipelines/jobs/plan.ts');
+      const plan = await planBuild(makeBuildContext(spec, normaliseUri('plan-only')));
+      const summary = summarisePlan(spec, plan);
+      if (flags.json) {
+        process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
+        return;
+      }
+      process.stdout.write(`mixture ${spec.name} (seed ${spec.seed}), ${plan.partitions.length} partitions\n`);
+      for (const c of summary.components) {
+        process.stdout.write(
+          `  ${c.name.padEnd(20)} ${c.format.padEnd(16)} files ${String(c.files).padStart(4)}  records ${c.recordsExact ? '' : '~'}${c.records}  → ~${c.expectedRows} rows  ~${(c.estimatedBytes / 1e6).toFixed(1)} MB\n`,
+        );
+      }
+      process.stdout.write(`  total ~${summary.expectedRows} rows, ~${(summary.estimatedBytes / 1e6).toFixed(1)} MB\n`);
+    });
+
+  program
+    .command('build <spec>')
+    .description('build a mixture: plan → ingest → select → shuffle → write → finalize')
+    .requiredOption('--out <uri>', 'output folder or s3:// prefix')
+    .option('--set <path=value>', 'override a spec field (repeatable)', collect, [])
+    .option('--concurrency <n>', 'jobs in flight (default: number of cores)', (v) => Number.parseInt(v, 10))
+    .option('--partition-records <n>', 'aim for parquet partitions of about n records', (v) => Number.parseInt(v, 10))
+    .option('--partition-bytes <n>', 'aim for json/jsonl partitions of about n bytes', (v) => Number.parseInt(v, 10))
+    .option('--keep-intermediate', 'keep _build/parts and _build/buckets after finalize')
+    .option('--json', 'machine-readable progress events on stdout')
+    .option('--redis <url>', 'run on BullMQ workers through this Redis instead of in-process')
+    .option('--detach', 'with --redis: enqueue and return at once')
+    .action(
+      async (
+        specPath: string,
+        flags: SpecFlags & {
+          out: string;
+          concurrency?: number;
+          partitionRecords?: number;
+          partitionBytes?: number;
+          keepIntermediate?: boolean;
+          json?: boolean;
+          redis?: string;
+          detach?: boolean;
+        },
+      ) => {
+        const spec = await loadSpecFromFlags(specPath, flags);
+        const { makeBuildContext } = await import('../../pipelines/context.ts');
+        const ctx = makeBuildContext(spec, normaliseUri(flags.out), {
+          ...(flags.partitionRecords ? { partitionRecords: flags.partitionRecords } : {}),
+          ...(flags.partitionBytes ? { partitionBytes: flags.partitionBytes } : {}),
+          keepIntermediate: Boolean(flags.keepIntermediate),
+        });
+        const { progressSink } = await import('../progress.ts');
+        const progress = progressSink({ json: Boolean(flags.json), tty: Boolean(process.stderr.isTTY) });
+        try {
+          if (flags.redis) {
+            const { runBuildOnQueue } = await import('../../workers/executor-bullmq.ts');
+            await runBuildOnQueue(ctx, { redis: flags.redis, detach: Boolean(flags.detach), onEvent: progress.sink });
+            return;
+          }
+          const { runBuildInProcess } = await import('../../pipelines/executor-inprocess.ts');
+          const manifest = await runBuildInProcess(ctx, { concurrency: flags.concurrency, onEvent: progress.sink });
+          if (!flags.json) process.stdout.write(`${ctx.out}/manifest.json: ${manifest.totals.rows} rows, ${manifest.totals.shards} shards\n`);
+        } finally {
+          progress.stop();
+        }
+      },
+    );
+
+  program
+    .command('verify <out>')
+    .description('re-hash every shard and check counts against the manifest; non-zero exit on any mismatch')
+    .action(async (out: string) => {
+      const { verifyBuild } = await import('../../manifests/manifest.ts');
+      const problems = await verifyBuild(normaliseUri(out));
+      if (problems.length) {
+        for (const p of problems) process.stderr.write(`mismatch: ${p}\n`);
+        process.exitCode = 1;
+        return;
+      }
+      process.stdout.write(`${out}: ok\n`);
+    });
+
+  program
+    .command('inspect <out>')
+    .description('totals, per-source table and a few samples as text')
+    .option('--samples <n>', 'samples to print', (v) => Number.parseInt(v, 10), 3)
+    .option('--source <name>', 'only samples whose source starts with this')
+    .action(async (out: string, flags: { samples: number; source?: string }) => {
+      const { inspectBuild } = await import('../../manifests/inspect.ts');
+      process.stdout.write(await inspectBuild(normaliseUri(out), flags));
+    });
+}

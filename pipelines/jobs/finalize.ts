@@ -1,0 +1,75 @@
+// finalize: check every expected output exists and the counts add up, merge quarantine, write manifest.json.
+// The manifest holds no timestamps: the same spec on the same inputs gives a byte-identical manifest.
+import { storageFor } from '../../core/storage/index.ts';
+import type { Manifest } from '../../manifests/manifest.ts';
+import { emptyShardStats, mergeShardStats } from '../../manifests/stats.ts';
+import { writeQuarantineTable } from '../../manifests/quarantine-table.ts';
+import type { BuildContext } from '../context.ts';
+import { checkBalance, emptyCounts, mergeCounts, sortedDrops, type ComponentCounts } from '../counts.ts';
+import { readJson } from '../json-io.ts';
+import { buildLayout } from '../layout.ts';
+import type { PartSummary } from './ingest.ts';
+import type { BuildPlan } from './plan.ts';
+import type { Selection } from './select.ts';
+import type { ShardResult } from './write.ts';
+
+export async function runFinalize(ctx: BuildContext): Promise<Manifest> {
+  const layout = buildLayout(ctx.out);
+  const plan = await readJson<BuildPlan>(layout.plan);
+  const selection = await readJson<Selection>(layout.select);
+  const counts = new Map<string, ComponentCounts>(ctx.spec.components.map((c) => [c.name, emptyCounts()]));
+  const quarantineLines: string[] = [];
+  for (let n = 0; n < plan.partitions.length; n++) {
+    const part = await readJson<PartSummary>(layout.partSummary(n));
+    mergeCounts(counts.get(part.component) as ComponentCounts, { ...part.counts, kept: 0, emitted: 0 });
+    const q = Buffer.from(await storageFor(ctx.out).readAll(layout.partQuarantine(n))).toString('utf8');
+    for (const line of q.split('\n')) if (line) quarantineLines.push(line);
+  }
+  const problems: string[] = [];
+  for (const c of ctx.spec.components) {
+    const cc = counts.get(c.name) as ComponentCounts;
+    const sel = selection.components[c.name];
+    cc.kept = sel.kept;
+    cc.emitted = sel.emitted;
+    if (sel.dedup) cc.dropped.dedup = sel.dedup;
+    if (sel.notTaken) cc.dropped['not-taken'] = sel.notTaken;
+    const problem = checkBalance(c.name, cc);
+    if (problem) problems.push(problem);
+  }
+  const shards: ShardResult[] = [];
+  for (let s = 0; s < selection.shards; s++) {
+    const r = await readJson<ShardResult>(layout.done('write-result', s));
+    const info = await storageFor(ctx.out).stat(layout.shard(s));
+    if (!info || info.size !== r.bytes) problems.push(`shard ${s}: missing or size differs from its write record`);
+    shards.push(r);
+  }
+  const rows = shards.reduce((a, s) => a + s.rows, 0);
+  if (rows !== selection.totalEmitted) problems.push(`shards hold ${rows} rows, select emitted ${selection.totalEmitted}`);
+  if (problems.length) throw new Error(`finalize: build is inconsistent:\n  ${problems.join('\n  ')}`);
+
+  const stats = emptyShardStats();
+  for (const s of shards) mergeShardStats(stats, s.stats);
+  quarantineLines.sort();
+  const q = await writeQuarantineTable(layout, quarantineLines);
+  const manifest: Manifest = {
+    schema: 'mixforge.manifest/v1',
+    sampleSchema: 'mixforge.sample/v1',
+    name: ctx.spec.name,
+    seed: ctx.spec.seed,
+    specHash: ctx.specHash,
+    spec: ctx.spec,
+    inputs: plan.inputs.map((i) => ({ uri: i.uri, component: i.component, size: i.size, etag: i.etag, mtimeMs: i.mtimeMs })),
+    components: ctx.spec.components.map((c) => ({
+      name: c.name,
+      format: c.source.format,
+      transform: c.transform ?? null,
+      counts: sortedDrops(counts.get(c.name) as ComponentCounts),
+    })),
+    totals: { rows, shards: shards.length, bytes: shards.reduce((a, s) => a + s.bytes, 0), quarantined: quarantineLines.length },
+    shards: shards.map((s) => ({ path: s.path, rows: s.rows, bytes: s.bytes, sha256: s.sha256 })),
+    quarantine: q,
+    stats,
+  };
+  await storageFor(ctx.out).writeAtomic(layout.manifest, `${JSON.stringify(manifest, null, 2)}\n`);
+  return manifest;
+}

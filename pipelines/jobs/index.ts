@@ -1,0 +1,113 @@
+// One entry point for every job of the build graph, used by both executors. A job is idempotent: its outputs are
+// written under deterministic keys, then a done marker records them; a job whose marker and outputs check out is
+// skipped on rerun (resume), and a job that runs twice can only rewrite the same bytes.
+import { storageFor } from '../../core/storage/index.ts';
+import type { BuildContext, Stage } from '../context.ts';
+import { readJson, readJsonIfExists, writeJson } from '../json-io.ts';
+import { buildLayout } from '../layout.ts';
+import { runFinalize } from './finalize.ts';
+import { runIngest } from './ingest.ts';
+import { runPlan } from './plan.ts';
+import { runSelect } from './select.ts';
+import { runShuffle } from './shuffle.ts';
+import { runWrite } from './write.ts';
+
+export interface DoneMarker {
+  stage: Stage;
+  n: number;
+  outputs: { uri: string; size: number }[];
+  /** Small job result (counts) for progress displays; never sample data. */
+  result: Record<string, unknown>;
+  startedAt: string;
+  finishedAt: string;
+}
+
+async function outputsOf(ctx: BuildContext, stage: Stage, n: number): Promise<string[]> {
+  const l = buildLayout(ctx.out);
+  switch (stage) {
+    case 'plan':
+      return [l.plan];
+    case 'ingest':
+      return [l.part(n), l.partKeys(n), l.partQuarantine(n), l.partSummary(n)];
+    case 'select': {
+      const plan = await readJson<{ partitions: unknown[] }>(l.plan);
+      return [l.select, ...plan.partitions.map((_, i) => l.partSelection(i))];
+    }
+    case 'shuffle':
+      return [l.bucket(n), l.bucketIndex(n)];
+    case 'write':
+      return [l.shard(n), l.done('write-result', n)];
+    case 'finalize':
+      return [l.manifest, l.quarantine];
+  }
+}
+
+/** True when the job's marker exists and every output it recorded is still there with the same size. */
+export async function isJobDone(ctx: BuildContext, stage: Stage, n: number): Promise<boolean> {
+  const marker = await readJsonIfExists<DoneMarker>(buildLayout(ctx.out).done(stage, n));
+  if (!marker) return false;
+  for (const o of marker.outputs) {
+    const info = await storageFor(o.uri).stat(o.uri);
+    if (!info || info.size !== o.size) return false;
+  }
+  return true;
+}
+
+async function execute(ctx: BuildContext, stage: Stage, n: number): Promise<Record<string, unknown>> {
+  switch (stage) {
+    case 'plan':
+      return runPlan(ctx);
+    case 'ingest': {
+      const s = await runIngest(ctx, n);
+      return { rows: s.rows, in: s.counts.in, component: s.component };
+    }
+    case 'select': {
+      const s = await runSelect(ctx);
+      return { shards: s.shards, rows: s.totalEmitted };
+    }
+    case 'shuffle': {
+      const s = await runShuffle(ctx, n);
+      return { rows: Object.values(s.shards).reduce((a, r) => a + r[2], 0) };
+    }
+    case 'write': {
+      const s = await runWrite(ctx, n);
+      return { rows: s.rows, bytes: s.bytes };
+    }
+    case 'finalize': {
+      const m = await runFinalize(ctx);
+      return { rows: m.totals.rows, shards: m.totals.shards };
+    }
+  }
+}
+
+/** Runs one job unless it is already done; returns its (small) result and whether it ran. */
+export async function runJobOnce(
+  ctx: BuildContext,
+  stage: Stage,
+  n: number,
+): Promise<{ ran: boolean; result: Record<string, unknown> }> {
+  const l = buildLayout(ctx.out);
+  if (await isJobDone(ctx, stage, n)) {
+    const marker = await readJson<DoneMarker>(l.done(stage, n));
+    return { ran: false, result: marker.result };
+  }
+  const startedAt = new Date().toISOString();
+  const result = await execute(ctx, stage, n);
+  const outputs: DoneMarker['outputs'] = [];
+  for (const uri of await outputsOf(ctx, stage, n)) {
+    const info = await storageFor(uri).stat(uri);
+    if (!info) throw new Error(`${stage} ${n}: expected output ${uri} was not written`);
+    outputs.push({ uri, size: info.size });
+  }
+  const marker: DoneMarker = { stage, n, outputs, result, startedAt, finishedAt: new Date().toISOString() };
+  await writeJson(l.done(stage, n), marker);
+  return { ran: true, result };
+}
+
+/** How many jobs a stage has, once the stages before it are done. */
+export async function stageSize(ctx: BuildContext, stage: Stage): Promise<number> {
+  const l = buildLayout(ctx.out);
+  if (stage === 'plan' || stage === 'select' || stage === 'finalize') return 1;
+  if (stage === 'write') return (await readJson<{ shards: number }>(l.select)).shards;
+  return (await readJson<{ partitions: unknown[] }>(l.plan)).partitions.length;
+}

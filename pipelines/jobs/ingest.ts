@@ -1,0 +1,86 @@
+// ingest(partition): read → normalise → validate → filter → image normalise → keys; writes a part file of kept
+// records, a keys file for select, the partition's quarantine records and its counts. Streams: bounded memory.
+import { once } from 'node:events';
+import { PassThrough } from 'node:stream';
+import { keyedHash64 } from '../../core/keyed-hash.ts';
+import type { QuarantineRecord } from '../../core/quarantine.ts';
+import { storageFor } from '../../core/storage/index.ts';
+import { getReader } from '../../sources/registry.ts';
+import type { ReadItem } from '../../sources/types.ts';
+import type { BuildContext } from '../context.ts';
+import { addDrop, type ComponentCounts, emptyCounts, sortedDrops } from '../counts.ts';
+import { readJson, writeJson } from '../json-io.ts';
+import { buildLayout } from '../layout.ts';
+import { orderedMap } from '../ordered-map.ts';
+import { makeRecordProcessor, type ProcessOutcome } from '../process-adapter.ts';
+import { encodeRecord } from '../records-file.ts';
+import type { BuildPlan } from './plan.ts';
+
+export interface PartSummary {
+  part: number;
+  component: string;
+  counts: ComponentCounts;
+  /** Kept rows in the part file (= lines in the keys file). */
+  rows: number;
+  bytes: number;
+}
+
+type Outcome = { item: ReadItem; outcome?: ProcessOutcome };
+
+export async function runIngest(ctx: BuildContext, n: number): Promise<PartSummary> {
+  const layout = buildLayout(ctx.out);
+  const plan = await readJson<BuildPlan>(layout.plan);
+  const planned = plan.partitions[n];
+  if (!planned) throw new Error(`ingest ${n}: no such partition (plan has ${plan.partitions.length})`);
+  const component = ctx.spec.components.find((c) => c.name === planned.component);
+  if (!component) throw new Error(`ingest ${n}: component '${planned.component}' not in spec`);
+  const reader = await getReader(component.source.format);
+  const process = await makeRecordProcessor(ctx.spec, component);
+
+  const counts = emptyCounts();
+  const quarantine: QuarantineRecord[] = [];
+  const keys: string[] = [];
+  const partStream = new PassThrough({ highWaterMark: 4 * 1024 * 1024 });
+  const written = storageFor(ctx.out).writeAtomic(layout.part(n), partStream);
+  let bytes = 0;
+  try {
+    const results = orderedMap<ReadItem, Outcome>(reader.read(planned.partition), process.window, async (item) =>
+      item.kind === 'record' ? { item, outcome: await process.run(item.record) } : { item },
+    );
+    for await (const { item, outcome } of results) {
+      counts.in++;
+      if (item.kind === 'quarantine') {
+        quarantine.push(item.record);
+        addDrop(counts, `quarantine:${item.record.reason}`);
+      } else if (outcome?.kind === 'quarantine') {
+        quarantine.push(outcome.record);
+        addDrop(counts, `quarantine:${outcome.record.reason}`);
+      } else if (outcome?.kind === 'filtered') {
+        addDrop(counts, `filter:${outcome.filter}`);
+      } else if (outcome?.kind === 'kept') {
+        const s = outcome.sample;
+        const takeKey = keyedHash64(ctx.spec.seed, `take:${component.name}`, s.id).toString(16).padStart(16, '0');
+        const frame = encodeRecord({ ...s, component: component.name, dedupKey: outcome.dedupKey, takeKey });
+        bytes += frame.length;
+        keys.push(`${takeKey}\t${outcome.dedupKey}\t${s.id}`);
+        if (!partStream.write(frame)) await once(partStream, 'drain');
+      }
+    }
+    partStream.end();
+    await written;
+  } catch (err) {
+    partStream.destroy(err as Error);
+    await written.catch(() => undefined);
+    throw err;
+  } finally {
+    await process.close();
+  }
+  await storageFor(ctx.out).writeAtomic(layout.partKeys(n), keys.length ? `${keys.join('\n')}\n` : '');
+  await storageFor(ctx.out).writeAtomic(
+    layout.partQuarantine(n),
+    quarantine.map((q) => `${JSON.stringify({ ...q, component: component.name })}\n`).join(''),
+  );
+  const summary: PartSummary = { part: n, component: component.name, counts: sortedDrops(counts), rows: keys.length, bytes };
+  await writeJson(layout.partSummary(n), summary);
+  return summary;
+}

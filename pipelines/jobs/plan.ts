@@ -1,0 +1,82 @@
+// plan: resolve every component's inputs (globs on disk/S3) and cut them into partitions of roughly equal work.
+import { expandGlobs, type ObjectInfo } from '../../core/storage/index.ts';
+import { getReader } from '../../sources/registry.ts';
+import type { Partition } from '../../sources/types.ts';
+import type { BuildContext } from '../context.ts';
+import { writeJson } from '../json-io.ts';
+import { buildLayout } from '../layout.ts';
+
+export interface PlannedPartition {
+  component: string;
+  partition: Partition;
+}
+
+export interface BuildPlan {
+  buildId: string;
+  specHash: string;
+  inputs: (ObjectInfo & { component: string })[];
+  partitions: PlannedPartition[];
+}
+
+export async function planBuild(ctx: BuildContext): Promise<BuildPlan> {
+  const inputs: BuildPlan['inputs'] = [];
+  const partitions: PlannedPartition[] = [];
+  for (const c of ctx.spec.components) {
+    const files = await expandGlobs(c.source.uris);
+    if (files.length === 0) throw new Error(`component '${c.name}': no input matches ${c.source.uris.join(', ')}`);
+    for (const f of files) inputs.push({ ...f, component: c.name });
+    const reader = await getReader(c.source.format);
+    const parts = await reader.plan(files, {
+      imageRoot: c.source.image_root,
+      targetRecords: ctx.options.partitionRecords,
+      targetBytes: ctx.options.partitionBytes,
+    });
+    for (const p of parts) partitions.push({ component: c.name, partition: p });
+  }
+  return { buildId: ctx.buildId, specHash: ctx.specHash, inputs, partitions };
+}
+
+export async function runPlan(ctx: BuildContext): Promise<{ partitions: number }> {
+  const plan = await planBuild(ctx);
+  await writeJson(buildLayout(ctx.out).plan, plan);
+  return { partitions: plan.partitions.length };
+}
+
+export interface PlanSummary {
+  components: {
+    name: string;
+    format: string;
+    files: number;
+    inputBytes: number;
+    records: number;
+    /** False when some partition's record count is an estimate (json/jsonl byte ranges). */
+    recordsExact: boolean;
+    /** Rows after take and repeat, before filters, dedup and quarantine (which only lower it). */
+    expectedRows: number;
+    estimatedBytes: number;
+  }[];
+  expectedRows: number;
+  estimatedBytes: number;
+}
+
+/** What `mixforge plan` prints: per-component record counts and an output-size estimate from the input sizes. */
+export function summarisePlan(spec: BuildContext['spec'], plan: BuildPlan): PlanSummary {
+  const components = spec.components.map((c) => {
+    const files = plan.inputs.filter((i) => i.component === c.name);
+    const parts = plan.partitions.filter((p) => p.component === c.name);
+    const records = parts.reduce((a, p) => a + (p.partition.records ?? 0), 0);
+    const recordsExact = parts.every((p) => p.partition.kind === 'row-groups');
+    let taken = records;
+    if (c.take?.count !== undefined) taken = Math.min(c.take.count, records);
+    else if (c.take?.fraction !== undefined) taken = Math.round(c.take.fraction * records);
+    const expectedRows = taken * (c.repeat ?? 1);
+    const inputBytes = files.reduce((a, f) => a + f.size, 0);
+    const estimatedBytes = records ? Math.round((inputBytes * expectedRows) / records) : 0;
+    return { name: c.name, format: c.source.format, files: files.length, inputBytes, records, recordsExact, expectedRows, estimatedBytes };
+  });
+  return {
+    components,
+    expectedRows: components.reduce((a, c) => a + c.expectedRows, 0),
+    estimatedBytes: components.reduce((a, c) => a + c.estimatedBytes, 0),
+  };
+}

@@ -1,0 +1,67 @@
+// write(shard): merge this shard's bucket range from every part, sort rows by key, write the Parquet shard
+// (schema mixforge.sample/v1) and record rows, bytes, sha256 and the statistics the report draws.
+import { createHash } from 'node:crypto';
+import type { Sample } from '../../core/schema.ts';
+import { storageFor } from '../../core/storage/index.ts';
+import { emptyShardStats, type ShardStats, addSampleToStats } from '../../manifests/stats.ts';
+import { writeSampleShard } from '../../manifests/shard-format.ts';
+import type { BuildContext } from '../context.ts';
+import { readJson, writeJson } from '../json-io.ts';
+import { buildLayout } from '../layout.ts';
+import { decodeRecords } from '../records-file.ts';
+import type { BuildPlan } from './plan.ts';
+import type { BucketIndex } from './shuffle.ts';
+
+export interface ShardResult {
+  shard: number;
+  path: string;
+  rows: number;
+  bytes: number;
+  sha256: string;
+  stats: ShardStats;
+}
+
+export async function runWrite(ctx: BuildContext, s: number): Promise<ShardResult> {
+  const layout = buildLayout(ctx.out);
+  const plan = await readJson<BuildPlan>(layout.plan);
+  const rows: (Sample & { component: string; hexKey: string })[] = [];
+  for (let n = 0; n < plan.partitions.length; n++) {
+    const index = await readJson<BucketIndex>(layout.bucketIndex(n));
+    const range = index.shards[String(s)];
+    if (!range) continue;
+    const [offset, length] = range;
+    const bytes = await storageFor(ctx.out).readRange(layout.bucket(n), offset, offset + length);
+    for (const r of decodeRecords(bytes)) {
+      if (!r.key) throw new Error(`shard ${s}: bucket of part ${n} has a row without key (${r.id})`);
+      rows.push({
+        id: r.id,
+        source: r.source,
+        images: r.images,
+        conversations: r.conversations,
+        origin: r.origin,
+        key: BigInt(`0x${r.key}`),
+        component: r.component,
+        hexKey: r.key,
+      });
+    }
+  }
+  // Keys are equal-length hex, so string order is numeric order; id breaks the (astronomically rare) tie.
+  rows.sort((a, b) => (a.hexKey < b.hexKey ? -1 : a.hexKey > b.hexKey ? 1 : a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  const stats = emptyShardStats();
+  for (const r of rows) addSampleToStats(stats, r, r.component);
+  const bytes = await writeSampleShard(rows, {
+    compression: ctx.spec.output.compression,
+    mixture: ctx.spec.name,
+  });
+  await storageFor(ctx.out).writeAtomic(layout.shard(s), bytes);
+  const result: ShardResult = {
+    shard: s,
+    path: layout.shardName(s),
+    rows: rows.length,
+    bytes: bytes.byteLength,
+    sha256: createHash('sha256').update(bytes).digest('hex'),
+    stats,
+  };
+  await writeJson(layout.done('write-result', s), result);
+  return result;
+}

@@ -1,0 +1,30 @@
+// Where every build artefact lives under the output URI. Deterministic names: a retried job rewrites the same keys.
+import { joinUri } from '../core/storage/index.ts';
+
+const pad = (n: number) => String(n).padStart(5, '0');
+
+export function buildLayout(out: string) {
+  const b = joinUri(out, '_build');
+  return {
+    out,
+    plan: joinUri(b, 'plan.json'),
+    select: joinUri(b, 'select.json'),
+    log: joinUri(b, 'log.jsonl'),
+    done: (stage: string, n: number) => joinUri(b, 'done', `${stage}-${pad(n)}.json`),
+    part: (n: number) => joinUri(b, 'parts', `part-${pad(n)}.rec`),
+    partKeys: (n: number) => joinUri(b, 'parts', `part-${pad(n)}.keys`),
+    partSummary: (n: number) => joinUri(b, 'parts', `part-${pad(n)}.json`),
+    partSelection: (n: number) => joinUri(b, 'select', `part-${pad(n)}.json`),
+    bucket: (n: number) => joinUri(b, 'buckets', `part-${pad(n)}.rec`),
+    bucketIndex: (n: number) => joinUri(b, 'buckets', `part-${pad(n)}.json`),
+    partQuarantine: (n: number) => joinUri(b, 'quarantine', `part-${pad(n)}.jsonl`),
+    shardName: (s: number) => `shards/shard-${pad(s)}.parquet`,
+    shard: (s: number) => joinUri(out, 'shards', `shard-${pad(s)}.parquet`),
+    quarantine: joinUri(out, 'quarantine', 'quarantine.parquet'),
+    quarantineJsonl: joinUri(out, 'quarantine', 'quarantine.jsonl'),
+    manifest: joinUri(out, 'manifest.json'),
+    report: joinUri(out, 'report.html'),
+  };
+}
+
+export type BuildLayout = ReturnType<typeof buildLayout>;
