@@ -1,0 +1,16 @@
+// Cambrian-7M (`nyu-visionx/Cambrian-10M`): jsonl of {id, image?, conversations (maybe a leading system turn),
+// source?}; images in per-dataset folders under one root, or in `<dataset>.tar` archives beside them.
+import { firstSegment, llavaJsonReader } from './llava-record.ts';
+import type { SourceReader } from './types.ts';
+
+export const reader: SourceReader = llavaJsonReader({
+  format: 'cambrian',
+  family: 'cambrian',
+  layout: 'jsonl',
+  requireImage: false,
+  sourceOf(r) {
+    const source = r.meta.source;
+    if (typeof source === 'string' && source.trim() !== '') return `cambrian/${source.trim()}`;
+    return `cambrian/${r.imagePaths.length > 0 ? firstSegment(r.imagePaths[0]) : 'text-only'}`;
+  },
+});
