@@ -1,0 +1,172 @@
+// The FastViTHD forward pass written once against an abstract op set: the CPU reference (cpu-ops.ts), the
+// shape/FLOP walker (flops.ts) and the WebGPU engine each supply the ops. Logical layout is NCHW.
+import {
+  AttentionBlock,
+  ConvFFN,
+  MHSA,
+  PatchEmbed,
+  RepCPE,
+  RepMixer,
+  RepMixerBlock,
+} from './fastvit-blocks.ts';
+import { FastViTHD } from './fastvithd.ts';
+import { BatchNorm2d, Conv2d, ConvBN, LayerNormChannel, type Linear } from './layers.ts';
+import { type Activation, MobileOneBlock, ReparamLargeKernelConv, SEBlock } from './mobileone.ts';
+import { type Module, ModuleList } from './module.ts';
+import { FastVLMProjector } from './projector.ts';
+import type { HostTensor } from './tensor.ts';
+
+/**
+ * What a backend must provide. `T` is the backend's tensor handle; shapes below are logical NCHW
+ * ([N, C, H, W]) for feature maps and [N, L, D] for token sequences. Parameters arrive as the module's
+ * HostTensors (PyTorch layout); a device backend maps them to its own copies by identity.
+ */
+export interface ForwardOps<T> {
+  /** [height, width] of a feature map (the backend knows its own layout). */
+  spatialSize(x: T): [number, number];
+  /** Conv with the module's weight (O, I/groups, k, k), optional bias, stride, padding and groups. */
+  conv2d(x: T, conv: Conv2d): T;
+  /** BatchNorm: the backend decides eval (running statistics) or train mode (batch statistics + update). */
+  batchNorm2d(x: T, bn: BatchNorm2d): T;
+  layerNormChannel(x: T, ln: LayerNormChannel): T;
+  gelu(x: T): T;
+  relu(x: T): T;
+  sigmoid(x: T): T;
+  add(a: T, b: T): T;
+  sub(a: T, b: T): T;
+  /** x · γ with a per-channel layer scale γ of shape (C, 1, 1). */
+  scaleChannels(x: T, scale: HostTensor): T;
+  /** [N, C, H, W] → [N, C, 1, 1] mean over space. */
+  meanSpatial(x: T): T;
+  /** x [N, C, H, W] · gate [N, C, 1, 1]. */
+  mulChannels(x: T, gate: T): T;
+  /** [N, C, H, W] → [N, H·W, C] (PyTorch: flatten(2).transpose(-2, -1)). */
+  toTokens(x: T): T;
+  /** [N, H·W, C] → [N, C, H, W]. */
+  fromTokens(x: T, height: number, width: number): T;
+  /** [N, L, in] → [N, L, out] with weight (out, in) and optional bias. */
+  linear(x: T, linear: Linear): T;
+  /**
+   * qkv [N, L, 3·heads·headDim] laid out as (3, heads, headDim) along the last axis → [N, L, heads·headDim]:
+   * softmax((q·headDim^-½)·kᵀ)·v per head, heads concatenated.
+   */
+  multiHeadAttention(qkv: T, numHeads: number, headDim: number): T;
+}
+
+/** The image embedding (N, 2·C5, H/64, W/64) of a batch of images (N, 3, H, W). */
+export function forwardFastViTHD<T>(model: FastViTHD, images: T, ops: ForwardOps<T>): T {
+  return forwardModule(model, images, ops);
+}
+
+/**
+ * The LLM-side image tokens: embedding (N, C, h, w) → tokens (N, h·w, C) in FastVLM's order (row-major over
+ * positions) → Linear → GELU → Linear → (N, h·w, d).
+ */
+export function forwardProjector<T>(projector: FastVLMProjector, embedding: T, ops: ForwardOps<T>): T {
+  return forwardModule(projector, ops.toTokens(embedding), ops);
+}
+
+/** Forward of any module of the FastViTHD tree (used by tests to check blocks one at a time). */
+export function forwardModule<T>(module: Module, x: T, ops: ForwardOps<T>): T {
+  if (module instanceof FastViTHD) {
+    let y = forwardModule(module.patchEmbed, x, ops);
+    y = forwardModule(module.network, y, ops);
+    return forwardModule(module.convExp, y, ops);
+  }
+  if (module instanceof ModuleList) {
+    let y = x;
+    for (const m of module.items) y = forwardModule(m, y, ops);
+    return y;
+  }
+  if (module instanceof FastVLMProjector) return ops.linear(ops.gelu(ops.linear(x, module.fc1)), module.fc2);
+  if (module instanceof MobileOneBlock) return mobileOne(module, x, ops);
+  if (module instanceof ReparamLargeKernelConv) return largeKernel(module, x, ops);
+  if (module instanceof PatchEmbed)
+    return forwardModule(module.pointwise, largeKernel(module.largeKernel, x, ops), ops);
+  if (module instanceof RepMixerBlock) {
+    const mixed = repMixer(module.tokenMixer, x, ops);
+    return ops.add(mixed, ops.scaleChannels(convFFN(module.convffn, mixed, ops), module.layerScale));
+  }
+  if (module instanceof AttentionBlock) {
+    const attended = ops.add(
+      x,
+      ops.scaleChannels(
+        mhsa(module.tokenMixer, ops.layerNormChannel(x, module.norm), ops),
+        module.layerScale1,
+      ),
+    );
+    return ops.add(attended, ops.scaleChannels(convFFN(module.convffn, attended, ops), module.layerScale2));
+  }
+  if (module instanceof RepCPE) {
+    if (module.reparamConv) return ops.conv2d(x, module.reparamConv);
+    return ops.add(ops.conv2d(x, module.pe!), x);
+  }
+  if (module instanceof RepMixer) return repMixer(module, x, ops);
+  if (module instanceof ConvFFN) return convFFN(module, x, ops);
+  if (module instanceof MHSA) return mhsa(module, x, ops);
+  if (module instanceof SEBlock) return squeezeExcite(module, x, ops);
+  if (module instanceof ConvBN) return convBN(module, x, ops);
+  if (module instanceof Conv2d) return ops.conv2d(x, module);
+  if (module instanceof BatchNorm2d) return ops.batchNorm2d(x, module);
+  if (module instanceof LayerNormChannel) return ops.layerNormChannel(x, module);
+  throw new TypeError(`no forward for module kind ${module.kind}`);
+}
+
+function activate<T>(x: T, act: Activation, ops: ForwardOps<T>): T {
+  return act === 'gelu' ? ops.gelu(x) : x;
+}
+
+function convBN<T>(m: ConvBN, x: T, ops: ForwardOps<T>): T {
+  return ops.batchNorm2d(ops.conv2d(x, m.conv), m.bn);
+}
+
+function mobileOne<T>(m: MobileOneBlock, x: T, ops: ForwardOps<T>): T {
+  let out: T;
+  if (m.reparamConv) {
+    out = ops.conv2d(x, m.reparamConv);
+  } else {
+    // Branch sum in the reference's order: scale + skip, then each conv branch.
+    const branches: T[] = [];
+    if (m.rbrScale) branches.push(convBN(m.rbrScale, x, ops));
+    if (m.rbrSkip) branches.push(ops.batchNorm2d(x, m.rbrSkip));
+    for (const b of m.rbrConv) branches.push(convBN(b, x, ops));
+    if (branches.length === 0) throw new TypeError('MobileOneBlock has no branch');
+    out = branches.reduce((a, b) => ops.add(a, b));
+  }
+  if (m.se) out = squeezeExcite(m.se, out, ops);
+  return activate(out, m.activation, ops);
+}
+
+function squeezeExcite<T>(se: SEBlock, x: T, ops: ForwardOps<T>): T {
+  let gate = ops.meanSpatial(x);
+  gate = ops.relu(ops.conv2d(gate, se.reduce));
+  gate = ops.sigmoid(ops.conv2d(gate, se.expand));
+  return ops.mulChannels(x, gate);
+}
+
+function largeKernel<T>(m: ReparamLargeKernelConv, x: T, ops: ForwardOps<T>): T {
+  const out = m.lkbReparam
+    ? ops.conv2d(x, m.lkbReparam)
+    : ops.add(convBN(m.lkbOrigin!, x, ops), convBN(m.smallConv!, x, ops));
+  return activate(out, m.activation, ops);
+}
+
+function repMixer<T>(m: RepMixer, x: T, ops: ForwardOps<T>): T {
+  if (m.reparamConv) return ops.conv2d(x, m.reparamConv);
+  const mixed = ops.sub(mobileOne(m.mixer!, x, ops), mobileOne(m.norm!, x, ops));
+  return ops.add(x, ops.scaleChannels(mixed, m.layerScale!));
+}
+
+function convFFN<T>(m: ConvFFN, x: T, ops: ForwardOps<T>): T {
+  const y = convBN(m.conv, x, ops);
+  return ops.conv2d(ops.gelu(ops.conv2d(y, m.fc1)), m.fc2);
+}
+
+function mhsa<T>(m: MHSA, x: T, ops: ForwardOps<T>): T {
+  const [height, width] = ops.spatialSize(x);
+  const tokens = ops.toTokens(x);
+  const qkv = ops.linear(tokens, m.qkv);
+  const attended = ops.multiHeadAttention(qkv, m.numHeads, m.headDim);
+  const projected = ops.linear(attended, m.proj);
+  return ops.fromTokens(projected, height, width);
+}
