@@ -1,0 +1,159 @@
+// Reads parquet files of any Storage URI (local or S3) through ranged reads: the footer once, then one row group at
+// a time and only the requested columns, so memory follows the row group, not the file.
+import {
+  type AsyncBuffer,
+  type FileMetaData,
+  parquetMetadataAsync,
+  parquetReadObjects,
+  parquetSchema,
+  type SchemaTree,
+} from 'hyparquet';
+import { errorMessage, SourceFileError } from '../errors.ts';
+import { storageFor } from '../storage/index.ts';
+import { parquetCodecsReady, parquetDecompressors } from './compressors.ts';
+
+/** Bytes fetched from the end of the file on open; covers the footer of typical files in one request. */
+const FOOTER_FETCH = 256 * 1024;
+
+export interface RowGroupInfo {
+  index: number;
+  /** Index in the file of the group's first row. */
+  rowStart: number;
+  numRows: number;
+  /** Compressed bytes of all its column chunks. */
+  compressedBytes: number;
+}
+
+export interface ParquetFileHandle {
+  uri: string;
+  size: number;
+  metadata: FileMetaData;
+  /** Top-level column names, in file order. */
+  columns: string[];
+  /** The schema tree, to check column shapes before reading. */
+  schema: SchemaTree;
+  rowGroups: RowGroupInfo[];
+  numRows: number;
+  file: AsyncBuffer;
+}
+
+/**
+ * An AsyncBuffer over `storage.readRange`. The tail fetched for the footer is kept, so parsing the metadata costs
+ * one request; every other slice is one ranged read.
+ */
+export function storageAsyncBuffer(uri: string, size: number): AsyncBuffer {
+  const storage = storageFor(uri);
+  const tailStart = Math.max(0, size - FOOTER_FETCH);
+  let tail: Promise<Uint8Array> | undefined;
+  // Storage returns Buffers that may be views into a shared pool: hand hyparquet exactly the bytes asked for.
+  const toArrayBuffer = (b: Uint8Array): ArrayBuffer =>
+    b.byteOffset === 0 && b.byteLength === b.buffer.byteLength && b.buffer instanceof ArrayBuffer
+      ? b.buffer
+      : (b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength) as ArrayBuffer);
+  return {
+    byteLength: size,
+    async slice(start: number, end = size): Promise<ArrayBuffer> {
+      if (start >= tailStart) {
+        tail ??= storage.readRange(uri, tailStart, size);
+        const t = await tail;
+        return toArrayBuffer(t.subarray(start - tailStart, end - tailStart));
+      }
+      const bytes = await storage.readRange(uri, start, end);
+      if (bytes.byteLength !== end - start) {
+        throw new Error(`short read: wanted bytes [${start}, ${end}), got ${bytes.byteLength}`);
+      }
+      return toArrayBuffer(bytes);
+    },
+  };
+}
+
+/** Open a parquet file: stat it (unless the size is known), read and parse the footer once. */
+export async function openParquet(uri: string, knownSize?: number): Promise<ParquetFileHandle> {
+  await parquetCodecsReady();
+  let size = knownSize;
+  if (size === undefined) {
+    const info = await storageFor(uri).stat(uri);
+    if (!info) throw new SourceFileError(uri, 'no such file or object');
+    size = info.size;
+  }
+  if (size < 12)
+    throw new SourceFileError(uri, `not a parquet file (${size} bytes, too small for magic and footer)`);
+  const file = storageAsyncBuffer(uri, size);
+  let metadata: FileMetaData;
+  try {
+    metadata = await parquetMetadataAsync(file, { initialFetchSize: FOOTER_FETCH });
+  } catch (err) {
+    throw new SourceFileError(uri, `cannot read parquet footer: ${errorMessage(err)}`, { cause: err });
+  }
+  const schema = parquetSchema(metadata);
+  const rowGroups: RowGroupInfo[] = [];
+  let rowStart = 0;
+  metadata.row_groups.forEach((rg, index) => {
+    const numRows = Number(rg.num_rows);
+    const compressedBytes = rg.columns.reduce(
+      (s, c) => s + Number(c.meta_data?.total_compressed_size ?? 0),
+      0,
+    );
+    rowGroups.push({ index, rowStart, numRows, compressedBytes });
+    rowStart += numRows;
+  });
+  return {
+    uri,
+    size,
+    metadata,
+    columns: schema.children.map((c) => c.element.name),
+    schema,
+    rowGroups,
+    numRows: rowStart,
+    file,
+  };
+}
+
+export interface RowGroupRows {
+  group: RowGroupInfo;
+  /** One object per row with the requested columns (binary as Uint8Array, strings as string, nulls as null). */
+  rows: Record<string, unknown>[];
+}
+
+/**
+ * Stream row groups [start, end) of an opened file, one group at a time, reading only `columns`.
+ * A group that cannot be decoded fails with a SourceFileError naming the file and the group.
+ */
+export async function* readRowGroups(
+  handle: ParquetFileHandle,
+  range: { start: number; end: number; columns: string[] },
+): AsyncGenerator<RowGroupRows> {
+  const present = new Set(handle.columns);
+  const columns = range.columns.filter((c) => present.has(c));
+  const end = Math.min(range.end, handle.rowGroups.length);
+  for (let g = Math.max(0, range.start); g < end; g++) {
+    const group = handle.rowGroups[g];
+    if (group.numRows === 0) continue;
+    let rows: Record<string, unknown>[];
+    try {
+      rows = await parquetReadObjects({
+        file: handle.file,
+        metadata: handle.metadata,
+        columns,
+        rowStart: group.rowStart,
+        rowEnd: group.rowStart + group.numRows,
+        compressors: parquetDecompressors,
+        // Binary columns (image bytes) stay bytes; only columns annotated as strings are decoded as UTF-8.
+        utf8: false,
+      });
+    } catch (err) {
+      throw new SourceFileError(
+        handle.uri,
+        `cannot decode row group ${g} (rows ${group.rowStart}–${group.rowStart + group.numRows - 1}): ${errorMessage(err)}`,
+        { cause: err },
+      );
+    }
+    if (rows.length !== group.numRows) {
+      throw new SourceFileError(
+        handle.uri,
+        `row group ${g}: decoded ${rows.length} rows, footer says ${group.numRows}`,
+      );
+    }
+    yield { group, rows };
+  }
+}

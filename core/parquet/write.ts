@@ -1,0 +1,165 @@
+// Writes rows with a declared schema to zstd parquet bytes that DuckDB, pyarrow and HF datasets read: standard
+// 3-level LISTs, STRING/INTEGER logical types, no timestamps, so identical rows give identical bytes.
+import { ByteWriter, parquetWrite, type SchemaElement } from 'hyparquet-writer';
+import { errorMessage, MixforgeError } from '../errors.ts';
+import { parquetCodecsReady, zstdCompressPage } from './compressors.ts';
+
+export type ParquetPrimitive = 'string' | 'binary' | 'int32' | 'int64' | 'uint64' | 'boolean' | 'double';
+
+/** A column or nested field. Values: string, Uint8Array, number (int32/double), bigint (int64/uint64), boolean. */
+export type ParquetField =
+  | { name: string; type: ParquetPrimitive; nullable?: boolean }
+  | { name: string; type: 'struct'; fields: ParquetField[]; nullable?: boolean }
+  | { name: string; type: 'list'; element: ParquetField; nullable?: boolean };
+
+export interface WriteParquetOptions {
+  fields: ParquetField[];
+  rows: readonly Record<string, unknown>[];
+  /** Rows per row group (readers stream one group at a time, so this bounds their memory). Default 1000. */
+  rowGroupSize?: number;
+  /** Key-value metadata stored in the footer, in the given order. */
+  metadata?: Record<string, string>;
+}
+
+/** `created_by` in the footer. Fixed (no version) so the bytes do not change when a dependency is patched. */
+export const PARQUET_CREATED_BY = 'mixforge';
+
+function primitiveElement(
+  name: string,
+  type: ParquetPrimitive,
+  repetition: 'REQUIRED' | 'OPTIONAL',
+): SchemaElement {
+  const base = { name, repetition_type: repetition } as const;
+  switch (type) {
+    case 'string':
+      return { ...base, type: 'BYTE_ARRAY', converted_type: 'UTF8', logical_type: { type: 'STRING' } };
+    case 'binary':
+      return { ...base, type: 'BYTE_ARRAY' };
+    case 'int32':
+      return { ...base, type: 'INT32' };
+    case 'int64':
+      return { ...base, type: 'INT64' };
+    case 'uint64':
+      // Converted type only: hyparquet-writer encodes the INTEGER logical type's bitWidth so that DuckDB's thrift
+      // reader rejects the footer ("TProtocolException: Invalid data"); UINT_64 alone is read as uint64 everywhere.
+      return { ...base, type: 'INT64', converted_type: 'UINT_64' };
+    case 'boolean':
+      return { ...base, type: 'BOOLEAN' };
+    case 'double':
+      return { ...base, type: 'DOUBLE' };
+  }
+}
+
+/** Flatten fields into the depth-first SchemaElement list parquet stores. */
+function schemaElements(field: ParquetField, name = field.name): SchemaElement[] {
+  const repetition = field.nullable ? 'OPTIONAL' : 'REQUIRED';
+  if (field.type === 'struct') {
+    return [
+      { name, repetition_type: repetition, num_children: field.fields.length },
+      ...field.fields.flatMap((f) => schemaElements(f)),
+    ];
+  }
+  if (field.type === 'list') {
+    return [
+      {
+        name,
+        repetition_type: repetition,
+        num_children: 1,
+        converted_type: 'LIST',
+        logical_type: { type: 'LIST' },
+      },
+      { name: 'list', repetition_type: 'REPEATED', num_children: 1 },
+      ...schemaElements(field.element, 'element'),
+    ];
+  }
+  return [primitiveElement(name, field.type, repetition)];
+}
+
+function describe(v: unknown): string {
+  if (v === null) return 'null';
+  if (v instanceof Uint8Array) return 'bytes';
+  if (Array.isArray(v)) return 'array';
+  return typeof v;
+}
+
+/** Check one value against its field; throws naming the path (e.g. `images[0].width`). */
+function checkValue(field: ParquetField, value: unknown, path: string): void {
+  if (value === null || value === undefined) {
+    if (!field.nullable) throw new Error(`${path}: required, got ${value === null ? 'null' : 'nothing'}`);
+    return;
+  }
+  const fail = (expected: string) => {
+    throw new Error(`${path}: expected ${expected}, got ${describe(value)}`);
+  };
+  switch (field.type) {
+    case 'string':
+      if (typeof value !== 'string') fail('string');
+      return;
+    case 'binary':
+      if (!(value instanceof Uint8Array)) fail('bytes (Uint8Array)');
+      return;
+    case 'int32':
+      if (typeof value !== 'number' || !Number.isInteger(value) || value < -(2 ** 31) || value >= 2 ** 31)
+        fail('int32');
+      return;
+    case 'int64':
+      if (typeof value !== 'bigint' || value < -(2n ** 63n) || value >= 2n ** 63n) fail('int64 (bigint)');
+      return;
+    case 'uint64':
+      if (typeof value !== 'bigint' || value < 0n || value >= 2n ** 64n) fail('uint64 (bigint)');
+      return;
+    case 'boolean':
+      if (typeof value !== 'boolean') fail('boolean');
+      return;
+    case 'double':
+      if (typeof value !== 'number') fail('number');
+      return;
+    case 'struct': {
+      if (typeof value !== 'object' || Array.isArray(value) || value instanceof Uint8Array) fail('object');
+      const obj = value as Record<string, unknown>;
+      for (const f of field.fields) checkValue(f, obj[f.name], `${path}.${f.name}`);
+      return;
+    }
+    case 'list': {
+      if (!Array.isArray(value)) fail('array');
+      (value as unknown[]).forEach((v, i) => {
+        checkValue(field.element, v, `${path}[${i}]`);
+      });
+      return;
+    }
+  }
+}
+
+/**
+ * Write `rows` (objects keyed by top-level field name) as one zstd parquet file in memory.
+ * Rows are checked against the fields first: a mismatch throws a MixforgeError naming the row and the field path.
+ */
+export async function writeParquet(options: WriteParquetOptions): Promise<Uint8Array> {
+  await parquetCodecsReady();
+  const { fields, rows } = options;
+  rows.forEach((row, i) => {
+    for (const f of fields) {
+      try {
+        checkValue(f, row[f.name], f.name);
+      } catch (err) {
+        throw new MixforgeError(`parquet write: row ${i}, ${errorMessage(err)}`);
+      }
+    }
+  });
+  const schema: SchemaElement[] = [
+    { name: 'schema', num_children: fields.length },
+    ...fields.flatMap((f) => schemaElements(f)),
+  ];
+  const writer = new ByteWriter();
+  parquetWrite({
+    writer,
+    schema,
+    columnData: fields.map((f) => ({ name: f.name, data: rows.map((r) => r[f.name] ?? null) })),
+    codec: 'ZSTD',
+    compressors: { ZSTD: zstdCompressPage },
+    rowGroupSize: Math.max(1, options.rowGroupSize ?? 1000),
+    kvMetadata: Object.entries(options.metadata ?? {}).map(([key, value]) => ({ key, value })),
+    createdBy: PARQUET_CREATED_BY,
+  });
+  return writer.getBytes();
+}

@@ -1,0 +1,233 @@
+import assert from 'node:assert/strict';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { PutObjectCommand } from '@aws-sdk/client-s3';
+import { SourceFileError } from '../../core/errors.ts';
+import { openParquet, readRowGroups } from '../../core/parquet/read.ts';
+import { storageFor } from '../../core/storage/index.ts';
+import { drawDemoImage } from '../../demo/images.ts';
+import {
+  DUCK_COMPRESSIONS,
+  type DuckWriteOptions,
+  type ImageConversationRow,
+  writeDocmatixParquet,
+  writeImageConversationParquet,
+} from '../helpers/duckdb-fixtures.ts';
+import { startS3, type TestS3 } from '../helpers/s3-server.ts';
+
+let dir: string;
+let s3: TestS3;
+let images: Uint8Array[];
+
+function recapRows(n: number): ImageConversationRow[] {
+  return Array.from({ length: n }, (_, i) => ({
+    id: `row-${i}`,
+    image: i % 9 === 4 ? null : { bytes: images[i % images.length], path: i % 2 ? `images/${i}.jpg` : null },
+    conversations: [
+      { from: 'human', value: `<image>\nWhat is happening in this image? ${i}` },
+      { from: 'gpt', value: i % 5 === 0 ? null : `Caption ${i}. `.repeat(1 + (i % 4)) },
+    ],
+    data_source: i % 7 === 0 ? null : `src-${i % 3}`,
+  }));
+}
+
+async function readAll(uri: string, columns: string[]): Promise<Record<string, unknown>[]> {
+  const handle = await openParquet(uri);
+  const out: Record<string, unknown>[] = [];
+  for await (const { rows } of readRowGroups(handle, { start: 0, end: handle.rowGroups.length, columns }))
+    out.push(...rows);
+  return out;
+}
+
+function plain(rows: ImageConversationRow[]): unknown[] {
+  return rows.map((r) => ({
+    id: r.id,
+    image: r.image && { bytes: Buffer.from(r.image.bytes ?? []).toString('hex'), path: r.image.path },
+    conversations: r.conversations,
+    data_source: r.data_source,
+  }));
+}
+
+function plainRead(rows: Record<string, unknown>[]): unknown[] {
+  return rows.map((r) => {
+    const image = r.image as { bytes: Uint8Array; path: string | null } | null;
+    return {
+      id: r.id,
+      image: image && { bytes: Buffer.from(image.bytes).toString('hex'), path: image.path },
+      conversations: r.conversations,
+      data_source: r.data_source,
+    };
+  });
+}
+
+before(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'mixforge-parquet-'));
+  s3 = await startS3(['pq']);
+  images = await Promise.all(
+    (['jpeg', 'png', 'webp'] as const).map((f, i) =>
+      drawDemoImage(`parquet-core-${i}`, f, { width: 40, height: 30 }),
+    ),
+  );
+});
+
+after(async () => {
+  await s3.stop();
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe('core/parquet read: files written by DuckDB', () => {
+  const variants: { name: string; opts: DuckWriteOptions }[] = [
+    ...DUCK_COMPRESSIONS.map((c) => ({ name: c, opts: { compression: c } })),
+    { name: 'zstd, no dictionary (PLAIN)', opts: { compression: 'zstd', plain: true } },
+    {
+      name: 'snappy, parquet v2 pages (DELTA_LENGTH_BYTE_ARRAY)',
+      opts: { compression: 'snappy', parquetVersion: 'V2' },
+    },
+  ];
+  for (const v of variants) {
+    it(`reads ${v.name}: nested lists, image structs, nulls, every row group`, async () => {
+      const rows = recapRows(45);
+      const path = join(dir, `recap-${v.name.replace(/\W+/g, '-')}.parquet`);
+      await writeImageConversationParquet(path, rows, { ...v.opts, rowGroupSize: 10 });
+      const handle = await openParquet(path);
+      assert.deepEqual(
+        handle.rowGroups.map((g) => [g.rowStart, g.numRows]),
+        [
+          [0, 10],
+          [10, 10],
+          [20, 10],
+          [30, 10],
+          [40, 5],
+        ],
+      );
+      assert.deepEqual(handle.columns, ['id', 'image', 'conversations', 'data_source']);
+      const got = await readAll(path, ['id', 'image', 'conversations', 'data_source']);
+      assert.deepEqual(plainRead(got), plain(rows));
+    });
+  }
+
+  it('reads DocMatix lists of images and of {user, assistant, source}', async () => {
+    const rows = Array.from({ length: 12 }, (_, i) => ({
+      images: Array.from({ length: 1 + (i % 3) }, (_, k) => ({ bytes: images[(i + k) % 3], path: null })),
+      texts: [{ user: `Q${i}?`, assistant: `A${i}.`, source: 'PDFA key: 1' }],
+    }));
+    const path = join(dir, 'docmatix.parquet');
+    await writeDocmatixParquet(path, rows, { compression: 'zstd', rowGroupSize: 5 });
+    const got = await readAll(path, ['images', 'texts']);
+    assert.equal(got.length, 12);
+    for (const [i, r] of got.entries()) {
+      const imgs = r.images as { bytes: Uint8Array; path: string | null }[];
+      assert.equal(imgs.length, 1 + (i % 3));
+      assert.deepEqual(Buffer.from(imgs[0].bytes), Buffer.from(images[i % 3]));
+      assert.deepEqual(r.texts, rows[i].texts);
+    }
+  });
+
+  it('reads only the requested columns and reads the footer once', async () => {
+    const rows = recapRows(40).map((r, i) => ({
+      ...r,
+      image: { bytes: new Uint8Array(20_000).fill(i), path: null },
+    }));
+    const path = join(dir, 'columns.parquet');
+    await writeImageConversationParquet(path, rows, { compression: 'uncompressed', rowGroupSize: 10 });
+    const storage = storageFor(path);
+    const original = storage.readRange.bind(storage);
+    const reads: [number, number][] = [];
+    storage.readRange = async (uri, start, end) => {
+      if (uri === path) reads.push([start, end]);
+      return original(uri, start, end);
+    };
+    try {
+      const got = await readAll(path, ['id']);
+      assert.deepEqual(
+        got.map((r) => r.id),
+        rows.map((r) => r.id),
+      );
+      assert.deepEqual(Object.keys(got[0]), ['id']);
+      const size = (await readFile(path)).byteLength;
+      const bytesRead = reads.reduce((s, [a, b]) => s + (b - a), 0);
+      // 800 KB of image bytes are never fetched: only the tail (footer) and the small id chunks.
+      assert.ok(size > 800_000, `fixture is ${size} bytes`);
+      assert.ok(bytesRead < 300_000, `read ${bytesRead} of ${size} bytes`);
+      assert.equal(reads.filter(([, b]) => b === size).length, 1, 'footer fetched once');
+    } finally {
+      storage.readRange = original;
+    }
+  });
+
+  it('reads a range of row groups over S3 with ranged GETs', async () => {
+    const rows = recapRows(30);
+    const path = join(dir, 's3.parquet');
+    await writeImageConversationParquet(path, rows, { compression: 'zstd', rowGroupSize: 10 });
+    await s3.client.send(
+      new PutObjectCommand({ Bucket: 'pq', Key: 'data/s3.parquet', Body: await readFile(path) }),
+    );
+    const handle = await openParquet('s3://pq/data/s3.parquet');
+    const got: Record<string, unknown>[] = [];
+    for await (const g of readRowGroups(handle, {
+      start: 1,
+      end: 3,
+      columns: ['id', 'image', 'conversations'],
+    })) {
+      assert.equal(g.rows.length, g.group.numRows);
+      got.push(...g.rows);
+    }
+    assert.deepEqual(
+      got.map((r) => r.id),
+      rows.slice(10, 30).map((r) => r.id),
+    );
+    const img = got[0].image as { bytes: Uint8Array };
+    assert.deepEqual(Buffer.from(img.bytes), Buffer.from(rows[10].image?.bytes ?? []));
+  });
+
+  it('fails with SourceFileError naming the file for a non-parquet, a truncated and a missing file', async () => {
+    const notParquet = join(dir, 'not.parquet');
+    await writeFile(notParquet, 'id,caption\n1,hello\n'.repeat(10));
+    await assert.rejects(openParquet(notParquet), (e: unknown) => {
+      assert.ok(e instanceof SourceFileError);
+      assert.match(e.message, /not\.parquet: cannot read parquet footer: .*PAR1/);
+      return true;
+    });
+    const good = join(dir, 'good.parquet');
+    await writeImageConversationParquet(good, recapRows(20), { compression: 'snappy' });
+    const bytes = await readFile(good);
+    const truncated = join(dir, 'truncated.parquet');
+    await writeFile(truncated, bytes.subarray(0, bytes.length - 100));
+    await assert.rejects(
+      openParquet(truncated),
+      (e: unknown) => e instanceof SourceFileError && /truncated\.parquet/.test(e.message),
+    );
+    await assert.rejects(openParquet(join(dir, 'missing.parquet')), /missing\.parquet: no such file/);
+  });
+
+  it('fails with SourceFileError naming the row group when a page is corrupt', async () => {
+    const rows = recapRows(20).map((r, i) => ({
+      ...r,
+      image: { bytes: new Uint8Array(5000).fill(i), path: null },
+    }));
+    const path = join(dir, 'corrupt.parquet');
+    await writeImageConversationParquet(path, rows, { compression: 'zstd', rowGroupSize: 10 });
+    const handle = await openParquet(path);
+    const bytes = Buffer.from(await readFile(path));
+    // Overwrite the middle of row group 1's image chunk.
+    const chunk = handle.metadata.row_groups[1].columns[1].meta_data;
+    assert.ok(chunk);
+    const mid = Number(chunk.data_page_offset) + Math.floor(Number(chunk.total_compressed_size) / 2);
+    bytes.fill(0xff, mid - 40, mid + 40);
+    const corrupt = join(dir, 'corrupt2.parquet');
+    await writeFile(corrupt, bytes);
+    const h2 = await openParquet(corrupt);
+    const seen: number[] = [];
+    await assert.rejects(
+      (async () => {
+        for await (const g of readRowGroups(h2, { start: 0, end: 2, columns: ['id', 'image'] }))
+          seen.push(g.group.index);
+      })(),
+      (e: unknown) =>
+        e instanceof SourceFileError && /corrupt2\.parquet: cannot decode row group 1/.test(e.message),
+    );
+    assert.deepEqual(seen, [0]);
+  });
+});
