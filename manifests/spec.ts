@@ -210,7 +210,11 @@ export function parseSpec(text: string, options: SpecOptions): MixtureSpec {
     const flowHint = ' (inside [...] or {...}, quote values holding ${...}: write "${VAR}")';
     const hint = /flow|Missing ,/.test(e.message) && text.includes('${') ? flowHint : '';
     throw new SpecValidationError(file, [
-      { path: '', message: `invalid YAML: ${e.message.split('\n')[0]}${hint}`, line: e.linePos?.[0].line },
+      {
+        path: '',
+        message: `invalid YAML: ${e.message.split('\n')[0]}${hint}`,
+        line: lines.linePos(e.pos[0]).line,
+      },
     ]);
   }
   expandEnvInDocument(doc, env, file, lines);

@@ -304,6 +304,10 @@ describe('parseSpec: errors name the file, the field path, the line and what was
 
   it('invalid YAML and a document that is not a mapping', () => {
     rejects(() => parse('name: [x\nseed: 1\n'), [{ path: '', message: /invalid YAML/ }]);
+    rejects(
+      () => parse(`${EXAMPLE}seed: 3\n`),
+      [{ path: '', message: /invalid YAML: Map keys must be unique/, line: 17 }],
+    );
     rejects(() => parse('uris: [${DATA}/x]\n'), [{ path: '', message: /quote values holding \$\{\.\.\.\}/ }]);
     rejects(() => parse('- just\n- a list\n'), [{ path: '', message: /expected a mapping.*got a list/ }]);
   });
