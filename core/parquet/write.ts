@@ -1,5 +1,6 @@
 // Writes rows with a declared schema to zstd parquet bytes that DuckDB, pyarrow and HF datasets read: standard
 // 3-level LISTs, STRING/INTEGER logical types, no timestamps, so identical rows give identical bytes.
+import { gzipSync } from 'node:zlib';
 import { ByteWriter, parquetWrite, type SchemaElement } from 'hyparquet-writer';
 import { errorMessage, MixforgeError } from '../errors.ts';
 import { parquetCodecsReady, zstdCompressPage } from './compressors.ts';
@@ -19,7 +20,11 @@ export interface WriteParquetOptions {
   rowGroupSize?: number;
   /** Key-value metadata stored in the footer, in the given order. */
   metadata?: Record<string, string>;
+  /** Page compression; zstd by default (snappy is hyparquet-writer's built-in, gzip is Node's zlib). */
+  compression?: 'zstd' | 'snappy' | 'gzip' | 'none';
 }
+
+const CODECS = { zstd: 'ZSTD', snappy: 'SNAPPY', gzip: 'GZIP', none: 'UNCOMPRESSED' } as const;
 
 /** `created_by` in the footer. Fixed (no version) so the bytes do not change when a dependency is patched. */
 export const PARQUET_CREATED_BY = 'mixforge';
@@ -155,8 +160,8 @@ export async function writeParquet(options: WriteParquetOptions): Promise<Uint8A
     writer,
     schema,
     columnData: fields.map((f) => ({ name: f.name, data: rows.map((r) => r[f.name] ?? null) })),
-    codec: 'ZSTD',
-    compressors: { ZSTD: zstdCompressPage },
+    codec: CODECS[options.compression ?? 'zstd'],
+    compressors: { ZSTD: zstdCompressPage, GZIP: (b: Uint8Array) => new Uint8Array(gzipSync(b, { level: 6 })) },
     rowGroupSize: Math.max(1, options.rowGroupSize ?? 1000),
     kvMetadata: Object.entries(options.metadata ?? {}).map(([key, value]) => ({ key, value })),
     createdBy: PARQUET_CREATED_BY,
