@@ -111,4 +111,12 @@ export function registerBuild(program: Command): void {
       const { inspectBuild } = await import('../../manifests/inspect.ts');
       process.stdout.write(await inspectBuild(normaliseUri(out), flags));
     });
+
+  program
+    .command('report <out>')
+    .description('write report.html: composition, drop reasons, image and conversation histograms')
+    .action(async (out: string) => {
+      const { writeReport } = await import('../../manifests/report.ts');
+      process.stdout.write(`${await writeReport(normaliseUri(out))}\n`);
+    });
 }
