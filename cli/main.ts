@@ -1,6 +1,8 @@
 // The `mixforge` command: thin. Each subcommand lives in cli/commands/<name>.ts and calls the library.
 import { Command } from 'commander';
+import { registerBuild } from './commands/build.ts';
 import { registerDemo } from './commands/demo.ts';
+import { registerModel } from './commands/model.ts';
 
 const program = new Command()
   .name('mixforge')
@@ -9,7 +11,9 @@ const program = new Command()
   .showHelpAfterError();
 
 // One line per command family; keep alphabetical.
+registerBuild(program);
 registerDemo(program);
+registerModel(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   process.stderr.write(`mixforge: ${err instanceof Error ? err.message : String(err)}\n`);
