@@ -60,11 +60,12 @@ export const MODEL_CONFIGS: Readonly<Record<string, FastViTHDConfig>> = {
   'fastvithd-tiny': FASTVITHD_TINY,
 };
 
-export function modelConfig(name: string): FastViTHDConfig {
-  const config = MODEL_CONFIGS[name];
+/** The named config; `where` says which input gave the name (for the error message). */
+export function modelConfig(name: string, where = 'model name'): FastViTHDConfig {
+  const config = Object.hasOwn(MODEL_CONFIGS, name) ? MODEL_CONFIGS[name] : undefined;
   if (!config) {
     throw new SpecError(
-      '--model',
+      where,
       '',
       `unknown model "${name}" (known: ${Object.keys(MODEL_CONFIGS).join(', ')})`,
     );

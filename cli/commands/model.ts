@@ -1,0 +1,42 @@
+// `mixforge model info <name>`: parameter counts, output tokens/channels and FLOPs of a model config,
+// computed from its module tree (no weights are allocated).
+import type { Command } from 'commander';
+import { SpecError } from '../../core/errors.ts';
+
+export function registerModel(program: Command): void {
+  const model = program.command('model').description('inspect vision encoder configurations');
+  model
+    .command('info <name>')
+    .description('parameters (train and reparameterised form), output tokens and channels, FLOPs per image')
+    .option('--resolution <R>', 'square input resolution in pixels', '1024')
+    .option('--json', 'print one JSON object')
+    .action(async (name: string, opts: { resolution: string; json?: boolean }) => {
+      const resolution = Number(opts.resolution);
+      if (!Number.isInteger(resolution) || resolution <= 0) {
+        throw new SpecError('--resolution', '', `expected a positive integer, got "${opts.resolution}"`);
+      }
+      const { modelInfo } = await import('../../train-bridge/model/flops.ts');
+      const info = modelInfo(name, resolution);
+      if (opts.json) {
+        const { params, paramsInference, tokens, channels, flops, flopsInference } = info;
+        process.stdout.write(
+          `${JSON.stringify({ model: info.model, resolution, params, paramsInference, tokens, channels, flops, flopsInference })}\n`,
+        );
+        return;
+      }
+      const n = (x: number) => x.toLocaleString('en-US');
+      const g = (x: number) =>
+        x >= 1e9 ? `${(x / 1e9).toFixed(2)} GFLOPs` : `${(x / 1e6).toFixed(2)} MFLOPs`;
+      process.stdout.write(
+        [
+          `${info.model} at ${resolution}×${resolution}`,
+          `  parameters (train form, multi-branch): ${n(info.params)}`,
+          `  parameters (reparameterised):          ${n(info.paramsInference)}`,
+          `  output: ${info.tokens} tokens × ${info.channels} channels`,
+          `  FLOPs per image (2 × multiply-adds of convs, linears, attention matmuls):`,
+          `    train form ${g(info.flops)}, reparameterised ${g(info.flopsInference)}`,
+          '',
+        ].join('\n'),
+      );
+    });
+}
