@@ -11,6 +11,13 @@ function tensor(shape: number[], values: number[]): HostTensor {
   return new HostTensor(shape, Float32Array.from(values));
 }
 
+function assertClose(actual: ArrayLike<number>, want: number[], tolerance: number): void {
+  assert.equal(actual.length, want.length);
+  for (let i = 0; i < want.length; i++) {
+    assert.ok(Math.abs(actual[i] - want[i]) < tolerance, `at ${i}: ${actual[i]} vs ${want[i]}`);
+  }
+}
+
 /** Textbook convolution with explicit bounds checks: the independent derivation. */
 function naiveConv(x: HostTensor, conv: Conv2d): Float32Array {
   const [n, c, h, w] = x.shape;
@@ -90,7 +97,7 @@ describe('CPU reference ops', () => {
   it('gelu is the exact erf form', () => {
     const y = new CpuOps().gelu(tensor([4], [1, -1, 0.5, 0]));
     const want = [0.8413447460685429, -0.15865525393145707, 0.34573123063700656, 0];
-    want.forEach((v, i) => assert.ok(Math.abs(y.data[i] - v) < 1e-7, `gelu at ${i}: ${y.data[i]}`));
+    assertClose(y.data, want, 1e-7);
   });
 
   it('batchNorm2d in eval mode uses running statistics', () => {
@@ -100,7 +107,7 @@ describe('CPU reference ops', () => {
     bn.runningMean.data = Float32Array.from([1, -1]);
     bn.runningVar.data = Float32Array.from([4 - 1e-5, 1 - 1e-5]);
     const y = new CpuOps('eval').batchNorm2d(tensor([1, 2, 1, 2], [3, 5, -1, 1]), bn);
-    [2 * (2 / 2) + 1, 2 * (4 / 2) + 1, 0, 2].forEach((v, i) => assert.ok(Math.abs(y.data[i] - v) < 1e-6));
+    assertClose(y.data, [2 * (2 / 2) + 1, 2 * (4 / 2) + 1, 0, 2], 1e-6);
     assert.equal(bn.numBatchesTracked.value, 0n);
   });
 
@@ -112,7 +119,11 @@ describe('CPU reference ops', () => {
     const x = tensor([2, 1, 1, 2], [1, 2, 3, 4]);
     const y = new CpuOps('train').batchNorm2d(x, bn);
     const inv = 1 / Math.sqrt(1.25 + 1e-5);
-    [1, 2, 3, 4].forEach((v, i) => assert.ok(Math.abs(y.data[i] - (3 * (v - 2.5) * inv - 1)) < 1e-5));
+    assertClose(
+      y.data,
+      [1, 2, 3, 4].map((v) => 3 * (v - 2.5) * inv - 1),
+      1e-5,
+    );
     assert.ok(Math.abs(bn.runningMean.data[0] - 0.25) < 1e-7);
     assert.ok(Math.abs(bn.runningVar.data[0] - (0.9 + 0.1 * (5 / 3))) < 1e-6);
     assert.equal(bn.numBatchesTracked.value, 1n);
@@ -127,7 +138,7 @@ describe('CPU reference ops', () => {
     const s0 = 1 / Math.sqrt(2 / 3 + 1e-5);
     const s1 = 1 / Math.sqrt(8 + 1e-5);
     const want = [-1 * s0, -2 * s1, 0, -2 * 2 * s1, 3 * s0 + 1, 3 * 4 * s1 + 1];
-    want.forEach((v, i) => assert.ok(Math.abs(y.data[i] - v) < 1e-5, `at ${i}: ${y.data[i]} vs ${v}`));
+    assertClose(y.data, want, 1e-5);
   });
 
   it('multiHeadAttention matches per-head softmax(q·kᵀ/√d)·v with the (3, heads, d) channel layout', () => {
