@@ -4,6 +4,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DuckDBInstance } from '@duckdb/node-api';
+import { type DemoImageFormat, drawDemoImage } from '../../demo/images.ts';
 
 export type DuckCompression = 'snappy' | 'zstd' | 'gzip' | 'uncompressed';
 
@@ -216,3 +217,13 @@ export async function duckdbQuery(sql: string): Promise<unknown[][]> {
 }
 
 export { sqlString };
+
+/** Small real images (JPEG, PNG, WebP in turn) for fixtures, drawn by demo/images.ts. */
+export async function fixtureImages(n: number, prefix: string): Promise<Uint8Array[]> {
+  const formats: DemoImageFormat[] = ['jpeg', 'png', 'webp'];
+  return Promise.all(
+    Array.from({ length: n }, (_, i) =>
+      drawDemoImage(`${prefix}-${i}`, formats[i % 3], { width: 24 + (i % 5) * 4, height: 16 + (i % 3) * 4 }),
+    ),
+  );
+}

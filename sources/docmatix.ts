@@ -1,0 +1,86 @@
+// DocMatix (`HuggingFaceM4/Docmatix`, `data/train-….parquet`): per document a list of page images and a list of
+// {user, assistant, source} QA pairs. Each pair becomes a human/gpt turn; `<image>` tokens are added by normalise.
+import type { RawImage, RawTurn } from '../core/schema.ts';
+import {
+  checkImage,
+  fileStem,
+  parquetReader,
+  type RowContext,
+  type RowResult,
+  reject,
+  typeName,
+} from './parquet-source.ts';
+import type { SourceReader } from './types.ts';
+
+/** DocMatix has no id column: a document is named by its file and row (`train-00000-of-00001/42`). */
+export function docmatixId(ctx: RowContext): string {
+  return `${fileStem(ctx.uri)}/${ctx.row}`;
+}
+
+function docmatixRow(row: Record<string, unknown>, ctx: RowContext): RowResult {
+  const id = docmatixId(ctx);
+  const imagesValue = row.images;
+  if (imagesValue === null || imagesValue === undefined)
+    return reject('missing-field', "field 'images' is missing", id);
+  if (!Array.isArray(imagesValue)) {
+    return reject('wrong-type', `field 'images' must be a list of images, got ${typeName(imagesValue)}`, id);
+  }
+  if (imagesValue.length === 0) {
+    return reject(
+      'missing-image',
+      "field 'images' is empty: a DocMatix document has at least one page image",
+      id,
+    );
+  }
+  const images: RawImage[] = [];
+  for (let k = 0; k < imagesValue.length; k++) {
+    const image = checkImage(imagesValue[k], `images[${k}]`, id);
+    if (!image.ok) return image.result;
+    if (image.image === undefined) return reject('missing-image', `field 'images[${k}]' is null`, id);
+    images.push(image.image);
+  }
+
+  const texts = row.texts;
+  if (texts === null || texts === undefined) return reject('missing-field', "field 'texts' is missing", id);
+  if (!Array.isArray(texts))
+    return reject('wrong-type', `field 'texts' must be a list, got ${typeName(texts)}`, id);
+  const conversations: RawTurn[] = [];
+  const textSources: (string | null)[] = [];
+  for (let t = 0; t < texts.length; t++) {
+    const pair: unknown = texts[t];
+    if (typeof pair !== 'object' || pair === null || Array.isArray(pair) || pair instanceof Uint8Array) {
+      return reject(
+        pair === null ? 'missing-field' : 'wrong-type',
+        `field 'texts[${t}]' must be a {user, assistant, source} struct, got ${typeName(pair)}`,
+        id,
+      );
+    }
+    const { user, assistant, source } = pair as { user?: unknown; assistant?: unknown; source?: unknown };
+    for (const [name, v] of [
+      ['user', user],
+      ['assistant', assistant],
+    ] as const) {
+      if (v === null || v === undefined)
+        return reject('missing-field', `field 'texts[${t}].${name}' is missing`, id);
+      if (typeof v !== 'string') {
+        return reject('wrong-type', `field 'texts[${t}].${name}' must be a string, got ${typeName(v)}`, id);
+      }
+    }
+    if (source !== null && source !== undefined && typeof source !== 'string') {
+      return reject('wrong-type', `field 'texts[${t}].source' must be a string, got ${typeName(source)}`, id);
+    }
+    conversations.push({ from: 'human', value: user as string }, { from: 'gpt', value: assistant as string });
+    textSources.push(typeof source === 'string' ? source : null);
+  }
+  return { ok: true, id, images, conversations, meta: { text_sources: textSources } };
+}
+
+export const reader: SourceReader = parquetReader({
+  format: 'docmatix',
+  columns: [
+    { name: 'images', required: true },
+    { name: 'texts', required: true },
+  ],
+  sourceOf: () => 'docmatix',
+  toRecord: docmatixRow,
+});
