@@ -92,6 +92,24 @@ class MemberTable {
   }
 }
 
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
+
+/**
+ * A member's name. Zips without the UTF-8 flag are CP437 by the spec, but Info-ZIP under a non-UTF-8 locale
+ * and many other writers store UTF-8 bytes unflagged: take valid UTF-8 as UTF-8, else follow yauzl (CP437).
+ */
+function memberName(e: yauzl.Entry): string {
+  const bytes = e.fileName as unknown as Buffer;
+  if (!(e.generalPurposeBitFlag & 0x800) && !e.extraFields.some((f) => f.id === 0x7075)) {
+    try {
+      return strictUtf8.decode(bytes);
+    } catch {
+      // not UTF-8: CP437 below
+    }
+  }
+  return yauzl.getFileNameLowLevel(e.generalPurposeBitFlag, bytes, e.extraFields, false);
+}
+
 /** The single top-level folder every member shares (`images/` in some zips), if there is one. */
 function commonTopFolder(names: Iterable<string>): string | undefined {
   let top: string | undefined;
@@ -139,12 +157,7 @@ export class ZipRoot implements ImageRoot {
       });
       await new Promise<void>((resolve, reject) => {
         zip.on('entry', (e: yauzl.Entry) => {
-          const raw = yauzl.getFileNameLowLevel(
-            e.generalPurposeBitFlag,
-            e.fileName as unknown as Buffer,
-            e.extraFields,
-            false,
-          );
+          const raw = memberName(e);
           const name = raw.endsWith('/') ? undefined : canonicalMemberName(raw);
           if (name !== undefined) members.add(name, e);
           zip.readEntry();
