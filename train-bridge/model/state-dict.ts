@@ -13,11 +13,11 @@ import { FastViTHD, type FastViTHDConfig } from './fastvithd.ts';
 import type { Module } from './module.ts';
 import { HostTensor, sameShape, shapeString } from './tensor.ts';
 
-/** Every parameter and buffer as safetensors entries (F32, BN counters I64), in state_dict order. */
+/** Every parameter and buffer as safetensors entries (F32, BN counters I64), in state_dict order; `prefix` is prepended as is ("model."). */
 export function stateDictTensors(root: Module, prefix = ''): Array<[string, TensorToWrite]> {
   const out: Array<[string, TensorToWrite]> = [];
-  for (const [name, t] of root.stateEntries(prefix)) {
-    out.push([name, { dtype: t.dtype, shape: t.shape, data: t.data }]);
+  for (const [name, t] of root.stateEntries()) {
+    out.push([prefix + name, { dtype: t.dtype, shape: t.shape, data: t.data }]);
   }
   return out;
 }
@@ -41,7 +41,7 @@ export function loadStateDict(
 ): LoadReport {
   const prefix = options.prefix ?? '';
   const source = options.source ?? '<safetensors>';
-  const expected = new Map(root.stateEntries(prefix));
+  const expected = new Map([...root.stateEntries()].map(([name, t]) => [prefix + name, t]));
   const missing = [...expected.keys()].filter((k) => !file.tensors.has(k));
   const unexpected = [...file.tensors.keys()].filter((k) => k.startsWith(prefix) && !expected.has(k));
   if ((options.strict ?? true) && (missing.length > 0 || unexpected.length > 0)) {
