@@ -10,7 +10,9 @@ export const reader: SourceReader = llavaJsonReader({
   requireImage: false,
   sourceOf(r) {
     const source = r.meta.source;
-    if (typeof source === 'string' && source.trim() !== '') return `cambrian/${source.trim()}`;
+    // Source names are file names in some releases (`lvis_instruct4v_220k.json`): the extension is noise.
+    const name = typeof source === 'string' ? source.trim().replace(/\.jsonl?$/i, '') : '';
+    if (name !== '') return `cambrian/${name}`;
     return `cambrian/${r.imagePaths.length > 0 ? firstSegment(r.imagePaths[0]) : 'text-only'}`;
   },
 });

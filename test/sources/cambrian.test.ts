@@ -88,7 +88,7 @@ describe('cambrian reader', () => {
       [
         ['c0', 'cambrian/coco', '#line=1', [FOLDER_IMAGES[0]]],
         ['c1', 'cambrian/sharegpt4v', '#line=2', [FOLDER_IMAGES[1]]],
-        ['c2', 'cambrian/sharegpt_text.json', '#line=4', []],
+        ['c2', 'cambrian/sharegpt_text', '#line=4', []],
         ['c3', 'cambrian/ai2d', '#line=5', [TAR_IMAGES[0]]],
         ['c5', 'cambrian/ocr_vqa', '#line=7', [FOLDER_IMAGES[2]]],
         ['c9', 'cambrian/ai2d', '#line=11', [TAR_IMAGES[1]]],
