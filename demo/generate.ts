@@ -2,14 +2,12 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeJsonDemoData } from './formats/json.ts';
-import { writeJsonDemoData } from './formats/json.ts';
 import { writeParquetDemoData } from './formats/parquet.ts';
 
 export async function generateDemoData(dir: string): Promise<void> {
   await mkdir(dir, { recursive: true });
   // Each format's writer is added here as it lands (sources/*).
   await writeParquetDemoData(dir);
-  await writeJsonDemoData(dir);
   await writeJsonDemoData(dir);
   await writeFile(join(dir, '.complete'), 'ok\n');
 }
