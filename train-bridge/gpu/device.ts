@@ -1,0 +1,127 @@
+// Acquires a WebGPU device through dawn.node with the adapter's full limits and the optional features we use.
+// The one place that knows about the `webgpu` package; everything else sees a plain GPUDevice.
+import { create, globals } from 'webgpu';
+import { MixforgeError } from '../../core/errors.ts';
+
+export class GpuUnavailableError extends MixforgeError {
+  override name = 'GpuUnavailableError';
+}
+
+const INSTALL_HINT =
+  'No WebGPU adapter found. Install a Vulkan driver: on Debian 12 `apt-get install -t bookworm-backports ' +
+  'mesa-vulkan-drivers` (lavapipe for CPU-only machines; Mesa 22 from plain bookworm is rejected by Dawn), ' +
+  'on NVIDIA machines the proprietary driver with its Vulkan ICD. Check with `vulkaninfo --summary`.';
+
+/** Optional features enabled whenever the adapter has them. */
+const WANTED_FEATURES = ['shader-f16', 'subgroups', 'timestamp-query'] as const;
+
+export interface AdapterDescription {
+  vendor: string;
+  architecture: string;
+  device: string;
+  description: string;
+  /** A CPU implementation (lavapipe/llvmpipe/SwiftShader): few cores, so kernels prefer fewer workgroups. */
+  isCpu: boolean;
+  features: string[];
+  limits: Record<string, number>;
+}
+
+export interface GpuContext {
+  device: GPUDevice;
+  adapter: AdapterDescription;
+  /** Which of WANTED_FEATURES were enabled on the device. */
+  enabled: { shaderF16: boolean; subgroups: boolean; timestampQuery: boolean };
+  destroy(): void;
+}
+
+export interface AcquireOptions {
+  powerPreference?: GPUPowerPreference;
+  /** Substring matched (case-insensitively) against the adapter's description/device/vendor. */
+  adapterName?: string;
+  log?: (line: string) => void;
+}
+
+function limitsObject(limits: GPUSupportedLimits): Record<string, number> {
+  const out: Record<string, number> = {};
+  // GPUSupportedLimits exposes its values as prototype getters, so iterate with for..in.
+  for (const key in limits) {
+    const v = (limits as unknown as Record<string, unknown>)[key];
+    if (typeof v === 'number') out[key] = v;
+  }
+  return out;
+}
+
+export function describeAdapter(adapter: GPUAdapter): AdapterDescription {
+  const info = adapter.info;
+  const text = `${info.vendor} ${info.architecture} ${info.device} ${info.description}`.toLowerCase();
+  return {
+    vendor: info.vendor,
+    architecture: info.architecture,
+    device: info.device,
+    description: info.description,
+    isCpu: /llvmpipe|lavapipe|swiftshader|cpu/.test(text),
+    features: [...adapter.features].sort(),
+    limits: limitsObject(adapter.limits),
+  };
+}
+
+let gpuSingleton: GPU | undefined;
+function gpuEntry(): GPU {
+  if (!gpuSingleton) {
+    Object.assign(globalThis, globals);
+    gpuSingleton = create([]);
+  }
+  return gpuSingleton;
+}
+
+export async function acquireGpu(opts: AcquireOptions = {}): Promise<GpuContext> {
+  const gpu = gpuEntry();
+  const adapter = await gpu.requestAdapter({ powerPreference: opts.powerPreference ?? 'high-performance' });
+  if (!adapter) throw new GpuUnavailableError(INSTALL_HINT);
+  const described = describeAdapter(adapter);
+  if (opts.adapterName) {
+    const want = opts.adapterName.toLowerCase();
+    const text = `${described.vendor} ${described.device} ${described.description}`.toLowerCase();
+    if (!text.includes(want)) {
+      throw new GpuUnavailableError(
+        `adapter "${opts.adapterName}" not found; the available adapter is "${described.description || described.device}"`,
+      );
+    }
+  }
+  const requiredFeatures = WANTED_FEATURES.filter((f) => adapter.features.has(f)) as GPUFeatureName[];
+  // Ask for everything the adapter allows: the defaults (128 MiB bindings, 16 KiB workgroup memory) are
+  // lower than what both lavapipe and NVIDIA give.
+  const requiredLimits: Record<string, number> = {};
+  for (const key of [
+    'maxStorageBufferBindingSize',
+    'maxBufferSize',
+    'maxComputeWorkgroupStorageSize',
+    'maxComputeInvocationsPerWorkgroup',
+    'maxComputeWorkgroupSizeX',
+    'maxComputeWorkgroupSizeY',
+    'maxStorageBuffersPerShaderStage',
+    'maxComputeWorkgroupsPerDimension',
+  ]) {
+    const v = described.limits[key];
+    if (v !== undefined) requiredLimits[key] = v;
+  }
+  const device = await adapter.requestDevice({ requiredFeatures, requiredLimits });
+  opts.log?.(
+    `gpu: ${described.description || described.device} (${described.vendor}, ${described.architecture}); ` +
+      `features ${requiredFeatures.join(', ') || 'none'}`,
+  );
+  return {
+    device,
+    adapter: described,
+    enabled: {
+      shaderF16: requiredFeatures.includes('shader-f16'),
+      subgroups: requiredFeatures.includes('subgroups'),
+      timestampQuery: requiredFeatures.includes('timestamp-query'),
+    },
+    destroy() {
+      device.destroy();
+      // Dropping navigator.gpu's instance lets dawn.node's event loop hook go away.
+      gpuSingleton = undefined;
+    },
+  };
+}

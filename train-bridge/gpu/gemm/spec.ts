@@ -1,0 +1,85 @@
+// What a GEMM call is, independent of the kernel that runs it: C[b] = α·op(A[b])·op(B[b]) + β·C[b] over
+// strided, possibly transposed operands. Kernels implement GemmKernel and are chosen per device by the
+// registry, so a faster kernel (e.g. f16 subgroup-matrix) can be swapped in behind a parity test.
+import type { Engine } from '../engine.ts';
+import type { BufferRange } from '../pipeline-cache.ts';
+
+export interface GemmShape {
+  M: number;
+  N: number;
+  K: number;
+  batch: number;
+  /** A is stored K×M (row-major) instead of M×K. */
+  transA: boolean;
+  /** B is stored N×K instead of K×N. */
+  transB: boolean;
+  lda: number;
+  ldb: number;
+  ldc: number;
+  /** Element strides between batch matrices (0 broadcasts one matrix over the batch). */
+  strideA: number;
+  strideB: number;
+  strideC: number;
+  alpha: number;
+  /** 0 overwrites C (never reads it, so uninitialised memory is fine); 1 accumulates. */
+  beta: number;
+}
+
+/** A bound operand: the binding plus where its first element sits inside it. */
+export interface GemmOperand {
+  range: BufferRange;
+  base: number;
+}
+
+export interface GemmKernel {
+  name: string;
+  /** Whether this kernel can run this shape on this engine (features, limits, alignment). */
+  supports(eng: Engine, s: GemmShape): boolean;
+  encode(eng: Engine, s: GemmShape, a: GemmOperand, b: GemmOperand, c: GemmOperand): void;
+}
+
+export function gemmFlops(s: Pick<GemmShape, 'M' | 'N' | 'K' | 'batch'>): number {
+  return 2 * s.M * s.N * s.K * s.batch;
+}
+
+/** The uniform values every GEMM kernel receives. */
+export function gemmUniforms(
+  s: GemmShape,
+  a: GemmOperand,
+  b: GemmOperand,
+  c: GemmOperand,
+): Record<string, number> {
+  return {
+    M: s.M,
+    N: s.N,
+    K: s.K,
+    lda: s.lda,
+    ldb: s.ldb,
+    ldc: s.ldc,
+    strideA: s.strideA,
+    strideB: s.strideB,
+    strideC: s.strideC,
+    aBase: a.base,
+    bBase: b.base,
+    cBase: c.base,
+    alpha: s.alpha,
+    beta: s.beta,
+  };
+}
+
+export const GEMM_UNIFORMS = [
+  'M',
+  'N',
+  'K',
+  'lda',
+  'ldb',
+  'ldc',
+  'strideA',
+  'strideB',
+  'strideC',
+  'aBase',
+  'bBase',
+  'cBase',
+  'alpha:f32',
+  'beta:f32',
+];

@@ -1,0 +1,147 @@
+// WGSL for depthwise convolution in NHWC (groups = Cin, Cout = m·Cin, output o reads input o / m), weights
+// [KH, KW, 1, Cout]. Forward: each thread a strip of 4 outputs along W for one channel, so input columns
+// are loaded once per strip instead of once per tap. Input gradient: a gather per input element. Weight
+// gradient: tiled partial sums (a workgroup per 64 channels × a block of output rows) reduced afterwards.
+import type { KernelDef } from '../kernel.ts';
+
+export const DW_STRIP = 4;
+
+const SHAPE_UNIFORMS = ['N', 'H', 'W', 'Cin', 'Cout', 'Ho', 'Wo', 'mult', 'pad', 'xbase', 'ybase'];
+const cache = new Map<string, KernelDef>();
+
+function cached(key: string, make: () => KernelDef): KernelDef {
+  let k = cache.get(key);
+  if (!k) {
+    k = make();
+    cache.set(key, k);
+  }
+  return k;
+}
+
+export function depthwiseForwardDef(KH: number, KW: number, stride: number): KernelDef {
+  const XW = (DW_STRIP - 1) * stride + KW;
+  return cached(`f${KH}x${KW}s${stride}`, () => ({
+    name: `conv_dw_fwd_${KH}x${KW}_s${stride}`,
+    uniforms: [...SHAPE_UNIFORMS, 'total'],
+    storage: [
+      { name: 'x', access: 'read' },
+      { name: 'wt', access: 'read' },
+      { name: 'y', access: 'read_write' },
+    ],
+    body: /* wgsl */ `
+@compute @workgroup_size(64) fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {
+  let t = (wid.y * nwg.x + wid.x) * 64u + li;
+  if (t >= P.total) { return; }
+  let o = t % P.Cout;
+  var r = t / P.Cout;
+  let strips = (P.Wo + ${DW_STRIP - 1}u) / ${DW_STRIP}u;
+  let wo0 = (r % strips) * ${DW_STRIP}u;
+  r = r / strips;
+  let ho = r % P.Ho;
+  let n = r / P.Ho;
+  let ci = o / P.mult;
+  var acc = vec4<f32>(0.0);
+  var xv: array<f32, ${XW}>;
+  for (var kh = 0u; kh < ${KH}u; kh++) {
+    let h = i32(ho * ${stride}u + kh) - i32(P.pad);
+    if (h < 0 || h >= i32(P.H)) { continue; }
+    let rowBase = P.xbase + (n * P.H + u32(h)) * P.W * P.Cin + ci;
+    for (var j = 0u; j < ${XW}u; j++) {
+      let w = i32(wo0 * ${stride}u + j) - i32(P.pad);
+      xv[j] = select(0.0, x[rowBase + u32(max(w, 0)) * P.Cin], w >= 0 && w < i32(P.W));
+    }
+    for (var kw = 0u; kw < ${KW}u; kw++) {
+      let wv = wt[(kh * ${KW}u + kw) * P.Cout + o];
+      acc += wv * vec4(xv[kw], xv[${stride}u + kw], xv[${2 * stride}u + kw], xv[${3 * stride}u + kw]);
+    }
+  }
+  let yBase = P.ybase + ((n * P.Ho + ho) * P.Wo) * P.Cout + o;
+  for (var q = 0u; q < ${DW_STRIP}u; q++) {
+    if (wo0 + q < P.Wo) { y[yBase + (wo0 + q) * P.Cout] = acc[q]; }
+  }
+}`,
+  }));
+}
+
+export function depthwiseInputGradDef(KH: number, KW: number, stride: number): KernelDef {
+  return cached(`dx${KH}x${KW}s${stride}`, () => ({
+    name: `conv_dw_dx_${KH}x${KW}_s${stride}`,
+    uniforms: [...SHAPE_UNIFORMS, 'total'],
+    storage: [
+      { name: 'dy', access: 'read' },
+      { name: 'wt', access: 'read' },
+      { name: 'dx', access: 'read_write' },
+    ],
+    body: /* wgsl */ `
+@compute @workgroup_size(64) fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {
+  let t = (wid.y * nwg.x + wid.x) * 64u + li;
+  if (t >= P.total) { return; }
+  let ci = t % P.Cin;
+  var r = t / P.Cin;
+  let w = r % P.W;
+  r = r / P.W;
+  let h = r % P.H;
+  let n = r / P.H;
+  var acc = 0.0;
+  for (var kh = 0u; kh < ${KH}u; kh++) {
+    let hs = i32(h + P.pad) - i32(kh);
+    if (hs < 0 || hs % ${stride} != 0) { continue; }
+    let ho = u32(hs) / ${stride}u;
+    if (ho >= P.Ho) { continue; }
+    for (var kw = 0u; kw < ${KW}u; kw++) {
+      let ws = i32(w + P.pad) - i32(kw);
+      if (ws < 0 || ws % ${stride} != 0) { continue; }
+      let wo = u32(ws) / ${stride}u;
+      if (wo >= P.Wo) { continue; }
+      let dyBase = P.ybase + ((n * P.Ho + ho) * P.Wo + wo) * P.Cout + ci * P.mult;
+      for (var j = 0u; j < P.mult; j++) {
+        acc += dy[dyBase + j] * wt[(kh * ${KW}u + kw) * P.Cout + ci * P.mult + j];
+      }
+    }
+  }
+  dx[P.xbase + t] = acc;
+}`,
+  }));
+}
+
+/** partial[chunk, kh, kw, o] = Σ over the chunk's output rows of dy · x at tap (kh, kw). */
+export function depthwiseWeightGradPartialDef(KH: number, KW: number, stride: number): KernelDef {
+  return cached(`dw${KH}x${KW}s${stride}`, () => ({
+    name: `conv_dw_dw_partial_${KH}x${KW}_s${stride}`,
+    uniforms: [...SHAPE_UNIFORMS, 'rowsPer', 'rows', 'pbase'],
+    storage: [
+      { name: 'x', access: 'read' },
+      { name: 'dy', access: 'read' },
+      { name: 'partial', access: 'read_write' },
+    ],
+    body: /* wgsl */ `
+@compute @workgroup_size(64) fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) li: u32) {
+  let o = wid.x * 64u + li;
+  if (o >= P.Cout) { return; }
+  let ci = o / P.mult;
+  var acc: array<f32, ${KH * KW}>;
+  let r0 = wid.y * P.rowsPer;
+  let r1 = min(r0 + P.rowsPer, P.rows);
+  for (var row = r0; row < r1; row++) {
+    // row = n·Ho + ho (within this dispatch's images)
+    let ho = row % P.Ho;
+    let n = row / P.Ho;
+    for (var wo = 0u; wo < P.Wo; wo++) {
+      let g = dy[P.ybase + (row * P.Wo + wo) * P.Cout + o];
+      for (var kh = 0u; kh < ${KH}u; kh++) {
+        let h = i32(ho * ${stride}u + kh) - i32(P.pad);
+        if (h < 0 || h >= i32(P.H)) { continue; }
+        for (var kw = 0u; kw < ${KW}u; kw++) {
+          let w = i32(wo * ${stride}u + kw) - i32(P.pad);
+          if (w < 0 || w >= i32(P.W)) { continue; }
+          acc[kh * ${KW}u + kw] += g * x[P.xbase + ((n * P.H + u32(h)) * P.W + u32(w)) * P.Cin + ci];
+        }
+      }
+    }
+  }
+  for (var k = 0u; k < ${KH * KW}u; k++) {
+    partial[((P.pbase + wid.y) * ${KH * KW}u + k) * P.Cout + o] = acc[k];
+  }
+}`,
+  }));
+}

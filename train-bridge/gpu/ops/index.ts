@@ -1,0 +1,23 @@
+// The op namespace (`ops.conv2d(...)`): re-exports only, one op per file beside it.
+export { add } from './add.ts';
+export { attention } from './attention.ts';
+export { type AvgPoolOptions, avgPool2d } from './avg-pool2d.ts';
+export { type BatchNormState, batchNorm } from './batch-norm.ts';
+export { type Conv2dOptions, conv2d } from './conv2d.ts';
+export { embeddingBag } from './embedding-bag.ts';
+export { exp } from './exp.ts';
+export { gelu } from './gelu.ts';
+export { layerNormChannel } from './layer-norm-channel.ts';
+export { linear } from './linear.ts';
+export { type MatmulOptions, matmul } from './matmul.ts';
+export { meanSpatial } from './mean-spatial.ts';
+export { mul } from './mul.ts';
+export { permute } from './permute.ts';
+export { relu } from './relu.ts';
+export { reshape } from './reshape.ts';
+export { scale } from './scale.ts';
+export { sigmoid } from './sigmoid.ts';
+export { sigmoidContrastiveLoss, sigmoidPairLoss } from './sigmoid-contrastive-loss.ts';
+export { softmax } from './softmax.ts';
+export { sub } from './sub.ts';
+export { mean, sum } from './sum.ts';

@@ -1,0 +1,95 @@
+// Reverse-mode autodiff over the recorded tape: each entry holds its op's one gradient rule; backward
+// walks entries newest-first, sums gradients that reach a tensor from several uses, and leaves the
+// parameters' gradients in `param.grad` (accumulating across calls until zeroGrad).
+import type { Engine } from './engine.ts';
+import { add } from './ops/add.ts';
+import { shapeString, type Tensor } from './tensor.ts';
+
+export interface TapeEntry {
+  op: string;
+  inputs: Tensor[];
+  output: Tensor;
+  /** Inputs and saved tensors the gradient rule reads; kept alive until the tape is cleared. */
+  held: Tensor[];
+  grad: (dy: Tensor, needs: boolean[]) => (Tensor | undefined)[];
+}
+
+export function runBackward(eng: Engine, tape: TapeEntry[], y: Tensor, dy?: Tensor): void {
+  if (!y.requiresGrad) throw new Error('backward: the output does not depend on any parameter');
+  if (dy && dy.size !== y.size) {
+    throw new Error(`backward: seed ${shapeString(dy.shape)} does not match output ${shapeString(y.shape)}`);
+  }
+  // Gradient rules may return their incoming gradient unchanged (add) or one tensor for several inputs,
+  // so gradient tensors are reference-counted rather than owned by one slot.
+  const refs = new Map<Tensor, number>();
+  const own = (t: Tensor) => {
+    eng.keep(t);
+    refs.set(t, (refs.get(t) ?? 0) + 1);
+  };
+  const drop = (t: Tensor) => {
+    const n = (refs.get(t) ?? 0) - 1;
+    if (n > 0) refs.set(t, n);
+    else {
+      refs.delete(t);
+      if (t !== dy) t.dispose();
+    }
+  };
+  const grads = new Map<number, Tensor>();
+  eng.noGrad(() => {
+    const seed = dy ?? eng.fill(y.shape, 1);
+    own(seed);
+    grads.set(y.id, seed);
+    const params = new Map<number, Tensor>();
+    for (let i = tape.length - 1; i >= 0; i--) {
+      const e = tape[i] as TapeEntry;
+      const g = grads.get(e.output.id);
+      if (!g) continue;
+      grads.delete(e.output.id);
+      const needs = e.inputs.map((t) => t.requiresGrad);
+      const inputGrads = eng.tidy(() => e.grad(g, needs));
+      for (const gi of inputGrads) if (gi) own(gi);
+      for (const [j, inp] of e.inputs.entries()) {
+        const gi = inputGrads[j];
+        if (!gi) continue;
+        if (!needs[j]) {
+          drop(gi);
+          continue;
+        }
+        if (gi.size !== inp.size) {
+          throw new Error(
+            `gradient of ${e.op} input ${j}: ${shapeString(gi.shape)} for ${shapeString(inp.shape)}`,
+          );
+        }
+        if (inp.kept) params.set(inp.id, inp);
+        const prev = grads.get(inp.id);
+        if (prev) {
+          const sum = add(prev, gi);
+          own(sum);
+          drop(prev);
+          drop(gi);
+          grads.set(inp.id, sum);
+        } else grads.set(inp.id, gi);
+      }
+      drop(g);
+    }
+    for (const p of params.values()) {
+      const g = grads.get(p.id);
+      if (!g) continue;
+      grads.delete(p.id);
+      if (p.grad) {
+        const sum = eng.keep(add(p.grad, g));
+        p.grad.dispose();
+        p.grad = sum;
+        drop(g);
+      } else if ((refs.get(g) ?? 0) > 1) {
+        // The same tensor is another parameter's gradient too: give this one its own copy.
+        p.grad = eng.keep(eng.clone(g));
+        drop(g);
+      } else {
+        refs.delete(g);
+        p.grad = g;
+      }
+    }
+    for (const g of grads.values()) drop(g);
+  });
+}
