@@ -3,6 +3,7 @@ import { Command } from 'commander';
 import { registerBuild } from './commands/build.ts';
 import { registerDemo } from './commands/demo.ts';
 import { registerModel } from './commands/model.ts';
+import { registerWorker } from './commands/worker.ts';
 
 const program = new Command()
   .name('mixforge')
@@ -14,6 +15,7 @@ const program = new Command()
 registerBuild(program);
 registerDemo(program);
 registerModel(program);
+registerWorker(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   process.stderr.write(`mixforge: ${err instanceof Error ? err.message : String(err)}\n`);

@@ -1,0 +1,200 @@
+// The BullMQ executor: enqueues a build's job graph on Redis for `mixforge worker` processes anywhere, then follows
+// it with the same progress events as the in-process executor (or returns at once with --detach).
+import { errorMessage, MixforgeError } from '../core/errors.ts';
+import type { Manifest } from '../manifests/manifest.ts';
+import { type BuildContext, STAGES, type Stage, writeBuildContext } from '../pipelines/context.ts';
+import type { BuildEventSink } from '../pipelines/events.ts';
+import { submitBuild } from './control.ts';
+import { connectRedis, DEFAULT_RETRY, type RetryPolicy, readBuildRecord, type Step } from './queues.ts';
+import { BuildQueues, type JobSnapshot, stepTotals } from './status.ts';
+
+export interface QueueBuildOptions {
+  redis: string;
+  /** Enqueue and return without following. */
+  detach?: boolean;
+  onEvent?: BuildEventSink;
+  retry?: RetryPolicy;
+  /** How often the follower reads job states from Redis. */
+  pollMs?: number;
+}
+
+export class BuildFailedError extends MixforgeError {
+  override name = 'BuildFailedError';
+  constructor(
+    readonly buildId: string,
+    readonly failures: JobSnapshot[],
+  ) {
+    super(
+      `build ${buildId} failed: ${failures.map((f) => `${f.step} ${f.n}: ${f.failedReason ?? 'failed'}`).join('; ')}. ` +
+        `\`mixforge status ${buildId}\` shows every job; fix the cause, then \`mixforge retry-failed ${buildId}\``,
+    );
+  }
+}
+
+/** The step whose job adds a stage's jobs to Redis: while they are missing, its failure is the build's failure. */
+const ADDED_BY: Record<Stage, Step | undefined> = {
+  plan: undefined,
+  ingest: 'plan',
+  select: 'plan',
+  shuffle: 'select',
+  write: 'gate',
+  finalize: 'gate',
+};
+
+/** A parent that failed because a child failed repeats the child's failure; report the child's own reason instead. */
+const isEchoOfChild = (s: JobSnapshot) => /^child .* failed/.test(s.failedReason ?? '');
+
+/**
+ * Follows a submitted build until finalize completes, emitting progress events; throws when a job fails for good
+ * or the build is cancelled. Reads only the jobs still pending, so a poll costs O(running stage), not O(build).
+ */
+export async function followBuild(
+  queues: BuildQueues,
+  buildId: string,
+  opts: { onEvent?: BuildEventSink; pollMs?: number } = {},
+): Promise<void> {
+  const emit: BuildEventSink = opts.onEvent ?? (() => undefined);
+  const pollMs = opts.pollMs ?? 500;
+  const completed = new Map<Stage, Set<number>>(STAGES.map((s) => [s, new Set<number>()]));
+  const reportedAttempts = new Map<string, number>();
+  let current = 0;
+  let stageStarted = false;
+  let stageT0 = 0;
+  let stageRows = 0;
+  for (;;) {
+    const record = await readBuildRecord(queues.redis, buildId);
+    if (!record) throw new MixforgeError(`build ${buildId}: its record disappeared from Redis (cancelled?)`);
+    if (record.cancelled) throw new MixforgeError(`build ${buildId} was cancelled`);
+    const totals = stepTotals(record);
+    while (current < STAGES.length) {
+      const stage = STAGES[current] as Stage;
+      const total = totals.get(stage);
+      const adder = ADDED_BY[stage];
+      if (total === undefined) {
+        if (adder) await failIfFailed(queues, buildId, [await queues.snapshot(buildId, adder, 0)], emit);
+        break;
+      }
+      if (!stageStarted) {
+        emit({ type: 'stage-start', stage, total });
+        stageStarted = true;
+        stageT0 = Date.now();
+        stageRows = 0;
+      }
+      const pending: Promise<JobSnapshot>[] = [];
+      const done = completed.get(stage) ?? new Set<number>();
+      for (let n = 0; n < total; n++) if (!done.has(n)) pending.push(queues.snapshot(buildId, stage, n));
+      const snaps = await Promise.all(pending);
+      for (const s of snaps) {
+        const seen = reportedAttempts.get(s.id) ?? 0;
+        if (s.attemptsMade > seen && s.failedReason && s.state !== 'failed' && s.state !== 'completed') {
+          reportedAttempts.set(s.id, s.attemptsMade);
+          emit({ type: 'job-failed', stage, n: s.n, error: s.failedReason, attempt: s.attemptsMade });
+        }
+        if (s.state !== 'completed') continue;
+        done.add(s.n);
+        const rows = s.result?.rows ?? 0;
+        stageRows += rows;
+        emit({ type: 'job-done', stage, n: s.n, ran: s.result?.ran ?? true, done: done.size, total, rows });
+      }
+      await failIfFailed(queues, buildId, snaps, emit);
+      if (adder && snaps.some((s) => s.state === 'missing')) {
+        await failIfFailed(queues, buildId, [await queues.snapshot(buildId, adder, 0)], emit);
+      }
+      if (done.size < total) break;
+      emit({ type: 'stage-done', stage, total, rows: stageRows, seconds: (Date.now() - stageT0) / 1000 });
+      current++;
+      stageStarted = false;
+    }
+    if (current >= STAGES.length) return;
+    await new Promise((r) => setTimeout(r, pollMs));
+  }
+}
+
+async function failIfFailed(
+  queues: BuildQueues,
+  buildId: string,
+  snaps: JobSnapshot[],
+  emit: BuildEventSink,
+): Promise<void> {
+  const failed = snaps.filter((s) => s.state === 'failed');
+  if (failed.length === 0) return;
+  // Name the root causes: a parent failed by its child only echoes it, so look for the failed children too.
+  const record = await readBuildRecord(queues.redis, buildId);
+  const all = failed.some(isEchoOfChild)
+    ? [...failed, ...(await Promise.all(childSnapshots(queues, buildId, failed, stepTotals(record))))]
+    : failed;
+  const roots = all.filter((s) => s.state === 'failed' && !isEchoOfChild(s));
+  const reported = roots.length > 0 ? roots : failed;
+  for (const f of reported) {
+    if (f.step === 'gate') continue;
+    emit({
+      type: 'job-failed',
+      stage: f.step as Stage,
+      n: f.n,
+      error: f.failedReason ?? 'failed',
+      attempt: f.attemptsMade,
+    });
+  }
+  throw new BuildFailedError(buildId, reported);
+}
+
+function childSnapshots(
+  queues: BuildQueues,
+  buildId: string,
+  parents: JobSnapshot[],
+  totals: Map<Step, number | undefined>,
+) {
+  const child: Partial<Record<Step, Step>> = { select: 'ingest', gate: 'shuffle', finalize: 'write' };
+  const out: Promise<JobSnapshot>[] = [];
+  for (const p of parents) {
+    const c = child[p.step];
+    if (!c || !isEchoOfChild(p)) continue;
+    for (let n = 0; n < (totals.get(c) ?? 0); n++) out.push(queues.snapshot(buildId, c, n));
+  }
+  return out;
+}
+
+/**
+ * `mixforge build --redis`: writes the build context next to the outputs (workers read it from there), records the
+ * build in Redis and enqueues its plan job; the rest of the graph is added by the jobs as fan-outs become known.
+ */
+export async function runBuildOnQueue(
+  ctx: BuildContext,
+  opts: QueueBuildOptions,
+): Promise<Manifest | undefined> {
+  const emit: BuildEventSink = opts.onEvent ?? (() => undefined);
+  const t0 = Date.now();
+  const [{ isJobDone }, { readManifest }] = await Promise.all([
+    import('../pipelines/jobs/index.ts'),
+    import('../manifests/manifest.ts'),
+  ]);
+  // Same shortcut as in-process: a finished build (manifest and quarantine as recorded) is not redone.
+  const finished = await isJobDone(ctx, 'finalize', 0);
+  if (finished) {
+    const manifest = await readManifest(ctx.out);
+    emit({ type: 'build-done', rows: manifest.totals.rows, shards: manifest.totals.shards, seconds: 0 });
+    return manifest;
+  }
+  await writeBuildContext(ctx);
+  const redis = connectRedis(opts.redis);
+  const queues = new BuildQueues(redis);
+  try {
+    await submitBuild(queues, { buildId: ctx.buildId, out: ctx.out, retry: opts.retry ?? DEFAULT_RETRY });
+    if (opts.detach) return undefined;
+    await followBuild(queues, ctx.buildId, { onEvent: emit, pollMs: opts.pollMs });
+    const manifest = await readManifest(ctx.out);
+    emit({
+      type: 'build-done',
+      rows: manifest.totals.rows,
+      shards: manifest.totals.shards,
+      seconds: (Date.now() - t0) / 1000,
+    });
+    return manifest;
+  } catch (err) {
+    if (err instanceof MixforgeError) throw err;
+    throw new MixforgeError(`build ${ctx.buildId} on ${opts.redis}: ${errorMessage(err)}`, { cause: err });
+  } finally {
+    await queues.close();
+    redis.disconnect();
+  }
+}

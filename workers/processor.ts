@@ -1,0 +1,204 @@
+// The BullMQ processor for every step: validates the payload, runs the pipeline job (idempotent), adds the next
+// level of the flow, and maps failures to BullMQ's retry semantics (deterministic → UnrecoverableError, else retry).
+import { type Job, UnrecoverableError, WaitingError } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { DeterministicInputError, errorMessage, SourceFileError, SpecError } from '../core/errors.ts';
+import type { BuildContext } from '../pipelines/context.ts';
+import type { BuildJobs } from './build-jobs.ts';
+import { type BuildFlows, type BuildRef, LEVELS, type LevelParent } from './flows.ts';
+import {
+  buildRecordKey,
+  isStage,
+  type JobPayload,
+  type JobResult,
+  jobPayloadSchema,
+  readBuildRecord,
+  type Step,
+} from './queues.ts';
+
+export interface ProcessorSettings {
+  redis: Redis;
+  flows: BuildFlows;
+  jobs: BuildJobs;
+  /** A job that runs longer than this fails its attempt (and is retried with backoff). */
+  jobTimeoutMs: number;
+  /** How often a running job checks whether its build was cancelled. */
+  cancelPollMs: number;
+  log: (line: string) => void;
+}
+
+/** Errors that a retry cannot fix: bad input files, invalid specs. Checked along the `cause` chain. */
+export function isDeterministicError(err: unknown): boolean {
+  for (let e: unknown = err, depth = 0; e instanceof Error && depth < 8; e = e.cause, depth++) {
+    if (e instanceof SourceFileError || e instanceof SpecError || e instanceof DeterministicInputError)
+      return true;
+  }
+  return false;
+}
+
+export class JobTimeLimitError extends Error {
+  override name = 'JobTimeLimitError';
+}
+
+class HandBack extends Error {
+  override name = 'HandBack';
+}
+
+/** Reason passed to `worker.cancelAllJobs` on a second shutdown signal: running jobs go back to the queue. */
+export const HAND_BACK_REASON = 'mixforge: worker shutting down, handing the job back';
+
+function parsePayload(job: Job): JobPayload {
+  const r = jobPayloadSchema.safeParse(job.data);
+  if (!r.success) {
+    const issue = r.error.issues[0];
+    throw new UnrecoverableError(
+      `job ${job.id} (${job.queueName}): payload field ${issue?.path.join('.') || '(root)'}: ${issue?.message ?? 'invalid'}`,
+    );
+  }
+  return r.data;
+}
+
+const rowsOf = (result: Record<string, unknown>) => (typeof result.rows === 'number' ? result.rows : 0);
+
+/**
+ * Checks that a parent really has all its children done before it runs. BullMQ guarantees this for the flow, but
+ * a failed parent retried by hand (bull-board's retry button) would otherwise run early and, for the gate, add
+ * write jobs over incomplete buckets.
+ */
+async function checkChildrenDone(job: Job, parent: LevelParent, expected: number): Promise<void> {
+  const c = await job.getDependenciesCount();
+  const processed = c.processed ?? 0;
+  if (processed === expected && !c.unprocessed && !c.failed && !c.ignored) return;
+  throw new UnrecoverableError(
+    `${parent}: ${processed} of ${expected} ${LEVELS[parent]} jobs done (${c.unprocessed ?? 0} pending, ${c.failed ?? 0} failed); ` +
+      'run `mixforge retry-failed <build id>` instead of retrying this job alone',
+  );
+}
+
+async function assertNotCancelled(redis: Redis, buildId: string): Promise<void> {
+  if ((await redis.hget(buildRecordKey(buildId), 'cancelled')) === '1')
+    throw new UnrecoverableError(`build ${buildId} was cancelled`);
+}
+
+async function runStep(
+  s: ProcessorSettings,
+  job: Job,
+  p: JobPayload,
+  ctx: BuildContext,
+  ref: BuildRef,
+): Promise<JobResult> {
+  const step: Step = p.step;
+  if (step === 'select') await checkChildrenDone(job, 'select', await s.jobs.stageSize(ctx, 'ingest'));
+  if (step === 'gate') await checkChildrenDone(job, 'gate', await s.jobs.stageSize(ctx, 'shuffle'));
+  if (step === 'finalize') await checkChildrenDone(job, 'finalize', await s.jobs.stageSize(ctx, 'write'));
+
+  let ran = false;
+  let rows = 0;
+  if (isStage(step)) {
+    const r = await s.jobs.run(ctx, step, p.n);
+    ran = r.ran;
+    rows = rowsOf(r.result);
+  }
+  // Extend the flow. The job's own outputs are committed first, so a crash here only repeats an idempotent add.
+  const record = buildRecordKey(p.buildId);
+  let fanOut: number | undefined;
+  if (step === 'plan') {
+    fanOut = await s.jobs.stageSize(ctx, 'ingest');
+    await assertNotCancelled(s.redis, p.buildId);
+    await s.redis.hset(record, 'partitions', fanOut);
+    await s.flows.addLevel(ref, 'select', fanOut);
+  } else if (step === 'select') {
+    fanOut = await s.jobs.stageSize(ctx, 'write');
+    await assertNotCancelled(s.redis, p.buildId);
+    await s.redis.hset(record, 'shards', fanOut);
+    await s.flows.addLevel(ref, 'gate', await s.jobs.stageSize(ctx, 'shuffle'));
+  } else if (step === 'gate') {
+    await assertNotCancelled(s.redis, p.buildId);
+    await s.flows.addLevel(ref, 'finalize', await s.jobs.stageSize(ctx, 'write'));
+  } else if (step === 'finalize') {
+    await s.jobs.finished(ctx);
+  }
+  return { step, n: p.n, ran, rows, ...(fanOut === undefined ? {} : { fanOut }) };
+}
+
+/** Resolves with `work`, or rejects on the time limit, on cancellation of the build, or on a hand-back signal. */
+async function bounded<T>(
+  work: Promise<T>,
+  s: ProcessorSettings,
+  buildId: string,
+  what: string,
+  signal: AbortSignal | undefined,
+): Promise<T> {
+  // The abandoned promise keeps running after a time limit or cancel; its writes are idempotent, but its error
+  // must not surface as an unhandled rejection.
+  work.catch(() => undefined);
+  const timers: NodeJS.Timeout[] = [];
+  let onAbort: (() => void) | undefined;
+  const stop = new Promise<never>((_, reject) => {
+    timers.push(
+      setTimeout(
+        () =>
+          reject(
+            new JobTimeLimitError(`${what}: time limit of ${(s.jobTimeoutMs / 1000).toFixed(0)} s exceeded`),
+          ),
+        s.jobTimeoutMs,
+      ),
+    );
+    timers.push(
+      setInterval(() => {
+        assertNotCancelled(s.redis, buildId).catch((err: unknown) => {
+          if (err instanceof UnrecoverableError) reject(err);
+        });
+      }, s.cancelPollMs),
+    );
+    onAbort = () => reject(new HandBack(String(signal?.reason ?? 'aborted')));
+    if (signal?.aborted) onAbort();
+    else signal?.addEventListener('abort', onAbort, { once: true });
+  });
+  try {
+    return await Promise.race([work, stop]);
+  } finally {
+    for (const t of timers) clearTimeout(t);
+    if (onAbort) signal?.removeEventListener('abort', onAbort);
+  }
+}
+
+export function makeProcessor(s: ProcessorSettings) {
+  // Three parameters: BullMQ passes the abort signal only to processors that declare it.
+  return async (job: Job, token?: string, signal?: AbortSignal): Promise<JobResult> => {
+    const p = parsePayload(job);
+    const what = `${p.step} ${p.n} of ${p.buildId}`;
+    const t0 = Date.now();
+    try {
+      const record = await readBuildRecord(s.redis, p.buildId);
+      if (!record)
+        throw new UnrecoverableError(`${what}: no build record ${buildRecordKey(p.buildId)} in Redis`);
+      if (record.cancelled) throw new UnrecoverableError(`build ${p.buildId} was cancelled`);
+      const ctx = await s.jobs.readContext(p.out);
+      if (ctx.buildId !== p.buildId) {
+        throw new UnrecoverableError(`${what}: ${p.out} now holds the context of build ${ctx.buildId}`);
+      }
+      const ref: BuildRef = { buildId: p.buildId, out: p.out, retry: record.retry };
+      const result = await bounded(runStep(s, job, p, ctx, ref), s, p.buildId, what, signal);
+      s.log(
+        `${what}: ${result.ran || !isStage(p.step) ? 'done' : 'already done'} in ${((Date.now() - t0) / 1000).toFixed(1)} s`,
+      );
+      return result;
+    } catch (err) {
+      if (err instanceof HandBack) {
+        // Graceful shutdown: put the job back in the queue now rather than leave it to the stalled-job check.
+        if (token) await job.moveToWait(token);
+        s.log(`${what}: handed back`);
+        throw new WaitingError();
+      }
+      const final = err instanceof UnrecoverableError || isDeterministicError(err);
+      s.log(
+        `${what}: ${final ? 'failed for good' : `attempt ${job.attemptsMade + 1} failed`}: ${errorMessage(err)}`,
+      );
+      if (err instanceof UnrecoverableError) throw err;
+      if (final)
+        throw new UnrecoverableError(`${err instanceof Error ? err.name : 'Error'}: ${errorMessage(err)}`);
+      throw err;
+    }
+  };
+}

@@ -1,0 +1,180 @@
+// Reads where a build stands from Redis alone: per step done / active / waiting / failed with failure reasons.
+// Job ids are deterministic, so a build's jobs are found by id, without scanning queues shared by many builds.
+import { Job, type JobState, Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
+import {
+  type BuildRecord,
+  bullJobId,
+  type JobResult,
+  jobResultSchema,
+  queueName,
+  readBuildRecord,
+  STEPS,
+  type Step,
+} from './queues.ts';
+
+export type JobStatus = JobState | 'missing';
+
+export interface JobSnapshot {
+  step: Step;
+  n: number;
+  id: string;
+  state: JobStatus;
+  /** Failed attempts so far (a job being retried has attemptsMade > 0 and a failedReason). */
+  attemptsMade: number;
+  failedReason?: string;
+  result?: JobResult;
+}
+
+/** The step queues over one Redis client. */
+export class BuildQueues {
+  private readonly queues = new Map<Step, Queue>();
+
+  constructor(readonly redis: Redis) {
+    for (const step of STEPS) this.queues.set(step, new Queue(queueName(step), { connection: redis }));
+  }
+
+  queue(step: Step): Queue {
+    const q = this.queues.get(step);
+    if (!q) throw new Error(`no queue for step ${step}`);
+    return q;
+  }
+
+  all(): Queue[] {
+    return [...this.queues.values()];
+  }
+
+  async job(buildId: string, step: Step, n: number): Promise<Job | undefined> {
+    return Job.fromId(this.queue(step), bullJobId(buildId, step, n));
+  }
+
+  async snapshot(buildId: string, step: Step, n: number): Promise<JobSnapshot> {
+    const id = bullJobId(buildId, step, n);
+    const job = await this.job(buildId, step, n);
+    if (!job) return { step, n, id, state: 'missing', attemptsMade: 0 };
+    const state = await job.getState();
+    const snap: JobSnapshot = {
+      step,
+      n,
+      id,
+      state: state === 'unknown' ? 'missing' : state,
+      attemptsMade: job.attemptsMade,
+    };
+    if (job.failedReason) snap.failedReason = job.failedReason;
+    if (state === 'completed') {
+      const r = jobResultSchema.safeParse(job.returnvalue);
+      if (r.success) snap.result = r.data;
+    }
+    return snap;
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.all().map((q) => q.close()));
+  }
+}
+
+/** How many jobs each step has, as far as Redis knows (fan-outs are recorded when plan and select finish). */
+export function stepTotals(record: BuildRecord | undefined): Map<Step, number | undefined> {
+  const p = record?.partitions;
+  const s = record?.shards;
+  return new Map<Step, number | undefined>([
+    ['plan', 1],
+    ['ingest', p],
+    ['select', p === undefined ? undefined : 1],
+    ['shuffle', s === undefined ? undefined : p],
+    ['gate', s === undefined ? undefined : 1],
+    ['write', s],
+    ['finalize', s === undefined ? undefined : 1],
+  ]);
+}
+
+export interface StepStatus {
+  step: Step;
+  /** Undefined while the step's fan-out is not known yet. */
+  total: number | undefined;
+  counts: Record<JobStatus, number>;
+  failures: { n: number; reason: string; attemptsMade: number; final: boolean }[];
+}
+
+export interface BuildStatus {
+  buildId: string;
+  out: string | undefined;
+  state: 'unknown' | 'running' | 'done' | 'failed' | 'cancelled';
+  steps: StepStatus[];
+}
+
+const emptyCounts = (): Record<JobStatus, number> => ({
+  missing: 0,
+  waiting: 0,
+  'waiting-children': 0,
+  prioritized: 0,
+  delayed: 0,
+  active: 0,
+  completed: 0,
+  failed: 0,
+});
+
+export async function snapshotAll(
+  queues: BuildQueues,
+  buildId: string,
+  record: BuildRecord | undefined,
+): Promise<JobSnapshot[]> {
+  const wanted: { step: Step; n: number }[] = [];
+  for (const [step, total] of stepTotals(record))
+    for (let n = 0; n < (total ?? 0); n++) wanted.push({ step, n });
+  return Promise.all(wanted.map((w) => queues.snapshot(buildId, w.step, w.n)));
+}
+
+export async function readBuildStatus(queues: BuildQueues, buildId: string): Promise<BuildStatus> {
+  const record = await readBuildRecord(queues.redis, buildId);
+  const totals = stepTotals(record);
+  const snaps = await snapshotAll(queues, buildId, record);
+  const steps: StepStatus[] = STEPS.map((step) => ({
+    step,
+    total: totals.get(step),
+    counts: emptyCounts(),
+    failures: [],
+  }));
+  for (const s of snaps) {
+    const st = steps[STEPS.indexOf(s.step)];
+    if (!st) continue;
+    st.counts[s.state]++;
+    if (s.failedReason && s.state !== 'completed') {
+      st.failures.push({
+        n: s.n,
+        reason: s.failedReason,
+        attemptsMade: s.attemptsMade,
+        final: s.state === 'failed',
+      });
+    }
+  }
+  let state: BuildStatus['state'] = 'running';
+  if (!record) state = 'unknown';
+  else if (record.cancelled) state = 'cancelled';
+  else if (snaps.some((s) => s.state === 'failed')) state = 'failed';
+  else if (snaps.some((s) => s.step === 'finalize' && s.state === 'completed')) state = 'done';
+  return { buildId, out: record?.out, state, steps };
+}
+
+/** A table for `mixforge status`. */
+export function formatBuildStatus(s: BuildStatus): string {
+  const lines = [`build ${s.buildId}: ${s.state}${s.out ? ` (${s.out})` : ''}`];
+  lines.push(
+    `  ${'step'.padEnd(9)} ${'total'.padStart(6)} ${'done'.padStart(6)} ${'active'.padStart(6)} ${'waiting'.padStart(7)} ${'failed'.padStart(6)}`,
+  );
+  for (const st of s.steps) {
+    const c = st.counts;
+    const waiting = c.waiting + c.prioritized + c.delayed + c['waiting-children'] + c.missing;
+    lines.push(
+      `  ${st.step.padEnd(9)} ${String(st.total ?? '?').padStart(6)} ${String(c.completed).padStart(6)} ${String(c.active).padStart(6)} ${String(st.total === undefined ? '?' : waiting).padStart(7)} ${String(c.failed).padStart(6)}`,
+    );
+  }
+  for (const st of s.steps) {
+    for (const f of st.failures) {
+      lines.push(
+        `  ${f.final ? 'failed' : 'retrying'}: ${st.step} ${f.n} after ${f.attemptsMade} attempt(s): ${f.reason}`,
+      );
+    }
+  }
+  return `${lines.join('\n')}\n`;
+}
