@@ -48,7 +48,10 @@ export function gemm(s: GemmShape, A: Tensor, B: Tensor, C: Tensor, off: GemmOff
     (sh.batch - 1) * sh.strideB + extent(sh.transB ? sh.N : sh.K, sh.transB ? sh.K : sh.N, sh.ldb),
     (sh.batch - 1) * sh.strideC + extent(sh.M, sh.N, sh.ldc),
   ];
-  if (total(s).every(fits)) return run(s, aOff, bOff, cOff);
+  if (total(s).every(fits)) {
+    run(s, aOff, bOff, cOff);
+    return;
+  }
   if (s.batch > 1) {
     for (let b = 0; b < s.batch; b++) {
       gemm({ ...s, batch: 1 }, A, B, C, {

@@ -1,7 +1,6 @@
 // Column reductions of a [B, R, C] tensor over R: out[b, c] = scale · Σ_r f(x, z, p1[c], p2[c]).
 // Tiled partial sums (a workgroup per 64 channels × a block of rows) then a reduction of the partials:
 // the shape of every per-channel gradient (bias, BatchNorm, LayerNorm weight, layer scale, global mean).
-import type { Engine } from '../engine.ts';
 import type { KernelDef } from '../kernel.ts';
 import type { Tensor } from '../tensor.ts';
 

@@ -91,10 +91,6 @@ const INPUT_GRAD: KernelDef = {
 }`,
 };
 
-function scratch(eng: Engine) {
-  return { buf: eng.scratch, offset: 0, size: 256 };
-}
-
 function perChannelChunks(
   eng: Engine,
   x: Tensor,
@@ -137,15 +133,19 @@ export function batchNorm(x: Tensor, bn: BatchNormState, training: boolean): Ten
     variance = bn.runningVar;
   }
   const invstd = eng.empty([C]);
+  const placeholderA = eng.empty([1]);
+  const placeholderB = eng.empty([1]);
   eng.dispatch(
     STATS,
     training
       ? [mean.range(), variance.range(), invstd.range(), bn.runningMean.range(), bn.runningVar.range()]
       : // In eval mode mean/variance are the running buffers themselves: bind placeholders for writing.
-        [mean.range(), variance.range(), invstd.range(), scratch(eng), scratch(eng)],
+        [mean.range(), variance.range(), invstd.range(), placeholderA.range(), placeholderB.range()],
     { C, train: training ? 1 : 0, eps: bn.eps, momentum: bn.momentum, unbias: R / Math.max(1, R - 1) },
     [Math.ceil(C / 64)],
   );
+  placeholderA.dispose();
+  placeholderB.dispose();
   const y = eng.empty(x.shape);
   perChannelChunks(eng, x, C, (s, n) =>
     eng.dispatch(

@@ -256,7 +256,10 @@ function conv2dWeightGrad(dy: Tensor, x: Tensor, w: Tensor, g: Geometry): Tensor
   if (g.depthwise) {
     const rowsTotal = g.N * g.Ho;
     const cgroups = Math.ceil(g.Cout / 64);
-    const nch = Math.max(1, Math.min(rowsTotal, Math.ceil((eng.targetWorkgroups * 4) / cgroups)));
+    const KK = g.KH * g.KW;
+    // The partial sums (blocks × KK × Cout) must fit one binding too.
+    const maxBlocks = Math.floor((eng.maxBindingBytes / 4 - eng.storageAlign) / (KK * g.Cout));
+    const nch = Math.max(1, Math.min(rowsTotal, maxBlocks, Math.ceil((eng.targetWorkgroups * 4) / cgroups)));
     let rowsPer = Math.ceil(rowsTotal / nch);
     // Blocks restart at each piece of images, so keep them no longer than one image when pieces exist.
     const per = imagesPerPiece(eng, g);
@@ -265,7 +268,6 @@ function conv2dWeightGrad(dy: Tensor, x: Tensor, w: Tensor, g: Geometry): Tensor
     forEachPiece(eng, g, (_n0, n) => {
       blocksTotal += Math.ceil((n * g.Ho) / rowsPer);
     });
-    const KK = g.KH * g.KW;
     const partial = eng.empty([blocksTotal, KK * g.Cout]);
     let pbase = 0;
     forEachPiece(eng, g, (n0, n) => {

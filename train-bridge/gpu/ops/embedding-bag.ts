@@ -93,8 +93,8 @@ function embeddingBagGrad(dy: Tensor, ids: Int32Array, L: number, V: number, D: 
     for (let l = 0; l < L; l++) {
       const id = ids[b * L + l] as number;
       if (id < 0) continue;
-      let list = byId.get(id);
-      if (!list) byId.set(id, (list = []));
+      const list = byId.get(id) ?? [];
+      if (list.length === 0) byId.set(id, list);
       list.push({ bag: b, w: 1 / n });
     }
   }
