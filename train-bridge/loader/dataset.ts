@@ -1,0 +1,277 @@
+// StreamingDataset: an async iterator over the samples of a built mixture (local or S3) for one rank and worker,
+// in the deterministic epoch order (epoch-order.ts), with sample-exact and elastic resume (state.ts, partition.ts).
+import { joinUri } from '../../core/storage/index.ts';
+import { type Manifest, manifestRoot, readManifest } from '../../manifests/manifest.ts';
+import { SHARD_ROW_GROUP } from '../../manifests/shard-format.ts';
+import { EpochOrder } from './epoch-order.ts';
+import {
+  checkPartition,
+  type PartitionSpec,
+  positionAfter,
+  type RemainderPolicy,
+  rankCount,
+  rankPosition,
+  workerCount,
+} from './partition.ts';
+import { RowGroupSource, type ShardRow } from './row-group-source.ts';
+import { ShardCache } from './shard-cache.ts';
+import {
+  LOADER_STATE_KIND,
+  LOADER_STATE_VERSION,
+  type LoaderState,
+  LoaderStateError,
+  layoutHash,
+} from './state.ts';
+
+export interface StreamingDatasetOptions {
+  rank?: number;
+  worldSize?: number;
+  /** This iterator's worker among the rank's workers: it serves the rank's samples k ≡ workerId (mod numWorkers). */
+  workerId?: number;
+  numWorkers?: number;
+  /** Seed of the epoch order; defaults to the mixture's seed. */
+  seed?: number;
+  epoch?: number;
+  /** Rows shuffled together, summed over lanes (each lane shuffles windows of ceil(shuffleBuffer / lanes)). */
+  shuffleBuffer?: number;
+  /** Canonical partitions of the order; ranks read disjoint row groups when the world size divides it. */
+  lanes?: number;
+  remainder?: RemainderPolicy;
+  /** Local cache folder for remote (s3://) shards. */
+  cacheDir?: string;
+  cacheMaxBytes?: number;
+  /** Row groups loaded ahead of the one being read. */
+  prefetchGroups?: number;
+}
+
+export const LOADER_DEFAULTS = {
+  shuffleBuffer: 2048,
+  lanes: 8,
+  remainder: 'pad' as RemainderPolicy,
+  cacheMaxBytes: 8 * 1024 ** 3,
+  prefetchGroups: 4,
+};
+
+/** A sample as the loader yields it: the row plus where it sits in the epoch order. */
+export interface LoaderSample extends ShardRow {
+  epoch: number;
+  /** Position in the epoch order. */
+  position: number;
+  /** Index in the rank's sequence (what a rank-level consumer has consumed once it holds this sample, minus one). */
+  rankIndex: number;
+}
+
+export class StreamingDataset implements AsyncIterable<LoaderSample> {
+  readonly rank: number;
+  readonly worldSize: number;
+  readonly workerId: number;
+  readonly numWorkers: number;
+  private seed: number | undefined;
+  private epoch: number;
+  private lanes: number;
+  private shuffleWindow: number | undefined;
+  private remainder: RemainderPolicy;
+  private start = 0;
+  private consumed = 0;
+  private manifest: Manifest | undefined;
+  private layout = '';
+  private source: RowGroupSource | undefined;
+  private order: EpochOrder | undefined;
+  private opening: Promise<void> | undefined;
+  private pendingResume: LoaderState | undefined;
+
+  constructor(
+    readonly manifestUri: string,
+    readonly opts: StreamingDatasetOptions = {},
+  ) {
+    this.rank = opts.rank ?? 0;
+    this.worldSize = opts.worldSize ?? 1;
+    this.workerId = opts.workerId ?? 0;
+    this.numWorkers = opts.numWorkers ?? 1;
+    this.seed = opts.seed;
+    this.epoch = opts.epoch ?? 0;
+    this.lanes = opts.lanes ?? LOADER_DEFAULTS.lanes;
+    this.remainder = opts.remainder ?? LOADER_DEFAULTS.remainder;
+    checkPartition({ ...this.partitionBase(), start: 0, total: 0 });
+  }
+
+  private partitionBase() {
+    return {
+      rank: this.rank,
+      worldSize: this.worldSize,
+      workerId: this.workerId,
+      numWorkers: this.numWorkers,
+      remainder: this.remainder,
+    };
+  }
+
+  /** Read the manifest and set up readers; iteration calls it, `state()` needs it. */
+  open(): Promise<void> {
+    this.opening ??= (async () => {
+      const m = await readManifest(this.manifestUri);
+      this.manifest = m;
+      this.layout = layoutHash(m.shards);
+      this.seed ??= m.seed;
+      this.shuffleWindow = Math.ceil((this.opts.shuffleBuffer ?? LOADER_DEFAULTS.shuffleBuffer) / this.lanes);
+      const cache = this.opts.cacheDir
+        ? new ShardCache(this.opts.cacheDir, this.opts.cacheMaxBytes ?? LOADER_DEFAULTS.cacheMaxBytes)
+        : undefined;
+      this.source = new RowGroupSource(manifestRoot(this.manifestUri), m.shards, {
+        rowGroupSize: SHARD_ROW_GROUP,
+        decodedGroups: 1,
+        cache,
+      });
+      if (this.pendingResume) this.applyResume(this.pendingResume);
+      this.rebuildOrder();
+    })();
+    return this.opening;
+  }
+
+  private rebuildOrder(): void {
+    const m = this.manifest!;
+    this.order = new EpochOrder(m.shards, {
+      seed: this.seed!,
+      epoch: this.epoch,
+      lanes: this.lanes,
+      shuffleWindow: this.shuffleWindow!,
+      rowGroupSize: SHARD_ROW_GROUP,
+    });
+    // Memory bound: the current window of every lane this reader visits, plus the prefetched groups.
+    const perLane = Math.ceil(this.shuffleWindow! / SHARD_ROW_GROUP) + 1;
+    const prefetch = this.opts.prefetchGroups ?? LOADER_DEFAULTS.prefetchGroups;
+    this.source!.setDecodedCapacity(
+      this.order.lanesVisited(this.worldSize * this.numWorkers) * perLane + prefetch + 1,
+    );
+  }
+
+  /** Samples in an epoch of the mixture. */
+  get total(): number {
+    if (!this.order) throw new Error('StreamingDataset: call open() (or start iterating) first');
+    return this.order.total;
+  }
+
+  private partition(): PartitionSpec {
+    return { ...this.partitionBase(), start: this.start, total: this.total };
+  }
+
+  /** Samples this rank serves from the resume point to the end of the epoch. */
+  rankLength(): number {
+    return rankCount(this.partition());
+  }
+
+  /** Samples this iterator (one worker of the rank) yields. */
+  length(): number {
+    return workerCount(this.partition());
+  }
+
+  /** Move to another epoch (like DistributedSampler.set_epoch), from its beginning. */
+  setEpoch(epoch: number): void {
+    if (!Number.isInteger(epoch) || epoch < 0)
+      throw new RangeError(`epoch must be a non-negative integer, got ${epoch}`);
+    this.epoch = epoch;
+    this.start = 0;
+    this.consumed = 0;
+    if (this.manifest) this.rebuildOrder();
+  }
+
+  /** The state after the rank consumed `rankConsumed` samples of its sequence (every rank in lockstep). */
+  stateAfter(rankConsumed: number): LoaderState {
+    const part = this.partition();
+    return {
+      kind: LOADER_STATE_KIND,
+      version: LOADER_STATE_VERSION,
+      layout: this.layout,
+      seed: this.seed!,
+      epoch: this.epoch,
+      lanes: this.lanes,
+      shuffleWindow: this.shuffleWindow!,
+      remainder: this.remainder,
+      position: positionAfter(part, rankConsumed),
+      total: part.total,
+      worldSizeAtSave: this.worldSize,
+    };
+  }
+
+  /**
+   * The state after the last sample this iterator yielded: the job's state when that sample was the last one
+   * the rank consumed (a rank-level consumer takes worker k mod numWorkers's sample as its k-th).
+   */
+  state(): LoaderState {
+    return this.stateAfter(this.consumed);
+  }
+
+  /** Continue at the sample after `state`; the world size may differ from the one at save (elastic). */
+  resume(state: LoaderState): void {
+    if (!this.manifest) {
+      this.pendingResume = state;
+      return;
+    }
+    this.applyResume(state);
+    this.rebuildOrder();
+  }
+
+  private applyResume(state: LoaderState): void {
+    if (state.layout !== this.layout)
+      throw new LoaderStateError(
+        `loader state is for another mixture (layout ${state.layout}, ${this.manifestUri} has ${this.layout})`,
+      );
+    const total = this.manifest!.shards.reduce((a, s) => a + s.rows, 0);
+    if (state.total !== total)
+      throw new LoaderStateError(
+        `loader state counts ${state.total} samples per epoch, the mixture has ${total}`,
+      );
+    this.seed = state.seed;
+    this.lanes = state.lanes;
+    this.shuffleWindow = state.shuffleWindow;
+    this.remainder = state.remainder;
+    // A finished epoch resumes at the start of the next one.
+    this.epoch = state.position >= state.total ? state.epoch + 1 : state.epoch;
+    this.start = state.position >= state.total ? 0 : state.position;
+    this.consumed = 0;
+    this.pendingResume = undefined;
+  }
+
+  async *[Symbol.asyncIterator](): AsyncGenerator<LoaderSample> {
+    await this.open();
+    const order = this.order!;
+    const source = this.source!;
+    const part = this.partition();
+    const count = workerCount(part);
+    const epoch = this.epoch;
+    const prefetchGroups = this.opts.prefetchGroups ?? LOADER_DEFAULTS.prefetchGroups;
+    const lookahead = Math.max(64, prefetchGroups * SHARD_ROW_GROUP);
+    const kOf = (j: number) => this.workerId + this.numWorkers * j;
+    const addressAt = (j: number) => order.addressOf(rankPosition(part, kOf(j)));
+    this.consumed = 0;
+    for (let j = 0; j < count; j++) {
+      // Every 64 samples, start loading the next distinct row groups of the coming positions.
+      if (j % 64 === 0 && prefetchGroups > 0) {
+        const seen = new Set<string>();
+        for (let a = j; a < Math.min(count, j + lookahead) && seen.size < prefetchGroups + 1; a++) {
+          const ad = addressAt(a);
+          const key = `${ad.shard}/${ad.group}`;
+          if (seen.has(key)) continue;
+          seen.add(key);
+          source.prefetch(ad.shard, ad.group);
+        }
+      }
+      const k = kOf(j);
+      const position = rankPosition(part, k);
+      const at = order.addressOf(position);
+      const rows = await source.rows(at.shard, at.group);
+      const row = rows[at.row];
+      this.consumed = k + 1;
+      yield { ...row, epoch, position, rankIndex: k };
+    }
+  }
+
+  /** Remote bytes read and row groups decoded so far (for tests and benchmarks). */
+  ioStats(): { bytesFetched: number; groupsDecoded: number } {
+    return { bytesFetched: this.source?.bytesFetched ?? 0, groupsDecoded: this.source?.groupsDecoded ?? 0 };
+  }
+
+  /** The shard URI of manifest entry i (exports and tools). */
+  shardUri(i: number): string {
+    return joinUri(manifestRoot(this.manifestUri), this.manifest!.shards[i].path);
+  }
+}
