@@ -14,6 +14,7 @@ export const QUARANTINE_REASONS = [
   'empty-turn', // a turn with empty text
   'invalid-utf8', // text is not valid UTF-8 (lone surrogates, U+FFFD from a bad decode)
   'no-conversation', // no turns at all
+  'not-a-caption-pair', // the triplet transform needs one image and one gpt caption
   // images
   'image-empty', // zero bytes
   'image-not-an-image', // bytes are not any known image format
@@ -21,6 +22,7 @@ export const QUARANTINE_REASONS = [
   'image-truncated', // data ends early
   'image-too-large', // decompression bomb: more pixels than limitInputPixels
   'image-animated', // animated input and the policy is to reject
+  'image-unsupported-format', // an image format we do not accept (SVG, PDF, raw/scientific formats)
 ] as const;
 
 export type QuarantineReason = (typeof QUARANTINE_REASONS)[number];
