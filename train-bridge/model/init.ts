@@ -13,6 +13,7 @@ export class TensorRandom {
   private b: number;
   private c: number;
   private d = 1;
+  private spareNormal: number | undefined;
 
   constructor(seed: number | bigint | string, purpose: string, tensorName: string) {
     const k = keyedHash64(seed, purpose, tensorName);
@@ -37,11 +38,17 @@ export class TensorRandom {
     return ((this.nextUint32() >>> 5) * 67108864 + (this.nextUint32() >>> 6)) / 9007199254740992;
   }
 
-  /** Standard normal (Box–Muller). */
+  /** Standard normal (Box–Muller; each pair of uniforms gives two normals, the second kept for the next call). */
   nextNormal(): number {
-    const u1 = 1 - this.nextUniform(); // (0, 1]: log stays finite
-    const u2 = this.nextUniform();
-    return Math.sqrt(-2 * Math.log(u1)) * Math.cos(2 * Math.PI * u2);
+    if (this.spareNormal !== undefined) {
+      const v = this.spareNormal;
+      this.spareNormal = undefined;
+      return v;
+    }
+    const r = Math.sqrt(-2 * Math.log(1 - this.nextUniform())); // 1 − u ∈ (0, 1]: log stays finite
+    const theta = 2 * Math.PI * this.nextUniform();
+    this.spareNormal = r * Math.sin(theta);
+    return r * Math.cos(theta);
   }
 }
 

@@ -59,7 +59,9 @@ describe('CPU reference forward vs PyTorch', {
 
   it('agrees in eval and train mode (train form) and after folding', async () => {
     const model = tinyModel(41);
-    const x = randomInput([2, 3, 64, 64], 41);
+    // 128² so stage 5 is 2×2: train-mode BN over only N·H·W = 2 values per channel (64² input) is ill-conditioned
+    // (two nearly equal values → variance ≈ 0 → float32 rounding amplified ~1/√eps), which says nothing about either side.
+    const x = randomInput([2, 3, 128, 128], 41);
     const torchTrain = await runTorch(
       [...stateDictTensors(model), ['input', { dtype: 'F32', shape: x.shape, data: x.data }]],
       'train',
