@@ -2,10 +2,17 @@
 // it with the same progress events as the in-process executor (or returns at once with --detach).
 import { errorMessage, MixforgeError } from '../core/errors.ts';
 import type { Manifest } from '../manifests/manifest.ts';
-import { type BuildContext, STAGES, type Stage, writeBuildContext } from '../pipelines/context.ts';
+import type { BuildContext, Stage } from '../pipelines/context.ts';
 import type { BuildEventSink } from '../pipelines/events.ts';
 import { submitBuild } from './control.ts';
-import { connectRedis, DEFAULT_RETRY, type RetryPolicy, readBuildRecord, type Step } from './queues.ts';
+import {
+  connectRedis,
+  DEFAULT_RETRY,
+  type RetryPolicy,
+  readBuildRecord,
+  STAGE_STEPS,
+  type Step,
+} from './queues.ts';
 import { BuildQueues, type JobSnapshot, stepTotals } from './status.ts';
 
 export interface QueueBuildOptions {
@@ -55,7 +62,7 @@ export async function followBuild(
 ): Promise<void> {
   const emit: BuildEventSink = opts.onEvent ?? (() => undefined);
   const pollMs = opts.pollMs ?? 500;
-  const completed = new Map<Stage, Set<number>>(STAGES.map((s) => [s, new Set<number>()]));
+  const completed = new Map<Stage, Set<number>>(STAGE_STEPS.map((s) => [s, new Set<number>()]));
   const reportedAttempts = new Map<string, number>();
   let current = 0;
   let stageStarted = false;
@@ -66,8 +73,8 @@ export async function followBuild(
     if (!record) throw new MixforgeError(`build ${buildId}: its record disappeared from Redis (cancelled?)`);
     if (record.cancelled) throw new MixforgeError(`build ${buildId} was cancelled`);
     const totals = stepTotals(record);
-    while (current < STAGES.length) {
-      const stage = STAGES[current] as Stage;
+    while (current < STAGE_STEPS.length) {
+      const stage = STAGE_STEPS[current] as Stage;
       const total = totals.get(stage);
       const adder = ADDED_BY[stage];
       if (total === undefined) {
@@ -105,7 +112,7 @@ export async function followBuild(
       current++;
       stageStarted = false;
     }
-    if (current >= STAGES.length) return;
+    if (current >= STAGE_STEPS.length) return;
     await new Promise((r) => setTimeout(r, pollMs));
   }
 }
@@ -164,9 +171,10 @@ export async function runBuildOnQueue(
 ): Promise<Manifest | undefined> {
   const emit: BuildEventSink = opts.onEvent ?? (() => undefined);
   const t0 = Date.now();
-  const [{ isJobDone }, { readManifest }] = await Promise.all([
+  const [{ isJobDone }, { readManifest }, { writeBuildContext }] = await Promise.all([
     import('../pipelines/jobs/index.ts'),
     import('../manifests/manifest.ts'),
+    import('../pipelines/context.ts'),
   ]);
   // Same shortcut as in-process: a finished build (manifest and quarantine as recorded) is not redone.
   const finished = await isJobDone(ctx, 'finalize', 0);

@@ -1,6 +1,6 @@
 // The BullMQ processor for every step: validates the payload, runs the pipeline job (idempotent), adds the next
 // level of the flow, and maps failures to BullMQ's retry semantics (deterministic → UnrecoverableError, else retry).
-import { type Job, UnrecoverableError, WaitingError } from 'bullmq';
+import { DelayedError, type Job, UnrecoverableError } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { DeterministicInputError, errorMessage, SourceFileError, SpecError } from '../core/errors.ts';
 import type { BuildContext } from '../pipelines/context.ts';
@@ -24,6 +24,8 @@ export interface ProcessorSettings {
   jobTimeoutMs: number;
   /** How often a running job checks whether its build was cancelled. */
   cancelPollMs: number;
+  /** Set when the worker hands its jobs back: a job it still picks up while closing goes straight back too. */
+  handingBack: () => boolean;
   log: (line: string) => void;
 }
 
@@ -46,6 +48,12 @@ class HandBack extends Error {
 
 /** Reason passed to `worker.cancelAllJobs` on a second shutdown signal: running jobs go back to the queue. */
 export const HAND_BACK_REASON = 'mixforge: worker shutting down, handing the job back';
+
+/**
+ * A handed-back job waits this long before it can be taken again. Moving it straight to `wait` would wake this
+ * closing worker's own blocked fetch, which (BullMQ 6.7) then takes the job again despite closing.
+ */
+const HAND_BACK_DELAY_MS = 1000;
 
 function parsePayload(job: Job): JobPayload {
   const r = jobPayloadSchema.safeParse(job.data);
@@ -179,6 +187,7 @@ export function makeProcessor(s: ProcessorSettings) {
         throw new UnrecoverableError(`${what}: ${p.out} now holds the context of build ${ctx.buildId}`);
       }
       const ref: BuildRef = { buildId: p.buildId, out: p.out, retry: record.retry };
+      if (s.handingBack()) throw new HandBack(HAND_BACK_REASON);
       const result = await bounded(runStep(s, job, p, ctx, ref), s, p.buildId, what, signal);
       s.log(
         `${what}: ${result.ran || !isStage(p.step) ? 'done' : 'already done'} in ${((Date.now() - t0) / 1000).toFixed(1)} s`,
@@ -187,9 +196,10 @@ export function makeProcessor(s: ProcessorSettings) {
     } catch (err) {
       if (err instanceof HandBack) {
         // Graceful shutdown: put the job back in the queue now rather than leave it to the stalled-job check.
-        if (token) await job.moveToWait(token);
+        // A manual move to delayed is not a failed attempt.
+        if (token) await job.moveToDelayed(Date.now() + HAND_BACK_DELAY_MS, token);
         s.log(`${what}: handed back`);
-        throw new WaitingError();
+        throw new DelayedError();
       }
       const final = err instanceof UnrecoverableError || isDeterministicError(err);
       s.log(

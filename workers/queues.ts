@@ -3,7 +3,7 @@
 import { Redis } from 'ioredis';
 import { z } from 'zod';
 import { MixforgeError } from '../core/errors.ts';
-import { STAGES, type Stage } from '../pipelines/context.ts';
+import type { Stage } from '../pipelines/context.ts';
 
 /**
  * The steps that run as BullMQ jobs: the six build stages plus `gate`, a barrier that runs once every shuffle job
@@ -12,8 +12,18 @@ import { STAGES, type Stage } from '../pipelines/context.ts';
 export const STEPS = ['plan', 'ingest', 'select', 'shuffle', 'gate', 'write', 'finalize'] as const;
 export type Step = (typeof STEPS)[number];
 
+/** The build stages in order (pipelines/context.ts STAGES), without loading the pipeline (and sharp) here. */
+export const STAGE_STEPS = STEPS.filter((s): s is Exclude<Step, 'gate'> => s !== 'gate');
+// Compile-time check that the steps other than `gate` are exactly the pipeline's stages.
+const sameStages: [Exclude<Step, 'gate'>] extends [Stage]
+  ? [Stage] extends [Exclude<Step, 'gate'>]
+    ? true
+    : false
+  : false = true;
+void sameStages;
+
 export function isStage(step: Step): step is Stage {
-  return (STAGES as readonly string[]).includes(step);
+  return step !== 'gate';
 }
 
 export function queueName(step: Step): string {

@@ -50,9 +50,10 @@ export class BuildQueues {
 
   async snapshot(buildId: string, step: Step, n: number): Promise<JobSnapshot> {
     const id = bullJobId(buildId, step, n);
-    const job = await this.job(buildId, step, n);
+    // State first, then the hash: a job that completes in between then still shows its return value.
+    const state = await this.queue(step).getJobState(id);
+    const job = state === 'unknown' ? undefined : await this.job(buildId, step, n);
     if (!job) return { step, n, id, state: 'missing', attemptsMade: 0 };
-    const state = await job.getState();
     const snap: JobSnapshot = {
       step,
       n,

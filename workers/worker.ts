@@ -48,12 +48,14 @@ export async function startBuildWorker(settings: WorkerSettings): Promise<BuildW
   const redis = connectRedis(settings.redis);
   const jobs = settings.jobs ?? (await pipelineJobs());
   const flows = new BuildFlows(redis);
+  let handingBack = false;
   const processor = makeProcessor({
     redis,
     flows,
     jobs,
     jobTimeoutMs: settings.jobTimeoutMs,
     cancelPollMs: settings.cancelPollMs,
+    handingBack: () => handingBack,
     log: (line) => settings.log(`[${settings.name}] ${line}`),
   });
   let lastError = '';
@@ -85,7 +87,10 @@ export async function startBuildWorker(settings: WorkerSettings): Promise<BuildW
   let closing: Promise<void> | undefined;
   return {
     close(opts = {}) {
-      if (opts.handBack) for (const w of workers) w.cancelAllJobs(HAND_BACK_REASON);
+      if (opts.handBack) {
+        handingBack = true;
+        for (const w of workers) w.cancelAllJobs(HAND_BACK_REASON);
+      }
       closing ??= (async () => {
         await Promise.all(workers.map((w) => w.close()));
         await flows.close();
