@@ -1,6 +1,7 @@
 // FLOPs from the module tree against a closed-form count written out per block, and against the multiply-adds the
 // CPU reference forward actually performs.
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { describe, it } from 'node:test';
 import { CpuOps } from '../../../train-bridge/model/cpu-ops.ts';
 import { FastViTHD, modelConfig } from '../../../train-bridge/model/fastvithd.ts';
@@ -75,5 +76,24 @@ describe('FLOPs', () => {
     assert.equal(modelInfo('fastvithd', 768).tokens, 144);
     assert.equal(modelInfo('fastvithd', 256).tokens, 16);
     assert.throws(() => modelInfo('fastvithd', 0), /positive integer/);
+  });
+
+  it('`mixforge model info fastvithd --resolution 768 --json` prints them', () => {
+    const r = spawnSync(
+      process.execPath,
+      ['bin/mixforge.js', 'model', 'info', 'fastvithd', '--resolution', '768', '--json'],
+      {
+        encoding: 'utf8',
+      },
+    );
+    assert.equal(r.status, 0, r.stderr);
+    const printed = JSON.parse(r.stdout);
+    assert.deepEqual(printed, { ...modelInfo('fastvithd', 768) });
+    assert.equal(printed.tokens, 144);
+    const bad = spawnSync(process.execPath, ['bin/mixforge.js', 'model', 'info', 'fastvit-x'], {
+      encoding: 'utf8',
+    });
+    assert.equal(bad.status, 1);
+    assert.match(bad.stderr, /unknown model "fastvit-x" \(known: fastvithd, fastvithd-tiny\)/);
   });
 });
