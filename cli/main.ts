@@ -2,6 +2,7 @@
 import { Command } from 'commander';
 import { registerBuild } from './commands/build.ts';
 import { registerDemo } from './commands/demo.ts';
+import { registerGpu } from './commands/gpu.ts';
 import { registerModel } from './commands/model.ts';
 import { registerWorker } from './commands/worker.ts';
 
@@ -14,6 +15,7 @@ const program = new Command()
 // One line per command family; keep alphabetical.
 registerBuild(program);
 registerDemo(program);
+registerGpu(program);
 registerModel(program);
 registerWorker(program);
 
