@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Debian packages the tests need: Mesa's lavapipe Vulkan driver from bookworm-backports (Dawn rejects
-# Mesa 22), Chromium for report/dashboard tests, redis-server for the distributed tests.
+# Mesa 22), Chromium for report/dashboard tests, redis-server for the distributed tests, Debian's PyTorch and PIL
+# (the FastViTHD cross-check against a PyTorch forward, and the loader/training baselines).
 set -euo pipefail
 need=()
 vk_ok() { dpkg-query -W -f='${Version}' mesa-vulkan-drivers 2>/dev/null | grep -qE '^(2[3-9]|[3-9][0-9])\.'; }
 vk_ok || need+=(mesa)
 command -v chromium >/dev/null || need+=(chromium)
 command -v redis-server >/dev/null || need+=(redis-server)
+/usr/bin/python3 -c 'import torch, PIL' 2>/dev/null || need+=(torch)
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" != 0 ]; then echo "setup-system: need root to install: ${need[*]}" >&2; exit 1; fi
 export DEBIAN_FRONTEND=noninteractive
@@ -25,5 +27,6 @@ for n in "${need[@]}"; do
     mesa) apt-get install -y -qq -t bookworm-backports mesa-vulkan-drivers libvulkan1 ;;
     chromium) apt-get install -y -qq chromium ;;
     redis-server) apt-get install -y -qq redis-server ;;
+    torch) apt-get install -y -qq python3-torch python3-pil ;;
   esac
 done
