@@ -1,0 +1,110 @@
+// A fixed pool of worker threads for image preprocessing (preprocess-worker.ts). Each worker takes one image at a
+// time; results land in the caller's SharedArrayBuffer, so messages carry only the encoded bytes and a status.
+import { availableParallelism } from 'node:os';
+import { Worker } from 'node:worker_threads';
+import type { PreprocessOptions } from './preprocess.ts';
+import type { PreprocessReply, PreprocessTask } from './preprocess-worker.ts';
+
+export class PreprocessError extends Error {
+  override name = 'PreprocessError';
+}
+
+interface Pending {
+  task: PreprocessTask;
+  resolve: (r: { width: number; height: number }) => void;
+  reject: (e: Error) => void;
+}
+
+/**
+ * Start a worker on preprocess-worker. From TypeScript sources, a tiny bootstrap registers tsx's loader inside the
+ * worker first (Node 20 ignores `--import` in a Worker's execArgv), then imports the .ts module.
+ */
+function startWorker(): Worker {
+  const entry = new URL('./preprocess-worker.ts', import.meta.url);
+  if (!import.meta.url.endsWith('.ts')) return new Worker(entry);
+  const bootstrap = `const { workerData } = require('node:worker_threads');
+import(workerData.tsx).then((m) => m.register()).then(() => import(workerData.entry));`;
+  return new Worker(bootstrap, {
+    eval: true,
+    workerData: { tsx: import.meta.resolve('tsx/esm/api'), entry: entry.href },
+  });
+}
+
+export class PreprocessPool {
+  readonly threads: number;
+  private readonly workers: Worker[] = [];
+  private readonly idle: Worker[] = [];
+  private readonly queue: Pending[] = [];
+  private readonly running = new Map<Worker, Pending>();
+  private nextId = 0;
+  private closed = false;
+
+  constructor(threads = Math.max(1, availableParallelism())) {
+    if (!Number.isInteger(threads) || threads < 1)
+      throw new RangeError(`threads must be a positive integer, got ${threads}`);
+    this.threads = threads;
+    for (let i = 0; i < threads; i++) {
+      const w = startWorker();
+      w.on('message', (reply: PreprocessReply) => this.settle(w, reply));
+      w.on('error', (err: unknown) =>
+        this.fail(w, err instanceof Error ? err : new PreprocessError(String(err))),
+      );
+      w.on('exit', (code) => {
+        if (!this.closed) this.fail(w, new PreprocessError(`preprocess worker exited with code ${code}`));
+      });
+      this.workers.push(w);
+      this.idle.push(w);
+    }
+  }
+
+  /** Preprocess one encoded image into `out` at element `offset`. */
+  run(
+    bytes: Uint8Array,
+    out: SharedArrayBuffer,
+    offset: number,
+    opts: PreprocessOptions,
+  ): Promise<{ width: number; height: number }> {
+    if (this.closed) return Promise.reject(new PreprocessError('preprocess pool is closed'));
+    return new Promise((resolve, reject) => {
+      this.queue.push({ task: { id: this.nextId++, bytes, out, offset, opts }, resolve, reject });
+      this.pump();
+    });
+  }
+
+  private pump(): void {
+    while (this.idle.length > 0 && this.queue.length > 0) {
+      const w = this.idle.pop()!;
+      const job = this.queue.shift()!;
+      this.running.set(w, job);
+      w.postMessage(job.task);
+    }
+  }
+
+  private settle(w: Worker, reply: PreprocessReply): void {
+    const job = this.running.get(w);
+    if (!job || job.task.id !== reply.id) return;
+    this.running.delete(w);
+    this.idle.push(w);
+    if ('error' in reply) job.reject(new PreprocessError(reply.error));
+    else job.resolve({ width: reply.width, height: reply.height });
+    this.pump();
+  }
+
+  private fail(w: Worker, err: Error): void {
+    const job = this.running.get(w);
+    this.running.delete(w);
+    job?.reject(err);
+    // A crashed worker is not replaced: fail what is queued rather than hang.
+    if (!this.closed) {
+      this.closed = true;
+      for (const q of this.queue.splice(0))
+        q.reject(new PreprocessError(`preprocess pool failed: ${err.message}`));
+      void this.close();
+    }
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    await Promise.all(this.workers.map((w) => w.terminate()));
+  }
+}

@@ -1,0 +1,62 @@
+// Worker thread of the preprocessing pool: turns encoded images into model input written straight into the
+// batch's SharedArrayBuffer (no copy back to the main thread).
+import { parentPort } from 'node:worker_threads';
+import sharp from 'sharp';
+import {
+  channelTables,
+  halfTables,
+  type PreprocessOptions,
+  padColour,
+  squareRgb,
+  writePlanar,
+} from './preprocess.ts';
+
+export interface PreprocessTask {
+  id: number;
+  bytes: Uint8Array;
+  out: SharedArrayBuffer;
+  /** Element offset of this image in the batch tensor. */
+  offset: number;
+  opts: PreprocessOptions;
+}
+
+export type PreprocessReply = { id: number; width: number; height: number } | { id: number; error: string };
+
+// One libvips thread per image: parallelism comes from the pool's workers, one image each.
+sharp.concurrency(1);
+sharp.cache(false);
+
+const tableCache = new Map<string, { f32: Float32Array[]; f16: Uint16Array[] }>();
+function tablesFor(opts: PreprocessOptions) {
+  const key = `${opts.mean.join(',')}/${opts.std.join(',')}`;
+  let t = tableCache.get(key);
+  if (!t) {
+    const f32 = channelTables(opts.mean, opts.std);
+    t = { f32, f16: halfTables(f32) };
+    tableCache.set(key, t);
+  }
+  return t;
+}
+
+async function handle(task: PreprocessTask): Promise<PreprocessReply> {
+  const { opts } = task;
+  const { pixels, width, height } = await squareRgb(
+    task.bytes,
+    opts.resolution,
+    padColour(opts.mean),
+    opts.kernel,
+  );
+  if (opts.dtype === 'u8') new Uint8Array(task.out).set(pixels, task.offset);
+  else if (opts.dtype === 'f32')
+    writePlanar(pixels, tablesFor(opts).f32, new Float32Array(task.out), task.offset);
+  else writePlanar(pixels, tablesFor(opts).f16, new Uint16Array(task.out), task.offset);
+  return { id: task.id, width, height };
+}
+
+parentPort?.on('message', (task: PreprocessTask) => {
+  handle(task).then(
+    (reply) => parentPort?.postMessage(reply),
+    (err: unknown) =>
+      parentPort?.postMessage({ id: task.id, error: err instanceof Error ? err.message : String(err) }),
+  );
+});
