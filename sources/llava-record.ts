@@ -1,6 +1,7 @@
 // The LLaVA json families (LLaVA-Pretrain, the 665K mix, Cambrian) share one record shape — {id, image?,
 // conversations, ...extras} with images referenced by path — so this turns one parsed value into a RawRecord
 // (images loaded from an image root, in order, a few records in flight) or a quarantine record.
+import { MixforgeError } from '../core/errors.ts';
 import type { QuarantineReason, QuarantineRecord } from '../core/quarantine.ts';
 import type { RawImage, RawRecord, RawTurn } from '../core/schema.ts';
 import { dirnameUri, type ObjectInfo } from '../core/storage/index.ts';
@@ -253,6 +254,10 @@ export function llavaJsonReader(spec: LlavaReaderSpec): SourceReader {
       return out;
     },
     async *read(partition: Partition): AsyncIterable<ReadItem> {
+      if (partition.start > 0 && partition.firstItem === undefined) {
+        // Without it every origin after the cut would carry a wrong item/line number.
+        throw new MixforgeError(`${partition.uri}: a byte partition starting at ${partition.start} needs firstItem`);
+      }
       const root = await openImageRoot(partition.imageRoot ?? dirnameUri(partition.uri));
       const range = {
         start: partition.start,
