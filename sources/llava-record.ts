@@ -256,7 +256,9 @@ export function llavaJsonReader(spec: LlavaReaderSpec): SourceReader {
     async *read(partition: Partition): AsyncIterable<ReadItem> {
       if (partition.start > 0 && partition.firstItem === undefined) {
         // Without it every origin after the cut would carry a wrong item/line number.
-        throw new MixforgeError(`${partition.uri}: a byte partition starting at ${partition.start} needs firstItem`);
+        throw new MixforgeError(
+          `${partition.uri}: a byte partition starting at ${partition.start} needs firstItem`,
+        );
       }
       const root = await openImageRoot(partition.imageRoot ?? dirnameUri(partition.uri));
       const range = {

@@ -160,7 +160,7 @@ describe('zip root', () => {
   });
 
   it('reads the central directory in a few ranged requests, then one request per member', async () => {
-    const names = Array.from({ length: 3000 }, (_, i) => `${String(i % 7).padStart(5, '0')}/${i}.jpg`);
+    const names = Array.from({ length: 1500 }, (_, i) => `${String(i % 7).padStart(5, '0')}/${i}.jpg`);
     const zip = new yazl.ZipFile();
     for (const n of names) zip.addBuffer(bytesFor(n, 200), n, { compress: true });
     zip.end();
