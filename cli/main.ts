@@ -2,8 +2,11 @@
 import { Command } from 'commander';
 import { registerBuild } from './commands/build.ts';
 import { registerDemo } from './commands/demo.ts';
+import { registerExport } from './commands/export.ts';
 import { registerGpu } from './commands/gpu.ts';
 import { registerModel } from './commands/model.ts';
+import { registerSources } from './commands/sources.ts';
+import { registerStream } from './commands/stream.ts';
 import { registerWorker } from './commands/worker.ts';
 
 const program = new Command()
@@ -15,8 +18,11 @@ const program = new Command()
 // One line per command family; keep alphabetical.
 registerBuild(program);
 registerDemo(program);
+registerExport(program);
 registerGpu(program);
 registerModel(program);
+registerSources(program);
+registerStream(program);
 registerWorker(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
