@@ -41,6 +41,8 @@ export async function runIngest(ctx: BuildContext, n: number): Promise<PartSumma
   const quarantine: QuarantineRecord[] = [];
   const keys: string[] = [];
   const partStream = new PassThrough({ highWaterMark: 4 * 1024 * 1024 });
+  // A failed read destroys the stream with the error; the writer reports it through `written`, so no crash here.
+  partStream.on('error', () => undefined);
   const written = storageFor(ctx.out).writeAtomic(layout.part(n), partStream);
   let bytes = 0;
   try {
