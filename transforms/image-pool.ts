@@ -132,7 +132,10 @@ export class ImagePool implements ImageNormaliser {
       const job = this.queue.shift()!;
       slot.inFlight.set(job.id, job);
       slot.worker.ref();
-      const copy = job.bytes.slice();
+      // A real copy: Buffer#slice is a view, and transferring its buffer would detach the caller's bytes
+      // (often a whole pooled slab shared with other records).
+      const copy = new Uint8Array(job.bytes.byteLength);
+      copy.set(job.bytes);
       const request: ImageRequest = { id: job.id, bytes: copy, options: job.options };
       slot.worker.postMessage(request, [copy.buffer]);
     }
