@@ -42,11 +42,11 @@ export function demoOverrides(specName: string, dataDir: string): SpecInputs {
   const d = (...parts: string[]) => joinUri(dataDir, ...parts);
   const llava665k = {
     LLAVA665K_JSON: d('llava665k', 'llava_v1_5_mix665k.json'),
-    LLAVA665K_IMAGES: d('llava665k', 'images'),
+    LLAVA665K_IMAGES: d('llava665k'),
     IT_SPLITS_JSON: d('llava665k', 'llava_v1_5_mix665k.json'),
-    IT_SPLITS_IMAGES: d('llava665k', 'images'),
+    IT_SPLITS_IMAGES: d('llava665k'),
   };
-  const cambrian = { CAMBRIAN_JSONL: d('cambrian', '*.jsonl'), CAMBRIAN_IMAGES: d('cambrian', 'images') };
+  const cambrian = { CAMBRIAN_JSONL: d('cambrian', '*.jsonl'), CAMBRIAN_IMAGES: d('cambrian') };
   const onevision = { LLAVA_ONEVISION: d('onevision') };
   const docmatix = { DOCMATIX: d('docmatix') };
   const envs: Record<ShippedSpecName, Record<string, string>> = {

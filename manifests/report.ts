@@ -2,10 +2,10 @@
 // planned vs built, drop reasons, image size and aspect histograms, conversation lengths, <image> placement.
 import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
-import { storageFor } from '../core/storage/index.ts';
+import { dirname, join } from 'node:path';
+import { joinUri, storageFor } from '../core/storage/index.ts';
 import { type Manifest, manifestRoot, readManifest } from './manifest.ts';
 import { ASPECT_BINS, CHAR_BINS, SIDE_BINS, TURN_BINS } from './stats.ts';
-import { joinUri } from '../core/storage/index.ts';
 
 interface Chart {
   id: string;
@@ -14,7 +14,8 @@ interface Chart {
 }
 
 const esc = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
-const binLabels = (bins: number[]) => bins.map((b, i) => (i + 1 < bins.length ? `${b}–${bins[i + 1]}` : `≥${b}`));
+const binLabels = (bins: number[]) =>
+  bins.map((b, i) => (i + 1 < bins.length ? `${b}–${bins[i + 1]}` : `≥${b}`));
 
 /** Rows a component was meant to contribute: its take target (or everything read) × repeat. */
 export function plannedRows(c: Manifest['components'][number], spec: Manifest['spec']): number {
@@ -30,7 +31,11 @@ export function reportCharts(m: Manifest): Chart[] {
   const bar = (labels: string[], datasets: { label: string; data: number[] }[], stacked = false) => ({
     type: 'bar',
     data: { labels, datasets },
-    options: { animation: false, responsive: false, scales: { x: { stacked }, y: { stacked, beginAtZero: true } } },
+    options: {
+      animation: false,
+      responsive: false,
+      scales: { x: { stacked }, y: { stacked, beginAtZero: true } },
+    },
   });
   const reasons = [...new Set(m.components.flatMap((c) => Object.keys(c.counts.dropped)))].sort();
   const charts: Chart[] = [
@@ -51,10 +56,26 @@ export function reportCharts(m: Manifest): Chart[] {
         true,
       ),
     },
-    { id: 'sides', title: 'Image long side (px)', config: bar(binLabels(SIDE_BINS), [{ label: 'images', data: m.stats.longSide }]) },
-    { id: 'aspect', title: 'Image aspect ratio (w/h)', config: bar(binLabels(ASPECT_BINS), [{ label: 'images', data: m.stats.aspect }]) },
-    { id: 'turns', title: 'Conversation turns', config: bar(binLabels(TURN_BINS), [{ label: 'samples', data: m.stats.turns }]) },
-    { id: 'chars', title: 'Conversation characters', config: bar(binLabels(CHAR_BINS), [{ label: 'samples', data: m.stats.chars }]) },
+    {
+      id: 'sides',
+      title: 'Image long side (px)',
+      config: bar(binLabels(SIDE_BINS), [{ label: 'images', data: m.stats.longSide }]),
+    },
+    {
+      id: 'aspect',
+      title: 'Image aspect ratio (w/h)',
+      config: bar(binLabels(ASPECT_BINS), [{ label: 'images', data: m.stats.aspect }]),
+    },
+    {
+      id: 'turns',
+      title: 'Conversation turns',
+      config: bar(binLabels(TURN_BINS), [{ label: 'samples', data: m.stats.turns }]),
+    },
+    {
+      id: 'chars',
+      title: 'Conversation characters',
+      config: bar(binLabels(CHAR_BINS), [{ label: 'samples', data: m.stats.chars }]),
+    },
   ];
   const triplets = m.components.filter((c) => c.transform === 'triplet').map((c) => c.name);
   if (triplets.length) {
@@ -75,8 +96,9 @@ export function reportCharts(m: Manifest): Chart[] {
 }
 
 async function chartJsSource(): Promise<string> {
+  // The package's exports hide dist/; resolve its entry point and take the UMD build beside it.
   const require = createRequire(import.meta.url);
-  return readFile(require.resolve('chart.js/dist/chart.umd.min.js'), 'utf8');
+  return readFile(join(dirname(require.resolve('chart.js')), 'chart.umd.min.js'), 'utf8');
 }
 
 export async function renderReport(m: Manifest): Promise<string> {
@@ -92,7 +114,10 @@ export async function renderReport(m: Manifest): Promise<string> {
     )
     .join('\n');
   const canvases = charts
-    .map((c) => `<section><h2>${esc(c.title)}</h2><canvas id="${c.id}" width="720" height="300"></canvas></section>`)
+    .map(
+      (c) =>
+        `<section><h2>${esc(c.title)}</h2><canvas id="${c.id}" width="720" height="300"></canvas></section>`,
+    )
     .join('\n');
   // JSON inside <script>: escape "<" so a source name can never close the script element.
   const data = JSON.stringify(charts.map((c) => ({ id: c.id, config: c.config }))).replace(/</g, '\\u003c');
