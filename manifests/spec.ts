@@ -6,12 +6,11 @@ import { z } from 'zod';
 import { errorMessage, SpecError } from '../core/errors.ts';
 import { storageFor } from '../core/storage/index.ts';
 import { SOURCE_FORMATS } from '../sources/types.ts';
-import { FilterOptionsSchema, ImageOptionsSchema } from '../transforms/options.ts';
+import { FilterOptionsSchema, ImageOptionsSchema, TRANSFORM_KINDS } from '../transforms/options.ts';
 import { type Env, expandEnvInDocument } from './expand-env.ts';
 import { type AppliedOverride, applyOverrides } from './overrides.ts';
 
 export const COMPRESSIONS = ['zstd', 'snappy', 'gzip', 'none'] as const;
-export const TRANSFORMS = ['triplet'] as const;
 
 /** Formats whose records reference image files, so an image root means something for them. */
 const REFERENCED_IMAGE_FORMATS: readonly string[] = ['llava-pretrain', 'llava-json', 'cambrian'];
@@ -52,10 +51,11 @@ const TakeSchema = z
 const ComponentSchema = z.strictObject({
   name: z.string().regex(/^[a-z0-9_-]+$/, 'expected a name of lowercase letters, digits, _ and -'),
   source: SourceSchema,
-  transform: z.enum(TRANSFORMS).optional(),
-  filters: FilterOptionsSchema.optional(),
+  // Defaults are filled in (rather than left absent) so that writing a default out does not change the spec hash.
+  transform: z.enum(TRANSFORM_KINDS).default('none'),
+  filters: FilterOptionsSchema.prefault({}),
   take: TakeSchema.optional(),
-  repeat: z.int().min(1, 'expected at least 1 copy').optional(),
+  repeat: z.int().min(1, 'expected at least 1 copy').default(1),
 });
 
 const OutputSchema = z.strictObject({
@@ -69,7 +69,7 @@ export const MixtureSpecSchema = z.strictObject({
   description: z.string().optional(),
   seed: z.int().min(0, 'expected a seed ≥ 0'),
   output: OutputSchema,
-  images: ImageOptionsSchema.default(ImageOptionsSchema.parse({})),
+  images: ImageOptionsSchema.prefault({}),
   components: z
     .array(ComponentSchema)
     .min(1, 'expected at least one component')

@@ -94,6 +94,17 @@ describe('parseSpec: a valid spec', () => {
     assert.equal(spec.components[1].filters?.image_only, true);
     assert.deepEqual(spec.components[2].take, { fraction: 0.5 });
     assert.equal(spec.components[2].filters?.max_images, 1);
+    // Defaults are filled in, so the resolved spec (and its hash) says exactly what is built.
+    assert.deepEqual(spec.images, {
+      max_side: 2048,
+      jpeg_quality: 95,
+      reencode_format: 'jpeg',
+      animated: 'first-frame',
+      max_pixels: 89_478_485,
+    });
+    assert.equal(spec.components[2].transform, 'none');
+    assert.deepEqual(spec.components[0].filters, {});
+    assert.equal(spec.components[0].repeat, 1);
   });
 
   it('applies output defaults and accepts every compression and repeat', () => {
@@ -176,7 +187,7 @@ describe('parseSpec: errors name the file, the field path, the line and what was
     );
     rejects(
       () => parse(EXAMPLE.replace('transform: triplet', 'transform: [triplet]')),
-      [{ path: 'components[0].transform', message: /expected one of triplet, got a list/, line: 8 }],
+      [{ path: 'components[0].transform', message: /expected one of triplet, none, got a list/, line: 8 }],
     );
     rejects(
       () => parse(EXAMPLE.replace('"s3://my-bucket/docmatix/data/*.parquet"', '42')),
@@ -468,6 +479,17 @@ name: demo-it
 `;
     assert.equal(specHash(parse(reordered)), h);
     assert.equal(specHash(parse(EXAMPLE.replace('compression: zstd', 'compression: null'))), h);
+    const explicit = EXAMPLE.replace(
+      'take: { fraction: 0.5 }',
+      'take: { fraction: 0.5 }\n    transform: none\n    repeat: 1',
+    )
+      .replace('    take: { count: 30 }', '    take: { count: 30 }\n    filters: {}')
+      .replace(
+        'images: { max_side: 2048 }',
+        'images: { max_side: 2048, animated: first-frame, reencode_format: jpeg }',
+      );
+    assert.notEqual(explicit, EXAMPLE);
+    assert.equal(specHash(parse(explicit)), h);
   });
 
   it('changes with anything that changes the build', () => {
