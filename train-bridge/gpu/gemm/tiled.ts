@@ -30,6 +30,8 @@ function tiledDef(transA: boolean, transB: boolean): KernelDef {
 var<workgroup> As: array<vec4<f32>, ${TK * 16}>; // [k][m/4]
 var<workgroup> Bs: array<vec4<f32>, ${TK * 16}>; // [k][n/4]
 
+fn a_at(ao: u32, m: u32, k: u32) -> f32 { return A[ao + ${aIdx}]; }
+fn b_at(bo: u32, k: u32, n: u32) -> f32 { return B[bo + ${bIdx}]; }
 fn load_a(ao: u32, m: u32, k: u32, kEnd: u32) -> f32 {
   if (m < P.M && k < kEnd) { return A[ao + ${aIdx}]; }
   return 0.0;
@@ -53,12 +55,19 @@ fn load_b(bo: u32, k: u32, n: u32, kEnd: u32) -> f32 {
   let lk = tid / 16u;
   let lq = tid % 16u;
   var acc: array<vec4<f32>, 4>;
+  let interior = row0 + ${TILE}u <= P.M && col0 + ${TILE}u <= P.N;
   for (var k0 = kBegin; k0 < kEnd; k0 += ${TK}u) {
     let k = k0 + lk;
     let m = row0 + lq * 4u;
-    As[lk * 16u + lq] = vec4(load_a(ao, m, k, kEnd), load_a(ao, m + 1u, k, kEnd), load_a(ao, m + 2u, k, kEnd), load_a(ao, m + 3u, k, kEnd));
     let n = col0 + lq * 4u;
-    Bs[lk * 16u + lq] = vec4(load_b(bo, k, n, kEnd), load_b(bo, k, n + 1u, kEnd), load_b(bo, k, n + 2u, kEnd), load_b(bo, k, n + 3u, kEnd));
+    if (interior && k0 + ${TK}u <= kEnd) {
+      // Whole tile in range (the common case): no per-element bounds checks.
+      As[lk * 16u + lq] = vec4(a_at(ao, m, k), a_at(ao, m + 1u, k), a_at(ao, m + 2u, k), a_at(ao, m + 3u, k));
+      Bs[lk * 16u + lq] = vec4(b_at(bo, k, n), b_at(bo, k, n + 1u), b_at(bo, k, n + 2u), b_at(bo, k, n + 3u));
+    } else {
+      As[lk * 16u + lq] = vec4(load_a(ao, m, k, kEnd), load_a(ao, m + 1u, k, kEnd), load_a(ao, m + 2u, k, kEnd), load_a(ao, m + 3u, k, kEnd));
+      Bs[lk * 16u + lq] = vec4(load_b(bo, k, n, kEnd), load_b(bo, k, n + 1u, kEnd), load_b(bo, k, n + 2u, kEnd), load_b(bo, k, n + 3u, kEnd));
+    }
     workgroupBarrier();
     for (var kk = 0u; kk < ${TK}u; kk++) {
       let a = As[kk * 16u + lid.y];
