@@ -1,0 +1,255 @@
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { before, describe, it } from 'node:test';
+import sharp from 'sharp';
+import {
+  type ImageOutcome,
+  iccDescription,
+  isSrgbProfile,
+  looksTruncated,
+  type NormalisedImage,
+  normaliseImage,
+} from '../../transforms/image-normalise.ts';
+import { type ImageOptions, ImageOptionsSchema } from '../../transforms/options.ts';
+import { BLUE, badCorpus, goodCorpus, near, noiseJpeg, pixelAt, RED } from './image-corpus.ts';
+
+const DEFAULTS: ImageOptions = ImageOptionsSchema.parse({});
+let good: Awaited<ReturnType<typeof goodCorpus>>;
+let bad: Awaited<ReturnType<typeof badCorpus>>;
+
+before(async () => {
+  good = await goodCorpus();
+  bad = await badCorpus();
+});
+
+function ok(o: ImageOutcome): NormalisedImage {
+  if (!o.ok) assert.fail(`expected a normalised image, got ${o.reason}: ${o.message}`);
+  return o.value;
+}
+
+/** What the stored file declares (sharp's raw output would convert to sRGB and hide it). */
+async function decoded(bytes: Uint8Array) {
+  const meta = await sharp(bytes).metadata();
+  return { channels: meta.channels, space: meta.space, depth: meta.depth, hasAlpha: meta.hasAlpha };
+}
+
+describe('normaliseImage: bad inputs get distinct quarantine reasons', () => {
+  const expected: Record<string, string> = {
+    empty: 'image-empty',
+    text: 'image-not-an-image',
+    html: 'image-not-an-image',
+    svg: 'image-unsupported-format',
+    truncatedJpeg: 'image-truncated',
+    headerOnlyJpeg: 'image-truncated',
+    truncatedPng: 'image-truncated',
+    corruptJpeg: 'image-corrupt',
+    corruptPng: 'image-corrupt',
+    bombPng: 'image-too-large',
+  };
+  for (const [name, reason] of Object.entries(expected)) {
+    it(`${name} → ${reason}`, async () => {
+      const o = await normaliseImage(bad[name as keyof typeof bad], DEFAULTS);
+      assert.equal(o.ok, false, `${name} was accepted`);
+      if (!o.ok) {
+        assert.equal(o.reason, reason, `${name}: ${o.message}`);
+        assert.ok(o.message.length > 0 && o.message.length <= 300);
+      }
+    });
+  }
+
+  it('the pixel limit is the max_pixels option (a real 1200×1000 image over a 1M limit is a bomb)', async () => {
+    const img = await noiseJpeg(1200, 1000);
+    const o = await normaliseImage(img, { ...DEFAULTS, max_pixels: 1_000_000 });
+    assert.deepEqual(o.ok ? 'accepted' : o.reason, 'image-too-large');
+    ok(await normaliseImage(img, { ...DEFAULTS, max_pixels: 1_200_000 }));
+  });
+
+  it('animated input under the reject policy → image-animated (GIF and WebP)', async () => {
+    for (const bytes of [good.animatedGif, good.animatedWebp]) {
+      const o = await normaliseImage(bytes, { ...DEFAULTS, animated: 'reject' });
+      assert.equal(o.ok ? 'accepted' : o.reason, 'image-animated');
+    }
+  });
+
+  it('truncation is told from corruption by the missing end marker', () => {
+    assert.equal(looksTruncated(bad.truncatedJpeg), true);
+    assert.equal(looksTruncated(bad.truncatedPng), true);
+    assert.equal(looksTruncated(bad.corruptJpeg), false);
+    assert.equal(looksTruncated(bad.corruptPng), false);
+    assert.equal(looksTruncated(good.jpeg), false);
+    assert.equal(
+      looksTruncated(Buffer.concat([good.jpeg, Buffer.alloc(16)])),
+      false,
+      'NUL padding after EOI',
+    );
+    assert.equal(looksTruncated(good.gif.subarray(0, good.gif.length - 1)), true);
+  });
+});
+
+describe('normaliseImage: already-normal images keep their exact bytes', () => {
+  for (const name of ['jpeg', 'webp', 'srgbIccJpeg', 'smallJpeg'] as const) {
+    it(name, async () => {
+      const input = good[name];
+      const v = ok(await normaliseImage(input, DEFAULTS));
+      assert.deepEqual(v.changes, []);
+      assert.equal(v.image.bytes, input, 'the very same bytes, not a copy');
+      assert.equal(v.sha256, createHash('sha256').update(input).digest('hex'));
+      const meta = await sharp(input).metadata();
+      assert.deepEqual(
+        [v.image.width, v.image.height, v.image.format],
+        [meta.width, meta.height, meta.format],
+      );
+    });
+  }
+
+  it('a small image is never upscaled', async () => {
+    const v = ok(await normaliseImage(good.smallJpeg, { ...DEFAULTS, max_side: 2048 }));
+    assert.deepEqual([v.image.width, v.image.height], [10, 8]);
+  });
+});
+
+describe('normaliseImage: everything else becomes 8-bit sRGB, re-encoded once', () => {
+  async function check(
+    name: keyof Awaited<ReturnType<typeof goodCorpus>>,
+    changes: string[],
+    size: [number, number],
+    colour: [number, number, number],
+    tolerance = 12,
+  ) {
+    const v = ok(await normaliseImage(good[name], DEFAULTS));
+    assert.deepEqual(v.changes, changes);
+    assert.equal(v.image.format, 'jpeg');
+    assert.deepEqual([v.image.width, v.image.height], size);
+    const meta = await sharp(v.image.bytes).metadata();
+    assert.deepEqual(
+      [meta.width, meta.height, meta.format],
+      [...size, 'jpeg'],
+      'recorded size is the real size',
+    );
+    assert.deepEqual(await decoded(v.image.bytes), {
+      channels: 3,
+      space: 'srgb',
+      depth: 'uchar',
+      hasAlpha: false,
+    });
+    const px = await pixelAt(v.image.bytes, 1, 1);
+    assert.ok(near(px, colour, tolerance), `${name}: pixel ${px} not near ${colour}`);
+    assert.equal(v.sha256, createHash('sha256').update(v.image.bytes).digest('hex'));
+    return v;
+  }
+
+  it('CMYK JPEG', () => check('cmykJpeg', ['colour'], [64, 32], [RED.r, RED.g, RED.b], 40));
+  it('16-bit PNG', () => check('png16', ['colour', 'depth'], [64, 32], [RED.r, RED.g, RED.b]));
+  it('palette PNG with alpha, flattened onto white', () =>
+    // 50% red over white: (200+255)/2, (30+255)/2, (10+255)/2.
+    check('palettePngAlpha', ['alpha', 'palette'], [64, 32], [228, 143, 133], 14));
+  it('greyscale JPEG becomes 3-channel sRGB with R = G = B = the grey level', async () => {
+    const { data } = await sharp(good.greyJpeg).raw().toBuffer({ resolveWithObject: true });
+    const grey = data[0];
+    const meta = await sharp(good.greyJpeg).metadata();
+    assert.deepEqual([meta.channels, meta.space], [1, 'b-w'], 'the input really is one grey channel');
+    const v = await check('greyJpeg', ['colour'], [64, 32], [grey, grey, grey], 2);
+    const [r, g, b] = await pixelAt(v.image.bytes, 5, 5);
+    assert.ok(r === g && g === b, `grey pixel ${r},${g},${b}`);
+  });
+  it('a non-sRGB ICC profile (Display P3) is converted to sRGB', async () => {
+    // The file holds P3 values (sharp converted sRGB red into P3 when writing it); read without the profile
+    // they are not our red. Converted back to sRGB they are.
+    const { data } = await sharp(good.p3Jpeg, { ignoreIcc: true })
+      .raw()
+      .toBuffer({ resolveWithObject: true });
+    assert.ok(
+      !near([data[0], data[1], data[2]], [RED.r, RED.g, RED.b], 12),
+      `stored P3 values ${data.subarray(0, 3)}`,
+    );
+    const v = await check('p3Jpeg', ['icc'], [64, 32], [RED.r, RED.g, RED.b], 6);
+    assert.equal((await sharp(v.image.bytes).metadata()).icc, undefined, 'no profile left: plain sRGB');
+  });
+  it('non-animated GIF (palette, alpha channel, not a stored format)', () =>
+    check('gif', ['alpha', 'palette', 'format'], [64, 32], [RED.r, RED.g, RED.b], 20));
+  it('animated GIF: first frame', () =>
+    check('animatedGif', ['alpha', 'palette', 'frames', 'format'], [32, 16], [RED.r, RED.g, RED.b], 20));
+  it('animated WebP: first frame', () => check('animatedWebp', ['frames'], [32, 16], [RED.r, RED.g, RED.b]));
+  it('TIFF and AVIF are re-encoded', async () => {
+    await check('tiff', ['format'], [64, 32], [RED.r, RED.g, RED.b]);
+    await check('avif', ['format'], [64, 32], [RED.r, RED.g, RED.b], 20);
+  });
+  it('a side above max_side is downscaled, keeping the aspect ratio', async () => {
+    await check('wideJpeg', ['resize'], [2048, 683], [RED.r, RED.g, RED.b]);
+    const v = ok(await normaliseImage(good.wideJpeg, { ...DEFAULTS, max_side: 300 }));
+    assert.deepEqual([v.image.width, v.image.height, v.sourceWidth, v.sourceHeight], [300, 100, 3000, 1000]);
+  });
+
+  it('EXIF orientation 6 is applied: width and height swap, and the pixels turn', async () => {
+    // Stored 40×20 with red on the left; orientation 6 displays it turned 90° clockwise: 20×40, red on top.
+    const v = await check('exifRotated', ['orientation'], [20, 40], [RED.r, RED.g, RED.b], 20);
+    assert.deepEqual([v.sourceWidth, v.sourceHeight], [20, 40]);
+    assert.ok(near(await pixelAt(v.image.bytes, 10, 5), [RED.r, RED.g, RED.b], 20), 'top is red');
+    assert.ok(near(await pixelAt(v.image.bytes, 10, 34), [BLUE.r, BLUE.g, BLUE.b], 20), 'bottom is blue');
+    assert.equal((await sharp(v.image.bytes).metadata()).orientation, undefined, 'no orientation tag left');
+  });
+});
+
+describe('normaliseImage: encoder options', () => {
+  it('jpeg_quality is used: q50 output is smaller than q95 and decodes to the same size', async () => {
+    const src = await sharp(await noiseJpeg(300, 200))
+      .png()
+      .toBuffer();
+    const q95 = ok(await normaliseImage(await sharp(src).toColourspace('rgb16').png().toBuffer(), DEFAULTS));
+    const q50 = ok(
+      await normaliseImage(await sharp(src).toColourspace('rgb16').png().toBuffer(), {
+        ...DEFAULTS,
+        jpeg_quality: 50,
+      }),
+    );
+    assert.ok(
+      q50.image.bytes.length < q95.image.bytes.length * 0.8,
+      `${q50.image.bytes.length} vs ${q95.image.bytes.length}`,
+    );
+    assert.deepEqual([q50.image.width, q50.image.height], [300, 200]);
+  });
+
+  it('reencode_format png writes lossless PNG', async () => {
+    const v = ok(await normaliseImage(good.png16, { ...DEFAULTS, reencode_format: 'png' }));
+    assert.equal(v.image.format, 'png');
+    assert.deepEqual(await decoded(v.image.bytes), {
+      channels: 3,
+      space: 'srgb',
+      depth: 'uchar',
+      hasAlpha: false,
+    });
+    assert.deepEqual(await pixelAt(v.image.bytes, 3, 3), [RED.r, RED.g, RED.b]);
+  });
+
+  it('is deterministic: the same input gives byte-identical output', async () => {
+    const a = ok(await normaliseImage(good.cmykJpeg, DEFAULTS));
+    const b = ok(await normaliseImage(good.cmykJpeg, DEFAULTS));
+    assert.equal(a.sha256, b.sha256);
+  });
+});
+
+describe('ICC profile description', () => {
+  it('reads v4 mluc descriptions and recognises sRGB', async () => {
+    const srgb = (await sharp(good.srgbIccJpeg).metadata()).icc!;
+    const p3 = (await sharp(good.p3Jpeg).metadata()).icc!;
+    assert.match(iccDescription(srgb) ?? '', /sRGB/);
+    assert.match(iccDescription(p3) ?? '', /P3/);
+    assert.equal(isSrgbProfile(srgb), true);
+    assert.equal(isSrgbProfile(p3), false);
+    assert.equal(isSrgbProfile(new Uint8Array(10)), false);
+  });
+
+  it('reads v2 desc descriptions', () => {
+    const text = 'sRGB IEC61966-2.1';
+    const tag = Buffer.alloc(12 + text.length + 1);
+    tag.write('desc', 0, 'latin1');
+    tag.writeUInt32BE(text.length + 1, 8);
+    tag.write(text, 12, 'latin1');
+    const header = Buffer.alloc(132 + 12);
+    header.writeUInt32BE(1, 128);
+    header.write('desc', 132, 'latin1');
+    header.writeUInt32BE(144, 136);
+    header.writeUInt32BE(tag.length, 140);
+    assert.equal(iccDescription(Buffer.concat([header, tag])), text);
+  });
+});
