@@ -42,6 +42,8 @@ export class BuildFlows {
 
   constructor(connection: Redis) {
     this.producer = new FlowProducer({ connection });
+    // Connection errors are retried by ioredis (see connectRedis); without a listener the event would throw.
+    this.producer.on('error', () => undefined);
   }
 
   async addPlan(ref: BuildRef): Promise<void> {

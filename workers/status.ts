@@ -31,7 +31,13 @@ export class BuildQueues {
   private readonly queues = new Map<Step, Queue>();
 
   constructor(readonly redis: Redis) {
-    for (const step of STEPS) this.queues.set(step, new Queue(queueName(step), { connection: redis }));
+    for (const step of STEPS) {
+      const q = new Queue(queueName(step), { connection: redis });
+      // Connection errors while Redis restarts are retried by ioredis; an 'error' event without a listener would
+      // throw instead.
+      q.on('error', () => undefined);
+      this.queues.set(step, q);
+    }
   }
 
   queue(step: Step): Queue {

@@ -39,6 +39,7 @@ describe('BullMQ executor (counting build, in-process workers)', () => {
   before(async () => {
     redis = await startRedis();
     client = new Redis(redis.url, { maxRetriesPerRequest: null });
+    client.on('error', () => undefined);
     queues = new BuildQueues(client);
     root = await mkdtemp(join(tmpdir(), 'mixforge-flow-'));
   });

@@ -1,0 +1,41 @@
+// Kills workers in the middle of their jobs while a build runs, respawning a replacement each time.
+import type { BuildQueues } from '../../workers/status.ts';
+import { type WorkerProcess, workersWithActiveJobs } from './fleet.ts';
+
+/**
+ * Until `kills` workers have been killed with SIGKILL (or the build ends): waits for a worker that holds an active
+ * job of the build, kills it, and spawns a replacement. Returns the names of the killed workers.
+ */
+export async function killWorkersDuringBuild(
+  queues: BuildQueues,
+  buildId: string,
+  fleet: WorkerProcess[],
+  respawn: (i: number) => Promise<WorkerProcess>,
+  opts: { kills: number; until: Promise<unknown>; pauseMs: number },
+): Promise<string[]> {
+  let ended = false;
+  opts.until.then(
+    () => {
+      ended = true;
+    },
+    () => {
+      ended = true;
+    },
+  );
+  const killed: string[] = [];
+  let spawned = 0;
+  while (killed.length < opts.kills && !ended) {
+    const busy = new Set(await workersWithActiveJobs(queues, buildId));
+    const victims = fleet.filter((w) => busy.has(w.name));
+    const victim = victims[Math.floor(Math.random() * victims.length)];
+    if (!victim) {
+      await new Promise((r) => setTimeout(r, 20));
+      continue;
+    }
+    await victim.kill9();
+    killed.push(victim.name);
+    fleet.splice(fleet.indexOf(victim), 1, await respawn(spawned++));
+    await new Promise((r) => setTimeout(r, opts.pauseMs));
+  }
+  return killed;
+}
