@@ -9,8 +9,8 @@ import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { DuckDBInstance } from '@duckdb/node-api';
-import { expandGlob } from '../core/storage/index.ts';
 import sharp from 'sharp';
+import { expandGlob } from '../core/storage/index.ts';
 import { drawDemoImage } from '../demo/images.ts';
 import { getReader } from '../sources/registry.ts';
 
@@ -44,7 +44,13 @@ async function drawImages(dir: string): Promise<number> {
     const height = 360 + (i % 3) * 32;
     const base = await drawDemoImage(`bench-${i}`, 'png', { width, height });
     const grain = await sharp({
-      create: { width, height, channels: 3, background: '#808080', noise: { type: 'gaussian', mean: 128, sigma: 8 } },
+      create: {
+        width,
+        height,
+        channels: 3,
+        background: '#808080',
+        noise: { type: 'gaussian', mean: 128, sigma: 8 },
+      },
     })
       .png()
       .toBuffer();
@@ -61,7 +67,12 @@ async function drawImages(dir: string): Promise<number> {
  * row suffix (so no two rows share bytes and dictionary encoding cannot collapse them), two-turn conversations
  * with a multi-sentence caption, and data_source.
  */
-async function writeRecapLike(path: string, imagesDir: string, rows: number, compression: string): Promise<void> {
+async function writeRecapLike(
+  path: string,
+  imagesDir: string,
+  rows: number,
+  compression: string,
+): Promise<void> {
   const instance = await DuckDBInstance.create(':memory:', { threads: '1' });
   const conn = await instance.connect();
   try {
@@ -130,9 +141,13 @@ async function readWithDuckDB(path: string, threads?: number): Promise<ReadResul
 
 /** Peak RSS of a full read in a fresh process (so one measurement cannot inherit another's heap). */
 function childPeakRss(path: string): { rows: number; peakRssMB: number; ms: number } {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', new URL(import.meta.url).pathname, '--rss-child', path], {
-    encoding: 'utf8',
-  });
+  const r = spawnSync(
+    process.execPath,
+    ['--import', 'tsx', new URL(import.meta.url).pathname, '--rss-child', path],
+    {
+      encoding: 'utf8',
+    },
+  );
   if (r.status !== 0) throw new Error(`child read failed: ${r.stderr}`);
   return JSON.parse(r.stdout.trim().split('\n').at(-1) ?? '{}');
 }
@@ -165,7 +180,8 @@ async function throughput(): Promise<void> {
       results.push([`DuckDB, all ${availableParallelism()} cores`, await readWithDuckDB(path)]);
     }
     const best = new Map<string, ReadResult>();
-    for (const [name, r] of results) if (!best.has(name) || r.ms < (best.get(name)?.ms ?? Infinity)) best.set(name, r);
+    for (const [name, r] of results)
+      if (!best.has(name) || r.ms < (best.get(name)?.ms ?? Infinity)) best.set(name, r);
     const ours = best.get('mixforge llava-recap reader');
     if (!ours) return;
     for (const [name, r] of best) {
@@ -199,7 +215,9 @@ async function bigFile(): Promise<void> {
       const t0 = performance.now();
       await writeRecapLike(path, join(dir, 'img'), f.rows, 'snappy');
       const size = (await stat(path)).size;
-      console.log(`wrote ${f.name}: ${f.rows} rows, ${fmt(mb(size))} MB in ${fmt((performance.now() - t0) / 1000)} s`);
+      console.log(
+        `wrote ${f.name}: ${f.rows} rows, ${fmt(mb(size))} MB in ${fmt((performance.now() - t0) / 1000)} s`,
+      );
       const r = childPeakRss(path);
       if (r.rows !== f.rows) throw new Error(`read ${r.rows} rows of ${f.rows}`);
       console.log(
@@ -214,7 +232,11 @@ async function bigFile(): Promise<void> {
 if (args['rss-child']) {
   const r = await readWithOurs(args['rss-child']);
   console.log(
-    JSON.stringify({ rows: r.rows, peakRssMB: Math.round(process.resourceUsage().maxRSS / 1024), ms: Math.round(r.ms) }),
+    JSON.stringify({
+      rows: r.rows,
+      peakRssMB: Math.round(process.resourceUsage().maxRSS / 1024),
+      ms: Math.round(r.ms),
+    }),
   );
 } else if (args.big) {
   await bigFile();
