@@ -9,7 +9,6 @@ import type { KernelDef } from '../train-bridge/gpu/kernel.ts';
 import { grid1d } from '../train-bridge/gpu/kernels/elementwise.ts';
 import * as ops from '../train-bridge/gpu/ops/index.ts';
 import { matmulRaw } from '../train-bridge/gpu/ops/matmul.ts';
-import type { Tensor } from '../train-bridge/gpu/tensor.ts';
 
 const { values } = parseArgs({
   options: {

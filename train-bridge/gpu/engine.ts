@@ -55,7 +55,8 @@ type TensorTree =
   | string
   | boolean
   | undefined
-  | null;
+  | null
+  | void;
 
 export class Engine {
   readonly device: GPUDevice;
