@@ -223,7 +223,8 @@ export class StreamingDataset implements AsyncIterable<LoaderSample> {
     this.seed = state.seed;
     this.lanes = state.lanes;
     this.shuffleWindow = state.shuffleWindow;
-    this.remainder = state.remainder;
+    // The remainder policy is not part of the order: an explicit option may change it on resume.
+    this.remainder = this.opts.remainder ?? state.remainder;
     // A finished epoch resumes at the start of the next one.
     this.epoch = state.position >= state.total ? state.epoch + 1 : state.epoch;
     this.start = state.position >= state.total ? 0 : state.position;

@@ -3,6 +3,7 @@
 import { createHash } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import sharp from 'sharp';
 import { keyedHash64 } from '../../../core/keyed-hash.ts';
 import type { Sample, SampleImage } from '../../../core/schema.ts';
 import { type DemoImageFormat, drawDemoImage } from '../../../demo/images.ts';
@@ -17,6 +18,8 @@ export interface FixtureOptions {
   seed?: number;
   /** Give every sample one real image (JPEG/PNG/WebP in turn); else text-only samples. */
   images?: boolean;
+  /** Images of sample i of shard s (overrides `images`); the human turn gets as many `<image>` tokens. */
+  imageCount?: (shard: number, i: number) => number;
   /** Draw images at this size instead of the demo's varied sizes. */
   imageSize?: { width: number; height: number };
 }
@@ -36,10 +39,11 @@ export async function writeFixtureMixture(dir: string, opts: FixtureOptions): Pr
     for (let i = 0; i < rows; i++) {
       const id = fixtureId(s, i);
       const images: SampleImage[] = [];
-      if (opts.images) {
-        const format = FORMATS[n % FORMATS.length];
-        const bytes = await drawDemoImage(id, format, opts.imageSize);
-        const meta = await import('sharp').then((m) => m.default(bytes).metadata());
+      const count = opts.imageCount?.(s, i) ?? (opts.images ? 1 : 0);
+      for (let k = 0; k < count; k++) {
+        const format = FORMATS[(n + k) % FORMATS.length];
+        const bytes = await drawDemoImage(`${id}/${k}`, format, opts.imageSize);
+        const meta = await sharp(bytes).metadata();
         images.push({ bytes, width: meta.width ?? 0, height: meta.height ?? 0, format });
       }
       samples.push({
@@ -47,7 +51,7 @@ export async function writeFixtureMixture(dir: string, opts: FixtureOptions): Pr
         source: 'fixture/demo',
         images,
         conversations: [
-          { from: 'human', value: opts.images ? `<image>\nWhat is in picture ${i}?` : `Question ${id}?` },
+          { from: 'human', value: `${'<image>\n'.repeat(count)}What is in ${id}?` },
           { from: 'gpt', value: `Caption of ${id}.` },
         ],
         origin: `fixture://s${s}#row=${i}`,
