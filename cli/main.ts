@@ -5,6 +5,7 @@ import { registerDemo } from './commands/demo.ts';
 import { registerExport } from './commands/export.ts';
 import { registerGpu } from './commands/gpu.ts';
 import { registerModel } from './commands/model.ts';
+import { registerSources } from './commands/sources.ts';
 import { registerStream } from './commands/stream.ts';
 import { registerWorker } from './commands/worker.ts';
 
@@ -20,6 +21,7 @@ registerDemo(program);
 registerExport(program);
 registerGpu(program);
 registerModel(program);
+registerSources(program);
 registerStream(program);
 registerWorker(program);
 
