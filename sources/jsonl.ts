@@ -15,12 +15,11 @@ export interface LineCut {
 }
 
 /**
- * Cut a jsonl file into ranges of about `targetBytes` starting at line starts. Files no larger than
- * `targetBytes` are one partition without reading; larger ones are scanned once for newlines (streamed,
- * constant memory) so that each partition knows the number of its first line.
+ * Cut a jsonl file into ranges of about `targetBytes` starting at line starts. Every file is scanned once for
+ * newlines (streamed, constant memory) so that each partition knows the number of its first line and its line
+ * count (`mixforge plan` prints it).
  */
 export async function planJsonl(file: ObjectInfo, targetBytes: number): Promise<LineCut[]> {
-  if (file.size <= targetBytes) return [{ start: 0, firstItem: 0 }];
   const cuts: LineCut[] = [{ start: 0, firstItem: 0 }];
   let nextCut = targetBytes;
   let pos = 0;

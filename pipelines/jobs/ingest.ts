@@ -64,7 +64,7 @@ export async function runIngest(ctx: BuildContext, n: number): Promise<PartSumma
         const takeKey = keyedHash64(ctx.spec.seed, `take:${component.name}`, s.id).toString(16).padStart(16, '0');
         const frame = encodeRecord({ ...s, component: component.name, dedupKey: outcome.dedupKey, takeKey });
         bytes += frame.length;
-        keys.push(`${takeKey}\t${outcome.dedupKey}\t${s.id}`);
+        keys.push(`${takeKey}\t${outcome.dedupKey}\t${frame.length}\t${s.id}`);
         if (!partStream.write(frame)) await once(partStream, 'drain');
       }
     }

@@ -26,6 +26,8 @@ export interface Selection {
 interface KeyRow {
   takeKey: string;
   dedupKey: string;
+  /** Encoded size of the record (images included), for `output.max_shard_bytes`. */
+  bytes: number;
   id: string;
 }
 
@@ -36,8 +38,8 @@ async function readKeys(ctx: BuildContext, n: number): Promise<KeyRow[]> {
     .split('\n')
     .filter((l) => l.length > 0)
     .map((l) => {
-      const [takeKey, dedupKey, ...rest] = l.split('\t');
-      return { takeKey, dedupKey, id: rest.join('\t') };
+      const [takeKey, dedupKey, bytes, ...rest] = l.split('\t');
+      return { takeKey, dedupKey, bytes: Number(bytes), id: rest.join('\t') };
     });
 }
 
@@ -76,6 +78,7 @@ export async function runSelect(ctx: BuildContext): Promise<Selection> {
   const threshold = new Map<string, KeyRow | null>();
   const summary: Selection['components'] = {};
   let totalEmitted = 0;
+  let totalBytes = 0;
   for (const c of ctx.spec.components) {
     const list = candidates.get(c.name) ?? [];
     list.sort((a, b) => (before(a, b) ? -1 : before(b, a) ? 1 : 0));
@@ -86,6 +89,7 @@ export async function runSelect(ctx: BuildContext): Promise<Selection> {
     const repeat = c.repeat ?? 1;
     summary[c.name] = { candidates: list.length, kept: take, emitted: take * repeat, dedup: 0, notTaken: list.length - take };
     totalEmitted += take * repeat;
+    for (let i = 0; i < take; i++) totalBytes += list[i].bytes * repeat;
   }
   candidates.clear();
 
@@ -109,7 +113,13 @@ export async function runSelect(ctx: BuildContext): Promise<Selection> {
     const sel: PartSelection = { part: p.part, mask: mask.toString('base64'), kept, dedup, notTaken };
     await writeJson(layout.partSelection(p.part), sel);
   }
-  const shards = Math.max(1, Math.ceil(totalEmitted / ctx.spec.output.shard_rows));
+  // Enough shards for both limits; key ranges make shard sizes vary around the mean, so max_shard_bytes is a target.
+  const maxBytes = ctx.spec.output.max_shard_bytes;
+  const shards = Math.max(
+    1,
+    Math.ceil(totalEmitted / ctx.spec.output.shard_rows),
+    maxBytes ? Math.ceil(totalBytes / maxBytes) : 1,
+  );
   const selection: Selection = { shards, totalEmitted, components: summary };
   await writeJson(layout.select, selection);
   return selection;

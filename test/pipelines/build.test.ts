@@ -100,6 +100,14 @@ describe('build', () => {
     assert.ok(q.getRowObjects().length >= 1, 'quarantine is queryable like the shards');
   });
 
+  it('raises the shard count to meet output.max_shard_bytes', async () => {
+    const small = { ...spec, output: { ...spec.output, shard_rows: 1000, max_shard_bytes: 200_000 } };
+    const { manifest } = await build('bytes', {}, 2, small);
+    const total = manifest.shards.reduce((a, s) => a + s.bytes, 0);
+    assert.ok(manifest.shards.length >= Math.ceil(total / 200_000), `${manifest.shards.length} shards for ${total} bytes`);
+    assert.ok(manifest.shards.length > 1, 'more than the one shard shard_rows alone would give');
+  });
+
   it('verify names a corrupted shard', async () => {
     const { out } = await build('corrupt');
     const shard = join(out, 'shards', readdirSync(join(out, 'shards'))[0]);
