@@ -56,6 +56,7 @@ type TensorTree =
   | boolean
   | undefined
   | null
+  // biome-ignore lint/suspicious/noConfusingVoidType: lets tidy take callbacks that return nothing
   | void;
 
 export class Engine {
