@@ -1,5 +1,5 @@
-// Writes rows with a declared schema to zstd parquet bytes that DuckDB, pyarrow and HF datasets read: standard
-// 3-level LISTs, STRING/INTEGER logical types, no timestamps, so identical rows give identical bytes.
+// Writes rows with a declared schema to parquet bytes (zstd by default) that DuckDB, pyarrow and HF datasets read:
+// standard 3-level LISTs, STRING logical and UINT_64 converted types, no timestamps: same rows, same bytes.
 import { gzipSync } from 'node:zlib';
 import { ByteWriter, parquetWrite, type SchemaElement } from 'hyparquet-writer';
 import { errorMessage, MixforgeError } from '../errors.ts';
@@ -161,7 +161,10 @@ export async function writeParquet(options: WriteParquetOptions): Promise<Uint8A
     schema,
     columnData: fields.map((f) => ({ name: f.name, data: rows.map((r) => r[f.name] ?? null) })),
     codec: CODECS[options.compression ?? 'zstd'],
-    compressors: { ZSTD: zstdCompressPage, GZIP: (b: Uint8Array) => new Uint8Array(gzipSync(b, { level: 6 })) },
+    compressors: {
+      ZSTD: zstdCompressPage,
+      GZIP: (b: Uint8Array) => new Uint8Array(gzipSync(b, { level: 6 })),
+    },
     rowGroupSize: Math.max(1, options.rowGroupSize ?? 1000),
     kvMetadata: Object.entries(options.metadata ?? {}).map(([key, value]) => ({ key, value })),
     createdBy: PARQUET_CREATED_BY,
