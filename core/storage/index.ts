@@ -70,9 +70,11 @@ export async function expandGlob(pattern: string): Promise<ObjectInfo[]> {
   // List from the longest prefix before the first glob segment, then match the remainder.
   const firstGlob = uri.search(GLOB_CHARS);
   const prefix = uri.slice(0, uri.lastIndexOf('/', firstGlob) + 1);
-  const match = picomatch(uri, { dot: false });
+  // Match only the part after the literal prefix, so characters picomatch reads as syntax in a fixed folder name
+  // (e.g. `CLEVR-Math(MathV360K)/`) stay literal.
+  const match = picomatch(uri.slice(prefix.length), { dot: false });
   const out: ObjectInfo[] = [];
-  for await (const o of storage.list(prefix)) if (match(o.uri)) out.push(o);
+  for await (const o of storage.list(prefix)) if (match(o.uri.slice(prefix.length))) out.push(o);
   out.sort((a, b) => (a.uri < b.uri ? -1 : a.uri > b.uri ? 1 : 0));
   return out;
 }

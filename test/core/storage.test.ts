@@ -41,6 +41,9 @@ function contract(name: string, root: () => string) {
       const deep = (await expandGlob(`${root()}/x/**/*.json`)).map((o) => o.uri.slice(root().length));
       assert.deepEqual(deep, ['/x/1.json', '/x/2.json', '/x/sub/3.json']);
       await assert.rejects(expandGlob(`${root()}/x/none.json`), /no such file/);
+      await s.writeAtomic(`${root()}/ov/CLEVR-Math(MathV360K)/train-0.parquet`, 'p');
+      const parens = (await expandGlob(`${root()}/ov/CLEVR-Math(MathV360K)/*.parquet`)).map((o) => o.uri.slice(root().length));
+      assert.deepEqual(parens, ['/ov/CLEVR-Math(MathV360K)/train-0.parquet'], 'parentheses in a fixed folder are literal');
     });
 
     it('writes large objects (multipart on S3) intact', async () => {

@@ -1,0 +1,86 @@
+// The build CLI as a user runs it: plan, build (--json events), verify, inspect, report, and spec errors.
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { shippedSpecPath } from '../../manifests/demo-overrides.ts';
+import { demoDataDir } from '../helpers/demo-data.ts';
+
+let data = '';
+let tmp = '';
+function mixforge(args: string[], env: Record<string, string> = {}) {
+  const r = spawnSync(process.execPath, ['--import', 'tsx', 'cli/main.ts', ...args], {
+    encoding: 'utf8',
+    env: { ...process.env, MIXFORGE_DEMO_DATA: data, ...env },
+    timeout: 120_000,
+  });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+before(async () => {
+  data = await demoDataDir();
+  tmp = await mkdtemp(join(tmpdir(), 'mixforge-cli-'));
+});
+after(async () => {
+  await rm(tmp, { recursive: true, force: true });
+});
+
+describe('mixforge plan/build/verify/inspect/report', () => {
+  it('plan prints per-component record counts without building', () => {
+    const r = mixforge(['plan', shippedSpecPath('demo'), '--json']);
+    assert.equal(r.code, 0, r.stderr);
+    const plan = JSON.parse(r.stdout) as { components: { name: string; records: number; expectedRows: number }[] };
+    const by = Object.fromEntries(plan.components.map((c) => [c.name, c]));
+    assert.equal(by.recap.expectedRows, 20, 'take count');
+    assert.equal(by.llava665k.expectedRows, 2 * by.llava665k.records, 'repeat 2');
+    assert.ok(plan.components.every((c) => c.records > 0));
+    const text = mixforge(['plan', shippedSpecPath('demo')]);
+    assert.match(text.stdout, /recap\s+llava-recap\s+files\s+1\s+records \d+/);
+  });
+
+  it('build → verify → inspect → report', () => {
+    const out = join(tmp, 'out');
+    const b = mixforge(['build', shippedSpecPath('demo'), '--out', out, '--json', '--concurrency', '2']);
+    assert.equal(b.code, 0, b.stderr);
+    const events = b.stdout.trim().split('\n').map((l) => JSON.parse(l) as { type: string; stage?: string });
+    assert.deepEqual(
+      events.filter((e) => e.type === 'stage-done').map((e) => e.stage),
+      ['plan', 'ingest', 'select', 'shuffle', 'write', 'finalize'],
+    );
+    assert.equal(events.at(-1)?.type, 'build-done');
+    const v = mixforge(['verify', out]);
+    assert.equal(v.code, 0, v.stderr);
+    assert.match(v.stdout, /ok/);
+    const i = mixforge(['inspect', out, '--samples', '2', '--source', 'llava-recap']);
+    assert.equal(i.code, 0, i.stderr);
+    assert.match(i.stdout, /rows \d+\s+shards \d+/);
+    assert.match(i.stdout, /recap\s+\d+\s+20\s+20/);
+    assert.equal((i.stdout.match(/^── recap\//gm) ?? []).length, 2, 'two recap samples printed');
+    const rep = mixforge(['report', out]);
+    assert.equal(rep.code, 0, rep.stderr);
+    assert.ok(existsSync(join(out, 'report.html')));
+  });
+
+  it('verify exits non-zero when a shard is missing', async () => {
+    const out = join(tmp, 'broken');
+    assert.equal(mixforge(['build', shippedSpecPath('demo'), '--out', out]).code, 0);
+    await rm(join(out, 'shards', 'shard-00001.parquet'));
+    const v = mixforge(['verify', out]);
+    assert.equal(v.code, 1);
+    assert.match(v.stderr, /shards\/shard-00001\.parquet: missing/);
+  });
+
+  it('a bad spec fails with the file, the field path and the expectation', async () => {
+    const bad = join(tmp, 'bad.yaml');
+    await writeFile(bad, 'name: x\nseed: 1\noutput: {shard_rows: 10}\ncomponents:\n  - name: a\n    source: {format: llava-recap, uris: [x]}\n    take: {count: -3}\n');
+    const r = mixforge(['build', bad, '--out', join(tmp, 'never')]);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /bad\.yaml.*components\[0\]\.take\.count.*positive/s);
+    const s = mixforge(['plan', shippedSpecPath('demo'), '--set', 'components.nosuch.take.count=3']);
+    assert.equal(s.code, 1);
+    assert.match(s.stderr, /nosuch/);
+  });
+});
