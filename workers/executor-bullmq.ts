@@ -66,8 +66,10 @@ export async function followBuild(
   const reportedAttempts = new Map<string, number>();
   let current = 0;
   let stageStarted = false;
-  let stageT0 = 0;
   let stageRows = 0;
+  // Stage timing from the jobs' own timestamps: the follower may see a whole stage complete within one poll.
+  let stageFirstStart = Number.POSITIVE_INFINITY;
+  let stageLastEnd = 0;
   for (;;) {
     const record = await readBuildRecord(queues.redis, buildId);
     if (!record) throw new MixforgeError(`build ${buildId}: its record disappeared from Redis (cancelled?)`);
@@ -84,8 +86,9 @@ export async function followBuild(
       if (!stageStarted) {
         emit({ type: 'stage-start', stage, total });
         stageStarted = true;
-        stageT0 = Date.now();
         stageRows = 0;
+        stageFirstStart = Number.POSITIVE_INFINITY;
+        stageLastEnd = 0;
       }
       const pending: Promise<JobSnapshot>[] = [];
       const done = completed.get(stage) ?? new Set<number>();
@@ -99,6 +102,8 @@ export async function followBuild(
         }
         if (s.state !== 'completed') continue;
         done.add(s.n);
+        stageFirstStart = Math.min(stageFirstStart, s.processedOn ?? Date.now());
+        stageLastEnd = Math.max(stageLastEnd, s.finishedOn ?? Date.now());
         const rows = s.result?.rows ?? 0;
         stageRows += rows;
         emit({ type: 'job-done', stage, n: s.n, ran: s.result?.ran ?? true, done: done.size, total, rows });
@@ -108,7 +113,8 @@ export async function followBuild(
         await failIfFailed(queues, buildId, [await queues.snapshot(buildId, adder, 0)], emit);
       }
       if (done.size < total) break;
-      emit({ type: 'stage-done', stage, total, rows: stageRows, seconds: (Date.now() - stageT0) / 1000 });
+      const seconds = Math.max(0, stageLastEnd - Math.min(stageFirstStart, stageLastEnd)) / 1000;
+      emit({ type: 'stage-done', stage, total, rows: stageRows, seconds });
       current++;
       stageStarted = false;
     }

@@ -24,6 +24,9 @@ export interface JobSnapshot {
   attemptsMade: number;
   failedReason?: string;
   result?: JobResult;
+  /** When the last attempt started and when the job finished (ms since epoch), for stage timings. */
+  processedOn?: number;
+  finishedOn?: number;
 }
 
 /** The step queues over one Redis client. */
@@ -68,6 +71,8 @@ export class BuildQueues {
       attemptsMade: job.attemptsMade,
     };
     if (job.failedReason) snap.failedReason = job.failedReason;
+    if (job.processedOn) snap.processedOn = job.processedOn;
+    if (job.finishedOn) snap.finishedOn = job.finishedOn;
     if (state === 'completed') {
       const r = jobResultSchema.safeParse(job.returnvalue);
       if (r.success) snap.result = r.data;
