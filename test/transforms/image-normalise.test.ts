@@ -138,11 +138,16 @@ describe('normaliseImage: everything else becomes 8-bit sRGB, re-encoded once', 
     return v;
   }
 
-  it('CMYK JPEG', () => check('cmykJpeg', ['colour'], [64, 32], [RED.r, RED.g, RED.b], 40));
-  it('16-bit PNG', () => check('png16', ['colour', 'depth'], [64, 32], [RED.r, RED.g, RED.b]));
-  it('palette PNG with alpha, flattened onto white', () =>
+  it('CMYK JPEG', async () => {
+    await check('cmykJpeg', ['colour'], [64, 32], [RED.r, RED.g, RED.b], 40);
+  });
+  it('16-bit PNG', async () => {
+    await check('png16', ['colour', 'depth'], [64, 32], [RED.r, RED.g, RED.b]);
+  });
+  it('palette PNG with alpha, flattened onto white', async () => {
     // 50% red over white: (200+255)/2, (30+255)/2, (10+255)/2.
-    check('palettePngAlpha', ['alpha', 'palette'], [64, 32], [228, 143, 133], 14));
+    await check('palettePngAlpha', ['alpha', 'palette'], [64, 32], [228, 143, 133], 14);
+  });
   it('greyscale JPEG becomes 3-channel sRGB with R = G = B = the grey level', async () => {
     const { data } = await sharp(good.greyJpeg).raw().toBuffer({ resolveWithObject: true });
     const grey = data[0];
@@ -165,11 +170,15 @@ describe('normaliseImage: everything else becomes 8-bit sRGB, re-encoded once', 
     const v = await check('p3Jpeg', ['icc'], [64, 32], [RED.r, RED.g, RED.b], 6);
     assert.equal((await sharp(v.image.bytes).metadata()).icc, undefined, 'no profile left: plain sRGB');
   });
-  it('non-animated GIF (palette, alpha channel, not a stored format)', () =>
-    check('gif', ['alpha', 'palette', 'format'], [64, 32], [RED.r, RED.g, RED.b], 20));
-  it('animated GIF: first frame', () =>
-    check('animatedGif', ['alpha', 'palette', 'frames', 'format'], [32, 16], [RED.r, RED.g, RED.b], 20));
-  it('animated WebP: first frame', () => check('animatedWebp', ['frames'], [32, 16], [RED.r, RED.g, RED.b]));
+  it('non-animated GIF (palette, alpha channel, not a stored format)', async () => {
+    await check('gif', ['alpha', 'palette', 'format'], [64, 32], [RED.r, RED.g, RED.b], 20);
+  });
+  it('animated GIF: first frame', async () => {
+    await check('animatedGif', ['alpha', 'palette', 'frames', 'format'], [32, 16], [RED.r, RED.g, RED.b], 20);
+  });
+  it('animated WebP: first frame', async () => {
+    await check('animatedWebp', ['frames'], [32, 16], [RED.r, RED.g, RED.b]);
+  });
   it('TIFF and AVIF are re-encoded', async () => {
     await check('tiff', ['format'], [64, 32], [RED.r, RED.g, RED.b]);
     await check('avif', ['format'], [64, 32], [RED.r, RED.g, RED.b], 20);
