@@ -3,12 +3,14 @@
 import { parentPort } from 'node:worker_threads';
 import sharp from 'sharp';
 import {
+  channelAffine,
   channelTables,
   halfTables,
   type PreprocessOptions,
   padColour,
   squareRgb,
-  writePlanar,
+  writePlanarF16,
+  writePlanarF32,
 } from './preprocess.ts';
 
 export interface PreprocessTask {
@@ -26,13 +28,12 @@ export type PreprocessReply = { id: number; width: number; height: number } | { 
 sharp.concurrency(1);
 sharp.cache(false);
 
-const tableCache = new Map<string, { f32: Float32Array[]; f16: Uint16Array[] }>();
+const tableCache = new Map<string, { affine: ReturnType<typeof channelAffine>; f16: Uint16Array[] }>();
 function tablesFor(opts: PreprocessOptions) {
   const key = `${opts.mean.join(',')}/${opts.std.join(',')}`;
   let t = tableCache.get(key);
   if (!t) {
-    const f32 = channelTables(opts.mean, opts.std);
-    t = { f32, f16: halfTables(f32) };
+    t = { affine: channelAffine(opts.mean, opts.std), f16: halfTables(channelTables(opts.mean, opts.std)) };
     tableCache.set(key, t);
   }
   return t;
@@ -48,8 +49,8 @@ async function handle(task: PreprocessTask): Promise<PreprocessReply> {
   );
   if (opts.dtype === 'u8') new Uint8Array(task.out).set(pixels, task.offset);
   else if (opts.dtype === 'f32')
-    writePlanar(pixels, tablesFor(opts).f32, new Float32Array(task.out), task.offset);
-  else writePlanar(pixels, tablesFor(opts).f16, new Uint16Array(task.out), task.offset);
+    writePlanarF32(pixels, tablesFor(opts).affine, new Float32Array(task.out), task.offset);
+  else writePlanarF16(pixels, tablesFor(opts).f16, new Uint16Array(task.out), task.offset);
   return { id: task.id, width, height };
 }
 

@@ -1,0 +1,259 @@
+// Loader throughput at model resolution against a PyTorch DataLoader + PIL doing the same pad + resize + to-tensor
+// on the same images (read from our LLaVA export), same number of workers, in the same run; prints the ratios.
+//   npx tsx bench/loader.ts [--images 160] [--workers 2] [--batch 8] [--res 1024] [--rounds 1]
+// Also measures, single-threaded, the two orders of pad/resize and the u8 → f32 conversion (docs/decisions.md).
+import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import sharp from 'sharp';
+import { keyedHash64 } from '../core/keyed-hash.ts';
+import type { Sample } from '../core/schema.ts';
+import { drawDemoImage } from '../demo/images.ts';
+import type { Manifest } from '../manifests/manifest.ts';
+import { writeSampleShard } from '../manifests/shard-format.ts';
+import type { MixtureSpec } from '../manifests/spec.ts';
+import { emptyShardStats } from '../manifests/stats.ts';
+import { exportLlava } from '../train-bridge/export/llava.ts';
+import { mixtureSamples } from '../train-bridge/export/mixture-samples.ts';
+import { BatchLoader } from '../train-bridge/loader/batches.ts';
+import { StreamingDataset } from '../train-bridge/loader/dataset.ts';
+import {
+  channelAffine,
+  channelTables,
+  halfTables,
+  type ImageDtype,
+  squareRgb,
+  writePlanarF16,
+  writePlanarF32,
+} from '../train-bridge/loader/preprocess.ts';
+import { PreprocessPool } from '../train-bridge/loader/preprocess-pool.ts';
+
+const { values: args } = parseArgs({
+  options: {
+    images: { type: 'string', default: '160' },
+    workers: { type: 'string', default: '2' },
+    batch: { type: 'string', default: '8' },
+    res: { type: 'string', default: '1024' },
+    rounds: { type: 'string', default: '1' },
+    python: { type: 'string', default: '/usr/bin/python3' },
+  },
+});
+const N = Number(args.images);
+const WORKERS = Number(args.workers);
+const BATCH = Number(args.batch);
+const R = Number(args.res);
+
+/** CC3M-like photos: 400–640 × 300–460 JPEG q90 with Gaussian grain (so entropy decoding costs what photos cost). */
+async function drawPhoto(i: number): Promise<Sample['images'][number]> {
+  const width = 400 + ((i * 37) % 241);
+  const height = 300 + ((i * 53) % 161);
+  const base = await drawDemoImage(`loader-bench-${i}`, 'png', { width, height });
+  const grain = await sharp({
+    create: {
+      width,
+      height,
+      channels: 3,
+      background: '#808080',
+      noise: { type: 'gaussian', mean: 128, sigma: 10 },
+    },
+  })
+    .png()
+    .toBuffer();
+  const bytes = await sharp(base)
+    .composite([{ input: grain, blend: 'overlay' }])
+    .jpeg({ quality: 90 })
+    .toBuffer();
+  return { bytes: new Uint8Array(bytes), width, height, format: 'jpeg' };
+}
+
+async function writeMixture(dir: string): Promise<number> {
+  await mkdir(join(dir, 'shards'), { recursive: true });
+  const samples: Sample[] = [];
+  let bytes = 0;
+  for (let i = 0; i < N; i++) {
+    const id = `bench/${i}`;
+    const image = await drawPhoto(i);
+    bytes += image.bytes.byteLength;
+    samples.push({
+      id,
+      source: 'bench/cc3m-like',
+      images: [image],
+      conversations: [
+        { from: 'human', value: '<image>\nDescribe the image.' },
+        { from: 'gpt', value: `A synthetic photo number ${i}.` },
+      ],
+      origin: `bench#${i}`,
+      key: keyedHash64(1, 'key', id),
+    });
+  }
+  samples.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  const shard = await writeSampleShard(samples, { compression: 'zstd', mixture: 'bench' });
+  await writeFile(join(dir, 'shards/shard-00000.parquet'), shard);
+  const manifest: Manifest = {
+    schema: 'mixforge.manifest/v1',
+    sampleSchema: 'mixforge.sample/v1',
+    name: 'bench',
+    seed: 1,
+    specHash: 'bench',
+    spec: {} as MixtureSpec,
+    inputs: [],
+    components: [],
+    totals: { rows: N, shards: 1, bytes: shard.byteLength, quarantined: 0 },
+    shards: [
+      {
+        path: 'shards/shard-00000.parquet',
+        rows: N,
+        bytes: shard.byteLength,
+        sha256: createHash('sha256').update(shard).digest('hex'),
+      },
+    ],
+    quarantine: { path: 'quarantine.parquet', rows: 0, bytes: 0, sha256: '' },
+    stats: emptyShardStats(),
+  };
+  await writeFile(join(dir, 'manifest.json'), JSON.stringify(manifest));
+  return bytes / N;
+}
+
+interface Run {
+  images: number;
+  batches: number;
+  seconds: number;
+}
+
+async function runOurs(manifest: string, dtype: ImageDtype): Promise<Run> {
+  const t0 = performance.now();
+  const pool = new PreprocessPool(WORKERS);
+  const loader = new BatchLoader(new StreamingDataset(manifest, { seed: 1 }), {
+    batchSize: BATCH,
+    resolution: R,
+    dtype,
+    pool,
+  });
+  let images = 0;
+  let batches = 0;
+  for await (const b of loader) {
+    images += b.images.shape[0];
+    batches++;
+  }
+  await pool.close();
+  return { images, batches, seconds: (performance.now() - t0) / 1000 };
+}
+
+function runTorch(json: string, root: string): Run {
+  const r = spawnSync(
+    args.python,
+    [
+      join(import.meta.dirname, 'loader_torch.py'),
+      '--json',
+      json,
+      '--root',
+      root,
+      '--workers',
+      String(WORKERS),
+      '--batch',
+      String(BATCH),
+      '--res',
+      String(R),
+    ],
+    { encoding: 'utf8' },
+  );
+  if (r.status !== 0) throw new Error(`loader_torch.py failed: ${r.stderr}`);
+  return JSON.parse(r.stdout.trim().split('\n').pop()!) as Run;
+}
+
+/** Single-thread costs of the building blocks, on the first 24 images. */
+async function microbench(photos: Uint8Array[]): Promise<void> {
+  sharp.concurrency(1);
+  const time = async (name: string, f: (b: Uint8Array) => Promise<unknown>) => {
+    await f(photos[0]);
+    const t0 = performance.now();
+    for (const b of photos) await f(b);
+    const ms = (performance.now() - t0) / photos.length;
+    console.log(
+      `  ${name.padEnd(58)} ${ms.toFixed(1).padStart(6)} ms/img  ${(1000 / ms).toFixed(1).padStart(6)} img/s`,
+    );
+    return ms;
+  };
+  console.log(`single thread, ${photos.length} images, ${R}²:`);
+  await time('decode only', (b) => sharp(b).raw().toBuffer());
+  await time('pad at source size, then cubic resize (our order, LLaVA semantics)', (b) =>
+    squareRgb(b, R, [0, 0, 0], 'cubic'),
+  );
+  await time("resize then pad (sharp fit 'contain', cubic)", (b) =>
+    sharp(b)
+      .resize(R, R, { fit: 'contain', background: { r: 0, g: 0, b: 0 }, kernel: 'cubic' })
+      .raw()
+      .toBuffer(),
+  );
+  const pixels = (await squareRgb(photos[0], R, [0, 0, 0], 'cubic')).pixels;
+  const tables = channelTables([0, 0, 0], [1, 1, 1]);
+  const out = new Float32Array(3 * R * R);
+  const loops = 20;
+  let t0 = performance.now();
+  for (let k = 0; k < loops; k++) writePlanarF32(pixels, channelAffine([0, 0, 0], [1, 1, 1]), out, 0);
+  console.log(
+    `  u8 HWC → f32 CHW, multiply-add (ours): ${((performance.now() - t0) / loops).toFixed(2)} ms/img`,
+  );
+  const half = new Uint16Array(3 * R * R);
+  const halfT = halfTables(tables);
+  t0 = performance.now();
+  for (let k = 0; k < loops; k++) writePlanarF16(pixels, halfT, half, 0);
+  console.log(
+    `  u8 HWC → f16 CHW, table (ours):       ${((performance.now() - t0) / loops).toFixed(2)} ms/img`,
+  );
+  t0 = performance.now();
+  for (let k = 0; k < loops; k++)
+    for (let i = 0, j = 0; i < R * R; i++, j += 3) {
+      out[i] = tables[0][pixels[j]];
+      out[R * R + i] = tables[1][pixels[j + 1]];
+      out[2 * R * R + i] = tables[2][pixels[j + 2]];
+    }
+  console.log(
+    `  u8 HWC → f32 CHW, f32 table:          ${((performance.now() - t0) / loops).toFixed(2)} ms/img`,
+  );
+  t0 = performance.now();
+  const hw = R * R;
+  for (let k = 0; k < loops; k++)
+    for (let i = 0, j = 0; i < hw; i++, j += 3) {
+      out[i] = pixels[j] / 255;
+      out[hw + i] = pixels[j + 1] / 255;
+      out[2 * hw + i] = pixels[j + 2] / 255;
+    }
+  console.log(
+    `  u8 HWC → f32 CHW, naive divide:       ${((performance.now() - t0) / loops).toFixed(2)} ms/img`,
+  );
+}
+
+const dir = await mkdtemp(join(tmpdir(), 'mixforge-loader-bench-'));
+try {
+  const meanBytes = await writeMixture(join(dir, 'mix'));
+  const manifest = join(dir, 'mix', 'manifest.json');
+  const exp = join(dir, 'llava');
+  await exportLlava(join(dir, 'mix'), { dest: exp });
+  console.log(
+    `${N} CC3M-like JPEGs (400–640 × 300–460, q90, mean ${(meanBytes / 1024).toFixed(0)} KiB), ${R}², batch ${BATCH}, ${WORKERS} workers each`,
+  );
+  const photos: Uint8Array[] = [];
+  for await (const s of mixtureSamples(join(dir, 'mix')))
+    if (photos.length < 24) photos.push(s.images[0].bytes);
+  for (let round = 0; round < Number(args.rounds); round++) {
+    const torch = runTorch(join(exp, 'mixture.json'), exp);
+    const f32 = await runOurs(manifest, 'f32');
+    const u8 = await runOurs(manifest, 'u8');
+    const f16 = await runOurs(manifest, 'f16');
+    const line = (name: string, r: Run) =>
+      `  ${name.padEnd(44)} ${(r.images / r.seconds).toFixed(1).padStart(7)} img/s ${(r.batches / r.seconds).toFixed(2).padStart(7)} batches/s` +
+      `  ×${(r.images / r.seconds / (torch.images / torch.seconds)).toFixed(2)} vs PyTorch`;
+    console.log(`round ${round + 1}:`);
+    console.log(line('PyTorch DataLoader + PIL, f32 NCHW', torch));
+    console.log(line('mixforge BatchLoader, f32 NCHW', f32));
+    console.log(line('mixforge BatchLoader, f16 NCHW', f16));
+    console.log(line('mixforge BatchLoader, u8 NHWC (normalise on GPU)', u8));
+  }
+  await microbench(photos);
+} finally {
+  await rm(dir, { recursive: true, force: true });
+}
