@@ -83,7 +83,7 @@ describe('mixforge dashboard (bull-board in headless Chromium)', () => {
       await page.goto(`${dashboard.url}queue/mixforge-ingest?status=completed`);
       for (const n of [0, 1])
         await page.getByText(`${ctx.buildId}.ingest.${n}`).first().waitFor({ timeout: 15_000 });
-      const body = await page.locator('body').innerText();
+      const body = (await page.locator('body').textContent()) ?? '';
       assert.match(body, /dash-build\.ingest\.0/);
       assert.deepEqual(errors, []);
     } finally {
