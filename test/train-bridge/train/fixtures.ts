@@ -1,0 +1,38 @@
+// A small (image, caption) mixture built from the demo data by the real build pipeline: the demo's Cambrian
+// records (image-only, one distinct caption "Answer <i>." each), so retrieval on the training pairs is well-posed.
+import { existsSync } from 'node:fs';
+import { mkdir, rm } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { parseSpec } from '../../../manifests/spec.ts';
+import { makeBuildContext } from '../../../pipelines/context.ts';
+import { runBuildInProcess } from '../../../pipelines/executor-inprocess.ts';
+import { demoDataDir } from '../../helpers/demo-data.ts';
+
+const SPEC = `
+name: train-pairs
+description: demo Cambrian image conversations, for training-loop tests
+seed: 5
+output:
+  shard_rows: 8
+components:
+  - name: cambrian
+    source:
+      format: cambrian
+      uris: ["\${MIXFORGE_DEMO_DATA}/cambrian/*.jsonl"]
+      image_root: "\${MIXFORGE_DEMO_DATA}/cambrian"
+    filters:
+      image_only: true
+`;
+
+/** Build (once per demo-data version and process) and return the manifest path. */
+export async function trainPairsMixture(): Promise<string> {
+  const data = await demoDataDir();
+  const out = resolve('.cache', `train-pairs-${data.split('-').at(-1)}-${process.pid}`);
+  const manifest = join(out, 'manifest.json');
+  if (existsSync(manifest)) return manifest;
+  await rm(out, { recursive: true, force: true });
+  await mkdir(out, { recursive: true });
+  const spec = parseSpec(SPEC, { file: 'train-pairs.yaml', env: { MIXFORGE_DEMO_DATA: data } });
+  await runBuildInProcess(makeBuildContext(spec, out));
+  return manifest;
+}

@@ -1,0 +1,146 @@
+// The paper's training stages as presets (FastVLM supplementary; DESIGN.md) and per-model defaults of the
+// alignment heads, resolved with user overrides into the one RunConfig a run (and its checkpoints) carries.
+import { z } from 'zod';
+import { SpecError } from '../../core/errors.ts';
+import { modelConfig } from '../model/fastvithd.ts';
+import type { HeadsConfig } from './objective.ts';
+
+export interface StagePreset {
+  description: string;
+  /** Stage 1 trains the projector (and our text tower, t, b) only; the encoder is frozen. */
+  trainEncoder: boolean;
+  lr: number;
+  /** Images per optimiser update (reached with gradient accumulation when micro-batches are smaller). */
+  batchSize: number;
+  warmupRatio: number;
+  /** LLaVA trains with weight decay 0 and clips the gradient norm at 1 (HF Trainer's default). */
+  weightDecay: number;
+  maxGradNorm: number;
+}
+
+const common = { warmupRatio: 0.03, weightDecay: 0, maxGradNorm: 1 };
+
+export const STAGE_PRESETS: Readonly<Record<string, StagePreset>> = {
+  stage1: {
+    description: 'projector only, encoder frozen',
+    trainEncoder: false,
+    lr: 1e-3,
+    batchSize: 256,
+    ...common,
+  },
+  'stage1.5': {
+    description: 'full model on dense captions',
+    trainEncoder: true,
+    lr: 2e-5,
+    batchSize: 128,
+    ...common,
+  },
+  stage2: {
+    description: 'full model on instruction data',
+    trainEncoder: true,
+    lr: 2e-5,
+    batchSize: 128,
+    ...common,
+  },
+};
+
+interface ModelDefaults {
+  resolution: number;
+  heads: HeadsConfig;
+}
+
+/** FastViTHD trains at 1024² with FastVLM-0.5B's LLM width 896; the tiny config is sized for lavapipe tests. */
+const MODEL_DEFAULTS: Readonly<Record<string, ModelDefaults>> = {
+  fastvithd: {
+    resolution: 1024,
+    heads: { projectorDim: 896, text: { buckets: 65536, embedDim: 512, maxTokens: 128 } },
+  },
+  'fastvithd-tiny': {
+    resolution: 128,
+    heads: { projectorDim: 64, text: { buckets: 4096, embedDim: 64, maxTokens: 64 } },
+  },
+};
+
+export const RunConfigSchema = z.strictObject({
+  model: z.string(),
+  preset: z.string(),
+  resolution: z.number().int().positive(),
+  /** Optimiser updates in the run (the schedule's length). */
+  steps: z.number().int().positive(),
+  batchSize: z.number().int().positive(),
+  /** Images per forward/backward pass; batchSize / microBatch passes are accumulated per update. */
+  microBatch: z.number().int().positive(),
+  trainEncoder: z.boolean(),
+  lr: z.number().positive(),
+  warmupRatio: z.number().min(0).lt(1),
+  weightDecay: z.number().min(0),
+  maxGradNorm: z.number().positive(),
+  /** Keys weight initialisation (nothing else is random: the data order is the loader's keyed order). */
+  seed: z.number().int(),
+  heads: z.strictObject({
+    projectorDim: z.number().int().positive(),
+    text: z.strictObject({
+      buckets: z.number().int().positive(),
+      embedDim: z.number().int().positive(),
+      maxTokens: z.number().int().positive(),
+    }),
+  }),
+});
+
+export type RunConfig = z.infer<typeof RunConfigSchema>;
+
+export interface RunOverrides {
+  resolution?: number;
+  steps?: number;
+  batchSize?: number;
+  microBatch?: number;
+  lr?: number;
+  seed?: number;
+}
+
+/** Preset + model defaults + overrides; `defaultSteps` (one epoch) applies when steps is not given. */
+export function resolveRunConfig(
+  model: string,
+  preset: string,
+  overrides: RunOverrides,
+  defaultSteps: (batchSize: number) => number,
+): RunConfig {
+  modelConfig(model, '--model');
+  const stage = Object.hasOwn(STAGE_PRESETS, preset) ? STAGE_PRESETS[preset] : undefined;
+  if (!stage) {
+    throw new SpecError(
+      '--preset',
+      '',
+      `unknown preset "${preset}" (known: ${Object.keys(STAGE_PRESETS).join(', ')})`,
+    );
+  }
+  const defaults = MODEL_DEFAULTS[model];
+  const batchSize = overrides.batchSize ?? stage.batchSize;
+  const microBatch = overrides.microBatch ?? batchSize;
+  if (batchSize % microBatch !== 0) {
+    throw new SpecError('--micro-batch', '', `${microBatch} does not divide the batch size ${batchSize}`);
+  }
+  const resolution = overrides.resolution ?? defaults.resolution;
+  if (resolution % 64 !== 0) {
+    throw new SpecError(
+      '--resolution',
+      '',
+      `${resolution} is not a multiple of 64 (the encoder's downsampling)`,
+    );
+  }
+  return RunConfigSchema.parse({
+    model,
+    preset,
+    resolution,
+    steps: overrides.steps ?? Math.max(1, defaultSteps(batchSize)),
+    batchSize,
+    microBatch,
+    trainEncoder: stage.trainEncoder,
+    lr: overrides.lr ?? stage.lr,
+    warmupRatio: stage.warmupRatio,
+    weightDecay: stage.weightDecay,
+    maxGradNorm: stage.maxGradNorm,
+    seed: overrides.seed ?? 0,
+    heads: defaults.heads,
+  });
+}
