@@ -34,9 +34,14 @@ async function timeInProcess(concurrency: number): Promise<{ s: number; rows: nu
 async function withWorkers<T>(n: number, concurrency: number, fn: () => Promise<T>): Promise<T> {
   const workers: WorkerProcess[] = await Promise.all(
     Array.from({ length: n }, (_, i) =>
-      spawnWorker(`b${i}`, CLI, ['worker', '--redis', redis.url, '--concurrency', String(concurrency), '--name', `b${i}`], {
-        readyText: /serving mixforge-/,
-      }),
+      spawnWorker(
+        `b${i}`,
+        CLI,
+        ['worker', '--redis', redis.url, '--concurrency', String(concurrency), '--name', `b${i}`],
+        {
+          readyText: /serving mixforge-/,
+        },
+      ),
     ),
   );
   try {
@@ -107,7 +112,9 @@ try {
   console.log(`throughput 2 vs 1 worker processes: ×${f(m1 / m2)}`);
   console.log(`BullMQ (1 process) vs in-process (concurrency 1): ×${f(m1 / mi1)} time`);
   console.log(`BullMQ (2 processes) vs in-process (concurrency 2): ×${f(m2 / mi2)} time`);
-  console.log(`Redis: ${jobs} jobs kept → ${((afterMem - before) / 1024).toFixed(0)} KiB, ${perJob.toFixed(0)} bytes/job`);
+  console.log(
+    `Redis: ${jobs} jobs kept → ${((afterMem - before) / 1024).toFixed(0)} KiB, ${perJob.toFixed(0)} bytes/job`,
+  );
   console.log(
     `Redis per million samples (${jobsPerMillion} jobs at 10,000 records per partition and shard): ~${((perJob * jobsPerMillion) / 1024).toFixed(0)} KiB`,
   );
