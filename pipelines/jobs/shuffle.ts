@@ -21,7 +21,7 @@ export interface BucketIndex {
 }
 
 /** Bytes of buffered frames across all shards before spilling to local temp files. */
-const SPILL_BUDGET = 64 * 1024 * 1024;
+const SPILL_BUDGET = 16 * 1024 * 1024;
 
 export function orderKey(seed: number, id: string): bigint {
   return keyedHash64(seed, 'order', id);

@@ -1,0 +1,130 @@
+// Build throughput and memory. Prints, from one run on one machine:
+//  1. samples per CPU-second of `build` (in-process executor, every stage) against bare sharp doing only
+//     decode + JPEG encode of the same images (ratio), with the default spec (originals kept) and with a
+//     max_side that forces every image to be resized and re-encoded;
+//  2. peak RSS of a build of N vs 10·N samples (memory must not grow with the sample count: ratio < 1.3).
+// Usage: npx tsx bench/build.ts [--n 300] [--images 100]
+import { spawnSync } from 'node:child_process';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import sharp from 'sharp';
+import { writeParquet, type ParquetField } from '../core/parquet/write.ts';
+import { drawDemoImage } from '../demo/images.ts';
+import { jpegEncoderOptions } from '../transforms/image-normalise.ts';
+
+const arg = (name: string, dflt: number) => {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 ? Number(process.argv[i + 1]) : dflt;
+};
+
+const FIELDS: ParquetField[] = [
+  { name: 'id', type: 'string' },
+  { name: 'image', type: 'struct', fields: [{ name: 'bytes', type: 'binary' }, { name: 'path', type: 'string' }] },
+  {
+    name: 'conversations',
+    type: 'list',
+    element: { name: 'element', type: 'struct', fields: [{ name: 'from', type: 'string' }, { name: 'value', type: 'string' }] },
+  },
+  { name: 'data_source', type: 'string' },
+];
+
+/** CC3M-like JPEGs (400–640 × 300–460, q90), as in BASELINES.md. */
+async function makeImages(n: number): Promise<Uint8Array[]> {
+  const out: Uint8Array[] = [];
+  for (let i = 0; i < n; i++) {
+    const png = await drawDemoImage(`bench-${i}`, 'png', { width: 400 + ((i * 37) % 241), height: 300 + ((i * 53) % 161) });
+    // Noise makes the JPEG behave like a photo (an SVG gradient compresses unrealistically well).
+    const noisy = await sharp(png).composite([{ input: Buffer.from(noisePng), tile: true, blend: 'overlay' }]).jpeg({ quality: 90 }).toBuffer();
+    out.push(new Uint8Array(noisy));
+  }
+  return out;
+}
+
+let noisePng: Buffer;
+
+async function writeRecap(dir: string, images: Uint8Array[], rows: number): Promise<void> {
+  await mkdir(join(dir, 'data'), { recursive: true });
+  const all = Array.from({ length: rows }, (_, i) => ({
+    id: `bench-${i}`,
+    image: { bytes: images[i % images.length], path: `${i}.jpg` },
+    conversations: [
+      { from: 'human', value: '<image>\nWhat is happening in this image?' },
+      { from: 'gpt', value: `Sample ${i}: a dense caption describing a gradient scene with several coloured boxes.` },
+    ],
+    data_source: 'bench',
+  }));
+  // Several files of ≤ 500 rows keep the generator's own memory small.
+  for (let f = 0; f * 500 < rows; f++) {
+    const bytes = await writeParquet({ fields: FIELDS, rows: all.slice(f * 500, (f + 1) * 500), rowGroupSize: 100 });
+    await writeFile(join(dir, 'data', `train-${String(f).padStart(5, '0')}.parquet`), bytes);
+  }
+}
+
+function spec(data: string, maxSide: number): string {
+  return `name: bench\nseed: 1\noutput: {shard_rows: 100}\nimages: {max_side: ${maxSide}}\ncomponents:\n  - name: recap\n    source: {format: llava-recap, uris: ["${data}/data/*.parquet"]}\n    transform: triplet\n`;
+}
+
+/** Runs one build in a child process; returns its rows, CPU seconds, wall seconds and peak RSS. */
+function runBuild(specFile: string, out: string): { rows: number; cpu: number; wall: number; maxRssMb: number } {
+  const script = `
+    import { loadSpec } from './manifests/spec.ts';
+    import { makeBuildContext } from './pipelines/context.ts';
+    import { runBuildInProcess } from './pipelines/executor-inprocess.ts';
+    const spec = await loadSpec(${JSON.stringify(specFile)}, { env: {} });
+    const t = Date.now();
+    const m = await runBuildInProcess(makeBuildContext(spec, ${JSON.stringify(out)}));
+    const u = process.resourceUsage();
+    console.log(JSON.stringify({ rows: m.totals.rows, cpu: (u.userCPUTime + u.systemCPUTime) / 1e6, wall: (Date.now() - t) / 1000, maxRssMb: u.maxRSS / 1024 }));`;
+  const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`build failed: ${r.stderr}`);
+  return JSON.parse(r.stdout.trim().split('\n').at(-1) as string);
+}
+
+/** Bare sharp: decode + JPEG encode (q95, the pipeline's encoder options), single thread, CPU seconds per image. */
+async function bareSharp(images: Uint8Array[], rows: number): Promise<number> {
+  sharp.concurrency(1);
+  const t = process.cpuUsage();
+  for (let i = 0; i < rows; i++) await sharp(images[i % images.length]).jpeg(jpegEncoderOptions(95)).toBuffer();
+  const d = process.cpuUsage(t);
+  return (d.user + d.system) / 1e6;
+}
+
+const n = arg('n', 300);
+const distinct = arg('images', 100);
+const tmp = await mkdtemp(join(tmpdir(), 'mixforge-bench-build-'));
+try {
+  noisePng = await sharp({ create: { width: 64, height: 64, channels: 3, noise: { type: 'gaussian', mean: 128, sigma: 40 } } })
+    .png()
+    .toBuffer();
+  const images = await makeImages(distinct);
+  const small = join(tmp, 'small');
+  const big = join(tmp, 'big');
+  await writeRecap(small, images, n);
+  await writeRecap(big, images, 10 * n);
+  for (const [name, data, side] of [
+    ['small', small, 2048],
+    ['small-resize', small, 320],
+    ['big', big, 2048],
+  ] as const) await writeFile(join(tmp, `${name}.yaml`), spec(data, side));
+
+  const sharpCpu = await bareSharp(images, n);
+  const keep = runBuild(join(tmp, 'small.yaml'), join(tmp, 'out-small'));
+  const resize = runBuild(join(tmp, 'small-resize.yaml'), join(tmp, 'out-resize'));
+  const large = runBuild(join(tmp, 'big.yaml'), join(tmp, 'out-big'));
+  const perCpu = (rows: number, cpu: number) => rows / cpu;
+  const baseline = perCpu(n, sharpCpu);
+  console.log(`bare sharp decode+encode q95: ${baseline.toFixed(1)} images per CPU-second (${n} images)`);
+  for (const [label, r] of [
+    ['build, originals kept (default)', keep],
+    ['build, every image resized + re-encoded', resize],
+    [`build, 10× samples (${10 * n})`, large],
+  ] as const) {
+    console.log(
+      `${label}: ${r.rows} rows, ${perCpu(r.rows, r.cpu).toFixed(1)} samples per CPU-second, ${(r.rows / r.wall).toFixed(1)} samples/s wall, ratio vs bare sharp ${(perCpu(r.rows, r.cpu) / baseline).toFixed(2)}, peak RSS ${r.maxRssMb.toFixed(0)} MB`,
+    );
+  }
+  console.log(`peak RSS 10× samples / 1×: ${(large.maxRssMb / keep.maxRssMb).toFixed(2)} (target < 1.3); time ratio ${(large.wall / keep.wall).toFixed(1)}× (≈10× expected)`);
+} finally {
+  await rm(tmp, { recursive: true, force: true });
+}
