@@ -94,13 +94,18 @@ export function registerWorker(program: Command): void {
           log: (line) => process.stderr.write(`${new Date().toISOString()} ${line}\n`),
         });
         // First signal: finish running jobs, take no new ones. Second: hand running jobs back to the queue now.
+        // Third: exit at once (closing talks to Redis and waits for it while it is unreachable); the jobs' locks then
+        // expire and other workers take them over.
         let signals = 0;
         await new Promise<void>((resolve, reject) => {
           const onSignal = (sig: NodeJS.Signals) => {
             signals++;
-            process.stderr.write(
-              `${sig}: ${signals === 1 ? 'finishing running jobs (again to hand them back)' : 'handing running jobs back'}\n`,
-            );
+            const what = [
+              'finishing running jobs (again to hand them back)',
+              'handing running jobs back (again to exit now)',
+            ];
+            process.stderr.write(`${sig}: ${what[signals - 1] ?? 'exiting now'}\n`);
+            if (signals > 2) process.exit(130);
             worker.close({ handBack: signals > 1 }).then(resolve, reject);
           };
           process.on('SIGTERM', onSignal);
