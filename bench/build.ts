@@ -9,7 +9,7 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
-import { writeParquet, type ParquetField } from '../core/parquet/write.ts';
+import { type ParquetField, writeParquet } from '../core/parquet/write.ts';
 import { drawDemoImage } from '../demo/images.ts';
 import { jpegEncoderOptions } from '../transforms/image-normalise.ts';
 
@@ -20,11 +20,25 @@ const arg = (name: string, dflt: number) => {
 
 const FIELDS: ParquetField[] = [
   { name: 'id', type: 'string' },
-  { name: 'image', type: 'struct', fields: [{ name: 'bytes', type: 'binary' }, { name: 'path', type: 'string' }] },
+  {
+    name: 'image',
+    type: 'struct',
+    fields: [
+      { name: 'bytes', type: 'binary' },
+      { name: 'path', type: 'string' },
+    ],
+  },
   {
     name: 'conversations',
     type: 'list',
-    element: { name: 'element', type: 'struct', fields: [{ name: 'from', type: 'string' }, { name: 'value', type: 'string' }] },
+    element: {
+      name: 'element',
+      type: 'struct',
+      fields: [
+        { name: 'from', type: 'string' },
+        { name: 'value', type: 'string' },
+      ],
+    },
   },
   { name: 'data_source', type: 'string' },
 ];
@@ -33,9 +47,15 @@ const FIELDS: ParquetField[] = [
 async function makeImages(n: number): Promise<Uint8Array[]> {
   const out: Uint8Array[] = [];
   for (let i = 0; i < n; i++) {
-    const png = await drawDemoImage(`bench-${i}`, 'png', { width: 400 + ((i * 37) % 241), height: 300 + ((i * 53) % 161) });
+    const png = await drawDemoImage(`bench-${i}`, 'png', {
+      width: 400 + ((i * 37) % 241),
+      height: 300 + ((i * 53) % 161),
+    });
     // Noise makes the JPEG behave like a photo (an SVG gradient compresses unrealistically well).
-    const noisy = await sharp(png).composite([{ input: Buffer.from(noisePng), tile: true, blend: 'overlay' }]).jpeg({ quality: 90 }).toBuffer();
+    const noisy = await sharp(png)
+      .composite([{ input: Buffer.from(noisePng), tile: true, blend: 'overlay' }])
+      .jpeg({ quality: 90 })
+      .toBuffer();
     out.push(new Uint8Array(noisy));
   }
   return out;
@@ -50,13 +70,20 @@ async function writeRecap(dir: string, images: Uint8Array[], rows: number): Prom
     image: { bytes: images[i % images.length], path: `${i}.jpg` },
     conversations: [
       { from: 'human', value: '<image>\nWhat is happening in this image?' },
-      { from: 'gpt', value: `Sample ${i}: a dense caption describing a gradient scene with several coloured boxes.` },
+      {
+        from: 'gpt',
+        value: `Sample ${i}: a dense caption describing a gradient scene with several coloured boxes.`,
+      },
     ],
     data_source: 'bench',
   }));
   // Several files of ≤ 500 rows keep the generator's own memory small.
   for (let f = 0; f * 500 < rows; f++) {
-    const bytes = await writeParquet({ fields: FIELDS, rows: all.slice(f * 500, (f + 1) * 500), rowGroupSize: 100 });
+    const bytes = await writeParquet({
+      fields: FIELDS,
+      rows: all.slice(f * 500, (f + 1) * 500),
+      rowGroupSize: 100,
+    });
     await writeFile(join(dir, 'data', `train-${String(f).padStart(5, '0')}.parquet`), bytes);
   }
 }
@@ -66,7 +93,10 @@ function spec(data: string, maxSide: number): string {
 }
 
 /** Runs one build in a child process; returns its rows, CPU seconds, wall seconds and peak RSS. */
-function runBuild(specFile: string, out: string): { rows: number; cpu: number; wall: number; maxRssMb: number } {
+function runBuild(
+  specFile: string,
+  out: string,
+): { rows: number; cpu: number; wall: number; maxRssMb: number } {
   const script = `
     import { loadSpec } from './manifests/spec.ts';
     import { makeBuildContext } from './pipelines/context.ts';
@@ -76,7 +106,9 @@ function runBuild(specFile: string, out: string): { rows: number; cpu: number; w
     const m = await runBuildInProcess(makeBuildContext(spec, ${JSON.stringify(out)}));
     const u = process.resourceUsage();
     console.log(JSON.stringify({ rows: m.totals.rows, cpu: (u.userCPUTime + u.systemCPUTime) / 1e6, wall: (Date.now() - t) / 1000, maxRssMb: u.maxRSS / 1024 }));`;
-  const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { encoding: 'utf8' });
+  const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+    encoding: 'utf8',
+  });
   if (r.status !== 0) throw new Error(`build failed: ${r.stderr}`);
   return JSON.parse(r.stdout.trim().split('\n').at(-1) as string);
 }
@@ -85,7 +117,10 @@ function runBuild(specFile: string, out: string): { rows: number; cpu: number; w
 async function bareSharp(images: Uint8Array[], rows: number): Promise<number> {
   sharp.concurrency(1);
   const t = process.cpuUsage();
-  for (let i = 0; i < rows; i++) await sharp(images[i % images.length]).jpeg(jpegEncoderOptions(95)).toBuffer();
+  for (let i = 0; i < rows; i++)
+    await sharp(images[i % images.length])
+      .jpeg(jpegEncoderOptions(95))
+      .toBuffer();
   const d = process.cpuUsage(t);
   return (d.user + d.system) / 1e6;
 }
@@ -94,7 +129,9 @@ const n = arg('n', 300);
 const distinct = arg('images', 100);
 const tmp = await mkdtemp(join(tmpdir(), 'mixforge-bench-build-'));
 try {
-  noisePng = await sharp({ create: { width: 64, height: 64, channels: 3, noise: { type: 'gaussian', mean: 128, sigma: 40 } } })
+  noisePng = await sharp({
+    create: { width: 64, height: 64, channels: 3, noise: { type: 'gaussian', mean: 128, sigma: 40 } },
+  })
     .png()
     .toBuffer();
   const images = await makeImages(distinct);
@@ -106,7 +143,8 @@ try {
     ['small', small, 2048],
     ['small-resize', small, 320],
     ['big', big, 2048],
-  ] as const) await writeFile(join(tmp, `${name}.yaml`), spec(data, side));
+  ] as const)
+    await writeFile(join(tmp, `${name}.yaml`), spec(data, side));
 
   const sharpCpu = await bareSharp(images, n);
   const keep = runBuild(join(tmp, 'small.yaml'), join(tmp, 'out-small'));
@@ -124,7 +162,9 @@ try {
       `${label}: ${r.rows} rows, ${perCpu(r.rows, r.cpu).toFixed(1)} samples per CPU-second, ${(r.rows / r.wall).toFixed(1)} samples/s wall, ratio vs bare sharp ${(perCpu(r.rows, r.cpu) / baseline).toFixed(2)}, peak RSS ${r.maxRssMb.toFixed(0)} MB`,
     );
   }
-  console.log(`peak RSS 10× samples / 1×: ${(large.maxRssMb / keep.maxRssMb).toFixed(2)} (target < 1.3); time ratio ${(large.wall / keep.wall).toFixed(1)}× (≈10× expected)`);
+  console.log(
+    `peak RSS 10× samples / 1×: ${(large.maxRssMb / keep.maxRssMb).toFixed(2)} (target < 1.3); time ratio ${(large.wall / keep.wall).toFixed(1)}× (≈10× expected)`,
+  );
 } finally {
   await rm(tmp, { recursive: true, force: true });
 }

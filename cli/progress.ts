@@ -2,15 +2,24 @@
 import cliProgress from 'cli-progress';
 import type { BuildEvent, BuildEventSink } from '../pipelines/events.ts';
 
-export function progressSink(mode: { json: boolean; tty: boolean }): { sink: BuildEventSink; stop: () => void } {
+export function progressSink(mode: { json: boolean; tty: boolean }): {
+  sink: BuildEventSink;
+  stop: () => void;
+} {
   if (mode.json) {
-    return { sink: (e) => process.stdout.write(`${JSON.stringify({ ...e, t: Date.now() })}\n`), stop: () => undefined };
+    return {
+      sink: (e) => process.stdout.write(`${JSON.stringify({ ...e, t: Date.now() })}\n`),
+      stop: () => undefined,
+    };
   }
   if (!mode.tty) {
     const sink = (e: BuildEvent) => {
-      if (e.type === 'stage-done') process.stderr.write(`${e.stage}: ${e.total} jobs, ${e.rows} rows, ${e.seconds.toFixed(1)} s\n`);
-      else if (e.type === 'build-done') process.stderr.write(`build: ${e.rows} rows in ${e.shards} shards, ${e.seconds.toFixed(1)} s\n`);
-      else if (e.type === 'job-failed') process.stderr.write(`${e.stage} ${e.n} failed (attempt ${e.attempt}): ${e.error}\n`);
+      if (e.type === 'stage-done')
+        process.stderr.write(`${e.stage}: ${e.total} jobs, ${e.rows} rows, ${e.seconds.toFixed(1)} s\n`);
+      else if (e.type === 'build-done')
+        process.stderr.write(`build: ${e.rows} rows in ${e.shards} shards, ${e.seconds.toFixed(1)} s\n`);
+      else if (e.type === 'job-failed')
+        process.stderr.write(`${e.stage} ${e.n} failed (attempt ${e.attempt}): ${e.error}\n`);
     };
     return { sink, stop: () => undefined };
   }

@@ -25,7 +25,8 @@ export function keyedUniform(seed: number | bigint | string, purpose: string, id
 
 /** A uniform index in [0, n) from (seed, purpose, id). Unbiased enough for n << 2^53. */
 export function keyedChoice(seed: number | bigint | string, purpose: string, id: string, n: number): number {
-  if (!Number.isInteger(n) || n <= 0) throw new RangeError(`keyedChoice needs a positive integer n, got ${n}`);
+  if (!Number.isInteger(n) || n <= 0)
+    throw new RangeError(`keyedChoice needs a positive integer n, got ${n}`);
   return Math.floor(keyedUniform(seed, purpose, id) * n);
 }
 

@@ -2,13 +2,13 @@
 // and write its report. Embedded defaults only: local disk, no Redis, no S3.
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { runBuildInProcess } from '../pipelines/executor-inprocess.ts';
-import { makeBuildContext } from '../pipelines/context.ts';
+import { progressSink } from '../cli/progress.ts';
+import { shippedSpecPath } from '../manifests/demo-overrides.ts';
 import { verifyBuild } from '../manifests/manifest.ts';
 import { writeReport } from '../manifests/report.ts';
 import { loadSpec } from '../manifests/spec.ts';
-import { shippedSpecPath } from '../manifests/demo-overrides.ts';
-import { progressSink } from '../cli/progress.ts';
+import { makeBuildContext } from '../pipelines/context.ts';
+import { runBuildInProcess } from '../pipelines/executor-inprocess.ts';
 
 export async function runDemo(opts: { data: string; out: string }): Promise<void> {
   const data = resolve(opts.data);
@@ -24,10 +24,16 @@ export async function runDemo(opts: { data: string; out: string }): Promise<void
   const problems = await verifyBuild(ctx.out);
   if (problems.length) throw new Error(`demo build does not verify:\n  ${problems.join('\n  ')}`);
   const report = await writeReport(ctx.out);
-  process.stdout.write(`built ${manifest.totals.rows} rows in ${manifest.totals.shards} shards from ${manifest.components.length} sources\n`);
+  process.stdout.write(
+    `built ${manifest.totals.rows} rows in ${manifest.totals.shards} shards from ${manifest.components.length} sources\n`,
+  );
   for (const c of manifest.components) {
-    const drops = Object.entries(c.counts.dropped).map(([k, v]) => `${k} ${v}`).join(', ');
-    process.stdout.write(`  ${c.name.padEnd(10)} in ${c.counts.in}  rows ${c.counts.emitted}${drops ? `  dropped: ${drops}` : ''}\n`);
+    const drops = Object.entries(c.counts.dropped)
+      .map(([k, v]) => `${k} ${v}`)
+      .join(', ');
+    process.stdout.write(
+      `  ${c.name.padEnd(10)} in ${c.counts.in}  rows ${c.counts.emitted}${drops ? `  dropped: ${drops}` : ''}\n`,
+    );
   }
   process.stdout.write(`manifest: ${join(ctx.out, 'manifest.json')}\nreport:   ${report}\nverify:   ok\n`);
 }

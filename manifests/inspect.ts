@@ -11,7 +11,9 @@ export async function inspectBuild(out: string, opts: { samples: number; source?
     `rows ${m.totals.rows}  shards ${m.totals.shards}  bytes ${(m.totals.bytes / 1e6).toFixed(1)} MB  quarantined ${m.totals.quarantined}`,
   );
   lines.push('');
-  lines.push(`${'component'.padEnd(20)} ${'in'.padStart(8)} ${'kept'.padStart(8)} ${'rows'.padStart(8)}  dropped`);
+  lines.push(
+    `${'component'.padEnd(20)} ${'in'.padStart(8)} ${'kept'.padStart(8)} ${'rows'.padStart(8)}  dropped`,
+  );
   for (const c of m.components) {
     const drops = Object.entries(c.counts.dropped)
       .map(([k, v]) => `${k}=${v}`)
@@ -25,7 +27,8 @@ export async function inspectBuild(out: string, opts: { samples: number; source?
   const bySource = new Map<string, number>();
   for (const per of Object.values(m.stats.bySource))
     for (const [s, n] of Object.entries(per)) bySource.set(s, (bySource.get(s) ?? 0) + n);
-  for (const [s, n] of [...bySource].sort(([a], [b]) => (a < b ? -1 : 1))) lines.push(`${s.padEnd(40)} ${String(n).padStart(8)}`);
+  for (const [s, n] of [...bySource].sort(([a], [b]) => (a < b ? -1 : 1)))
+    lines.push(`${s.padEnd(40)} ${String(n).padStart(8)}`);
   lines.push('');
   let shown = 0;
   const root = manifestRoot(out);
@@ -34,7 +37,8 @@ export async function inspectBuild(out: string, opts: { samples: number; source?
     for await (const s of readShardSamples(joinUri(root, shard.path))) {
       if (opts.source && !s.source.startsWith(opts.source)) continue;
       lines.push(`── ${s.id}  [${s.source}]  ${s.origin}`);
-      for (const im of s.images) lines.push(`   image ${im.width}×${im.height} ${im.format} ${im.bytes.byteLength} B`);
+      for (const im of s.images)
+        lines.push(`   image ${im.width}×${im.height} ${im.format} ${im.bytes.byteLength} B`);
       for (const t of s.conversations) {
         const v = t.value.length > 300 ? `${t.value.slice(0, 297)}...` : t.value;
         lines.push(`   ${t.from.padEnd(6)} ${v.replaceAll('\n', '\\n')}`);

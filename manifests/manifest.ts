@@ -34,14 +34,17 @@ export function manifestUri(out: string): string {
 
 /** The folder (or prefix) a manifest lives in. */
 export function manifestRoot(manifestOrOut: string): string {
-  return manifestOrOut.endsWith('manifest.json') ? manifestOrOut.slice(0, -'/manifest.json'.length) : manifestOrOut;
+  return manifestOrOut.endsWith('manifest.json')
+    ? manifestOrOut.slice(0, -'/manifest.json'.length)
+    : manifestOrOut;
 }
 
 export async function readManifest(outOrManifest: string): Promise<Manifest> {
   const uri = manifestUri(outOrManifest);
   const bytes = await storageFor(uri).readAll(uri);
   const m = JSON.parse(Buffer.from(bytes).toString('utf8')) as Manifest;
-  if (m.schema !== 'mixforge.manifest/v1') throw new Error(`${uri}: not a mixforge manifest (schema ${String(m.schema)})`);
+  if (m.schema !== 'mixforge.manifest/v1')
+    throw new Error(`${uri}: not a mixforge manifest (schema ${String(m.schema)})`);
   return m;
 }
 
@@ -83,9 +86,12 @@ export async function verifyBuild(out: string): Promise<string[]> {
   if (rows !== m.totals.rows) problems.push(`shard rows add up to ${rows}, totals.rows is ${m.totals.rows}`);
   if (emitted !== rows) problems.push(`components emitted ${emitted} rows, shards hold ${rows}`);
   const quarantined = m.components.reduce(
-    (a, c) => a + Object.entries(c.counts.dropped).reduce((s, [k, v]) => s + (k.startsWith('quarantine:') ? v : 0), 0),
+    (a, c) =>
+      a +
+      Object.entries(c.counts.dropped).reduce((s, [k, v]) => s + (k.startsWith('quarantine:') ? v : 0), 0),
     0,
   );
-  if (quarantined !== m.quarantine.rows) problems.push(`quarantine holds ${m.quarantine.rows} records, counts say ${quarantined}`);
+  if (quarantined !== m.quarantine.rows)
+    problems.push(`quarantine holds ${m.quarantine.rows} records, counts say ${quarantined}`);
   return problems;
 }

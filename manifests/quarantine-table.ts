@@ -1,7 +1,7 @@
 // The build's quarantine records as a Parquet table (`quarantine/quarantine.parquet`), queryable like the shards.
 import { createHash } from 'node:crypto';
-import { storageFor } from '../core/storage/index.ts';
 import { writeParquet } from '../core/parquet/write.ts';
+import { storageFor } from '../core/storage/index.ts';
 
 const FIELDS = [
   { name: 'component', type: 'string' as const },
@@ -20,9 +20,16 @@ export async function writeQuarantineTable(
 ): Promise<{ path: string; rows: number; bytes: number; sha256: string }> {
   const rows = lines.map((l) => {
     const q = JSON.parse(l) as Record<string, unknown>;
-    return Object.fromEntries(FIELDS.map((f) => [f.name, q[f.name] === undefined ? (f.nullable ? null : '') : String(q[f.name])]));
+    return Object.fromEntries(
+      FIELDS.map((f) => [f.name, q[f.name] === undefined ? (f.nullable ? null : '') : String(q[f.name])]),
+    );
   });
-  const bytes = await writeParquet({ fields: FIELDS, rows, rowGroupSize: 10_000, metadata: { 'mixforge.schema': 'mixforge.quarantine/v1' } });
+  const bytes = await writeParquet({
+    fields: FIELDS,
+    rows,
+    rowGroupSize: 10_000,
+    metadata: { 'mixforge.schema': 'mixforge.quarantine/v1' },
+  });
   await storageFor(layout.quarantine).writeAtomic(layout.quarantine, bytes);
   return {
     path: 'quarantine/quarantine.parquet',

@@ -1,7 +1,11 @@
 // Reading and writing the shards of a built mixture (Parquet, schema mixforge.sample/v1; layout in
 // core/parquet/sample-schema.ts). Readers stream one row group at a time.
 import { openParquet, readRowGroups } from '../core/parquet/read.ts';
-import { SAMPLE_PARQUET_FIELDS, SAMPLE_PARQUET_METADATA, sampleToParquetRow } from '../core/parquet/sample-schema.ts';
+import {
+  SAMPLE_PARQUET_FIELDS,
+  SAMPLE_PARQUET_METADATA,
+  sampleToParquetRow,
+} from '../core/parquet/sample-schema.ts';
 import { writeParquet } from '../core/parquet/write.ts';
 import type { Sample, SampleImage, Turn } from '../core/schema.ts';
 
@@ -55,5 +59,6 @@ export async function* readShardSamples(
   const handle = await openParquet(uri);
   const columns = opts.columns ?? SAMPLE_PARQUET_FIELDS.map((f) => f.name);
   const range = opts.rowGroups ?? { start: 0, end: handle.rowGroups.length };
-  for await (const { rows } of readRowGroups(handle, { ...range, columns })) for (const r of rows) yield toSample(r);
+  for await (const { rows } of readRowGroups(handle, { ...range, columns }))
+    for (const r of rows) yield toSample(r);
 }

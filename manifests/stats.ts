@@ -45,7 +45,8 @@ export function addSampleToStats(
   s: Pick<Sample, 'source' | 'images' | 'conversations'>,
   component: string,
 ): void {
-  const bySrc = (st.bySource[component] ??= {});
+  st.bySource[component] ??= {};
+  const bySrc = st.bySource[component];
   bySrc[s.source] = (bySrc[s.source] ?? 0) + 1;
   if (s.images.length === 0) st.textOnly++;
   for (const im of s.images) {
@@ -54,10 +55,16 @@ export function addSampleToStats(
     st.aspect[binOf(ASPECT_BINS, im.width / Math.max(1, im.height))]++;
   }
   st.turns[binOf(TURN_BINS, s.conversations.length)]++;
-  st.chars[binOf(CHAR_BINS, s.conversations.reduce((n, t) => n + t.value.length, 0))]++;
+  st.chars[
+    binOf(
+      CHAR_BINS,
+      s.conversations.reduce((n, t) => n + t.value.length, 0),
+    )
+  ]++;
   const firstHuman = s.conversations.find((t) => t.from === 'human');
   if (firstHuman && s.images.length === 1) {
-    const p = (st.placement[component] ??= { before: 0, after: 0 });
+    st.placement[component] ??= { before: 0, after: 0 };
+    const p = st.placement[component];
     if (firstHuman.value.startsWith('<image>')) p.before++;
     else if (firstHuman.value.endsWith('<image>')) p.after++;
   }
@@ -65,14 +72,17 @@ export function addSampleToStats(
 
 export function mergeShardStats(into: ShardStats, from: ShardStats): void {
   for (const [c, m] of Object.entries(from.bySource)) {
-    const t = (into.bySource[c] ??= {});
+    into.bySource[c] ??= {};
+    const t = into.bySource[c];
     for (const [s, n] of Object.entries(m)) t[s] = (t[s] ?? 0) + n;
   }
   into.images += from.images;
   into.textOnly += from.textOnly;
-  for (const k of ['longSide', 'aspect', 'turns', 'chars'] as const) from[k].forEach((v, i) => (into[k][i] += v));
+  for (const k of ['longSide', 'aspect', 'turns', 'chars'] as const)
+    for (const [i, v] of from[k].entries()) into[k][i] += v;
   for (const [c, p] of Object.entries(from.placement)) {
-    const t = (into.placement[c] ??= { before: 0, after: 0 });
+    into.placement[c] ??= { before: 0, after: 0 };
+    const t = into.placement[c];
     t.before += p.before;
     t.after += p.after;
   }

@@ -1,9 +1,8 @@
 // The build context every job reads: the resolved spec, the output URI and the build options.
 // Written once as `_build/context.json` so jobs on any machine (BullMQ) see the same inputs; Redis carries only ids.
 import { createHash } from 'node:crypto';
-import { storageFor } from '../core/storage/index.ts';
-import { joinUri } from '../core/storage/index.ts';
-import { canonicalJson, specHash, type MixtureSpec } from '../manifests/spec.ts';
+import { joinUri, storageFor } from '../core/storage/index.ts';
+import { canonicalJson, type MixtureSpec, specHash } from '../manifests/spec.ts';
 
 export const STAGES = ['plan', 'ingest', 'select', 'shuffle', 'write', 'finalize'] as const;
 export type Stage = (typeof STAGES)[number];
@@ -32,7 +31,11 @@ export interface BuildContext {
 }
 
 /** The build id is a pure function of the spec and the output: re-submitting the same build yields the same jobs. */
-export function makeBuildContext(spec: MixtureSpec, out: string, options: Partial<BuildOptions> = {}): BuildContext {
+export function makeBuildContext(
+  spec: MixtureSpec,
+  out: string,
+  options: Partial<BuildOptions> = {},
+): BuildContext {
   const hash = specHash(spec);
   const buildId = `${spec.name}-${createHash('sha256').update(`${hash}\u0000${out}`).digest('hex').slice(0, 12)}`;
   return { buildId, out, spec, specHash: hash, options: { ...DEFAULT_BUILD_OPTIONS, ...options } };

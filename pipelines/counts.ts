@@ -32,10 +32,15 @@ export function totalDropped(c: ComponentCounts): number {
 
 /** Sorted-key copy so serialised counts are byte-stable. */
 export function sortedDrops(c: ComponentCounts): ComponentCounts {
-  return { ...c, dropped: Object.fromEntries(Object.entries(c.dropped).sort(([a], [b]) => (a < b ? -1 : 1))) };
+  return {
+    ...c,
+    dropped: Object.fromEntries(Object.entries(c.dropped).sort(([a], [b]) => (a < b ? -1 : 1))),
+  };
 }
 
 export function checkBalance(component: string, c: ComponentCounts): string | undefined {
   const d = totalDropped(c);
-  return c.in === c.kept + d ? undefined : `component '${component}': in ${c.in} != kept ${c.kept} + dropped ${d}`;
+  return c.in === c.kept + d
+    ? undefined
+    : `component '${component}': in ${c.in} != kept ${c.kept} + dropped ${d}`;
 }

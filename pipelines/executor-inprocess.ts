@@ -1,7 +1,8 @@
 // The default executor: runs the build graph in this process with a concurrency limit (no services needed).
 // Image work inside ingest goes to the shared worker-thread pool, so ingest concurrency need not exceed the cores.
-import { cpus } from 'node:os';
+
 import { rm } from 'node:fs/promises';
+import { cpus } from 'node:os';
 import { isS3Uri, joinUri, storageFor } from '../core/storage/index.ts';
 import type { Manifest } from '../manifests/manifest.ts';
 import { readManifest } from '../manifests/manifest.ts';
@@ -16,7 +17,11 @@ export interface InProcessOptions {
 }
 
 /** Runs `fn` over 0..n-1 with at most `limit` in flight; rejects on the first failure after in-flight work ends. */
-export async function forEachLimited(n: number, limit: number, fn: (i: number) => Promise<void>): Promise<void> {
+export async function forEachLimited(
+  n: number,
+  limit: number,
+  fn: (i: number) => Promise<void>,
+): Promise<void> {
   let next = 0;
   let failed: unknown;
   const worker = async () => {
@@ -51,11 +56,21 @@ export async function runBuildInProcess(ctx: BuildContext, opts: InProcessOption
   }
   const manifest = await readManifest(ctx.out);
   if (!ctx.options.keepIntermediate) await removeIntermediate(ctx.out);
-  emit({ type: 'build-done', rows: manifest.totals.rows, shards: manifest.totals.shards, seconds: (Date.now() - t0) / 1000 });
+  emit({
+    type: 'build-done',
+    rows: manifest.totals.rows,
+    shards: manifest.totals.shards,
+    seconds: (Date.now() - t0) / 1000,
+  });
   return manifest;
 }
 
-async function runStage(ctx: BuildContext, stage: Stage, concurrency: number, emit: BuildEventSink): Promise<void> {
+async function runStage(
+  ctx: BuildContext,
+  stage: Stage,
+  concurrency: number,
+  emit: BuildEventSink,
+): Promise<void> {
   const t = Date.now();
   const total = await stageSize(ctx, stage);
   emit({ type: 'stage-start', stage, total });

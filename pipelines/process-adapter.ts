@@ -4,7 +4,7 @@ import type { RawRecord } from '../core/schema.ts';
 import type { ComponentSpec, MixtureSpec } from '../manifests/spec.ts';
 import { createImagePool, type ImagePool } from '../transforms/image-pool.ts';
 import { ComponentTransformOptionsSchema } from '../transforms/options.ts';
-import { processRecord, type ProcessOutcome } from '../transforms/process.ts';
+import { type ProcessOutcome, processRecord } from '../transforms/process.ts';
 
 export type { ProcessOutcome };
 
@@ -17,7 +17,10 @@ export interface RecordProcessor {
   close(): Promise<void>;
 }
 
-export async function makeRecordProcessor(spec: MixtureSpec, component: ComponentSpec): Promise<RecordProcessor> {
+export async function makeRecordProcessor(
+  spec: MixtureSpec,
+  component: ComponentSpec,
+): Promise<RecordProcessor> {
   pool ??= createImagePool();
   const images = pool;
   const options = ComponentTransformOptionsSchema.parse({

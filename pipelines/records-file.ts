@@ -24,7 +24,15 @@ interface FrameHeader extends Omit<BuildRecord, 'images'> {
 }
 
 export function encodeRecord(r: BuildRecord): Buffer {
-  const header: FrameHeader = { ...r, images: r.images.map((im) => ({ width: im.width, height: im.height, format: im.format, length: im.bytes.byteLength })) };
+  const header: FrameHeader = {
+    ...r,
+    images: r.images.map((im) => ({
+      width: im.width,
+      height: im.height,
+      format: im.format,
+      length: im.bytes.byteLength,
+    })),
+  };
   const json = Buffer.from(JSON.stringify(header));
   const len = Buffer.alloc(4);
   len.writeUInt32LE(json.length);

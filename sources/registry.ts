@@ -8,7 +8,9 @@ export function isSourceFormat(x: string): x is SourceFormat {
 
 export async function getReader(format: string): Promise<SourceReader> {
   if (!isSourceFormat(format)) {
-    throw new MixforgeError(`unknown source format '${format}' (expected one of ${SOURCE_FORMATS.join(', ')})`);
+    throw new MixforgeError(
+      `unknown source format '${format}' (expected one of ${SOURCE_FORMATS.join(', ')})`,
+    );
   }
   const mod = (await import(`./${format}.ts`)) as { reader: SourceReader };
   return mod.reader;

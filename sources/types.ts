@@ -47,7 +47,9 @@ export interface PlanOptions {
   targetBytes?: number;
 }
 
-export type ReadItem = { kind: 'record'; record: RawRecord } | { kind: 'quarantine'; record: QuarantineRecord };
+export type ReadItem =
+  | { kind: 'record'; record: RawRecord }
+  | { kind: 'quarantine'; record: QuarantineRecord };
 
 export interface SourceReader {
   readonly format: SourceFormat;

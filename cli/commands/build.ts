@@ -16,7 +16,9 @@ async function loadSpecFromFlags(specPath: string, flags: SpecFlags) {
 export function registerBuild(program: Command): void {
   program
     .command('plan <spec>')
-    .description('resolve inputs; print per-component record counts and estimated output size (no image work)')
+    .description(
+      'resolve inputs; print per-component record counts and estimated output size (no image work)',
+    )
     .option('--set <path=value>', 'override a spec field (repeatable)', collect, [])
     .option('--json', 'print the plan summary as JSON')
     .action(async (specPath: string, flags: SpecFlags & { json?: boolean }) => {
@@ -29,13 +31,17 @@ export function registerBuild(program: Command): void {
         process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
         return;
       }
-      process.stdout.write(`mixture ${spec.name} (seed ${spec.seed}), ${plan.partitions.length} partitions\n`);
+      process.stdout.write(
+        `mixture ${spec.name} (seed ${spec.seed}), ${plan.partitions.length} partitions\n`,
+      );
       for (const c of summary.components) {
         process.stdout.write(
           `  ${c.name.padEnd(20)} ${c.format.padEnd(16)} files ${String(c.files).padStart(4)}  records ${c.recordsExact ? '' : '~'}${c.records}  → ~${c.expectedRows} rows  ~${(c.estimatedBytes / 1e6).toFixed(1)} MB\n`,
         );
       }
-      process.stdout.write(`  total ~${summary.expectedRows} rows, ~${(summary.estimatedBytes / 1e6).toFixed(1)} MB\n`);
+      process.stdout.write(
+        `  total ~${summary.expectedRows} rows, ~${(summary.estimatedBytes / 1e6).toFixed(1)} MB\n`,
+      );
     });
 
   program
@@ -44,8 +50,12 @@ export function registerBuild(program: Command): void {
     .requiredOption('--out <uri>', 'output folder or s3:// prefix')
     .option('--set <path=value>', 'override a spec field (repeatable)', collect, [])
     .option('--concurrency <n>', 'jobs in flight (default: number of cores)', (v) => Number.parseInt(v, 10))
-    .option('--partition-records <n>', 'aim for parquet partitions of about n records', (v) => Number.parseInt(v, 10))
-    .option('--partition-bytes <n>', 'aim for json/jsonl partitions of about n bytes', (v) => Number.parseInt(v, 10))
+    .option('--partition-records <n>', 'aim for parquet partitions of about n records', (v) =>
+      Number.parseInt(v, 10),
+    )
+    .option('--partition-bytes <n>', 'aim for json/jsonl partitions of about n bytes', (v) =>
+      Number.parseInt(v, 10),
+    )
     .option('--keep-intermediate', 'keep _build/parts and _build/buckets after finalize')
     .option('--json', 'machine-readable progress events on stdout')
     .option('--redis <url>', 'run on BullMQ workers through this Redis instead of in-process')
@@ -76,12 +86,22 @@ export function registerBuild(program: Command): void {
         try {
           if (flags.redis) {
             const { runBuildOnQueue } = await import('../../workers/executor-bullmq.ts');
-            await runBuildOnQueue(ctx, { redis: flags.redis, detach: Boolean(flags.detach), onEvent: progress.sink });
+            await runBuildOnQueue(ctx, {
+              redis: flags.redis,
+              detach: Boolean(flags.detach),
+              onEvent: progress.sink,
+            });
             return;
           }
           const { runBuildInProcess } = await import('../../pipelines/executor-inprocess.ts');
-          const manifest = await runBuildInProcess(ctx, { concurrency: flags.concurrency, onEvent: progress.sink });
-          if (!flags.json) process.stdout.write(`${ctx.out}/manifest.json: ${manifest.totals.rows} rows, ${manifest.totals.shards} shards\n`);
+          const manifest = await runBuildInProcess(ctx, {
+            concurrency: flags.concurrency,
+            onEvent: progress.sink,
+          });
+          if (!flags.json)
+            process.stdout.write(
+              `${ctx.out}/manifest.json: ${manifest.totals.rows} rows, ${manifest.totals.shards} shards\n`,
+            );
         } finally {
           progress.stop();
         }

@@ -20,7 +20,8 @@ export function isS3Uri(uri: string): boolean {
 export function normaliseUri(uri: string): string {
   if (isS3Uri(uri)) return uri;
   if (uri.startsWith('file://')) return fileURLToPath(uri);
-  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(uri)) throw new StorageError(uri, 'unsupported URI scheme (use a path, file:// or s3://)');
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(uri))
+    throw new StorageError(uri, 'unsupported URI scheme (use a path, file:// or s3://)');
   return resolve(uri);
 }
 

@@ -17,7 +17,9 @@ export class LocalStorage implements Storage {
       yield { uri: prefix, size: s.size, mtimeMs: Math.floor(s.mtimeMs) };
       return;
     }
-    const entries = (await readdir(prefix, { withFileTypes: true })).sort((a, b) => (a.name < b.name ? -1 : 1));
+    const entries = (await readdir(prefix, { withFileTypes: true })).sort((a, b) =>
+      a.name < b.name ? -1 : 1,
+    );
     for (const e of entries) {
       const p = join(prefix, e.name);
       if (e.isDirectory()) yield* this.list(p);

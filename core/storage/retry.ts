@@ -26,7 +26,12 @@ const TRANSIENT_CODES = new Set([
 /** True for errors worth retrying: network resets, throttling, HTTP 429/5xx. */
 export function isTransientError(err: unknown): boolean {
   if (typeof err !== 'object' || err === null) return false;
-  const e = err as { code?: string; name?: string; $metadata?: { httpStatusCode?: number }; $retryable?: unknown };
+  const e = err as {
+    code?: string;
+    name?: string;
+    $metadata?: { httpStatusCode?: number };
+    $retryable?: unknown;
+  };
   const status = e.$metadata?.httpStatusCode;
   if (status !== undefined && (status === 429 || status >= 500)) return true;
   if (e.$retryable) return true;

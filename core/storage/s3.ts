@@ -1,5 +1,7 @@
 // S3 storage through the real @aws-sdk/client-s3. Configuration comes from the usual AWS environment
 // variables (region, credentials, AWS_ENDPOINT_URL[_S3]) plus S3_ENDPOINT for S3-compatible servers.
+
+import { Readable } from 'node:stream';
 import {
   DeleteObjectCommand,
   GetObjectCommand,
@@ -9,7 +11,6 @@ import {
   S3Client,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
-import { Readable } from 'node:stream';
 import { StorageError } from '../errors.ts';
 import { withRetry } from './retry.ts';
 import type { ObjectInfo, Storage, WriteBody } from './types.ts';
@@ -52,7 +53,9 @@ export class S3Storage implements Storage {
     let token: string | undefined;
     do {
       const page = await withRetry(`list ${prefixUri}`, () =>
-        this.client.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, ContinuationToken: token })),
+        this.client.send(
+          new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, ContinuationToken: token }),
+        ),
       );
       for (const o of page.Contents ?? []) {
         if (!o.Key) continue;
@@ -65,7 +68,9 @@ export class S3Storage implements Storage {
   async stat(uri: string): Promise<ObjectInfo | undefined> {
     const { bucket, key } = parseS3Uri(uri);
     try {
-      const h = await withRetry(`head ${uri}`, () => this.client.send(new HeadObjectCommand({ Bucket: bucket, Key: key })));
+      const h = await withRetry(`head ${uri}`, () =>
+        this.client.send(new HeadObjectCommand({ Bucket: bucket, Key: key })),
+      );
       return { uri, size: h.ContentLength ?? 0, etag: h.ETag?.replaceAll('"', '') };
     } catch (err) {
       const cause = (err as { cause?: { $metadata?: { httpStatusCode?: number }; name?: string } }).cause;
@@ -137,6 +142,8 @@ export class S3Storage implements Storage {
 
   async delete(uri: string): Promise<void> {
     const { bucket, key } = parseS3Uri(uri);
-    await withRetry(`delete ${uri}`, () => this.client.send(new DeleteObjectCommand({ Bucket: bucket, Key: key })));
+    await withRetry(`delete ${uri}`, () =>
+      this.client.send(new DeleteObjectCommand({ Bucket: bucket, Key: key })),
+    );
   }
 }

@@ -2,10 +2,10 @@
 // The manifest holds no timestamps: the same spec on the same inputs gives a byte-identical manifest.
 import { storageFor } from '../../core/storage/index.ts';
 import type { Manifest } from '../../manifests/manifest.ts';
-import { emptyShardStats, mergeShardStats } from '../../manifests/stats.ts';
 import { writeQuarantineTable } from '../../manifests/quarantine-table.ts';
+import { emptyShardStats, mergeShardStats } from '../../manifests/stats.ts';
 import type { BuildContext } from '../context.ts';
-import { checkBalance, emptyCounts, mergeCounts, sortedDrops, type ComponentCounts } from '../counts.ts';
+import { type ComponentCounts, checkBalance, emptyCounts, mergeCounts, sortedDrops } from '../counts.ts';
 import { readJson } from '../json-io.ts';
 import { buildLayout } from '../layout.ts';
 import type { PartSummary } from './ingest.ts';
@@ -40,11 +40,13 @@ export async function runFinalize(ctx: BuildContext): Promise<Manifest> {
   for (let s = 0; s < selection.shards; s++) {
     const r = await readJson<ShardResult>(layout.done('write-result', s));
     const info = await storageFor(ctx.out).stat(layout.shard(s));
-    if (!info || info.size !== r.bytes) problems.push(`shard ${s}: missing or size differs from its write record`);
+    if (!info || info.size !== r.bytes)
+      problems.push(`shard ${s}: missing or size differs from its write record`);
     shards.push(r);
   }
   const rows = shards.reduce((a, s) => a + s.rows, 0);
-  if (rows !== selection.totalEmitted) problems.push(`shards hold ${rows} rows, select emitted ${selection.totalEmitted}`);
+  if (rows !== selection.totalEmitted)
+    problems.push(`shards hold ${rows} rows, select emitted ${selection.totalEmitted}`);
   if (problems.length) throw new Error(`finalize: build is inconsistent:\n  ${problems.join('\n  ')}`);
 
   const stats = emptyShardStats();
@@ -58,14 +60,25 @@ export async function runFinalize(ctx: BuildContext): Promise<Manifest> {
     seed: ctx.spec.seed,
     specHash: ctx.specHash,
     spec: ctx.spec,
-    inputs: plan.inputs.map((i) => ({ uri: i.uri, component: i.component, size: i.size, etag: i.etag, mtimeMs: i.mtimeMs })),
+    inputs: plan.inputs.map((i) => ({
+      uri: i.uri,
+      component: i.component,
+      size: i.size,
+      etag: i.etag,
+      mtimeMs: i.mtimeMs,
+    })),
     components: ctx.spec.components.map((c) => ({
       name: c.name,
       format: c.source.format,
       transform: c.transform ?? null,
       counts: sortedDrops(counts.get(c.name) as ComponentCounts),
     })),
-    totals: { rows, shards: shards.length, bytes: shards.reduce((a, s) => a + s.bytes, 0), quarantined: quarantineLines.length },
+    totals: {
+      rows,
+      shards: shards.length,
+      bytes: shards.reduce((a, s) => a + s.bytes, 0),
+      quarantined: quarantineLines.length,
+    },
     shards: shards.map((s) => ({ path: s.path, rows: s.rows, bytes: s.bytes, sha256: s.sha256 })),
     quarantine: q,
     stats,

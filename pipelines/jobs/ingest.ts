@@ -46,8 +46,10 @@ export async function runIngest(ctx: BuildContext, n: number): Promise<PartSumma
   const written = storageFor(ctx.out).writeAtomic(layout.part(n), partStream);
   let bytes = 0;
   try {
-    const results = orderedMap<ReadItem, Outcome>(reader.read(planned.partition), process.window, async (item) =>
-      item.kind === 'record' ? { item, outcome: await process.run(item.record) } : { item },
+    const results = orderedMap<ReadItem, Outcome>(
+      reader.read(planned.partition),
+      process.window,
+      async (item) => (item.kind === 'record' ? { item, outcome: await process.run(item.record) } : { item }),
     );
     for await (const { item, outcome } of results) {
       counts.in++;
@@ -61,7 +63,9 @@ export async function runIngest(ctx: BuildContext, n: number): Promise<PartSumma
         addDrop(counts, `filter:${outcome.filter}`);
       } else if (outcome?.kind === 'kept') {
         const s = outcome.sample;
-        const takeKey = keyedHash64(ctx.spec.seed, `take:${component.name}`, s.id).toString(16).padStart(16, '0');
+        const takeKey = keyedHash64(ctx.spec.seed, `take:${component.name}`, s.id)
+          .toString(16)
+          .padStart(16, '0');
         const frame = encodeRecord({ ...s, component: component.name, dedupKey: outcome.dedupKey, takeKey });
         bytes += frame.length;
         keys.push(`${takeKey}\t${outcome.dedupKey}\t${frame.length}\t${s.id}`);
@@ -82,7 +86,13 @@ export async function runIngest(ctx: BuildContext, n: number): Promise<PartSumma
     layout.partQuarantine(n),
     quarantine.map((q) => `${JSON.stringify({ ...q, component: component.name })}\n`).join(''),
   );
-  const summary: PartSummary = { part: n, component: component.name, counts: sortedDrops(counts), rows: keys.length, bytes };
+  const summary: PartSummary = {
+    part: n,
+    component: component.name,
+    counts: sortedDrops(counts),
+    rows: keys.length,
+    bytes,
+  };
   await writeJson(layout.partSummary(n), summary);
   return summary;
 }

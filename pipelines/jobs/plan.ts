@@ -23,7 +23,8 @@ export async function planBuild(ctx: BuildContext): Promise<BuildPlan> {
   const partitions: PlannedPartition[] = [];
   for (const c of ctx.spec.components) {
     const files = await expandGlobs(c.source.uris);
-    if (files.length === 0) throw new Error(`component '${c.name}': no input matches ${c.source.uris.join(', ')}`);
+    if (files.length === 0)
+      throw new Error(`component '${c.name}': no input matches ${c.source.uris.join(', ')}`);
     for (const f of files) inputs.push({ ...f, component: c.name });
     const reader = await getReader(c.source.format);
     const parts = await reader.plan(files, {
@@ -72,7 +73,16 @@ export function summarisePlan(spec: BuildContext['spec'], plan: BuildPlan): Plan
     const expectedRows = taken * (c.repeat ?? 1);
     const inputBytes = files.reduce((a, f) => a + f.size, 0);
     const estimatedBytes = records ? Math.round((inputBytes * expectedRows) / records) : 0;
-    return { name: c.name, format: c.source.format, files: files.length, inputBytes, records, recordsExact, expectedRows, estimatedBytes };
+    return {
+      name: c.name,
+      format: c.source.format,
+      files: files.length,
+      inputBytes,
+      records,
+      recordsExact,
+      expectedRows,
+      estimatedBytes,
+    };
   });
   return {
     components,

@@ -20,7 +20,10 @@ export interface PartSelection {
 export interface Selection {
   shards: number;
   totalEmitted: number;
-  components: Record<string, { candidates: number; kept: number; emitted: number; dedup: number; notTaken: number }>;
+  components: Record<
+    string,
+    { candidates: number; kept: number; emitted: number; dedup: number; notTaken: number }
+  >;
 }
 
 interface KeyRow {
@@ -53,7 +56,8 @@ export async function runSelect(ctx: BuildContext): Promise<Selection> {
   const plan = await readJson<BuildPlan>(layout.plan);
   const componentIndex = new Map(ctx.spec.components.map((c, i) => [c.name, i]));
   const parts: PartSummary[] = [];
-  for (let n = 0; n < plan.partitions.length; n++) parts.push(await readJson<PartSummary>(layout.partSummary(n)));
+  for (let n = 0; n < plan.partitions.length; n++)
+    parts.push(await readJson<PartSummary>(layout.partSummary(n)));
 
   // Pass 1: the winner of every content key.
   const winners = new Map<string, { ci: number; takeKey: string; id: string }>();
@@ -61,7 +65,8 @@ export async function runSelect(ctx: BuildContext): Promise<Selection> {
     const ci = componentIndex.get(p.component) as number;
     for (const k of await readKeys(ctx, p.part)) {
       const w = winners.get(k.dedupKey);
-      if (!w || ci < w.ci || (ci === w.ci && before(k, w))) winners.set(k.dedupKey, { ci, takeKey: k.takeKey, id: k.id });
+      if (!w || ci < w.ci || (ci === w.ci && before(k, w)))
+        winners.set(k.dedupKey, { ci, takeKey: k.takeKey, id: k.id });
     }
   }
   const isWinner = (ci: number, k: KeyRow) => {
@@ -87,7 +92,13 @@ export async function runSelect(ctx: BuildContext): Promise<Selection> {
     else if (c.take?.fraction !== undefined) take = Math.round(c.take.fraction * list.length);
     threshold.set(c.name, take === 0 ? null : list[take - 1]);
     const repeat = c.repeat ?? 1;
-    summary[c.name] = { candidates: list.length, kept: take, emitted: take * repeat, dedup: 0, notTaken: list.length - take };
+    summary[c.name] = {
+      candidates: list.length,
+      kept: take,
+      emitted: take * repeat,
+      dedup: 0,
+      notTaken: list.length - take,
+    };
     totalEmitted += take * repeat;
     for (let i = 0; i < take; i++) totalBytes += list[i].bytes * repeat;
   }

@@ -3,8 +3,8 @@
 import { createHash } from 'node:crypto';
 import type { Sample } from '../../core/schema.ts';
 import { storageFor } from '../../core/storage/index.ts';
-import { emptyShardStats, type ShardStats, addSampleToStats } from '../../manifests/stats.ts';
 import { writeSampleShard } from '../../manifests/shard-format.ts';
+import { addSampleToStats, emptyShardStats, type ShardStats } from '../../manifests/stats.ts';
 import type { BuildContext } from '../context.ts';
 import { readJson, writeJson } from '../json-io.ts';
 import { buildLayout } from '../layout.ts';
@@ -46,7 +46,9 @@ export async function runWrite(ctx: BuildContext, s: number): Promise<ShardResul
     }
   }
   // Keys are equal-length hex, so string order is numeric order; id breaks the (astronomically rare) tie.
-  rows.sort((a, b) => (a.hexKey < b.hexKey ? -1 : a.hexKey > b.hexKey ? 1 : a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  rows.sort((a, b) =>
+    a.hexKey < b.hexKey ? -1 : a.hexKey > b.hexKey ? 1 : a.id < b.id ? -1 : a.id > b.id ? 1 : 0,
+  );
   const stats = emptyShardStats();
   for (const r of rows) addSampleToStats(stats, r, r.component);
   const bytes = await writeSampleShard(rows, {

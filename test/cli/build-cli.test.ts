@@ -32,7 +32,9 @@ describe('mixforge plan/build/verify/inspect/report', () => {
   it('plan prints per-component record counts without building', () => {
     const r = mixforge(['plan', shippedSpecPath('demo'), '--json']);
     assert.equal(r.code, 0, r.stderr);
-    const plan = JSON.parse(r.stdout) as { components: { name: string; records: number; expectedRows: number }[] };
+    const plan = JSON.parse(r.stdout) as {
+      components: { name: string; records: number; expectedRows: number }[];
+    };
     const by = Object.fromEntries(plan.components.map((c) => [c.name, c]));
     assert.equal(by.recap.expectedRows, 20, 'take count');
     assert.equal(by.llava665k.expectedRows, 2 * by.llava665k.records, 'repeat 2');
@@ -45,7 +47,10 @@ describe('mixforge plan/build/verify/inspect/report', () => {
     const out = join(tmp, 'out');
     const b = mixforge(['build', shippedSpecPath('demo'), '--out', out, '--json', '--concurrency', '2']);
     assert.equal(b.code, 0, b.stderr);
-    const events = b.stdout.trim().split('\n').map((l) => JSON.parse(l) as { type: string; stage?: string });
+    const events = b.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { type: string; stage?: string });
     assert.deepEqual(
       events.filter((e) => e.type === 'stage-done').map((e) => e.stage),
       ['plan', 'ingest', 'select', 'shuffle', 'write', 'finalize'],
@@ -75,7 +80,10 @@ describe('mixforge plan/build/verify/inspect/report', () => {
 
   it('a bad spec fails with the file, the field path and the expectation', async () => {
     const bad = join(tmp, 'bad.yaml');
-    await writeFile(bad, 'name: x\nseed: 1\noutput: {shard_rows: 10}\ncomponents:\n  - name: a\n    source: {format: llava-recap, uris: [x]}\n    take: {count: -3}\n');
+    await writeFile(
+      bad,
+      'name: x\nseed: 1\noutput: {shard_rows: 10}\ncomponents:\n  - name: a\n    source: {format: llava-recap, uris: [x]}\n    take: {count: -3}\n',
+    );
     const r = mixforge(['build', bad, '--out', join(tmp, 'never')]);
     assert.equal(r.code, 1);
     assert.match(r.stderr, /bad\.yaml.*components\[0\]\.take\.count.*positive/s);

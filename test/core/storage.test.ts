@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, writeFile, mkdir } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -33,7 +33,8 @@ function contract(name: string, root: () => string) {
 
     it('lists recursively in order and expands globs', async () => {
       const s = storageFor(root());
-      for (const n of ['x/2.json', 'x/1.json', 'x/sub/3.json', 'x/4.txt']) await s.writeAtomic(`${root()}/${n}`, n);
+      for (const n of ['x/2.json', 'x/1.json', 'x/sub/3.json', 'x/4.txt'])
+        await s.writeAtomic(`${root()}/${n}`, n);
       const all = (await collect(s.list(`${root()}/x/`))).map((o) => o.uri.slice(root().length));
       assert.deepEqual(all, ['/x/1.json', '/x/2.json', '/x/4.txt', '/x/sub/3.json']);
       const globbed = (await expandGlob(`${root()}/x/*.json`)).map((o) => o.uri.slice(root().length));
@@ -42,8 +43,14 @@ function contract(name: string, root: () => string) {
       assert.deepEqual(deep, ['/x/1.json', '/x/2.json', '/x/sub/3.json']);
       await assert.rejects(expandGlob(`${root()}/x/none.json`), /no such file/);
       await s.writeAtomic(`${root()}/ov/CLEVR-Math(MathV360K)/train-0.parquet`, 'p');
-      const parens = (await expandGlob(`${root()}/ov/CLEVR-Math(MathV360K)/*.parquet`)).map((o) => o.uri.slice(root().length));
-      assert.deepEqual(parens, ['/ov/CLEVR-Math(MathV360K)/train-0.parquet'], 'parentheses in a fixed folder are literal');
+      const parens = (await expandGlob(`${root()}/ov/CLEVR-Math(MathV360K)/*.parquet`)).map((o) =>
+        o.uri.slice(root().length),
+      );
+      assert.deepEqual(
+        parens,
+        ['/ov/CLEVR-Math(MathV360K)/train-0.parquet'],
+        'parentheses in a fixed folder are literal',
+      );
     });
 
     it('writes large objects (multipart on S3) intact', async () => {

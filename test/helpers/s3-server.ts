@@ -1,9 +1,10 @@
 // Starts a real S3-protocol server (s3rver) on a free loopback port for tests, and an SDK client for it.
-import { S3Client } from '@aws-sdk/client-s3';
+
 import { mkdtemp, rm } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { S3Client } from '@aws-sdk/client-s3';
 import S3rver from 's3rver';
 import { setS3Storage } from '../../core/storage/index.ts';
 import { S3Storage } from '../../core/storage/s3.ts';

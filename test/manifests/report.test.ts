@@ -3,8 +3,8 @@ import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { after, before, describe, it } from 'node:test';
+import { pathToFileURL } from 'node:url';
 import { shippedSpecPath } from '../../manifests/demo-overrides.ts';
 import { readManifest } from '../../manifests/manifest.ts';
 import { reportCharts, writeReport } from '../../manifests/report.ts';
@@ -37,7 +37,10 @@ describe('report', () => {
     );
     const composition = charts[0].config as { data: { datasets: { label: string; data: number[] }[] } };
     const built = composition.data.datasets.find((d) => d.label === 'built');
-    assert.deepEqual(built?.data, m.components.map((c) => c.counts.emitted));
+    assert.deepEqual(
+      built?.data,
+      m.components.map((c) => c.counts.emitted),
+    );
     const planned = composition.data.datasets.find((d) => d.label === 'planned');
     const recapIndex = m.components.findIndex((c) => c.name === 'recap');
     assert.equal(planned?.data[recapIndex], 20, 'recap planned = take count');

@@ -10,10 +10,10 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { after, before, describe, it } from 'node:test';
 import { DuckDBInstance } from '@duckdb/node-api';
-import { verifyBuild } from '../../manifests/manifest.ts';
 import { shippedSpecPath } from '../../manifests/demo-overrides.ts';
+import { verifyBuild } from '../../manifests/manifest.ts';
 import { loadSpec, type MixtureSpec } from '../../manifests/spec.ts';
-import { makeBuildContext, type BuildOptions } from '../../pipelines/context.ts';
+import { type BuildOptions, makeBuildContext } from '../../pipelines/context.ts';
 import type { BuildEvent } from '../../pipelines/events.ts';
 import { runBuildInProcess } from '../../pipelines/executor-inprocess.ts';
 import { demoDataDir } from '../helpers/demo-data.ts';
@@ -24,8 +24,19 @@ let spec: MixtureSpec;
 
 /** sha256 of every file a build publishes: shards, quarantine table, manifest. */
 function publishedHashes(out: string): Record<string, string> {
-  const files = ['manifest.json', ...readdirSync(join(out, 'shards')).map((f) => `shards/${f}`), 'quarantine/quarantine.parquet'];
-  return Object.fromEntries(files.map((f) => [f, createHash('sha256').update(readFileSync(join(out, f))).digest('hex')]));
+  const files = [
+    'manifest.json',
+    ...readdirSync(join(out, 'shards')).map((f) => `shards/${f}`),
+    'quarantine/quarantine.parquet',
+  ];
+  return Object.fromEntries(
+    files.map((f) => [
+      f,
+      createHash('sha256')
+        .update(readFileSync(join(out, f)))
+        .digest('hex'),
+    ]),
+  );
 }
 
 async function build(name: string, options: Partial<BuildOptions> = {}, concurrency = 2, s = spec) {
@@ -59,13 +70,27 @@ describe('build', () => {
       assert.ok(c.counts.kept > 0, `${c.name} kept samples`);
     }
     const by = Object.fromEntries(manifest.components.map((c) => [c.name, c]));
-    assert.equal(by.recap.counts.kept, Math.min(20, by.recap.counts.kept + (by.recap.counts.dropped['not-taken'] ?? 0)));
+    assert.equal(
+      by.recap.counts.kept,
+      Math.min(20, by.recap.counts.kept + (by.recap.counts.dropped['not-taken'] ?? 0)),
+    );
     assert.equal(by.llava665k.counts.emitted, 2 * by.llava665k.counts.kept, 'repeat: 2 doubles the rows');
-    assert.ok((by.cambrian.counts.dropped['filter:image_only'] ?? 0) > 0, 'text-only cambrian counted under its filter');
-    const quarantined = manifest.components.flatMap((c) => Object.keys(c.counts.dropped).filter((k) => k.startsWith('quarantine:')));
-    assert.ok(quarantined.length >= 3, `bad demo records are quarantined with reasons (${quarantined.join(', ')})`);
+    assert.ok(
+      (by.cambrian.counts.dropped['filter:image_only'] ?? 0) > 0,
+      'text-only cambrian counted under its filter',
+    );
+    const quarantined = manifest.components.flatMap((c) =>
+      Object.keys(c.counts.dropped).filter((k) => k.startsWith('quarantine:')),
+    );
+    assert.ok(
+      quarantined.length >= 3,
+      `bad demo records are quarantined with reasons (${quarantined.join(', ')})`,
+    );
     assert.equal(manifest.totals.quarantined, manifest.quarantine.rows);
-    assert.equal(manifest.totals.rows, manifest.shards.reduce((a, s) => a + s.rows, 0));
+    assert.equal(
+      manifest.totals.rows,
+      manifest.shards.reduce((a, s) => a + s.rows, 0),
+    );
     const manifestText = readFileSync(join(out, 'manifest.json'), 'utf8');
     assert.doesNotMatch(manifestText, /20\d\d-\d\d-\d\dT/, 'no timestamps in the manifest');
   });
@@ -87,7 +112,8 @@ describe('build', () => {
     );
     const rows = r.getRowObjects() as { filename: string; n: bigint; lo: bigint; hi: bigint }[];
     assert.ok(rows.length >= 2, 'several shards');
-    for (let i = 1; i < rows.length; i++) assert.ok(rows[i - 1].hi < rows[i].lo, 'shard key ranges are disjoint and ordered');
+    for (let i = 1; i < rows.length; i++)
+      assert.ok(rows[i - 1].hi < rows[i].lo, 'shard key ranges are disjoint and ordered');
     const total = rows.reduce((a, x) => a + Number(x.n), 0);
     const m = JSON.parse(readFileSync(join(refOut, 'manifest.json'), 'utf8')) as { totals: { rows: number } };
     assert.equal(total, m.totals.rows, 'DuckDB reads every row');
@@ -95,8 +121,14 @@ describe('build', () => {
       `SELECT count(*) AS bad FROM (SELECT key, lag(key) OVER (PARTITION BY filename ORDER BY file_row_number) AS prev
        FROM read_parquet('${refOut}/shards/*.parquet', filename = true, file_row_number = true)) WHERE prev >= key`,
     );
-    assert.equal(Number((sorted.getRowObjects()[0] as { bad: bigint }).bad), 0, 'rows sorted by key inside shards');
-    const q = await db.runAndReadAll(`SELECT reason, count(*) AS n FROM '${refOut}/quarantine/quarantine.parquet' GROUP BY reason`);
+    assert.equal(
+      Number((sorted.getRowObjects()[0] as { bad: bigint }).bad),
+      0,
+      'rows sorted by key inside shards',
+    );
+    const q = await db.runAndReadAll(
+      `SELECT reason, count(*) AS n FROM '${refOut}/quarantine/quarantine.parquet' GROUP BY reason`,
+    );
     assert.ok(q.getRowObjects().length >= 1, 'quarantine is queryable like the shards');
   });
 
@@ -104,7 +136,10 @@ describe('build', () => {
     const small = { ...spec, output: { ...spec.output, shard_rows: 1000, max_shard_bytes: 200_000 } };
     const { manifest } = await build('bytes', {}, 2, small);
     const total = manifest.shards.reduce((a, s) => a + s.bytes, 0);
-    assert.ok(manifest.shards.length >= Math.ceil(total / 200_000), `${manifest.shards.length} shards for ${total} bytes`);
+    assert.ok(
+      manifest.shards.length >= Math.ceil(total / 200_000),
+      `${manifest.shards.length} shards for ${total} bytes`,
+    );
     assert.ok(manifest.shards.length > 1, 'more than the one shard shard_rows alone would give');
   });
 
@@ -115,15 +150,32 @@ describe('build', () => {
     bytes[100] ^= 0xff;
     await writeFile(shard, bytes);
     const problems = await verifyBuild(out);
-    assert.ok(problems.some((p) => p.includes('shard-00000.parquet') && p.includes('sha256')), problems.join('; '));
+    assert.ok(
+      problems.some((p) => p.includes('shard-00000.parquet') && p.includes('sha256')),
+      problems.join('; '),
+    );
   });
 
   it('resumes after being killed mid-build and ends byte-identical', async () => {
     const out = join(tmp, 'killed');
     const child = spawn(
       process.execPath,
-      ['--import', 'tsx', 'cli/main.ts', 'build', shippedSpecPath('demo'), '--out', out, '--json', '--concurrency', '1',
-        '--partition-records', '3', '--partition-bytes', '1500'],
+      [
+        '--import',
+        'tsx',
+        'cli/main.ts',
+        'build',
+        shippedSpecPath('demo'),
+        '--out',
+        out,
+        '--json',
+        '--concurrency',
+        '1',
+        '--partition-records',
+        '3',
+        '--partition-bytes',
+        '1500',
+      ],
       { env: { ...process.env, MIXFORGE_DEMO_DATA: data }, stdio: ['ignore', 'pipe', 'inherit'] },
     );
     let ingested = 0;
@@ -146,6 +198,10 @@ describe('build', () => {
     assert.deepEqual(publishedHashes(out), reference);
     const rerun: BuildEvent[] = [];
     await runBuildInProcess(makeBuildContext(spec, out), { onEvent: (e) => rerun.push(e) });
-    assert.equal(rerun.filter((e) => e.type === 'job-done' && e.ran).length, 0, 'a finished build is not redone');
+    assert.equal(
+      rerun.filter((e) => e.type === 'job-done' && e.ran).length,
+      0,
+      'a finished build is not redone',
+    );
   });
 });

@@ -27,11 +27,15 @@ describe('shipped specs', () => {
     it(`${name}: plans and builds against the demo data`, async () => {
       const o = demoOverrides(name, data);
       // Keep shards small so every spec writes several.
-      const spec = await loadSpec(shippedSpecPath(name), { env: o.env, set: [...o.set, 'output.shard_rows=25'] });
+      const spec = await loadSpec(shippedSpecPath(name), {
+        env: o.env,
+        set: [...o.set, 'output.shard_rows=25'],
+      });
       const out = join(tmp, name);
       const ctx = makeBuildContext(spec, out);
       const summary = summarisePlan(spec, await planBuild(ctx));
-      for (const c of summary.components) assert.ok(c.files > 0 && c.records > 0, `${name}/${c.name} planned records`);
+      for (const c of summary.components)
+        assert.ok(c.files > 0 && c.records > 0, `${name}/${c.name} planned records`);
       const manifest = await runBuildInProcess(ctx);
       assert.deepEqual(await verifyBuild(out), []);
       assert.ok(manifest.totals.rows > 0, 'rows built');
