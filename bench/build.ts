@@ -130,7 +130,13 @@ const distinct = arg('images', 100);
 const tmp = await mkdtemp(join(tmpdir(), 'mixforge-bench-build-'));
 try {
   noisePng = await sharp({
-    create: { width: 64, height: 64, channels: 3, noise: { type: 'gaussian', mean: 128, sigma: 40 } },
+    create: {
+      width: 64,
+      height: 64,
+      channels: 3,
+      background: '#808080',
+      noise: { type: 'gaussian', mean: 128, sigma: 40 },
+    },
   })
     .png()
     .toBuffer();
