@@ -2,6 +2,7 @@
 // tokenizer, caption extraction from samples, and the loss-curve plot.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import type { Turn } from '../../../core/schema.ts';
 import { captionOf } from '../../../train-bridge/train/pairs.ts';
 import { lossCurveSvg, movingAverage } from '../../../train-bridge/train/plot.ts';
 import { resolveRunConfig, STAGE_PRESETS } from '../../../train-bridge/train/presets.ts';
@@ -87,7 +88,7 @@ test('hashed tokenizer: words and word pairs, deterministic, padded and truncate
 
 test('captions are the answer turns of samples that have an image', () => {
   const image = { bytes: new Uint8Array(1), width: 1, height: 1, format: 'png' };
-  const turns = [
+  const turns: Turn[] = [
     { from: 'human', value: '<image>\nDescribe.' },
     { from: 'gpt', value: 'Two blocks.' },
     { from: 'human', value: 'Colours?' },
