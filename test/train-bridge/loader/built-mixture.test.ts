@@ -42,7 +42,7 @@ describe('loader on a mixture built by the pipeline', () => {
     );
     ranks.forEach((r, rank) => {
       assert.equal(r.length, Math.floor(order.length / 3));
-      r.forEach((id, k) => assert.equal(id, order[rank + 3 * k]));
+      for (const [k, id] of r.entries()) assert.equal(id, order[rank + 3 * k]);
     });
     const batches = await collect(
       new BatchLoader(new StreamingDataset(out, { seed: 1 }), { batchSize: 16, resolution: 64, threads: 2 }),
@@ -55,9 +55,8 @@ describe('loader on a mixture built by the pipeline', () => {
       assert.ok(data.every((v) => v >= 0 && v <= 1));
       // Real pictures: not all padding.
       if (b.images.shape[0] > 0) assert.ok(data.some((v) => v > 0.05));
-      b.captions.forEach((c, i) =>
-        assert.equal(c, b.conversations[i].findLast((t) => t.from === 'gpt')?.value ?? ''),
-      );
+      for (const [i, c] of b.captions.entries())
+        assert.equal(c, b.conversations[i].findLast((t) => t.from === 'gpt')?.value ?? '');
     }
   });
 });
