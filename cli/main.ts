@@ -7,6 +7,7 @@ import { registerGpu } from './commands/gpu.ts';
 import { registerModel } from './commands/model.ts';
 import { registerSources } from './commands/sources.ts';
 import { registerStream } from './commands/stream.ts';
+import { registerTrain } from './commands/train.ts';
 import { registerWorker } from './commands/worker.ts';
 
 const program = new Command()
@@ -23,6 +24,7 @@ registerGpu(program);
 registerModel(program);
 registerSources(program);
 registerStream(program);
+registerTrain(program);
 registerWorker(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {

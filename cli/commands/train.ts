@@ -1,0 +1,165 @@
+// `mixforge train <manifest>`: image–text alignment training of FastViTHD on the WebGPU engine, streamed from a
+// built mixture, with a progress line (loss, images/s, lr, ETA), JSON-lines metrics, a loss plot and checkpoints.
+import type { Command } from 'commander';
+import { SpecError } from '../../core/errors.ts';
+
+interface TrainFlags {
+  model: string;
+  preset: string;
+  resolution?: string;
+  steps?: string;
+  batchSize?: string;
+  microBatch?: string;
+  lr?: string;
+  seed?: string;
+  checkpointDir: string;
+  saveEvery: string;
+  resume?: boolean;
+  weights?: string;
+  adapter?: string;
+}
+
+function positiveInt(flag: string, value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n <= 0)
+    throw new SpecError(flag, '', `expected a positive integer, got "${value}"`);
+  return n;
+}
+
+function duration(seconds: number): string {
+  if (!Number.isFinite(seconds)) return '?';
+  const s = Math.round(seconds);
+  const h = Math.floor(s / 3600);
+  const m = Math.floor((s % 3600) / 60);
+  return h > 0 ? `${h}h${String(m).padStart(2, '0')}m` : `${m}m${String(s % 60).padStart(2, '0')}s`;
+}
+
+export function registerTrain(program: Command): void {
+  program
+    .command('train <manifest>')
+    .description(
+      'train FastViTHD (+ FastVLM projector) on a built mixture with a SigLIP image–text objective',
+    )
+    .option('--model <name>', 'fastvithd or fastvithd-tiny', 'fastvithd')
+    .option('--preset <stage>', 'stage1 (projector only), stage1.5 or stage2 (full model)', 'stage1')
+    .option('--resolution <R>', 'square input resolution (multiple of 64; default: the model’s)')
+    .option('--steps <N>', 'optimiser updates (default: one epoch of the mixture)')
+    .option('--batch-size <B>', 'images per update (default: the preset’s, 256 or 128)')
+    .option('--micro-batch <M>', 'images per forward pass; B/M passes are accumulated (default: B)')
+    .option('--lr <x>', 'peak learning rate (default: the preset’s)')
+    .option('--seed <n>', 'seed of the weight initialisation', '0')
+    .option('--checkpoint-dir <D>', 'checkpoints, metrics.jsonl and loss.png go here', 'checkpoints')
+    .option('--save-every <N>', 'checkpoint every N updates (and always at the end)', '500')
+    .option('--resume', 'continue from the latest checkpoint in --checkpoint-dir')
+    .option('--weights <file>', 'start the encoder from these safetensors (e.g. published FastViTHD weights)')
+    .option('--adapter <name>', 'require a WebGPU adapter whose name contains this')
+    .action(async (manifest: string, flags: TrainFlags, cmd: Command) => {
+      const { Engine } = await import('../../train-bridge/gpu/engine.ts');
+      const { StreamingDataset } = await import('../../train-bridge/loader/dataset.ts');
+      const { latestCheckpoint, readTrainerState } = await import('../../train-bridge/train/checkpoint.ts');
+      const { Trainer } = await import('../../train-bridge/train/loop.ts');
+      const { MetricsLog } = await import('../../train-bridge/train/metrics.ts');
+      const { writeLossPlot } = await import('../../train-bridge/train/plot.ts');
+      const { resolveRunConfig } = await import('../../train-bridge/train/presets.ts');
+      const { join } = await import('node:path');
+
+      const lr = flags.lr === undefined ? undefined : Number(flags.lr);
+      if (lr !== undefined && !(lr > 0))
+        throw new SpecError('--lr', '', `expected a positive number, got "${flags.lr}"`);
+      const seed = Number(flags.seed);
+      if (!Number.isInteger(seed))
+        throw new SpecError('--seed', '', `expected an integer, got "${flags.seed}"`);
+      const saveEvery = positiveInt('--save-every', flags.saveEvery) ?? 500;
+      const overrides = {
+        resolution: positiveInt('--resolution', flags.resolution),
+        steps: positiveInt('--steps', flags.steps),
+        batchSize: positiveInt('--batch-size', flags.batchSize),
+        microBatch: positiveInt('--micro-batch', flags.microBatch),
+        lr,
+        seed,
+      };
+      const dir = flags.checkpointDir;
+      let resumeFrom: string | undefined;
+      let config: Awaited<ReturnType<typeof readTrainerState>>['config'];
+      if (flags.resume) {
+        resumeFrom = await latestCheckpoint(dir);
+        if (!resumeFrom) throw new SpecError('--resume', '', `no checkpoint in ${dir} (no latest.json)`);
+        config = (await readTrainerState(resumeFrom)).config;
+        // The schedule and the data order depend on these: a resumed run cannot change them.
+        const given: Array<[string, string, unknown, unknown]> = [
+          ['--model', 'model', flags.model, config.model],
+          ['--preset', 'preset', flags.preset, config.preset],
+          ['--resolution', 'resolution', overrides.resolution, config.resolution],
+          ['--steps', 'steps', overrides.steps, config.steps],
+          ['--batch-size', 'batchSize', overrides.batchSize, config.batchSize],
+          ['--micro-batch', 'microBatch', overrides.microBatch, config.microBatch],
+          ['--lr', 'lr', overrides.lr, config.lr],
+        ];
+        for (const [flag, option, value, stored] of given) {
+          if (cmd.getOptionValueSource(option) === 'cli' && value !== stored) {
+            throw new SpecError(flag, '', `${value} differs from the checkpoint's ${stored} (${resumeFrom})`);
+          }
+        }
+      } else {
+        const probe = new StreamingDataset(manifest);
+        await probe.open();
+        config = resolveRunConfig(flags.model, flags.preset, overrides, (b) => Math.floor(probe.total / b));
+        if (!config.trainEncoder && !flags.weights) {
+          process.stderr.write(
+            'warning: stage1 freezes the encoder; without --weights it stays at its random initialisation\n',
+          );
+        }
+      }
+
+      const eng = await Engine.create({
+        adapterName: flags.adapter,
+        log: (line) => process.stderr.write(`${line}\n`),
+      });
+      try {
+        const trainer = await Trainer.create(eng, {
+          manifest,
+          config,
+          resumeFrom,
+          encoderWeights: flags.weights,
+        });
+        const metrics = new MetricsLog(join(dir, 'metrics.jsonl'));
+        const history = await metrics.open(resumeFrom ? trainer.step : 0);
+        const c = trainer.config;
+        process.stderr.write(
+          `training ${c.model} (${c.preset}${c.trainEncoder ? ', full model' : ', projector only'}) at ${c.resolution}² ` +
+            `for ${c.steps} updates of ${c.batchSize} images (${c.batchSize / c.microBatch} × ${c.microBatch})` +
+            `${resumeFrom ? `, resuming at update ${trainer.step}` : ''}\n`,
+        );
+        const tty = Boolean(process.stderr.isTTY);
+        const recent: number[] = [];
+        const plotTitle = `${c.model} ${c.preset} — SigLIP loss`;
+        const points = history.map((m) => ({ step: m.step, loss: m.loss }));
+        await trainer.run({
+          checkpointDir: dir,
+          saveEvery,
+          metrics,
+          onStep: (m) => {
+            points.push({ step: m.step, loss: m.loss });
+            recent.push(m.seconds);
+            if (recent.length > 20) recent.shift();
+            const perStep = recent.reduce((a, b) => a + b, 0) / recent.length;
+            const line =
+              `step ${m.step}/${c.steps}  loss ${m.loss.toFixed(4)}  ${m.imagesPerSec.toFixed(1)} img/s  ` +
+              `lr ${m.lr.toExponential(2)}  |g| ${m.gradNorm.toFixed(3)}  epoch ${m.epoch}  ETA ${duration((c.steps - m.step) * perStep)}`;
+            process.stderr.write(tty ? `\r\x1b[2K${line}` : `${line}\n`);
+            if (m.step % saveEvery === 0) void writeLossPlot(join(dir, 'loss'), points, plotTitle);
+          },
+        });
+        if (tty) process.stderr.write('\n');
+        await writeLossPlot(join(dir, 'loss'), points, plotTitle);
+        process.stdout.write(
+          `done: ${trainer.step} updates; checkpoint ${await latestCheckpoint(dir)}\n` +
+            `metrics ${join(dir, 'metrics.jsonl')}, loss curve ${join(dir, 'loss.png')}\n`,
+        );
+        trainer.dispose();
+      } finally {
+        eng.destroy();
+      }
+    });
+}
