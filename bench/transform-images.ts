@@ -6,7 +6,7 @@
 // wall-clock images/s per worker are printed too.
 import { availableParallelism } from 'node:os';
 import { parseArgs } from 'node:util';
-import sharp from 'sharp';
+import sharp, { type JpegOptions } from 'sharp';
 import { keyedHash64 } from '../core/keyed-hash.ts';
 import type { RawRecord } from '../core/schema.ts';
 import { jpegEncoderOptions } from '../transforms/image-normalise.ts';
@@ -40,7 +40,13 @@ async function photo(i: number, size?: { width: number; height: number }): Promi
     .png()
     .toBuffer();
   const grain = await sharp({
-    create: { width, height, channels: 3, noise: { type: 'gaussian', mean: 128, sigma: 18 } },
+    create: {
+      width,
+      height,
+      channels: 3,
+      background: '#808080',
+      noise: { type: 'gaussian', mean: 128, sigma: 18 },
+    },
   })
     .png()
     .toBuffer();
@@ -175,7 +181,7 @@ async function compare(
 
 /** Decode + encode single-threaded with sharp's defaults vs our settings: speed and bytes. */
 async function encoderSettings(images: Buffer[]): Promise<void> {
-  const settings: [string, sharp.JpegOptions][] = [
+  const settings: [string, JpegOptions][] = [
     ['sharp defaults (optimiseCoding on)', { quality: 95 }],
     ['mozjpeg preset (trellis, deringing, scans, progressive)', { quality: 95, mozjpeg: true }],
     ['ours (all four off)', jpegEncoderOptions(95)],
