@@ -86,11 +86,16 @@ export function registerBuild(program: Command): void {
         try {
           if (flags.redis) {
             const { runBuildOnQueue } = await import('../../workers/executor-bullmq.ts');
-            await runBuildOnQueue(ctx, {
+            const manifest = await runBuildOnQueue(ctx, {
               redis: flags.redis,
               detach: Boolean(flags.detach),
               onEvent: progress.sink,
             });
+            if (flags.detach) process.stdout.write(`${ctx.buildId}\n`);
+            else if (manifest && !flags.json)
+              process.stdout.write(
+                `${ctx.out}/manifest.json: ${manifest.totals.rows} rows, ${manifest.totals.shards} shards\n`,
+              );
             return;
           }
           const { runBuildInProcess } = await import('../../pipelines/executor-inprocess.ts');

@@ -3,6 +3,7 @@
 import { storageFor } from '../../core/storage/index.ts';
 import type { Manifest } from '../../manifests/manifest.ts';
 import { writeQuarantineTable } from '../../manifests/quarantine-table.ts';
+import { canonicalJson } from '../../manifests/spec.ts';
 import { emptyShardStats, mergeShardStats } from '../../manifests/stats.ts';
 import type { BuildContext } from '../context.ts';
 import { type ComponentCounts, checkBalance, emptyCounts, mergeCounts, sortedDrops } from '../counts.ts';
@@ -59,7 +60,8 @@ export async function runFinalize(ctx: BuildContext): Promise<Manifest> {
     name: ctx.spec.name,
     seed: ctx.spec.seed,
     specHash: ctx.specHash,
-    spec: ctx.spec,
+    // Key order from canonical JSON: the same whether the context came from the caller or from context.json.
+    spec: JSON.parse(canonicalJson(ctx.spec)) as BuildContext['spec'],
     inputs: plan.inputs.map((i) => ({
       uri: i.uri,
       component: i.component,
