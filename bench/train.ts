@@ -1,0 +1,95 @@
+// Training-step throughput of fastvithd-tiny on the WebGPU engine (lavapipe here) against Debian's python3-torch
+// on the CPU running the same architecture, batch and step (train-mode BN forward, Σ out·probe, backward, AdamW)
+// in the same run. Prints images/s, achieved GFLOP/s (3 × forward FLOPs per image) and the ratio.
+// Usage: npx tsx bench/train.ts [--model fastvithd-tiny] [--resolution 128] [--batch 8] [--steps 5] [--torch-threads N]
+import { spawnSync } from 'node:child_process';
+import { availableParallelism } from 'node:os';
+import { parseArgs } from 'node:util';
+import { Engine } from '../train-bridge/gpu/engine.ts';
+import * as ops from '../train-bridge/gpu/ops/index.ts';
+import { AdamW } from '../train-bridge/gpu/optim/adamw.ts';
+import { FastViTHD, modelConfig } from '../train-bridge/model/fastvithd.ts';
+import { modelInfo } from '../train-bridge/model/flops.ts';
+import { forwardFastViTHD } from '../train-bridge/model/forward.ts';
+import { GpuOps, GpuWeights } from '../train-bridge/model/gpu-ops.ts';
+import { initFastViTHD } from '../train-bridge/model/init.ts';
+
+const { values } = parseArgs({
+  options: {
+    model: { type: 'string', default: 'fastvithd-tiny' },
+    resolution: { type: 'string', default: '128' },
+    batch: { type: 'string', default: '8' },
+    steps: { type: 'string', default: '5' },
+    'torch-threads': { type: 'string', default: String(availableParallelism()) },
+    'skip-torch': { type: 'boolean', default: false },
+  },
+});
+const model = values.model;
+const r = Number(values.resolution);
+const batch = Number(values.batch);
+const steps = Number(values.steps);
+const config = modelConfig(model);
+const info = modelInfo(config, r);
+// Backward costs about twice the forward (input and weight gradients): a step is ≈ 3 forward passes.
+const stepFlops = 3 * info.flops * batch;
+
+async function engineStep(): Promise<{ seconds: number; adapter: string }> {
+  const eng = await Engine.create();
+  const encoder = new FastViTHD(config);
+  initFastViTHD(encoder, 0);
+  const weights = new GpuWeights(eng);
+  weights.add(encoder, { trainable: true });
+  const params = weights.trainable().map((p) => p.tensor);
+  const optimizer = new AdamW(params, { lr: 1e-4, weightDecay: 0 });
+  const gpuOps = new GpuOps(weights, 'train');
+  const pixels = new Uint8Array(batch * r * r * 3).map((_, i) => (i * 2654435761) >>> 24);
+  const images = eng.uploadU8(pixels, [batch, r, r, 3], { scale: 1 / 255 });
+  const side = r / 64;
+  const probe = eng.fill([batch, side, side, encoder.outChannels], 0.01);
+  const times: number[] = [];
+  for (let i = 0; i <= steps; i++) {
+    const t0 = performance.now();
+    const loss = eng.tidy(() => ops.sum(ops.mul(forwardFastViTHD(encoder, images, gpuOps), probe)));
+    eng.backward(loss);
+    optimizer.step();
+    eng.zeroGrad(params);
+    await loss.read();
+    loss.dispose();
+    if (i > 0) times.push((performance.now() - t0) / 1000);
+  }
+  const adapter = eng.ctx.adapter.description || eng.ctx.adapter.device;
+  eng.destroy();
+  return { seconds: times.reduce((a, b) => a + b, 0) / times.length, adapter };
+}
+
+function torchStep(): { seconds: number; torch: string; params: number } {
+  const r2 = spawnSync(
+    '/usr/bin/python3',
+    [
+      'bench/train_torch.py',
+      JSON.stringify(config),
+      String(r),
+      String(batch),
+      String(steps),
+      values['torch-threads'],
+    ],
+    { encoding: 'utf8' },
+  );
+  if (r2.status !== 0) throw new Error(`train_torch.py failed: ${r2.stderr}`);
+  return JSON.parse(r2.stdout.trim().split('\n').at(-1) ?? '{}');
+}
+
+const gpu = await engineStep();
+const row = (name: string, seconds: number) =>
+  `${name.padEnd(34)} ${(seconds * 1000).toFixed(0).padStart(7)} ms/step  ${(batch / seconds).toFixed(2).padStart(7)} img/s  ${(stepFlops / seconds / 1e9).toFixed(2).padStart(6)} GFLOP/s`;
+console.log(
+  `${model} at ${r}², batch ${batch}, ${steps} timed steps; ${(info.flops / 1e6).toFixed(1)} MFLOPs forward per image`,
+);
+console.log(row(`WebGPU engine (${gpu.adapter})`, gpu.seconds));
+if (!values['skip-torch']) {
+  const torch = torchStep();
+  console.log(row(`PyTorch ${torch.torch} CPU (${values['torch-threads']} threads)`, torch.seconds));
+  console.log(
+    `ratio engine/torch images/s: ${(torch.seconds / gpu.seconds).toFixed(2)}×  (params ${torch.params} both)`,
+  );
+}
