@@ -1,7 +1,7 @@
 // A small (image, caption) mixture built from the demo data by the real build pipeline: the demo's Cambrian
 // records (image-only, one distinct caption "Answer <i>." each), so retrieval on the training pairs is well-posed.
 import { existsSync } from 'node:fs';
-import { mkdir, rm } from 'node:fs/promises';
+import { mkdir, rename, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { parseSpec } from '../../../manifests/spec.ts';
 import { makeBuildContext } from '../../../pipelines/context.ts';
@@ -24,15 +24,22 @@ components:
       image_only: true
 `;
 
-/** Build (once per demo-data version and process) and return the manifest path. */
+/** Build (once per demo-data version; concurrent test files race to a rename) and return the manifest path. */
 export async function trainPairsMixture(): Promise<string> {
   const data = await demoDataDir();
-  const out = resolve('.cache', `train-pairs-${data.split('-').at(-1)}-${process.pid}`);
+  const out = resolve('.cache', `train-pairs-${data.split('-').at(-1)}`);
   const manifest = join(out, 'manifest.json');
   if (existsSync(manifest)) return manifest;
-  await rm(out, { recursive: true, force: true });
-  await mkdir(out, { recursive: true });
+  const tmp = `${out}.tmp-${process.pid}`;
+  await rm(tmp, { recursive: true, force: true });
+  await mkdir(tmp, { recursive: true });
   const spec = parseSpec(SPEC, { file: 'train-pairs.yaml', env: { MIXFORGE_DEMO_DATA: data } });
-  await runBuildInProcess(makeBuildContext(spec, out));
+  await runBuildInProcess(makeBuildContext(spec, tmp));
+  try {
+    await rename(tmp, out);
+  } catch {
+    // Another test process finished first: use its copy (same spec, same bytes).
+    await rm(tmp, { recursive: true, force: true });
+  }
   return manifest;
 }
