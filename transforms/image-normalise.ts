@@ -174,8 +174,10 @@ export async function normaliseImage(bytes: Uint8Array, options: ImageOptions): 
   if (pages > 1 && options.animated === 'reject') {
     return { ok: false, reason: 'image-animated', message: `${meta.format} with ${pages} frames` };
   }
-  const sourceWidth = meta.autoOrient.width;
-  const sourceHeight = meta.autoOrient.height;
+  // Orientations 5–8 swap the sides (sharp reports the upright size in autoOrient; derive it if absent).
+  const swapped = (meta.orientation ?? 1) >= 5;
+  const sourceWidth = meta.autoOrient?.width ?? (swapped ? meta.height : meta.width);
+  const sourceHeight = meta.autoOrient?.height ?? (swapped ? meta.width : meta.height);
 
   const changes: ImageChange[] = [];
   if (meta.orientation !== undefined && meta.orientation !== 1) changes.push('orientation');
