@@ -54,25 +54,19 @@ describe('report', () => {
       const errors: string[] = [];
       page.on('pageerror', (e) => errors.push(e.message));
       await page.goto(pathToFileURL(uri).href);
+      // Page code as strings: it runs in the browser, where the DOM exists (this project type-checks for Node).
       await page.waitForFunction(
-        () => {
-          const w = window as unknown as { mixforgeCharts?: { expected: number; drawn: number } };
-          return w.mixforgeCharts !== undefined && w.mixforgeCharts.drawn === w.mixforgeCharts.expected;
-        },
+        'window.mixforgeCharts !== undefined && window.mixforgeCharts.drawn === window.mixforgeCharts.expected',
         undefined,
         { timeout: 20_000 },
       );
       // Every canvas has drawn pixels (not blank): count non-transparent pixels.
-      const inked = await page.evaluate(() =>
-        [...document.querySelectorAll('canvas')].map((c) => {
-          const ctx = c.getContext('2d');
-          if (!ctx) return 0;
-          const px = ctx.getImageData(0, 0, c.width, c.height).data;
-          let n = 0;
-          for (let i = 3; i < px.length; i += 4) if (px[i] > 0) n++;
-          return n;
-        }),
-      );
+      const inked = (await page.evaluate(`[...document.querySelectorAll('canvas')].map((c) => {
+        const px = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+        let n = 0;
+        for (let i = 3; i < px.length; i += 4) if (px[i] > 0) n++;
+        return n;
+      })`)) as number[];
       assert.equal(inked.length, 7);
       for (const [i, n] of inked.entries()) assert.ok(n > 500, `chart ${i} drew (${n} inked pixels)`);
       assert.deepEqual(errors, []);
