@@ -92,7 +92,8 @@ function spec(data: string, maxSide: number): string {
   return `name: bench\nseed: 1\noutput: {shard_rows: 100}\nimages: {max_side: ${maxSide}}\ncomponents:\n  - name: recap\n    source: {format: llava-recap, uris: ["${data}/data/*.parquet"]}\n    transform: triplet\n`;
 }
 
-/** Runs one build in a child process; returns its rows, CPU seconds, wall seconds and peak RSS. */
+/** Runs one build in a child process; returns its rows, CPU seconds and wall seconds of the build alone (not module
+ * loading; all threads), and the process's peak RSS. */
 function runBuild(
   specFile: string,
   out: string,
@@ -103,9 +104,11 @@ function runBuild(
     import { runBuildInProcess } from './pipelines/executor-inprocess.ts';
     const spec = await loadSpec(${JSON.stringify(specFile)}, { env: {} });
     const t = Date.now();
+    const c0 = process.cpuUsage();
     const m = await runBuildInProcess(makeBuildContext(spec, ${JSON.stringify(out)}));
+    const c = process.cpuUsage(c0);
     const u = process.resourceUsage();
-    console.log(JSON.stringify({ rows: m.totals.rows, cpu: (u.userCPUTime + u.systemCPUTime) / 1e6, wall: (Date.now() - t) / 1000, maxRssMb: u.maxRSS / 1024 }));`;
+    console.log(JSON.stringify({ rows: m.totals.rows, cpu: (c.user + c.system) / 1e6, wall: (Date.now() - t) / 1000, maxRssMb: u.maxRSS / 1024 }));`;
   const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
     encoding: 'utf8',
   });

@@ -9,6 +9,7 @@ export const SAMPLE_PARQUET_FIELDS: ParquetField[] = [
   {
     name: 'images',
     type: 'list',
+    precompressed: true,
     element: {
       name: 'element',
       type: 'struct',

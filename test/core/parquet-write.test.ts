@@ -68,14 +68,19 @@ describe('core/parquet write', () => {
     const f = sqlString(path);
 
     const meta = await duckdbQuery(
-      `SELECT DISTINCT row_group_id, row_group_num_rows, compression FROM parquet_metadata(${f}) ORDER BY 1`,
+      `SELECT DISTINCT row_group_id, row_group_num_rows, path_in_schema LIKE 'images%' AS image, compression
+       FROM parquet_metadata(${f}) ORDER BY 1, 3`,
     );
+    // Image bytes are already compressed: stored as they are; every other column is zstd.
     assert.deepEqual(
-      meta.map((r) => [Number(r[0]), Number(r[1]), r[2]]),
+      meta.map((r) => [Number(r[0]), Number(r[1]), r[2], r[3]]),
       [
-        [0, 100, 'ZSTD'],
-        [1, 100, 'ZSTD'],
-        [2, 50, 'ZSTD'],
+        [0, 100, false, 'ZSTD'],
+        [0, 100, true, 'UNCOMPRESSED'],
+        [1, 100, false, 'ZSTD'],
+        [1, 100, true, 'UNCOMPRESSED'],
+        [2, 50, false, 'ZSTD'],
+        [2, 50, true, 'UNCOMPRESSED'],
       ],
     );
     const kv = await duckdbQuery(`SELECT decode(key), decode(value) FROM parquet_kv_metadata(${f})`);
