@@ -23,10 +23,6 @@ export async function drawDemoImage(
 <rect width="100%" height="100%" fill="url(#g)"/>${rects}</svg>`;
   const img = sharp(Buffer.from(svg));
   const out =
-    format === 'jpeg'
-      ? img.jpeg({ quality: 90 })
-      : format === 'png'
-        ? img.png()
-        : img.webp({ quality: 85 });
+    format === 'jpeg' ? img.jpeg({ quality: 90 }) : format === 'png' ? img.png() : img.webp({ quality: 85 });
   return new Uint8Array(await out.toBuffer());
 }

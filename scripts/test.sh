@@ -6,4 +6,5 @@ cd "$(dirname "$0")/.."
 bash scripts/setup-system.sh
 [ -d node_modules ] && [ node_modules/.package-lock.json -nt package-lock.json ] || npm ci --no-audit --no-fund
 npx tsc --noEmit
+npx biome check .
 node scripts/run-tests.mjs "$@"

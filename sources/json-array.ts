@@ -1,7 +1,7 @@
 // Streams the elements of one huge top-level JSON array without loading the file: a byte-level scanner finds
 // element boundaries (depth, strings, escapes), plan() records them at partition cuts, read() parses one range.
 import { SourceFileError } from '../core/errors.ts';
-import { type ObjectInfo, storageFor } from '../core/storage/index.ts';
+import type { ObjectInfo } from '../core/storage/index.ts';
 import { assertUnchanged, openOrFail, readRangeThenTail } from './byte-range.ts';
 
 const QUOTE = 0x22;

@@ -1,6 +1,7 @@
 // Minimal typing for the parts of s3rver the test harness uses.
 declare module 's3rver' {
   import type { AddressInfo } from 'node:net';
+
   interface S3rverOptions {
     address?: string;
     port?: number;

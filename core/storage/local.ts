@@ -32,7 +32,7 @@ export class LocalStorage implements Storage {
 
   async stat(uri: string): Promise<ObjectInfo | undefined> {
     const s = await stat(uri).catch(() => undefined);
-    if (!s || !s.isFile()) return undefined;
+    if (!s?.isFile()) return undefined;
     return { uri, size: s.size, mtimeMs: Math.floor(s.mtimeMs) };
   }
 
