@@ -10,8 +10,12 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { after, before, describe, it } from 'node:test';
 import { DuckDBInstance } from '@duckdb/node-api';
+import { tableFromIPC } from 'apache-arrow';
+import { readParquet } from 'parquet-wasm/node';
+import type { Sample } from '../../core/schema.ts';
 import { shippedSpecPath } from '../../manifests/demo-overrides.ts';
 import { verifyBuild } from '../../manifests/manifest.ts';
+import { readShardSamples } from '../../manifests/shard-format.ts';
 import { loadSpec, type MixtureSpec } from '../../manifests/spec.ts';
 import { type BuildOptions, makeBuildContext } from '../../pipelines/context.ts';
 import type { BuildEvent } from '../../pipelines/events.ts';
@@ -130,6 +134,43 @@ describe('build', () => {
       `SELECT reason, count(*) AS n FROM '${refOut}/quarantine/quarantine.parquet' GROUP BY reason`,
     );
     assert.ok(q.getRowObjects().length >= 1, 'quarantine is queryable like the shards');
+  });
+
+  it('Apache Arrow (arrow-rs via parquet-wasm) reads the shards with the sample schema and our rows', async () => {
+    const m = JSON.parse(readFileSync(join(refOut, 'manifest.json'), 'utf8')) as {
+      shards: { path: string; rows: number }[];
+    };
+    for (const shard of m.shards) {
+      const path = join(refOut, shard.path);
+      const table = tableFromIPC(readParquet(readFileSync(path)).intoIPCStream());
+      assert.deepEqual(
+        table.schema.fields.map((f) => `${f.name}:${f.type}`),
+        [
+          'id:Utf8',
+          'source:Utf8',
+          'images:List<Struct<{bytes:Binary, width:Int32, height:Int32, format:Utf8}>>',
+          'conversations:List<Struct<{from:Utf8, value:Utf8}>>',
+          'origin:Utf8',
+          'key:Uint64',
+        ],
+      );
+      assert.equal(table.numRows, shard.rows);
+      const ours: Sample[] = [];
+      for await (const s of readShardSamples(path)) ours.push(s);
+      for (let i = 0; i < table.numRows; i++) {
+        const row = table.get(i)?.toJSON() as {
+          id: string;
+          key: bigint;
+          images: { toArray(): { bytes: Uint8Array }[] };
+        };
+        assert.equal(row.id, ours[i].id);
+        assert.equal(row.key, ours[i].key);
+        const images = row.images.toArray();
+        assert.equal(images.length, ours[i].images.length);
+        for (const [j, im] of images.entries())
+          assert.deepEqual(Buffer.from(im.bytes), Buffer.from(ours[i].images[j].bytes));
+      }
+    }
   });
 
   it('raises the shard count to meet output.max_shard_bytes', async () => {
