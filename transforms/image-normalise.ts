@@ -71,9 +71,9 @@ export function jpegEncoderOptions(quality: number): JpegOptions {
 export const PNG_ENCODER_OPTIONS: PngOptions = { compressionLevel: 6, adaptiveFiltering: false };
 
 function inputOptions(options: ImageOptions): SharpOptions {
-  // failOn 'warning' (sharp's advice for untrusted input): a JPEG with a corrupt entropy stream decodes to
-  // garbage under 'error'; we would rather quarantine it than train on it.
-  return { failOn: 'warning', limitInputPixels: options.max_pixels };
+  // failOn 'warning' by default (sharp's advice for untrusted input): a JPEG with a corrupt entropy stream decodes
+  // to garbage under 'error'; we would rather quarantine it than train on it. `images.fail_on: error` relaxes it.
+  return { failOn: options.fail_on, limitInputPixels: options.max_pixels };
 }
 
 /** Whether the bytes stop before their format's end marker: used to tell truncated from otherwise corrupt. */

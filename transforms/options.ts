@@ -60,6 +60,12 @@ export const ImageOptionsSchema = z.strictObject({
    * Default 89,478,485 (PIL's DecompressionBombWarning limit, ~9459²): ~270 MB of RGB per image in flight.
    */
   max_pixels: z.int().positive('expected a positive number of pixels').default(89_478_485),
+  /**
+   * Decoder strictness (sharp's `failOn`): `warning` quarantines any image libjpeg/libpng warns about (a corrupt
+   * entropy stream decodes to garbage otherwise); `error` accepts images with recoverable damage, as PIL does
+   * (e.g. "extraneous bytes before marker"), to match what PIL-based pipelines keep from real web crawls.
+   */
+  fail_on: z.enum(['warning', 'error']).default('warning'),
 });
 export type ImageOptions = z.output<typeof ImageOptionsSchema>;
 

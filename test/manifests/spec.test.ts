@@ -101,6 +101,7 @@ describe('parseSpec: a valid spec', () => {
       reencode_format: 'jpeg',
       animated: 'first-frame',
       max_pixels: 89_478_485,
+      fail_on: 'warning',
     });
     assert.equal(spec.components[2].transform, 'none');
     assert.deepEqual(spec.components[0].filters, {});

@@ -262,3 +262,22 @@ describe('ICC profile description', () => {
     assert.equal(iccDescription(Buffer.concat([header, tag])), text);
   });
 });
+
+describe('images.fail_on', () => {
+  it('quarantines a JPEG the decoder warns about by default, and keeps it with fail_on: error', async () => {
+    const jpg = await sharp({ create: { width: 64, height: 48, channels: 3, background: '#884422' } })
+      .jpeg()
+      .toBuffer();
+    const sos = jpg.indexOf(Buffer.from([0xff, 0xda]));
+    // Junk before the scan: libjpeg warns "extraneous bytes before marker 0xda" and decodes the image intact.
+    const warned = new Uint8Array(
+      Buffer.concat([jpg.subarray(0, sos), Buffer.from([1, 2, 3]), jpg.subarray(sos)]),
+    );
+    const strict = await normaliseImage(warned, DEFAULTS);
+    assert.equal(strict.ok, false);
+    if (!strict.ok) assert.equal(strict.reason, 'image-corrupt');
+    const lenient = await normaliseImage(warned, ImageOptionsSchema.parse({ fail_on: 'error' }));
+    assert.equal(lenient.ok, true);
+    if (lenient.ok) assert.deepEqual([lenient.value.image.width, lenient.value.image.height], [64, 48]);
+  });
+});
