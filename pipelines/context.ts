@@ -14,6 +14,8 @@ export interface BuildOptions {
   partitionBytes: number;
   /** Keep `_build/parts` and `_build/buckets` after finalize (they hold a copy of every image). */
   keepIntermediate: boolean;
+  /** Key rows select deduplicates in memory at once (bounds its memory; any value gives the same output). */
+  selectBucketRows?: number;
 }
 
 export const DEFAULT_BUILD_OPTIONS: BuildOptions = {

@@ -1,6 +1,11 @@
-// select: from every part's keys decide exact-dedup winners (earliest component wins, ties by take key then id)
-// and take-sets (the N smallest take keys), then fix the shard count. Writes a keep-mask per part.
-// Memory: one entry per distinct content key and one take key per candidate (~100 B/sample); see docs/build.md.
+// select: decide exact-dedup winners (earliest component wins, ties by take key then id) and take-sets (the N
+// smallest take keys among a component's winners), then fix the shard count. Writes a keep-mask per part.
+// Memory is bounded, not proportional to the mixture: key rows are spilled to local bucket files by content key
+// and deduplicated one bucket at a time; take thresholds come from a 16-bit histogram of take keys plus one
+// histogram bin of candidates. What stays in memory is a bit per row (losers) and the histograms.
+import { appendFile, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { storageFor } from '../../core/storage/index.ts';
 import type { BuildContext } from '../context.ts';
 import { readJson, writeJson } from '../json-io.ts';
@@ -34,6 +39,12 @@ interface KeyRow {
   id: string;
 }
 
+/** Key rows per dedup bucket held in memory at once (~150 B each). */
+export const DEFAULT_SELECT_BUCKET_ROWS = 500_000;
+/** Spilled bucket lines buffered before appending to their files. */
+const SPILL_BYTES = 8 * 1024 * 1024;
+const HIST_BINS = 1 << 16;
+
 async function readKeys(ctx: BuildContext, n: number): Promise<KeyRow[]> {
   const uri = buildLayout(ctx.out).partKeys(n);
   const text = Buffer.from(await storageFor(uri).readAll(uri)).toString('utf8');
@@ -51,6 +62,12 @@ function before(a: { takeKey: string; id: string }, b: { takeKey: string; id: st
   return a.takeKey < b.takeKey || (a.takeKey === b.takeKey && a.id < b.id);
 }
 
+const histBin = (takeKey: string) => Number.parseInt(takeKey.slice(0, 4), 16);
+const isSet = (bits: Uint8Array, i: number) => ((bits[i >> 3] >> (i & 7)) & 1) === 1;
+const setBit = (bits: Uint8Array, i: number) => {
+  bits[i >> 3] |= 1 << (i & 7);
+};
+
 export async function runSelect(ctx: BuildContext): Promise<Selection> {
   const layout = buildLayout(ctx.out);
   const plan = await readJson<BuildPlan>(layout.plan);
@@ -58,68 +75,136 @@ export async function runSelect(ctx: BuildContext): Promise<Selection> {
   const parts: PartSummary[] = [];
   for (let n = 0; n < plan.partitions.length; n++)
     parts.push(await readJson<PartSummary>(layout.partSummary(n)));
+  const totalRows = parts.reduce((a, p) => a + p.rows, 0);
+  const bucketRows = ctx.options.selectBucketRows ?? DEFAULT_SELECT_BUCKET_ROWS;
+  const buckets = Math.max(1, Math.ceil(totalRows / bucketRows));
+  const losers = parts.map((p) => new Uint8Array(Math.ceil(p.rows / 8)));
+  const components = ctx.spec.components.map(() => ({
+    winners: 0,
+    dedup: 0,
+    hist: new Uint32Array(HIST_BINS),
+  }));
 
-  // Pass 1: the winner of every content key.
-  const winners = new Map<string, { ci: number; takeKey: string; id: string }>();
-  for (const p of parts) {
-    const ci = componentIndex.get(p.component) as number;
-    for (const k of await readKeys(ctx, p.part)) {
-      const w = winners.get(k.dedupKey);
-      if (!w || ci < w.ci || (ci === w.ci && before(k, w)))
-        winners.set(k.dedupKey, { ci, takeKey: k.takeKey, id: k.id });
+  const spill = await mkdtemp(join(tmpdir(), 'mixforge-select-'));
+  try {
+    // Pass 1: spill every key row to the bucket of its content key (one local file per bucket).
+    const pending: string[][] = Array.from({ length: buckets }, () => []);
+    let pendingBytes = 0;
+    const flush = async () => {
+      for (const [b, lines] of pending.entries()) {
+        if (lines.length) await appendFile(join(spill, String(b)), lines.join(''));
+        pending[b] = [];
+      }
+      pendingBytes = 0;
+    };
+    for (const p of parts) {
+      const ci = componentIndex.get(p.component) as number;
+      for (const [row, k] of (await readKeys(ctx, p.part)).entries()) {
+        const line = `${k.dedupKey}\t${ci}\t${k.takeKey}\t${p.part}\t${row}\t${k.id}\n`;
+        pending[Number.parseInt(k.dedupKey.slice(0, 8), 16) % buckets].push(line);
+        pendingBytes += line.length;
+        if (pendingBytes > SPILL_BYTES) await flush();
+      }
+    }
+    await flush();
+
+    // Pass 2: per bucket, the winner of every content key; mark losers, histogram winners' take keys.
+    for (let b = 0; b < buckets; b++) {
+      const text = await readFile(join(spill, String(b)), 'utf8').catch(() => '');
+      const winners = new Map<
+        string,
+        { ci: number; takeKey: string; id: string; part: number; row: number }
+      >();
+      const rows: { dedupKey: string; part: number; row: number }[] = [];
+      for (const line of text.split('\n')) {
+        if (!line) continue;
+        const [dedupKey, ci, takeKey, part, row, ...rest] = line.split('\t');
+        const r = { ci: Number(ci), takeKey, id: rest.join('\t'), part: Number(part), row: Number(row) };
+        rows.push({ dedupKey, part: r.part, row: r.row });
+        const w = winners.get(dedupKey);
+        if (!w || r.ci < w.ci || (r.ci === w.ci && before(r, w))) winners.set(dedupKey, r);
+      }
+      for (const r of rows) {
+        const w = winners.get(r.dedupKey);
+        if (w && w.part === r.part && w.row === r.row) continue;
+        setBit(losers[r.part], r.row);
+      }
+      for (const w of winners.values()) {
+        components[w.ci].winners++;
+        components[w.ci].hist[histBin(w.takeKey)]++;
+      }
+    }
+  } finally {
+    await rm(spill, { recursive: true, force: true });
+  }
+
+  // Take sizes, and for partial takes the histogram bin holding the k-th smallest take key.
+  const takes = ctx.spec.components.map((c, ci) => {
+    const n = components[ci].winners;
+    let k = n;
+    if (c.take?.count !== undefined) k = Math.min(c.take.count, n);
+    else if (c.take?.fraction !== undefined) k = Math.round(c.take.fraction * n);
+    if (k === n || k === 0) return { k, bin: -1, rank: 0, threshold: undefined as KeyRow | undefined };
+    let cum = 0;
+    let bin = 0;
+    while (cum + components[ci].hist[bin] < k) cum += components[ci].hist[bin++];
+    return { k, bin, rank: k - cum, threshold: undefined as KeyRow | undefined };
+  });
+  // Pass 3: collect the winners in each partial take's bin; the rank-th smallest is the threshold.
+  const inBin = ctx.spec.components.map(() => [] as KeyRow[]);
+  if (takes.some((t) => t.bin >= 0)) {
+    for (const [pi, p] of parts.entries()) {
+      const ci = componentIndex.get(p.component) as number;
+      if (takes[ci].bin < 0) continue;
+      for (const [row, k] of (await readKeys(ctx, p.part)).entries())
+        if (!isSet(losers[pi], row) && histBin(k.takeKey) === takes[ci].bin) inBin[ci].push(k);
+    }
+    for (const [ci, t] of takes.entries()) {
+      if (t.bin < 0) continue;
+      inBin[ci].sort((a, b) => (before(a, b) ? -1 : before(b, a) ? 1 : 0));
+      t.threshold = inBin[ci][t.rank - 1];
+      inBin[ci] = [];
     }
   }
-  const isWinner = (ci: number, k: KeyRow) => {
-    const w = winners.get(k.dedupKey);
-    return w !== undefined && w.ci === ci && w.id === k.id && w.takeKey === k.takeKey;
+  const taken = (ci: number, k: KeyRow) => {
+    const t = takes[ci];
+    if (t.k === 0) return false;
+    if (t.bin < 0) return true;
+    return !before(t.threshold as KeyRow, k);
   };
 
-  // Pass 2: per component, the take threshold among non-duplicates.
-  const candidates = new Map<string, KeyRow[]>(ctx.spec.components.map((c) => [c.name, []]));
-  for (const p of parts) {
-    const ci = componentIndex.get(p.component) as number;
-    for (const k of await readKeys(ctx, p.part)) if (isWinner(ci, k)) candidates.get(p.component)?.push(k);
-  }
-  const threshold = new Map<string, KeyRow | null>();
+  // Pass 4: a keep-mask per part, and the bytes and rows the mixture will hold.
   const summary: Selection['components'] = {};
-  let totalEmitted = 0;
-  let totalBytes = 0;
-  for (const c of ctx.spec.components) {
-    const list = candidates.get(c.name) ?? [];
-    list.sort((a, b) => (before(a, b) ? -1 : before(b, a) ? 1 : 0));
-    let take = list.length;
-    if (c.take?.count !== undefined) take = Math.min(c.take.count, list.length);
-    else if (c.take?.fraction !== undefined) take = Math.round(c.take.fraction * list.length);
-    threshold.set(c.name, take === 0 ? null : list[take - 1]);
+  for (const [ci, c] of ctx.spec.components.entries()) {
+    const n = components[ci].winners;
     const repeat = c.repeat ?? 1;
     summary[c.name] = {
-      candidates: list.length,
-      kept: take,
-      emitted: take * repeat,
+      candidates: n,
+      kept: takes[ci].k,
+      emitted: takes[ci].k * repeat,
       dedup: 0,
-      notTaken: list.length - take,
+      notTaken: n - takes[ci].k,
     };
-    totalEmitted += take * repeat;
-    for (let i = 0; i < take; i++) totalBytes += list[i].bytes * repeat;
   }
-  candidates.clear();
-
-  // Pass 3: a keep-mask per part.
-  for (const p of parts) {
+  let totalEmitted = 0;
+  let totalBytes = 0;
+  for (const [pi, p] of parts.entries()) {
     const ci = componentIndex.get(p.component) as number;
+    const repeat = ctx.spec.components[ci].repeat ?? 1;
     const keys = await readKeys(ctx, p.part);
     const mask = Buffer.alloc(Math.ceil(keys.length / 8));
-    const t = threshold.get(p.component);
     let kept = 0;
     let dedup = 0;
     let notTaken = 0;
-    keys.forEach((k, i) => {
-      if (!isWinner(ci, k)) dedup++;
-      else if (t && !before(t, k)) {
-        mask[i >> 3] |= 1 << (i & 7);
+    for (const [row, k] of keys.entries()) {
+      if (isSet(losers[pi], row)) dedup++;
+      else if (taken(ci, k)) {
+        setBit(mask, row);
         kept++;
+        totalBytes += k.bytes * repeat;
       } else notTaken++;
-    });
+    }
+    totalEmitted += kept * repeat;
     summary[p.component].dedup += dedup;
     const sel: PartSelection = { part: p.part, mask: mask.toString('base64'), kept, dedup, notTaken };
     await writeJson(layout.partSelection(p.part), sel);

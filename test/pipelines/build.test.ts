@@ -13,7 +13,7 @@ import { DuckDBInstance } from '@duckdb/node-api';
 import { tableFromIPC } from 'apache-arrow';
 import { readParquet } from 'parquet-wasm/node';
 import type { Sample } from '../../core/schema.ts';
-import { shippedSpecPath } from '../../manifests/demo-overrides.ts';
+import { demoOverrides, shippedSpecPath } from '../../manifests/demo-overrides.ts';
 import { verifyBuild } from '../../manifests/manifest.ts';
 import { readShardSamples } from '../../manifests/shard-format.ts';
 import { loadSpec, type MixtureSpec } from '../../manifests/spec.ts';
@@ -104,7 +104,11 @@ describe('build', () => {
     assert.deepEqual(publishedHashes(again.out), reference);
     const fine = await build('fine', { partitionRecords: 3, partitionBytes: 1500 }, 4);
     assert.deepEqual(publishedHashes(fine.out), reference);
-    const serial = await build('serial', { partitionRecords: 7, partitionBytes: 5000 }, 1);
+    const serial = await build(
+      'serial',
+      { partitionRecords: 7, partitionBytes: 5000, selectBucketRows: 5 },
+      1,
+    );
     assert.deepEqual(publishedHashes(serial.out), reference);
   });
 
@@ -171,6 +175,19 @@ describe('build', () => {
           assert.deepEqual(Buffer.from(im.bytes), Buffer.from(ours[i].images[j].bytes));
       }
     }
+  });
+
+  it('resolves duplicates to the earliest component, the same with select memory bounded to a few rows', async () => {
+    // it-1.1m's demo overrides read the demo 665K file twice (llava665k, then it_splits): every it_splits
+    // sample duplicates an earlier one.
+    const o = demoOverrides('it-1.1m', data);
+    const dupSpec = await loadSpec(shippedSpecPath('it-1.1m'), { env: o.env, set: ['output.shard_rows=20'] });
+    const wide = await build('dup-wide', {}, 2, dupSpec);
+    const by = Object.fromEntries(wide.manifest.components.map((c) => [c.name, c.counts]));
+    assert.equal(by.it_splits.kept, 0);
+    assert.equal(by.it_splits.dropped.dedup, by.llava665k.kept, 'each later copy is dropped as a duplicate');
+    const narrow = await build('dup-narrow', { selectBucketRows: 4, partitionBytes: 3000 }, 1, dupSpec);
+    assert.deepEqual(publishedHashes(narrow.out), publishedHashes(wide.out));
   });
 
   it('raises the shard count to meet output.max_shard_bytes', async () => {
