@@ -5,7 +5,12 @@ import type { BuildContext, Stage } from '../pipelines/context.ts';
 export interface BuildJobs {
   readContext(out: string): Promise<BuildContext>;
   /** Runs one job idempotently (skips when its done marker and outputs check out). */
-  run(ctx: BuildContext, stage: Stage, n: number): Promise<{ ran: boolean; result: Record<string, unknown> }>;
+  run(
+    ctx: BuildContext,
+    stage: Stage,
+    n: number,
+    signal?: AbortSignal,
+  ): Promise<{ ran: boolean; result: Record<string, unknown> }>;
   /** How many jobs a stage has, once the stages before it are done. */
   stageSize(ctx: BuildContext, stage: Stage): Promise<number>;
   /** After finalize: drop the intermediates (parts and buckets hold a copy of every image) unless asked to keep them. */

@@ -94,6 +94,7 @@ async function runStep(
   p: JobPayload,
   ctx: BuildContext,
   ref: BuildRef,
+  abandon: AbortSignal,
 ): Promise<JobResult> {
   const step: Step = p.step;
   if (step === 'select') await checkChildrenDone(job, 'select', await s.jobs.stageSize(ctx, 'ingest'));
@@ -103,7 +104,7 @@ async function runStep(
   let ran = false;
   let rows = 0;
   if (isStage(step)) {
-    const r = await s.jobs.run(ctx, step, p.n);
+    const r = await s.jobs.run(ctx, step, p.n, abandon);
     ran = r.ran;
     rows = rowsOf(r.result);
   }
@@ -131,14 +132,16 @@ async function runStep(
 
 /** Resolves with `work`, or rejects on the time limit, on cancellation of the build, or on a hand-back signal. */
 async function bounded<T>(
-  work: Promise<T>,
+  start: (abandon: AbortSignal) => Promise<T>,
   s: ProcessorSettings,
   buildId: string,
   what: string,
   signal: AbortSignal | undefined,
 ): Promise<T> {
-  // The abandoned promise keeps running after a time limit or cancel; its writes are idempotent, but its error
-  // must not surface as an unhandled rejection.
+  // On a time limit, cancel or hand-back the work is told to stop (jobs check the signal between records); its
+  // writes are idempotent anyway, and its error must not surface as an unhandled rejection.
+  const abandon = new AbortController();
+  const work = start(abandon.signal);
   work.catch(() => undefined);
   const timers: NodeJS.Timeout[] = [];
   let onAbort: (() => void) | undefined;
@@ -165,6 +168,9 @@ async function bounded<T>(
   });
   try {
     return await Promise.race([work, stop]);
+  } catch (err) {
+    abandon.abort(err);
+    throw err;
   } finally {
     for (const t of timers) clearTimeout(t);
     if (onAbort) signal?.removeEventListener('abort', onAbort);
@@ -188,7 +194,13 @@ export function makeProcessor(s: ProcessorSettings) {
       }
       const ref: BuildRef = { buildId: p.buildId, out: p.out, retry: record.retry };
       if (s.handingBack()) throw new HandBack(HAND_BACK_REASON);
-      const result = await bounded(runStep(s, job, p, ctx, ref), s, p.buildId, what, signal);
+      const result = await bounded(
+        (abandon) => runStep(s, job, p, ctx, ref, abandon),
+        s,
+        p.buildId,
+        what,
+        signal,
+      );
       s.log(
         `${what}: ${result.ran || !isStage(p.step) ? 'done' : 'already done'} in ${((Date.now() - t0) / 1000).toFixed(1)} s`,
       );

@@ -53,24 +53,29 @@ export async function isJobDone(ctx: BuildContext, stage: Stage, n: number): Pro
   return true;
 }
 
-async function execute(ctx: BuildContext, stage: Stage, n: number): Promise<Record<string, unknown>> {
+async function execute(
+  ctx: BuildContext,
+  stage: Stage,
+  n: number,
+  signal?: AbortSignal,
+): Promise<Record<string, unknown>> {
   switch (stage) {
     case 'plan':
       return runPlan(ctx);
     case 'ingest': {
-      const s = await runIngest(ctx, n);
+      const s = await runIngest(ctx, n, signal);
       return { rows: s.rows, in: s.counts.in, component: s.component };
     }
     case 'select': {
-      const s = await runSelect(ctx);
+      const s = await runSelect(ctx, signal);
       return { shards: s.shards, rows: s.totalEmitted };
     }
     case 'shuffle': {
-      const s = await runShuffle(ctx, n);
+      const s = await runShuffle(ctx, n, signal);
       return { rows: Object.values(s.shards).reduce((a, r) => a + r[2], 0) };
     }
     case 'write': {
-      const s = await runWrite(ctx, n);
+      const s = await runWrite(ctx, n, signal);
       return { rows: s.rows, bytes: s.bytes };
     }
     case 'finalize': {
@@ -85,6 +90,8 @@ export async function runJobOnce(
   ctx: BuildContext,
   stage: Stage,
   n: number,
+  /** Aborted when the executor gives up on the job (time limit, cancel): the job stops between records. */
+  signal?: AbortSignal,
 ): Promise<{ ran: boolean; result: Record<string, unknown> }> {
   const l = buildLayout(ctx.out);
   if (await isJobDone(ctx, stage, n)) {
@@ -92,7 +99,7 @@ export async function runJobOnce(
     return { ran: false, result: marker.result };
   }
   const startedAt = new Date().toISOString();
-  const result = await execute(ctx, stage, n);
+  const result = await execute(ctx, stage, n, signal);
   const outputs: DoneMarker['outputs'] = [];
   for (const uri of await outputsOf(ctx, stage, n)) {
     const info = await storageFor(uri).stat(uri);

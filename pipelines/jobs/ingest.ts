@@ -27,7 +27,7 @@ export interface PartSummary {
 
 type Outcome = { item: ReadItem; outcome?: ProcessOutcome };
 
-export async function runIngest(ctx: BuildContext, n: number): Promise<PartSummary> {
+export async function runIngest(ctx: BuildContext, n: number, signal?: AbortSignal): Promise<PartSummary> {
   const layout = buildLayout(ctx.out);
   const plan = await readJson<BuildPlan>(layout.plan);
   const planned = plan.partitions[n];
@@ -52,6 +52,7 @@ export async function runIngest(ctx: BuildContext, n: number): Promise<PartSumma
       async (item) => (item.kind === 'record' ? { item, outcome: await process.run(item.record) } : { item }),
     );
     for await (const { item, outcome } of results) {
+      signal?.throwIfAborted();
       counts.in++;
       if (item.kind === 'quarantine') {
         quarantine.push(item.record);

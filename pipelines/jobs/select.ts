@@ -68,7 +68,7 @@ const setBit = (bits: Uint8Array, i: number) => {
   bits[i >> 3] |= 1 << (i & 7);
 };
 
-export async function runSelect(ctx: BuildContext): Promise<Selection> {
+export async function runSelect(ctx: BuildContext, signal?: AbortSignal): Promise<Selection> {
   const layout = buildLayout(ctx.out);
   const plan = await readJson<BuildPlan>(layout.plan);
   const componentIndex = new Map(ctx.spec.components.map((c, i) => [c.name, i]));
@@ -98,6 +98,7 @@ export async function runSelect(ctx: BuildContext): Promise<Selection> {
       pendingBytes = 0;
     };
     for (const p of parts) {
+      signal?.throwIfAborted();
       const ci = componentIndex.get(p.component) as number;
       for (const [row, k] of (await readKeys(ctx, p.part)).entries()) {
         const line = `${k.dedupKey}\t${ci}\t${k.takeKey}\t${p.part}\t${row}\t${k.id}\n`;
@@ -110,6 +111,7 @@ export async function runSelect(ctx: BuildContext): Promise<Selection> {
 
     // Pass 2: per bucket, the winner of every content key; mark losers, histogram winners' take keys.
     for (let b = 0; b < buckets; b++) {
+      signal?.throwIfAborted();
       const text = await readFile(join(spill, String(b)), 'utf8').catch(() => '');
       const winners = new Map<
         string,

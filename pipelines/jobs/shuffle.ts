@@ -27,7 +27,7 @@ export function orderKey(seed: number, id: string): bigint {
   return keyedHash64(seed, 'order', id);
 }
 
-export async function runShuffle(ctx: BuildContext, n: number): Promise<BucketIndex> {
+export async function runShuffle(ctx: BuildContext, n: number, signal?: AbortSignal): Promise<BucketIndex> {
   const layout = buildLayout(ctx.out);
   const selection = await readJson<Selection>(layout.select);
   const sel = await readJson<PartSelection>(layout.partSelection(n));
@@ -53,6 +53,7 @@ export async function runShuffle(ctx: BuildContext, n: number): Promise<BucketIn
     if (sel.kept > 0) {
       let i = 0;
       for await (const rec of readRecordStream(await storageFor(ctx.out).createReadStream(layout.part(n)))) {
+        signal?.throwIfAborted();
         const keep = (mask[i >> 3] >> (i & 7)) & 1;
         i++;
         if (!keep) continue;

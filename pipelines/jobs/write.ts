@@ -21,11 +21,12 @@ export interface ShardResult {
   stats: ShardStats;
 }
 
-export async function runWrite(ctx: BuildContext, s: number): Promise<ShardResult> {
+export async function runWrite(ctx: BuildContext, s: number, signal?: AbortSignal): Promise<ShardResult> {
   const layout = buildLayout(ctx.out);
   const plan = await readJson<BuildPlan>(layout.plan);
   const rows: (Sample & { component: string; hexKey: string })[] = [];
   for (let n = 0; n < plan.partitions.length; n++) {
+    signal?.throwIfAborted();
     const index = await readJson<BucketIndex>(layout.bucketIndex(n));
     const range = index.shards[String(s)];
     if (!range) continue;
