@@ -1,10 +1,11 @@
 // GFLOP/s of the WebGPU engine's GEMM (square sizes and FastViTHD's 1×1-conv shapes, forward and the
 // split-K weight gradient) and of depthwise 7×7 forward/backward, each against a naive one-thread-per-
 // output kernel measured in the same run. Usage: npx tsx bench/gpu.ts [--sizes 256,512,1024]
-// [--res 256] [--reps 3] [--peak-gflops N]
+// [--res 256] [--reps 3] [--peak-gflops N]. GEMM rows name the kernel the registry picks and also time
+// the 64×64 tiled kernel (the GPU default) for comparison.
 import { parseArgs } from 'node:util';
 import { Engine } from '../train-bridge/gpu/engine.ts';
-import { forceGemmKernel } from '../train-bridge/gpu/gemm/registry.ts';
+import { forceGemmKernel, selectGemmKernel } from '../train-bridge/gpu/gemm/registry.ts';
 import type { KernelDef } from '../train-bridge/gpu/kernel.ts';
 import { grid1d } from '../train-bridge/gpu/kernels/elementwise.ts';
 import * as ops from '../train-bridge/gpu/ops/index.ts';
@@ -42,10 +43,11 @@ async function time(run: () => void): Promise<number> {
 }
 
 const rows: string[][] = [];
-function report(what: string, flops: number, fast: number, naive: number): void {
+function report(what: string, flops: number, fast: number, naive: number, kernel = '', other = ''): void {
   const gf = flops / fast / 1e9;
   const gn = flops / naive / 1e9;
   const row = [what, gf.toFixed(2), gn.toFixed(2), (naive / fast).toFixed(2), (fast * 1000).toFixed(1)];
+  row.push(kernel, other);
   if (peak) row.push(`${((100 * gf) / peak).toFixed(1)} %`);
   rows.push(row);
   console.log(row.join('\t'));
@@ -57,12 +59,16 @@ async function gemmCase(what: string, M: number, K: number, N: number, transA = 
   const run = () => {
     matmulRaw(a, b, { transA });
   };
-  forceGemmKernel(eng, 'tiled64x64');
+  // The registry's own choice for this shape, then the 64×64 tiled kernel (the GPU default) and naive.
+  const shape = { M, N, K, batch: 1, transA, transB: false, lda: 0, ldb: 0, ldc: 0 };
+  const chosen = selectGemmKernel(eng, { ...shape, strideA: 0, strideB: 0, strideC: 0, alpha: 1, beta: 0 });
   const fast = await time(run);
+  forceGemmKernel(eng, 'tiled64x64');
+  const tiled = await time(run);
   forceGemmKernel(eng, 'naive');
   const naive = await time(run);
   forceGemmKernel(eng, undefined);
-  report(what, 2 * M * N * K, fast, naive);
+  report(what, 2 * M * N * K, fast, naive, chosen.name, ((2 * M * N * K) / tiled / 1e9).toFixed(2));
   a.dispose();
   b.dispose();
 }
@@ -178,7 +184,16 @@ async function depthwiseCase(N: number, H: number, C: number): Promise<void> {
 }
 
 console.log(
-  ['case', 'GFLOP/s', 'naive GFLOP/s', 'speed-up', 'ms/run', ...(peak ? ['of peak'] : [])].join('\t'),
+  [
+    'case',
+    'GFLOP/s',
+    'naive GFLOP/s',
+    'speed-up',
+    'ms/run',
+    'kernel',
+    'tiled64x64 GFLOP/s',
+    ...(peak ? ['of peak'] : []),
+  ].join('\t'),
 );
 for (const s of sizes) await gemmCase(`gemm ${s}³`, s, s, s);
 // FastViTHD ConvFFN fc1 (1×1 conv C→4C) at the bench resolution, batch 1: M = H·W, K = C, N = 4C.

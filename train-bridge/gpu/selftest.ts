@@ -663,18 +663,31 @@ async function optimiserCases(eng: Engine): Promise<SelftestResult[]> {
 /** Every registered GEMM kernel against the naive one on awkward shapes (the swap-in parity check). */
 async function gemmParity(eng: Engine, tf: Tf): Promise<SelftestResult[]> {
   const out: SelftestResult[] = [];
+  // Shapes that are not multiples of any tile, every transpose variant, a narrow M (one row tile) and
+  // a long K with few output tiles (split-K on every device).
+  const shapes: { name: string; a: number[]; b: number[]; transA?: boolean; transB?: boolean }[] = [
+    { name: 'batched 2×61×77·77×45', a: [2, 61, 77], b: [2, 77, 45] },
+    { name: 'Aᵀ 70×19ᵀ·70×37', a: [70, 19], b: [70, 37], transA: true },
+    { name: 'Bᵀ 13×29·67×29ᵀ', a: [13, 29], b: [67, 29], transB: true },
+    { name: 'AᵀBᵀ 33×21ᵀ·10×33ᵀ', a: [33, 21], b: [10, 33], transA: true, transB: true },
+    { name: 'narrow M 3×130·130×150', a: [3, 130], b: [130, 150] },
+    { name: 'split-K 5×1100·1100×7', a: [5, 1100], b: [1100, 7] },
+    { name: 'split-K Aᵀ 1030×9ᵀ·1030×70', a: [1030, 9], b: [1030, 70], transA: true },
+  ];
   for (const k of gemmKernels()) {
     forceGemmKernel(eng, k.name);
-    const c: Case = {
-      op: `gemm:${k.name}`,
-      name: 'batched 2×61×77·77×45',
-      inputs: [{ shape: [2, 61, 77] }, { shape: [2, 77, 45] }],
-      gpu: ([a, b]) => ops.matmul(a as Tensor, b as Tensor),
-      ref: (t, [a, b]) => t.matMul(a as TF.Tensor3D, b as TF.Tensor3D),
-    };
-    // No input needs a gradient here: compare the forward only.
-    const r = await runForwardOnly(eng, tf, c, 5);
-    out.push(r);
+    for (const sh of shapes) {
+      const o = { transA: !!sh.transA, transB: !!sh.transB };
+      const c: Case = {
+        op: `gemm:${k.name}`,
+        name: sh.name,
+        inputs: [{ shape: sh.a }, { shape: sh.b }],
+        gpu: ([a, b]) => ops.matmul(a as Tensor, b as Tensor, o),
+        ref: (t, [a, b]) => t.matMul(a as TF.Tensor2D, b as TF.Tensor2D, o.transA, o.transB),
+      };
+      // No input needs a gradient here: compare the forward only.
+      out.push(await runForwardOnly(eng, tf, c, 5));
+    }
   }
   forceGemmKernel(eng, undefined);
   return out;

@@ -39,6 +39,7 @@ test('every op forward and backward matches the TF.js CPU reference', async () =
     'embeddingBag',
     'adamw',
     'clipGradNorm',
+    'gemm:rowb8x64',
     'gemm:tiled64x64',
     'gemm:naive',
   ]) {

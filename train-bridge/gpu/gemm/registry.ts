@@ -2,10 +2,12 @@
 // is forced by name (benchmarks, parity tests). Register a faster kernel with a higher priority.
 import type { Engine } from '../engine.ts';
 import { naiveGemm } from './naive.ts';
+import { rowBroadcastGemm8x64 } from './row-broadcast.ts';
 import type { GemmKernel, GemmShape } from './spec.ts';
 import { tiledGemm } from './tiled.ts';
 
 const registered: { kernel: GemmKernel; priority: number }[] = [
+  { kernel: rowBroadcastGemm8x64, priority: 20 },
   { kernel: tiledGemm, priority: 10 },
   { kernel: naiveGemm, priority: 0 },
 ];

@@ -124,8 +124,8 @@ const SPLIT_REDUCE: KernelDef = {
 };
 
 /** How many K slices to use so that tiles × slices approaches the device's target workgroup count. */
-export function chooseSplits(eng: Engine, s: GemmShape): number {
-  const tiles = Math.ceil(s.M / TILE) * Math.ceil(s.N / TILE) * s.batch;
+export function chooseSplits(eng: Engine, s: GemmShape, tileM = TILE, tileN = TILE): number {
+  const tiles = Math.ceil(s.M / tileM) * Math.ceil(s.N / tileN) * s.batch;
   if (tiles >= eng.targetWorkgroups || s.K < 512) return 1;
   let splits = Math.min(Math.ceil(eng.targetWorkgroups / tiles), Math.floor(s.K / 256));
   // The partial tiles must fit one binding.
@@ -138,43 +138,61 @@ export function chooseSplits(eng: Engine, s: GemmShape): number {
   return Math.max(1, splits);
 }
 
+/**
+ * Dispatches a tile kernel that takes the split-K uniforms (`splits`, `kPerSplit`, `splitStride`) and a
+ * `part` binding, over a grid of tileM × tileN output tiles, then (when K was split) sums the partials.
+ */
+export function encodeSplitK(
+  eng: Engine,
+  s: GemmShape,
+  a: GemmOperand,
+  b: GemmOperand,
+  c: GemmOperand,
+  def: KernelDef,
+  tileM: number,
+  tileN: number,
+  kAlign: number,
+): void {
+  const splits = chooseSplits(eng, s, tileM, tileN);
+  const kPerSplit = Math.ceil(s.K / splits / kAlign) * kAlign;
+  const used = Math.ceil(s.K / kPerSplit);
+  const splitStride = s.M * s.N * s.batch;
+  const part = used > 1 ? eng.empty([used * splitStride]) : undefined;
+  const grid: [number, number, number] = [Math.ceil(s.N / tileN), Math.ceil(s.M / tileM), s.batch * used];
+  eng.dispatch(
+    def,
+    [a.range, b.range, c.range, part ? part.range() : { buf: eng.scratch, offset: 0, size: 256 }],
+    { ...gemmUniforms(s, a, b, c), splits: used, kPerSplit, splitStride },
+    grid,
+  );
+  if (part) {
+    const groups = Math.ceil(splitStride / 256);
+    const gx = Math.min(groups, eng.maxWorkgroupsPerDim);
+    eng.dispatch(
+      SPLIT_REDUCE,
+      [part.range(), c.range],
+      {
+        M: s.M,
+        N: s.N,
+        ldc: s.ldc,
+        strideC: s.strideC,
+        cBase: c.base,
+        splits: used,
+        splitStride,
+        total: splitStride,
+        alpha: s.alpha,
+        beta: s.beta,
+      },
+      [gx, Math.ceil(groups / gx)],
+    );
+    part.dispose();
+  }
+}
+
 export const tiledGemm: GemmKernel = {
   name: 'tiled64x64',
   supports: (eng) => eng.maxWorkgroupStorage >= 2 * TK * TILE * 4,
   encode(eng: Engine, s: GemmShape, a: GemmOperand, b: GemmOperand, c: GemmOperand) {
-    const splits = chooseSplits(eng, s);
-    const kPerSplit = Math.ceil(s.K / splits / TK) * TK;
-    const used = Math.ceil(s.K / kPerSplit);
-    const splitStride = s.M * s.N * s.batch;
-    const part = used > 1 ? eng.empty([used * splitStride]) : undefined;
-    const grid: [number, number, number] = [Math.ceil(s.N / TILE), Math.ceil(s.M / TILE), s.batch * used];
-    eng.dispatch(
-      tiledDef(s.transA, s.transB),
-      [a.range, b.range, c.range, part ? part.range() : { buf: eng.scratch, offset: 0, size: 256 }],
-      { ...gemmUniforms(s, a, b, c), splits: used, kPerSplit, splitStride },
-      grid,
-    );
-    if (part) {
-      const groups = Math.ceil(splitStride / 256);
-      const gx = Math.min(groups, eng.maxWorkgroupsPerDim);
-      eng.dispatch(
-        SPLIT_REDUCE,
-        [part.range(), c.range],
-        {
-          M: s.M,
-          N: s.N,
-          ldc: s.ldc,
-          strideC: s.strideC,
-          cBase: c.base,
-          splits: used,
-          splitStride,
-          total: splitStride,
-          alpha: s.alpha,
-          beta: s.beta,
-        },
-        [gx, Math.ceil(groups / gx)],
-      );
-      part.dispose();
-    }
+    encodeSplitK(eng, s, a, b, c, tiledDef(s.transA, s.transB), TILE, TILE, TK);
   },
 };
