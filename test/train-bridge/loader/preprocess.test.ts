@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -197,6 +198,47 @@ describe('BatchLoader', () => {
     for (let k = 0; k < 200; k++) {
       const i = (k * 7919) % (R * R);
       for (let c = 0; c < 3; c++) assert.equal(f[c * R * R + i], tables[c][u[i * 3 + c]]);
+    }
+  });
+});
+
+describe('cubic resize parity with the reference processor (PIL expand2square + BICUBIC)', () => {
+  it('matches PIL within rounding on a smooth image, padding included', async () => {
+    const w = 61;
+    const h = 37;
+    const R = 96;
+    // Smooth content (blurred noise): what photos look like to a bicubic filter.
+    const noise = new Uint8Array(w * h * 3).map((_, i) => (i * 7919) % 251);
+    const bytes = new Uint8Array(
+      await sharp(Buffer.from(noise), { raw: { width: w, height: h, channels: 3 } })
+        .blur(2)
+        .png()
+        .toBuffer(),
+    );
+    const dir = await mkdtemp(join(tmpdir(), 'mixforge-pil-'));
+    try {
+      const file = join(dir, 'in.png');
+      await writeFile(file, bytes);
+      const script = [
+        'from PIL import Image; import sys',
+        `im = Image.open(${JSON.stringify(file)}).convert('RGB'); w, h = im.size; s = max(w, h)`,
+        'sq = Image.new("RGB", (s, s), (0, 0, 0)); sq.paste(im, ((s - w) // 2, (s - h) // 2))',
+        `sys.stdout.buffer.write(sq.resize((${R}, ${R}), Image.BICUBIC).tobytes())`,
+      ].join('\n');
+      const reference = execFileSync('/usr/bin/python3', ['-c', script]);
+      const ours = (await squareRgb(bytes, R, [0, 0, 0], 'cubic')).pixels;
+      assert.equal(ours.length, reference.length);
+      let max = 0;
+      let sum = 0;
+      for (let i = 0; i < ours.length; i++) {
+        const d = Math.abs(ours[i] - reference[i]);
+        max = Math.max(max, d);
+        sum += d;
+      }
+      assert.ok(max <= 3, `max |ours − PIL| = ${max}`);
+      assert.ok(sum / ours.length < 0.5, `mean |ours − PIL| = ${sum / ours.length}`);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
     }
   });
 });
