@@ -293,6 +293,10 @@ function cases(): Case[] {
     conv('depthwise 3×3 s2 p1 ×2 (conv_exp)', [2, 9, 7, 5], [3, 3, 1, 10], 2, 1, 5),
     conv('depthwise 7×7 s1 p3 (ConvFFN)', [2, 11, 13, 7], [7, 7, 1, 7], 1, 3, 7),
     conv('depthwise 7×7 s2 p3 ×2 (embed)', [2, 15, 13, 6], [7, 7, 1, 12], 2, 3, 6),
+    // The input gradient runs the forward's strip kernel on rotated weights: padding k−1−p ≠ p, widths
+    // not a multiple of the strip.
+    conv('depthwise 7×7 s1 p1 (shrinks)', [1, 12, 19, 9], [7, 7, 1, 9], 1, 1, 9),
+    conv('depthwise 5×5 s1 p0 (valid)', [2, 9, 21, 4], [5, 5, 1, 4], 1, 0, 4),
     conv('depthwise 7×7 (chunked images)', [8, 16, 16, 24], [7, 7, 1, 24], 1, 3, 24, true),
     conv('dense 3×3 (chunked images)', [6, 12, 12, 8], [3, 3, 8, 16], 1, 1, 1, true),
     // normalisation

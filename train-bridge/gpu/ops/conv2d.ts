@@ -202,6 +202,25 @@ function conv2dInputGrad(dy: Tensor, w: Tensor, g: Geometry): Tensor {
     if (g.depthwise) {
       const xw = dx.window(n0 * xImg, n * xImg);
       const yw = dy.window(n0 * yImg, n * yImg);
+      if (g.stride === 1 && g.Cout === g.Cin && g.KH === g.KW && g.pad <= g.KH - 1) {
+        // dx = dy ⋆ rot180(w) with padding k−1−p: the forward's strip kernel with dy as its input.
+        const strips = n * g.H * Math.ceil(g.W / DW_STRIP) * g.Cin;
+        eng.dispatch(
+          depthwiseForwardDef(g.KH, g.KW, 1, true),
+          [yw.range, w.range(), xw.range],
+          {
+            ...shapeUniforms(g, n, yw.base, xw.base),
+            H: g.Ho,
+            W: g.Wo,
+            Ho: g.H,
+            Wo: g.W,
+            pad: g.KH - 1 - g.pad,
+            total: strips,
+          },
+          grid1d(eng, strips, 64),
+        );
+        return;
+      }
       const total = n * xImg;
       eng.dispatch(
         depthwiseInputGradDef(g.KH, g.KW, g.stride),
