@@ -152,13 +152,18 @@ export function encodeSplitK(
   tileM: number,
   tileN: number,
   kAlign: number,
+  rowsFastest = false,
 ): void {
   const splits = chooseSplits(eng, s, tileM, tileN);
   const kPerSplit = Math.ceil(s.K / splits / kAlign) * kAlign;
   const used = Math.ceil(s.K / kPerSplit);
   const splitStride = s.M * s.N * s.batch;
   const part = used > 1 ? eng.empty([used * splitStride]) : undefined;
-  const grid: [number, number, number] = [Math.ceil(s.N / tileN), Math.ceil(s.M / tileM), s.batch * used];
+  const tilesN = Math.ceil(s.N / tileN);
+  const tilesM = Math.ceil(s.M / tileM);
+  const grid: [number, number, number] = rowsFastest
+    ? [tilesM, tilesN, s.batch * used]
+    : [tilesN, tilesM, s.batch * used];
   eng.dispatch(
     def,
     [a.range, b.range, c.range, part ? part.range() : { buf: eng.scratch, offset: 0, size: 256 }],
