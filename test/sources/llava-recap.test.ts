@@ -5,7 +5,6 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { SourceFileError } from '../../core/errors.ts';
-import type { QuarantineRecord } from '../../core/quarantine.ts';
 import type { RawRecord } from '../../core/schema.ts';
 import { expandGlob } from '../../core/storage/index.ts';
 import { recapSourceOf } from '../../sources/llava-recap.ts';
@@ -17,6 +16,7 @@ import {
   type ImageConversationRow,
   writeImageConversationParquet,
 } from '../helpers/duckdb-fixtures.ts';
+import { readAllPartitions, readGlob } from '../helpers/read-source.ts';
 import { startS3, type TestS3 } from '../helpers/s3-server.ts';
 
 let dir: string;
@@ -24,25 +24,8 @@ let s3: TestS3;
 let reader: SourceReader;
 let images: Uint8Array[];
 
-interface Items {
-  records: RawRecord[];
-  quarantined: QuarantineRecord[];
-}
-
-async function readPartitions(partitions: Partition[]): Promise<Items> {
-  const out: Items = { records: [], quarantined: [] };
-  for (const p of partitions) {
-    for await (const item of reader.read(p)) {
-      if (item.kind === 'record') out.records.push(item.record);
-      else out.quarantined.push(item.record);
-    }
-  }
-  return out;
-}
-
-async function readFiles(pattern: string, targetRecords = 1e9): Promise<Items> {
-  return readPartitions(await reader.plan(await expandGlob(pattern), { targetRecords }));
-}
+const readPartitions = (partitions: Partition[]) => readAllPartitions(reader, partitions);
+const readFiles = (pattern: string, targetRecords?: number) => readGlob(reader, pattern, targetRecords);
 
 function recapRows(n: number): ImageConversationRow[] {
   return Array.from({ length: n }, (_, i) => ({
