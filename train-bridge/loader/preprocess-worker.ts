@@ -8,7 +8,8 @@ import {
   halfTables,
   type PreprocessOptions,
   padColour,
-  squareRgb,
+  rgbaToRgb,
+  squarePixels,
   writePlanarF16,
   writePlanarF32,
 } from './preprocess.ts';
@@ -41,16 +42,19 @@ function tablesFor(opts: PreprocessOptions) {
 
 async function handle(task: PreprocessTask): Promise<PreprocessReply> {
   const { opts } = task;
-  const { pixels, width, height } = await squareRgb(
+  const { pixels, channels, width, height } = await squarePixels(
     task.bytes,
     opts.resolution,
     padColour(opts.mean),
     opts.kernel,
   );
-  if (opts.dtype === 'u8') new Uint8Array(task.out).set(pixels, task.offset);
-  else if (opts.dtype === 'f32')
-    writePlanarF32(pixels, tablesFor(opts).affine, new Float32Array(task.out), task.offset);
-  else writePlanarF16(pixels, tablesFor(opts).f16, new Uint16Array(task.out), task.offset);
+  if (opts.dtype === 'u8') {
+    const out = new Uint8Array(task.out);
+    if (channels === 3) out.set(pixels, task.offset);
+    else rgbaToRgb(pixels, out, task.offset);
+  } else if (opts.dtype === 'f32')
+    writePlanarF32(pixels, tablesFor(opts).affine, new Float32Array(task.out), task.offset, channels);
+  else writePlanarF16(pixels, tablesFor(opts).f16, new Uint16Array(task.out), task.offset, channels);
   return { id: task.id, width, height };
 }
 

@@ -43,70 +43,100 @@ export function squareGeometry(width: number, height: number): { side: number; l
   return { side, left: Math.floor((side - width) / 2), top: Math.floor((side - height) / 2) };
 }
 
-/** Decode to 8-bit sRGB, pad to a square with `pad` at source size, resize to R×R: R·R·3 bytes, HWC. */
+/** Pixels of one preprocessed image, HWC: RGB, or RGBA with alpha 255 (the bicubic path stays in RGBA). */
+export interface SquarePixels {
+  pixels: Uint8Array;
+  channels: 3 | 4;
+  /** Source size, before padding and resizing. */
+  width: number;
+  height: number;
+}
+
+/**
+ * Decode to 8-bit sRGB, pad to a square with `pad` at source size, resize to R×R. The bicubic path works in RGBA
+ * from the decoder on (libvips adds the alpha), because its resizer (fast_image_resize through @napi-rs/image) takes
+ * RGBA: no JS conversion pass before or after it.
+ */
+export async function squarePixels(
+  bytes: Uint8Array,
+  resolution: number,
+  pad: readonly [number, number, number],
+  kernel: ResizeKernel,
+): Promise<SquarePixels> {
+  const channels = kernel === 'cubic' ? 4 : 3;
+  let img = sharp(bytes, { limitInputPixels: LIMIT_INPUT_PIXELS }).removeAlpha().toColourspace('srgb');
+  if (channels === 4) img = img.ensureAlpha(1);
+  const { data, info } = await img.raw().toBuffer({ resolveWithObject: true });
+  const { width, height } = info;
+  if (info.channels !== channels)
+    throw new Error(`decoded to ${info.channels} channels, expected ${channels}`);
+  const { side, left, top } = squareGeometry(width, height);
+  // Padding in JS, before the resize: sharp always applies `extend` after `resize` within one pipeline.
+  const square =
+    width === height ? data : padToSquare(data, width, height, channels, pad, { side, left, top });
+  if (side === resolution) return { pixels: square, channels, width, height };
+  if (channels === 4) {
+    const pixels = Transformer.fromRgbaPixels(square, side, side)
+      .fastResize({
+        width: resolution,
+        height: resolution,
+        filter: FastResizeFilter.CatmullRom,
+        fit: ResizeFit.Fill,
+      })
+      .rawPixelsSync();
+    return { pixels, channels, width, height };
+  }
+  const pixels = await sharp(square, { raw: { width: side, height: side, channels: 3 } })
+    .resize(resolution, resolution, { kernel, fit: 'fill' })
+    .raw()
+    .toBuffer();
+  return { pixels, channels, width, height };
+}
+
+function padToSquare(
+  data: Uint8Array,
+  width: number,
+  height: number,
+  channels: 3 | 4,
+  pad: readonly [number, number, number],
+  at: { side: number; left: number; top: number },
+): Uint8Array {
+  const { side, left, top } = at;
+  const square = new Uint8Array(side * side * channels);
+  if (channels === 4)
+    new Uint32Array(square.buffer).fill((pad[0] | (pad[1] << 8) | (pad[2] << 16) | (255 << 24)) >>> 0);
+  else if (pad[0] === pad[1] && pad[1] === pad[2]) square.fill(pad[0]);
+  else for (let i = 0; i < side * side * 3; i += 3) [square[i], square[i + 1], square[i + 2]] = pad;
+  const rowBytes = width * channels;
+  for (let y = 0; y < height; y++)
+    square.set(data.subarray(y * rowBytes, (y + 1) * rowBytes), ((top + y) * side + left) * channels);
+  return square;
+}
+
+/** RGBA → RGB, dropping alpha. */
+export function rgbaToRgb(
+  rgba: Uint8Array,
+  out: Uint8Array = new Uint8Array((rgba.length / 4) * 3),
+  at = 0,
+): Uint8Array {
+  const n = rgba.length / 4;
+  for (let i = 0, j = at, k = 0; i < n; i++, j += 3, k += 4) {
+    out[j] = rgba[k];
+    out[j + 1] = rgba[k + 1];
+    out[j + 2] = rgba[k + 2];
+  }
+  return out;
+}
+
+/** Decode, pad to a square, resize to R×R: R·R·3 bytes, RGB HWC. */
 export async function squareRgb(
   bytes: Uint8Array,
   resolution: number,
   pad: readonly [number, number, number],
   kernel: ResizeKernel,
-): Promise<{ pixels: Buffer; width: number; height: number }> {
-  const { data, info } = await sharp(bytes, { limitInputPixels: LIMIT_INPUT_PIXELS })
-    .removeAlpha()
-    .toColourspace('srgb')
-    .raw()
-    .toBuffer({ resolveWithObject: true });
-  const { width, height } = info;
-  if (info.channels !== 3) throw new Error(`decoded to ${info.channels} channels, expected 3`);
-  const { side, left, top } = squareGeometry(width, height);
-  let square: Buffer = data;
-  if (width !== height) {
-    // Padding in JS, before the resize: sharp always applies `extend` after `resize` within one pipeline.
-    square = Buffer.allocUnsafe(side * side * 3);
-    if (pad[0] === pad[1] && pad[1] === pad[2]) square.fill(pad[0]);
-    else for (let i = 0; i < side * side * 3; i += 3) [square[i], square[i + 1], square[i + 2]] = pad;
-    const rowBytes = width * 3;
-    for (let y = 0; y < height; y++)
-      data.copy(square, ((top + y) * side + left) * 3, y * rowBytes, (y + 1) * rowBytes);
-  }
-  if (side === resolution) return { pixels: square, width, height };
-  if (kernel === 'cubic') return { pixels: resizeCatmullRom(square, side, resolution), width, height };
-  const pixels = await sharp(square, { raw: { width: side, height: side, channels: 3 } })
-    .resize(resolution, resolution, { kernel, fit: 'fill' })
-    .raw()
-    .toBuffer();
-  return { pixels, width, height };
-}
-
-/**
- * Bicubic (Catmull-Rom, a = −0.5: PIL's BICUBIC) resize of an RGB square through fast_image_resize's SIMD
- * convolution (@napi-rs/image). libvips enlarges through an affine interpolator at ~3× PIL's cost
- * (docs/benchmarks.md); this path is faster than PIL. The binding takes RGBA, so alpha is added and dropped here.
- */
-export function resizeCatmullRom(rgb: Uint8Array, side: number, resolution: number): Buffer {
-  const n = side * side;
-  const rgba = new Uint8Array(n * 4);
-  for (let i = 0, j = 0, k = 0; i < n; i++, j += 3, k += 4) {
-    rgba[k] = rgb[j];
-    rgba[k + 1] = rgb[j + 1];
-    rgba[k + 2] = rgb[j + 2];
-    rgba[k + 3] = 255;
-  }
-  const out = Transformer.fromRgbaPixels(rgba, side, side)
-    .fastResize({
-      width: resolution,
-      height: resolution,
-      filter: FastResizeFilter.CatmullRom,
-      fit: ResizeFit.Fill,
-    })
-    .rawPixelsSync();
-  const m = resolution * resolution;
-  const pixels = Buffer.allocUnsafe(m * 3);
-  for (let i = 0, j = 0, k = 0; i < m; i++, j += 3, k += 4) {
-    pixels[j] = out[k];
-    pixels[j + 1] = out[k + 1];
-    pixels[j + 2] = out[k + 2];
-  }
-  return pixels;
+): Promise<{ pixels: Uint8Array; width: number; height: number }> {
+  const s = await squarePixels(bytes, resolution, pad, kernel);
+  return { pixels: s.channels === 3 ? s.pixels : rgbaToRgb(s.pixels), width: s.width, height: s.height };
 }
 
 const F32 = new Float32Array(1);
@@ -167,7 +197,7 @@ export function halfTables(tables: readonly Float32Array[]): Uint16Array[] {
 }
 
 /**
- * HWC u8 → one CHW f32 image at `out[offset…]`. A multiply-add per value into three plane views: measured faster
+ * HWC u8 (RGB or RGBA) → one CHW f32 image at `out[offset…]`. A multiply-add per value into three plane views: measured faster
  * than a 256-entry table (bench/loader.ts); one function per output type keeps V8's element access monomorphic.
  */
 export function writePlanarF32(
@@ -175,33 +205,35 @@ export function writePlanarF32(
   affine: { scale: readonly number[]; bias: readonly number[] },
   out: Float32Array,
   offset: number,
+  channels: 3 | 4 = 3,
 ): void {
-  const hw = pixels.length / 3;
+  const hw = pixels.length / channels;
   const r = out.subarray(offset, offset + hw);
   const g = out.subarray(offset + hw, offset + 2 * hw);
   const b = out.subarray(offset + 2 * hw, offset + 3 * hw);
   const [s0, s1, s2] = affine.scale;
   const [b0, b1, b2] = affine.bias;
-  for (let i = 0, j = 0; i < hw; i++, j += 3) {
+  for (let i = 0, j = 0; i < hw; i++, j += channels) {
     r[i] = pixels[j] * s0 + b0;
     g[i] = pixels[j + 1] * s1 + b1;
     b[i] = pixels[j + 2] * s2 + b2;
   }
 }
 
-/** HWC u8 → one CHW f16 image (binary16 bits) through per-channel tables. */
+/** HWC u8 (RGB or RGBA) → one CHW f16 image (binary16 bits) through per-channel tables. */
 export function writePlanarF16(
   pixels: Uint8Array,
   tables: readonly Uint16Array[],
   out: Uint16Array,
   offset: number,
+  channels: 3 | 4 = 3,
 ): void {
-  const hw = pixels.length / 3;
+  const hw = pixels.length / channels;
   const r = out.subarray(offset, offset + hw);
   const g = out.subarray(offset + hw, offset + 2 * hw);
   const b = out.subarray(offset + 2 * hw, offset + 3 * hw);
   const [t0, t1, t2] = tables;
-  for (let i = 0, j = 0; i < hw; i++, j += 3) {
+  for (let i = 0, j = 0; i < hw; i++, j += channels) {
     r[i] = t0[pixels[j]];
     g[i] = t1[pixels[j + 1]];
     b[i] = t2[pixels[j + 2]];
