@@ -123,7 +123,7 @@ interface Run {
   seconds: number;
 }
 
-async function runOurs(manifest: string, dtype: ImageDtype): Promise<Run> {
+async function runOurs(manifest: string, dtype: ImageDtype, reuseBuffers = false): Promise<Run> {
   const t0 = performance.now();
   const pool = new PreprocessPool(WORKERS);
   const loader = new BatchLoader(new StreamingDataset(manifest, { seed: 1 }), {
@@ -131,6 +131,7 @@ async function runOurs(manifest: string, dtype: ImageDtype): Promise<Run> {
     resolution: R,
     dtype,
     pool,
+    reuseBuffers,
   });
   let images = 0;
   let batches = 0;
@@ -244,14 +245,21 @@ try {
     const f32 = await runOurs(manifest, 'f32');
     const u8 = await runOurs(manifest, 'u8');
     const f16 = await runOurs(manifest, 'f16');
+    // What a training loop that uploads each batch before asking for the next can use.
+    const f32Reuse = await runOurs(manifest, 'f32', true);
+    const f16Reuse = await runOurs(manifest, 'f16', true);
+    const u8Reuse = await runOurs(manifest, 'u8', true);
     const line = (name: string, r: Run) =>
       `  ${name.padEnd(44)} ${(r.images / r.seconds).toFixed(1).padStart(7)} img/s ${(r.batches / r.seconds).toFixed(2).padStart(7)} batches/s` +
       `  ×${(r.images / r.seconds / (torch.images / torch.seconds)).toFixed(2)} vs PyTorch`;
     console.log(`round ${round + 1}:`);
     console.log(line('PyTorch DataLoader + PIL, f32 NCHW', torch));
     console.log(line('mixforge BatchLoader, f32 NCHW', f32));
+    console.log(line('mixforge BatchLoader, f32 NCHW, reuseBuffers', f32Reuse));
     console.log(line('mixforge BatchLoader, f16 NCHW', f16));
+    console.log(line('mixforge BatchLoader, f16 NCHW, reuseBuffers', f16Reuse));
     console.log(line('mixforge BatchLoader, u8 NHWC (normalise on GPU)', u8));
+    console.log(line('mixforge BatchLoader, u8 NHWC, reuseBuffers', u8Reuse));
   }
   await microbench(photos);
 } finally {

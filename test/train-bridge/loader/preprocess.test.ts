@@ -202,6 +202,50 @@ describe('BatchLoader', () => {
   });
 });
 
+describe('BatchLoader reuseBuffers', () => {
+  let dir: string;
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'mixforge-reuse-'));
+    await writeFixtureMixture(dir, { shards: [7, 6], images: true });
+  });
+  after(() => rm(dir, { recursive: true, force: true }));
+
+  it('hands out the same tensors while recycling buffers once the consumer moves on', async () => {
+    const manifest = join(dir, 'manifest.json');
+    const R = 16;
+    const fresh = await collect(
+      new BatchLoader(new StreamingDataset(manifest, { seed: 5 }), {
+        batchSize: 2,
+        resolution: R,
+        dtype: 'f32',
+        pool,
+      }),
+    );
+    const seen = new Set<ArrayBufferLike>();
+    let reused = 0;
+    let k = 0;
+    const loader = new BatchLoader(new StreamingDataset(manifest, { seed: 5 }), {
+      batchSize: 2,
+      resolution: R,
+      dtype: 'f32',
+      pool,
+      prefetchBatches: 1,
+      reuseBuffers: true,
+    });
+    for await (const b of loader) {
+      // Compare before asking for the next batch: only then may this memory be reused.
+      assert.deepEqual(b.ids, fresh[k].ids);
+      assert.deepEqual(b.images.data, fresh[k].images.data, `batch ${k}`);
+      if (seen.has(b.images.data.buffer)) reused++;
+      seen.add(b.images.data.buffer);
+      k++;
+    }
+    assert.equal(k, fresh.length);
+    assert.ok(fresh.length >= 5, 'enough batches to cycle buffers');
+    assert.ok(reused >= fresh.length - 4, `buffers reused ${reused} times over ${k} batches`);
+  });
+});
+
 describe('cubic resize parity with the reference processor (PIL expand2square + BICUBIC)', () => {
   it('matches PIL within rounding on a smooth image, padding included', async () => {
     const w = 61;
