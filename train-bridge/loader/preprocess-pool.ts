@@ -30,12 +30,19 @@ import(workerData.tsx).then((m) => m.register()).then(() => import(workerData.en
   });
 }
 
+/**
+ * Images in flight per worker: while one waits for its decode on libuv's threadpool, the worker thread resizes and
+ * writes the other, and the next task is already there when one finishes.
+ */
+const IN_FLIGHT_PER_WORKER = 2;
+
 export class PreprocessPool {
   readonly threads: number;
   private readonly workers: Worker[] = [];
+  /** One entry per free slot (a worker appears up to IN_FLIGHT_PER_WORKER times). */
   private readonly idle: Worker[] = [];
   private readonly queue: Pending[] = [];
-  private readonly running = new Map<Worker, Pending>();
+  private readonly running = new Map<Worker, Map<number, Pending>>();
   private nextId = 0;
   private closed = false;
 
@@ -53,7 +60,8 @@ export class PreprocessPool {
         if (!this.closed) this.fail(w, new PreprocessError(`preprocess worker exited with code ${code}`));
       });
       this.workers.push(w);
-      this.idle.push(w);
+      this.running.set(w, new Map());
+      for (let k = 0; k < IN_FLIGHT_PER_WORKER; k++) this.idle.push(w);
     }
   }
 
@@ -75,15 +83,15 @@ export class PreprocessPool {
     while (this.idle.length > 0 && this.queue.length > 0) {
       const w = this.idle.pop()!;
       const job = this.queue.shift()!;
-      this.running.set(w, job);
+      this.running.get(w)?.set(job.task.id, job);
       w.postMessage(job.task);
     }
   }
 
   private settle(w: Worker, reply: PreprocessReply): void {
-    const job = this.running.get(w);
-    if (!job || job.task.id !== reply.id) return;
-    this.running.delete(w);
+    const job = this.running.get(w)?.get(reply.id);
+    if (!job) return;
+    this.running.get(w)?.delete(reply.id);
     this.idle.push(w);
     if ('error' in reply) job.reject(new PreprocessError(reply.error));
     else job.resolve({ width: reply.width, height: reply.height });
@@ -91,9 +99,8 @@ export class PreprocessPool {
   }
 
   private fail(w: Worker, err: Error): void {
-    const job = this.running.get(w);
-    this.running.delete(w);
-    job?.reject(err);
+    for (const job of this.running.get(w)?.values() ?? []) job.reject(err);
+    this.running.get(w)?.clear();
     // A crashed worker is not replaced: fail what is queued rather than hang.
     if (!this.closed) {
       this.closed = true;
