@@ -1,6 +1,6 @@
 // finalize: check every expected output exists and the counts add up, merge quarantine, write manifest.json.
 // The manifest holds no timestamps: the same spec on the same inputs gives a byte-identical manifest.
-import { storageFor } from '../../core/storage/index.ts';
+import { joinUri, storageFor } from '../../core/storage/index.ts';
 import type { Manifest } from '../../manifests/manifest.ts';
 import { writeQuarantineTable } from '../../manifests/quarantine-table.ts';
 import { canonicalJson } from '../../manifests/spec.ts';
@@ -49,6 +49,12 @@ export async function runFinalize(ctx: BuildContext): Promise<Manifest> {
   if (rows !== selection.totalEmitted)
     problems.push(`shards hold ${rows} rows, select emitted ${selection.totalEmitted}`);
   if (problems.length) throw new Error(`finalize: build is inconsistent:\n  ${problems.join('\n  ')}`);
+
+  // Shards of an earlier build into the same output (a changed spec may have had more) would be picked up by
+  // anyone globbing shards/*.parquet: remove every shard file this build did not write.
+  const ours = new Set(shards.map((s) => layout.shard(s.shard)));
+  for await (const o of storageFor(ctx.out).list(joinUri(ctx.out, 'shards/')))
+    if (o.uri.endsWith('.parquet') && !ours.has(o.uri)) await storageFor(ctx.out).delete(o.uri);
 
   const stats = emptyShardStats();
   for (const s of shards) mergeShardStats(stats, s.stats);

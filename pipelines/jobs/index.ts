@@ -13,6 +13,8 @@ import { runShuffle } from './shuffle.ts';
 import { runWrite } from './write.ts';
 
 export interface DoneMarker {
+  /** The build (spec hash + output) that wrote it: a changed spec rebuilds instead of reusing old outputs. */
+  buildId: string;
   stage: Stage;
   n: number;
   outputs: { uri: string; size: number }[];
@@ -45,7 +47,7 @@ async function outputsOf(ctx: BuildContext, stage: Stage, n: number): Promise<st
 /** True when the job's marker exists and every output it recorded is still there with the same size. */
 export async function isJobDone(ctx: BuildContext, stage: Stage, n: number): Promise<boolean> {
   const marker = await readJsonIfExists<DoneMarker>(buildLayout(ctx.out).done(stage, n));
-  if (!marker) return false;
+  if (!marker || marker.buildId !== ctx.buildId) return false;
   for (const o of marker.outputs) {
     const info = await storageFor(o.uri).stat(o.uri);
     if (!info || info.size !== o.size) return false;
@@ -106,7 +108,15 @@ export async function runJobOnce(
     if (!info) throw new Error(`${stage} ${n}: expected output ${uri} was not written`);
     outputs.push({ uri, size: info.size });
   }
-  const marker: DoneMarker = { stage, n, outputs, result, startedAt, finishedAt: new Date().toISOString() };
+  const marker: DoneMarker = {
+    buildId: ctx.buildId,
+    stage,
+    n,
+    outputs,
+    result,
+    startedAt,
+    finishedAt: new Date().toISOString(),
+  };
   await writeJson(l.done(stage, n), marker);
   return { ran: true, result };
 }

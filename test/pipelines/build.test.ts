@@ -201,6 +201,18 @@ describe('build', () => {
     assert.ok(manifest.shards.length > 1, 'more than the one shard shard_rows alone would give');
   });
 
+  it('a changed spec rebuilt into the same output rebuilds, and leaves no shard of the old build behind', async () => {
+    const out = join(tmp, 'respec');
+    const first = await runBuildInProcess(makeBuildContext(spec, out));
+    const fewer = { ...spec, output: { ...spec.output, shard_rows: 1000 } };
+    const second = await runBuildInProcess(makeBuildContext(fewer, out));
+    assert.ok(first.shards.length > 1);
+    assert.equal(second.shards.length, 1);
+    assert.notEqual(second.specHash, first.specHash);
+    assert.deepEqual(readdirSync(join(out, 'shards')), ['shard-00000.parquet']);
+    assert.deepEqual(await verifyBuild(out), []);
+  });
+
   it('verify names a corrupted shard', async () => {
     const { out } = await build('corrupt');
     const shard = join(out, 'shards', readdirSync(join(out, 'shards'))[0]);
