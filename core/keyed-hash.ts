@@ -11,6 +11,11 @@ export function keyedHash64(seed: number | bigint | string, purpose: string, id:
   return h.digest().readBigUInt64BE(0);
 }
 
+/** The hash as 16 lower-case hex digits: fixed width, so string order is numeric order. */
+export function keyHex(key: bigint): string {
+  return key.toString(16).padStart(16, '0');
+}
+
 /** The hash as 8 big-endian bytes (sortable bytewise in the same order as the bigint). */
 export function keyBytes(key: bigint): Uint8Array {
   const b = Buffer.alloc(8);

@@ -5,6 +5,7 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { joinUri, storageFor } from '../core/storage/index.ts';
 import { type Manifest, manifestRoot, readManifest } from './manifest.ts';
+import { takeSize } from './spec.ts';
 import { ASPECT_BINS, CHAR_BINS, SIDE_BINS, TURN_BINS } from './stats.ts';
 
 interface Chart {
@@ -20,10 +21,7 @@ const binLabels = (bins: number[]) =>
 /** Rows a component was meant to contribute: its take target (or everything read) × repeat. */
 export function plannedRows(c: Manifest['components'][number], spec: Manifest['spec']): number {
   const sc = spec.components.find((x) => x.name === c.name);
-  let n = c.counts.in;
-  if (sc?.take?.count !== undefined) n = Math.min(sc.take.count, c.counts.in);
-  else if (sc?.take?.fraction !== undefined) n = Math.round(sc.take.fraction * c.counts.in);
-  return n * (sc?.repeat ?? 1);
+  return takeSize(sc?.take, c.counts.in) * (sc?.repeat ?? 1);
 }
 
 export function reportCharts(m: Manifest): Chart[] {

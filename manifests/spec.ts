@@ -92,6 +92,13 @@ export type MixtureSpec = z.output<typeof MixtureSpecSchema>;
 export type ComponentSpec = MixtureSpec['components'][number];
 export type TakeSpec = NonNullable<ComponentSpec['take']>;
 
+/** How many of `n` candidates a component's `take` keeps (before `repeat`): count, round(fraction·n), or all. */
+export function takeSize(take: ComponentSpec['take'], n: number): number {
+  if (take?.count !== undefined) return Math.min(take.count, n);
+  if (take?.fraction !== undefined) return Math.round(take.fraction * n);
+  return n;
+}
+
 /** One validation problem: field path (`components[2].take.count`), message, and the line when known. */
 export interface SpecIssue {
   path: string;

@@ -8,7 +8,7 @@ import type { Manifest } from '../manifests/manifest.ts';
 import { readManifest } from '../manifests/manifest.ts';
 import { type BuildContext, STAGES, type Stage, writeBuildContext } from './context.ts';
 import type { BuildEventSink } from './events.ts';
-import { isJobDone, runJobOnce, stageSize } from './jobs/index.ts';
+import { finishedManifest, runJobOnce, stageSize } from './jobs/index.ts';
 import { shutdownRecordProcessing } from './process-adapter.ts';
 
 export interface InProcessOptions {
@@ -42,11 +42,10 @@ export async function runBuildInProcess(ctx: BuildContext, opts: InProcessOption
   const concurrency = opts.concurrency ?? Math.max(1, cpus().length);
   const emit: BuildEventSink = opts.onEvent ?? (() => undefined);
   const t0 = Date.now();
-  // A finished build (manifest and quarantine still as recorded) is not redone, even without its intermediates.
-  if (await isJobDone(ctx, 'finalize', 0)) {
-    const manifest = await readManifest(ctx.out);
-    emit({ type: 'build-done', rows: manifest.totals.rows, shards: manifest.totals.shards, seconds: 0 });
-    return manifest;
+  const finished = await finishedManifest(ctx);
+  if (finished) {
+    emit({ type: 'build-done', rows: finished.totals.rows, shards: finished.totals.shards, seconds: 0 });
+    return finished;
   }
   await writeBuildContext(ctx);
   try {

@@ -177,17 +177,15 @@ export async function runBuildOnQueue(
 ): Promise<Manifest | undefined> {
   const emit: BuildEventSink = opts.onEvent ?? (() => undefined);
   const t0 = Date.now();
-  const [{ isJobDone }, { readManifest }, { writeBuildContext }] = await Promise.all([
+  const [{ finishedManifest }, { readManifest }, { writeBuildContext }] = await Promise.all([
     import('../pipelines/jobs/index.ts'),
     import('../manifests/manifest.ts'),
     import('../pipelines/context.ts'),
   ]);
-  // Same shortcut as in-process: a finished build (manifest and quarantine as recorded) is not redone.
-  const finished = await isJobDone(ctx, 'finalize', 0);
+  const finished = await finishedManifest(ctx);
   if (finished) {
-    const manifest = await readManifest(ctx.out);
-    emit({ type: 'build-done', rows: manifest.totals.rows, shards: manifest.totals.shards, seconds: 0 });
-    return manifest;
+    emit({ type: 'build-done', rows: finished.totals.rows, shards: finished.totals.shards, seconds: 0 });
+    return finished;
   }
   await writeBuildContext(ctx);
   const redis = connectRedis(opts.redis);

@@ -2,6 +2,7 @@
 // written under deterministic keys, then a done marker records them; a job whose marker and outputs check out is
 // skipped on rerun (resume), and a job that runs twice can only rewrite the same bytes.
 import { storageFor } from '../../core/storage/index.ts';
+import { type Manifest, readManifest } from '../../manifests/manifest.ts';
 import type { BuildContext, Stage } from '../context.ts';
 import { readJson, readJsonIfExists, writeJson } from '../json-io.ts';
 import { buildLayout } from '../layout.ts';
@@ -119,6 +120,14 @@ export async function runJobOnce(
   };
   await writeJson(l.done(stage, n), marker);
   return { ran: true, result };
+}
+
+/**
+ * The manifest of this build when it is already finished (finalize's marker and outputs check out), so neither
+ * executor redoes it, even after its intermediates were removed.
+ */
+export async function finishedManifest(ctx: BuildContext): Promise<Manifest | undefined> {
+  return (await isJobDone(ctx, 'finalize', 0)) ? readManifest(ctx.out) : undefined;
 }
 
 /** How many jobs a stage has, once the stages before it are done. */

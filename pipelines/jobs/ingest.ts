@@ -2,7 +2,7 @@
 // records, a keys file for select, the partition's quarantine records and its counts. Streams: bounded memory.
 import { once } from 'node:events';
 import { PassThrough } from 'node:stream';
-import { keyedHash64 } from '../../core/keyed-hash.ts';
+import { keyedHash64, keyHex } from '../../core/keyed-hash.ts';
 import type { QuarantineRecord } from '../../core/quarantine.ts';
 import { storageFor } from '../../core/storage/index.ts';
 import { getReader } from '../../sources/registry.ts';
@@ -64,9 +64,7 @@ export async function runIngest(ctx: BuildContext, n: number, signal?: AbortSign
         addDrop(counts, `filter:${outcome.filter}`);
       } else if (outcome?.kind === 'kept') {
         const s = outcome.sample;
-        const takeKey = keyedHash64(ctx.spec.seed, `take:${component.name}`, s.id)
-          .toString(16)
-          .padStart(16, '0');
+        const takeKey = keyHex(keyedHash64(ctx.spec.seed, `take:${component.name}`, s.id));
         const frame = encodeRecord({ ...s, component: component.name, dedupKey: outcome.dedupKey, takeKey });
         bytes += frame.length;
         keys.push(`${takeKey}\t${outcome.dedupKey}\t${frame.length}\t${s.id}`);

@@ -1,5 +1,6 @@
 // plan: resolve every component's inputs (globs on disk/S3) and cut them into partitions of roughly equal work.
 import { expandGlobs, type ObjectInfo } from '../../core/storage/index.ts';
+import { takeSize } from '../../manifests/spec.ts';
 import { getReader } from '../../sources/registry.ts';
 import type { Partition } from '../../sources/types.ts';
 import type { BuildContext } from '../context.ts';
@@ -67,10 +68,7 @@ export function summarisePlan(spec: BuildContext['spec'], plan: BuildPlan): Plan
     const parts = plan.partitions.filter((p) => p.component === c.name);
     const records = parts.reduce((a, p) => a + (p.partition.records ?? 0), 0);
     const recordsExact = parts.every((p) => p.partition.kind === 'row-groups');
-    let taken = records;
-    if (c.take?.count !== undefined) taken = Math.min(c.take.count, records);
-    else if (c.take?.fraction !== undefined) taken = Math.round(c.take.fraction * records);
-    const expectedRows = taken * (c.repeat ?? 1);
+    const expectedRows = takeSize(c.take, records) * (c.repeat ?? 1);
     const inputBytes = files.reduce((a, f) => a + f.size, 0);
     const estimatedBytes = records ? Math.round((inputBytes * expectedRows) / records) : 0;
     return {

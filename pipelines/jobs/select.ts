@@ -7,6 +7,7 @@ import { appendFile, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { storageFor } from '../../core/storage/index.ts';
+import { takeSize } from '../../manifests/spec.ts';
 import type { BuildContext } from '../context.ts';
 import { readJson, writeJson } from '../json-io.ts';
 import { buildLayout } from '../layout.ts';
@@ -143,9 +144,7 @@ export async function runSelect(ctx: BuildContext, signal?: AbortSignal): Promis
   // Take sizes, and for partial takes the histogram bin holding the k-th smallest take key.
   const takes = ctx.spec.components.map((c, ci) => {
     const n = components[ci].winners;
-    let k = n;
-    if (c.take?.count !== undefined) k = Math.min(c.take.count, n);
-    else if (c.take?.fraction !== undefined) k = Math.round(c.take.fraction * n);
+    const k = takeSize(c.take, n);
     if (k === n || k === 0) return { k, bin: -1, rank: 0, threshold: undefined as KeyRow | undefined };
     let cum = 0;
     let bin = 0;

@@ -5,7 +5,7 @@ import { appendFile, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
-import { keyedHash64, shardOfKey } from '../../core/keyed-hash.ts';
+import { keyedHash64, keyHex, shardOfKey } from '../../core/keyed-hash.ts';
 import { storageFor } from '../../core/storage/index.ts';
 import type { BuildContext } from '../context.ts';
 import { readJson, writeJson } from '../json-io.ts';
@@ -61,7 +61,7 @@ export async function runShuffle(ctx: BuildContext, n: number, signal?: AbortSig
           const id = repeat > 1 ? `${rec.id}#r${r}` : rec.id;
           const key = orderKey(ctx.spec.seed, id);
           const s = shardOfKey(key, selection.shards);
-          const frame = encodeRecord({ ...rec, id, key: key.toString(16).padStart(16, '0') });
+          const frame = encodeRecord({ ...rec, id, key: keyHex(key) });
           const list = buffers.get(s) ?? [];
           list.push(frame);
           buffers.set(s, list);

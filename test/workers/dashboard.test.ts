@@ -6,13 +6,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Redis } from 'ioredis';
-import { chromium } from 'playwright-core';
 import { submitBuild } from '../../workers/control.ts';
 import { type Dashboard, startDashboard } from '../../workers/dashboard.ts';
 import { followBuild } from '../../workers/executor-bullmq.ts';
 import { STEPS } from '../../workers/queues.ts';
 import { BuildQueues } from '../../workers/status.ts';
 import { DEFAULT_WORKER_SETTINGS, startBuildWorker } from '../../workers/worker.ts';
+import { launchChromium } from '../helpers/chromium.ts';
 import { startRedis, type TestRedis } from '../helpers/redis-server.ts';
 import { countingBuild, countingContext, writeCountingContext } from './counting-build.ts';
 
@@ -60,17 +60,7 @@ describe('mixforge dashboard (bull-board in headless Chromium)', () => {
       await w.close();
     }
 
-    const browser = await chromium.launch({
-      executablePath: '/usr/bin/chromium',
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-      ],
-    });
+    const browser = await launchChromium();
     try {
       const page = await browser.newPage();
       const errors: string[] = [];
