@@ -19,6 +19,8 @@ export interface Chunk {
 }
 
 const ARENA_BYTES = 1 << 20;
+/** Largest chunk copied through host staging per writeBuffer (uploads from SharedArrayBuffer memory). */
+const HOST_STAGING_BYTES = 16 << 20;
 
 const FILL_KERNEL: KernelDef = {
   name: 'fill',
@@ -77,6 +79,7 @@ export class Engine {
   private readonly arena = new ArrayBuffer(ARENA_BYTES);
   private readonly arenaView = new DataView(this.arena);
   private arenaOffset = 0;
+  private hostStaging = new Uint8Array(0);
   private readonly uniformBuffer: GPUBuffer;
   private readonly scopes: Set<Tensor>[] = [];
   private noGradDepth = 0;
@@ -299,6 +302,26 @@ export class Engine {
     return this.fill(shape, 0);
   }
 
+  /**
+   * Queue a write of the first `byteLength` bytes of `view` to the start of `buffer`. dawn.node refuses memory of a
+   * SharedArrayBuffer (the loader's batch tensors), so such bytes go through a reused host staging buffer in
+   * chunks; writeBuffer copies at call time, so the staging buffer is free again as soon as it returns.
+   */
+  private writeHost(buffer: GPUBuffer, view: ArrayBufferView, byteLength: number): void {
+    if (!(view.buffer instanceof SharedArrayBuffer)) {
+      this.device.queue.writeBuffer(buffer, 0, view.buffer, view.byteOffset, byteLength);
+      return;
+    }
+    const chunk = Math.min(byteLength, HOST_STAGING_BYTES);
+    if (this.hostStaging.byteLength < chunk) this.hostStaging = new Uint8Array(chunk);
+    const src = new Uint8Array(view.buffer, view.byteOffset, byteLength);
+    for (let at = 0; at < byteLength; at += chunk) {
+      const len = Math.min(chunk, byteLength - at);
+      this.hostStaging.set(src.subarray(at, at + len));
+      this.device.queue.writeBuffer(buffer, at, this.hostStaging.buffer, 0, len);
+    }
+  }
+
   upload(data: Float32Array | readonly number[], shape: readonly number[]): Tensor {
     const n = shapeSize(shape);
     if (data.length !== n) throw new Error(`upload: ${data.length} values for shape ${shapeString(shape)}`);
@@ -306,7 +329,7 @@ export class Engine {
     // A pooled buffer may still be read by unsubmitted commands; writeBuffer must come after them.
     this.flush();
     const f32 = data instanceof Float32Array ? data : Float32Array.from(data);
-    if (n > 0) this.device.queue.writeBuffer(t.storage.buffer, 0, f32.buffer, f32.byteOffset, n * 4);
+    if (n > 0) this.writeHost(t.storage.buffer, f32, n * 4);
     return t;
   }
 
@@ -317,7 +340,7 @@ export class Engine {
       throw new Error(`uploadBits: ${data.length} values for shape ${shapeString(shape)}`);
     const t = this.empty(shape);
     this.flush();
-    if (n > 0) this.device.queue.writeBuffer(t.storage.buffer, 0, data.buffer, data.byteOffset, n * 4);
+    if (n > 0) this.writeHost(t.storage.buffer, data, n * 4);
     return t;
   }
 
@@ -341,7 +364,7 @@ export class Engine {
             p.set(data);
             return p;
           })();
-    this.device.queue.writeBuffer(src.buffer, 0, bytes.buffer, bytes.byteOffset, padded);
+    this.writeHost(src.buffer, bytes, padded);
     // Chunks in units of storageAlign elements keep both the u8 and the f32 offsets aligned.
     const unit = this.storageAlign;
     for (const u of this.chunks(Math.ceil(n / unit), unit)) {

@@ -222,7 +222,9 @@ export class Trainer {
     return out;
   }
 
+  /** Free the model's GPU memory and stop the preprocessing workers. */
   dispose(): void {
     this.model.dispose();
+    void this.pairs.close();
   }
 }

@@ -1,12 +1,16 @@
 // (image, caption) pairs for the alignment objective, drawn from the streaming loader in its keyed order across
 // epochs: the first image of each sample with its answer turns as the caption; samples without an image are skipped.
 import type { LoaderSample, StreamingDataset } from '../loader/dataset.ts';
-import { squareRgb } from '../loader/preprocess.ts';
+import { FASTVLM_PREPROCESS, type PreprocessOptions } from '../loader/preprocess.ts';
+import { PreprocessPool } from '../loader/preprocess-pool.ts';
 import type { LoaderState } from '../loader/state.ts';
 import { type TextTowerConfig, tokenizeCaption } from './text-tower.ts';
 
 export interface PairBatch {
-  /** Images as u8 NHWC [n, R, R, 3]: padded to square with black (FastVLM's mean 0), resized with bicubic. */
+  /**
+   * Images as u8 NHWC [n, R, R, 3]: padded to square with black (FastVLM's mean 0), resized with bicubic. Backed by
+   * one of the stream's two SharedArrayBuffers: valid until the second `next()` call after the one that made it.
+   */
   pixels: Uint8Array;
   /** n·maxTokens token ids (−1 padding). */
   ids: Int32Array;
@@ -29,8 +33,21 @@ export function captionOf(sample: Pick<LoaderSample, 'images' | 'conversations'>
   return text.length > 0 ? text : undefined;
 }
 
+export interface PairStreamOptions {
+  resolution: number;
+  text: TextTowerConfig;
+  /** Preprocessing worker threads (the loader's pool); default one per core. Ignored when `pool` is given. */
+  threads?: number;
+  /** Share a pool; it is not closed by `close()`. */
+  pool?: PreprocessPool;
+}
+
 export class PairStream {
   private iterator: AsyncIterator<LoaderSample> | undefined;
+  private pool: PreprocessPool | undefined;
+  /** Two pixel buffers in turn: one the consumer holds, one being filled by the prefetch. */
+  private readonly buffers: SharedArrayBuffer[] = [];
+  private calls = 0;
   private epoch: number;
   /** Samples passed over because they had no image or no caption (for the run summary). */
   skipped = 0;
@@ -38,7 +55,7 @@ export class PairStream {
 
   constructor(
     private readonly dataset: StreamingDataset,
-    private readonly opts: { resolution: number; text: TextTowerConfig },
+    private readonly opts: PairStreamOptions,
     resumeFrom?: LoaderState,
   ) {
     // A finished epoch resumes at the start of the next one (the loader's own rule).
@@ -77,7 +94,7 @@ export class PairStream {
     }
   }
 
-  /** The next n pairs, decoded and resized in parallel (sharp's thread pool). */
+  /** The next n pairs, decoded, padded and resized in the loader's preprocessing worker threads. */
   async next(n: number): Promise<PairBatch> {
     const picked: { sample: LoaderSample; caption: string }[] = [];
     while (picked.length < n) {
@@ -94,18 +111,20 @@ export class PairStream {
     const skipped = this.skipped;
     const { resolution, text } = this.opts;
     const plane = resolution * resolution * 3;
-    const pixels = new Uint8Array(n * plane);
+    const pixels = new Uint8Array(this.buffer(this.calls++ % 2, n * plane), 0, n * plane);
+    const preprocess: PreprocessOptions = { ...FASTVLM_PREPROCESS, resolution, dtype: 'u8' };
+    this.pool ??= this.opts.pool ?? new PreprocessPool(this.opts.threads);
+    const pool = this.pool;
     await Promise.all(
-      picked.map(async ({ sample }, i) => {
-        try {
-          const { pixels: rgb } = await squareRgb(sample.images[0].bytes, resolution, [0, 0, 0], 'cubic');
-          pixels.set(rgb, i * plane);
-        } catch (err) {
-          throw new Error(
-            `sample ${sample.id}: image does not decode (${err instanceof Error ? err.message : err})`,
-          );
-        }
-      }),
+      picked.map(({ sample }, i) =>
+        pool
+          .run(sample.images[0].bytes, pixels.buffer as SharedArrayBuffer, i * plane, preprocess)
+          .catch((err) => {
+            throw new Error(
+              `sample ${sample.id}: image does not decode (${err instanceof Error ? err.message : err})`,
+            );
+          }),
+      ),
     );
     const ids = new Int32Array(n * text.maxTokens);
     picked.forEach(({ caption }, i) => {
@@ -119,5 +138,18 @@ export class PairStream {
       loaderState,
       skipped,
     };
+  }
+
+  /** Buffer `slot`, at least `bytes` long (every byte a batch uses is overwritten). */
+  private buffer(slot: number, bytes: number): SharedArrayBuffer {
+    if (!this.buffers[slot] || this.buffers[slot].byteLength < bytes)
+      this.buffers[slot] = new SharedArrayBuffer(bytes);
+    return this.buffers[slot];
+  }
+
+  /** Stop the preprocessing workers (unless the pool was given). */
+  async close(): Promise<void> {
+    if (this.pool && !this.opts.pool) await this.pool.close();
+    this.pool = undefined;
   }
 }

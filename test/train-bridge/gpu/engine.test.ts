@@ -72,6 +72,27 @@ test('uploadU8 converts bytes on the GPU', async () => {
   t.dispose();
 });
 
+test('uploads take SharedArrayBuffer memory (the loader’s batch tensors), also past one staging chunk', async () => {
+  const bytes = new Uint8Array(new SharedArrayBuffer(9), 2, 7);
+  bytes.set([0, 1, 2, 3, 4, 5, 255]);
+  const u8 = eng.uploadU8(bytes, [7]);
+  close(await u8.read(), [0, 1, 2, 3, 4, 5, 255]);
+  u8.dispose();
+  // 18 MiB of f32: more than the 16 MiB staging chunk, so the copy goes in two writes.
+  const n = (18 << 20) / 4;
+  const f32 = new Float32Array(new SharedArrayBuffer(n * 4));
+  for (let i = 0; i < n; i++) f32[i] = (i % 1000) - 500;
+  const t = eng.upload(f32, [n]);
+  const back = await t.read();
+  t.dispose();
+  assert.equal(back.length, n);
+  for (const i of [0, 1, 999, (16 << 20) / 4 - 1, (16 << 20) / 4, n - 1])
+    assert.equal(back[i], (i % 1000) - 500, `element ${i}`);
+  const bits = eng.uploadBits(new Int32Array(new SharedArrayBuffer(12)).fill(-7), [3]);
+  assert.deepEqual(Array.from(new Int32Array((await bits.read()).buffer)), [-7, -7, -7]);
+  bits.dispose();
+});
+
 test('shape errors name the op and the shapes', () => {
   const a = eng.zeros([2, 3]);
   const b = eng.zeros([2]);
