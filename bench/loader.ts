@@ -1,6 +1,8 @@
 // Loader throughput at model resolution against a PyTorch DataLoader + PIL doing the same pad + resize + to-tensor
 // on the same images (read from our LLaVA export), same number of workers, in the same run; prints the ratios.
 //   npx tsx bench/loader.ts [--images 160] [--workers 2] [--batch 8] [--res 1024] [--rounds 1]
+// Runs, like the mixforge CLI, with bin/process-env.js's malloc tuning (re-running itself to set it); the PyTorch
+// baseline inherits the same environment. `GLIBC_TUNABLES= npx tsx bench/loader.ts` measures both without it.
 // Also measures, single-threaded, the two orders of pad/resize and the u8 → f32 conversion (docs/decisions.md).
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -9,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import sharp from 'sharp';
+import { rerunWithProcessEnv } from '../bin/process-env.js';
 import { keyedHash64 } from '../core/keyed-hash.ts';
 import type { Sample } from '../core/schema.ts';
 import { drawDemoImage } from '../demo/images.ts';
@@ -228,40 +231,45 @@ async function microbench(photos: Uint8Array[]): Promise<void> {
   );
 }
 
-const dir = await mkdtemp(join(tmpdir(), 'mixforge-loader-bench-'));
-try {
-  const meanBytes = await writeMixture(join(dir, 'mix'));
-  const manifest = join(dir, 'mix', 'manifest.json');
-  const exp = join(dir, 'llava');
-  await exportLlava(join(dir, 'mix'), { dest: exp });
-  console.log(
-    `${N} CC3M-like JPEGs (400–640 × 300–460, q90, mean ${(meanBytes / 1024).toFixed(0)} KiB), ${R}², batch ${BATCH}, ${WORKERS} workers each`,
-  );
-  const photos: Uint8Array[] = [];
-  for await (const s of mixtureSamples(join(dir, 'mix')))
-    if (photos.length < 24) photos.push(s.images[0].bytes);
-  for (let round = 0; round < Number(args.rounds); round++) {
-    const torch = runTorch(join(exp, 'mixture.json'), exp);
-    const f32 = await runOurs(manifest, 'f32');
-    const u8 = await runOurs(manifest, 'u8');
-    const f16 = await runOurs(manifest, 'f16');
-    // What a training loop that uploads each batch before asking for the next can use.
-    const f32Reuse = await runOurs(manifest, 'f32', true);
-    const f16Reuse = await runOurs(manifest, 'f16', true);
-    const u8Reuse = await runOurs(manifest, 'u8', true);
-    const line = (name: string, r: Run) =>
-      `  ${name.padEnd(44)} ${(r.images / r.seconds).toFixed(1).padStart(7)} img/s ${(r.batches / r.seconds).toFixed(2).padStart(7)} batches/s` +
-      `  ×${(r.images / r.seconds / (torch.images / torch.seconds)).toFixed(2)} vs PyTorch`;
-    console.log(`round ${round + 1}:`);
-    console.log(line('PyTorch DataLoader + PIL, f32 NCHW', torch));
-    console.log(line('mixforge BatchLoader, f32 NCHW', f32));
-    console.log(line('mixforge BatchLoader, f32 NCHW, reuseBuffers', f32Reuse));
-    console.log(line('mixforge BatchLoader, f16 NCHW', f16));
-    console.log(line('mixforge BatchLoader, f16 NCHW, reuseBuffers', f16Reuse));
-    console.log(line('mixforge BatchLoader, u8 NHWC (normalise on GPU)', u8));
-    console.log(line('mixforge BatchLoader, u8 NHWC, reuseBuffers', u8Reuse));
+async function main(): Promise<void> {
+  console.log(`GLIBC_TUNABLES=${process.env.GLIBC_TUNABLES ?? '(unset)'} for both loaders`);
+  const dir = await mkdtemp(join(tmpdir(), 'mixforge-loader-bench-'));
+  try {
+    const meanBytes = await writeMixture(join(dir, 'mix'));
+    const manifest = join(dir, 'mix', 'manifest.json');
+    const exp = join(dir, 'llava');
+    await exportLlava(join(dir, 'mix'), { dest: exp });
+    console.log(
+      `${N} CC3M-like JPEGs (400–640 × 300–460, q90, mean ${(meanBytes / 1024).toFixed(0)} KiB), ${R}², batch ${BATCH}, ${WORKERS} workers each`,
+    );
+    const photos: Uint8Array[] = [];
+    for await (const s of mixtureSamples(join(dir, 'mix')))
+      if (photos.length < 24) photos.push(s.images[0].bytes);
+    for (let round = 0; round < Number(args.rounds); round++) {
+      const torch = runTorch(join(exp, 'mixture.json'), exp);
+      const f32 = await runOurs(manifest, 'f32');
+      const u8 = await runOurs(manifest, 'u8');
+      const f16 = await runOurs(manifest, 'f16');
+      // What a training loop that uploads each batch before asking for the next can use.
+      const f32Reuse = await runOurs(manifest, 'f32', true);
+      const f16Reuse = await runOurs(manifest, 'f16', true);
+      const u8Reuse = await runOurs(manifest, 'u8', true);
+      const line = (name: string, r: Run) =>
+        `  ${name.padEnd(44)} ${(r.images / r.seconds).toFixed(1).padStart(7)} img/s ${(r.batches / r.seconds).toFixed(2).padStart(7)} batches/s` +
+        `  ×${(r.images / r.seconds / (torch.images / torch.seconds)).toFixed(2)} vs PyTorch`;
+      console.log(`round ${round + 1}:`);
+      console.log(line('PyTorch DataLoader + PIL, f32 NCHW', torch));
+      console.log(line('mixforge BatchLoader, f32 NCHW', f32));
+      console.log(line('mixforge BatchLoader, f32 NCHW, reuseBuffers', f32Reuse));
+      console.log(line('mixforge BatchLoader, f16 NCHW', f16));
+      console.log(line('mixforge BatchLoader, f16 NCHW, reuseBuffers', f16Reuse));
+      console.log(line('mixforge BatchLoader, u8 NHWC (normalise on GPU)', u8));
+      console.log(line('mixforge BatchLoader, u8 NHWC, reuseBuffers', u8Reuse));
+    }
+    await microbench(photos);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
   }
-  await microbench(photos);
-} finally {
-  await rm(dir, { recursive: true, force: true });
 }
+
+if (!(await rerunWithProcessEnv())) await main();
