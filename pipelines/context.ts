@@ -4,7 +4,7 @@ import { createHash } from 'node:crypto';
 import { joinUri, storageFor } from '../core/storage/index.ts';
 import { canonicalJson, type MixtureSpec, specHash } from '../manifests/spec.ts';
 
-export const STAGES = ['plan', 'ingest', 'select', 'shuffle', 'write', 'finalize'] as const;
+export const STAGES = ['plan', 'ingest', 'select', 'shuffle', 'route', 'write', 'finalize'] as const;
 export type Stage = (typeof STAGES)[number];
 
 export interface BuildOptions {

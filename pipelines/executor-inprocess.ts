@@ -87,7 +87,7 @@ async function runStage(
 
 /** Parts and buckets hold a copy of every image; once the manifest is written they are no longer needed. */
 export async function removeIntermediate(out: string): Promise<void> {
-  const dirs = ['parts', 'buckets', 'select', 'quarantine'].map((d) => joinUri(out, '_build', d));
+  const dirs = ['parts', 'buckets', 'routes', 'select', 'quarantine'].map((d) => joinUri(out, '_build', d));
   if (!isS3Uri(out)) {
     for (const d of dirs) await rm(d, { recursive: true, force: true });
     return;

@@ -17,6 +17,7 @@ export function buildLayout(out: string) {
     partSelection: (n: number) => joinUri(b, 'select', `part-${pad(n)}.json`),
     bucket: (n: number) => joinUri(b, 'buckets', `part-${pad(n)}.rec`),
     bucketIndex: (n: number) => joinUri(b, 'buckets', `part-${pad(n)}.json`),
+    shardRoute: (s: number) => joinUri(b, 'routes', `shard-${pad(s)}.json`),
     partQuarantine: (n: number) => joinUri(b, 'quarantine', `part-${pad(n)}.jsonl`),
     shardName: (s: number) => `shards/shard-${pad(s)}.parquet`,
     shard: (s: number) => joinUri(out, 'shards', `shard-${pad(s)}.parquet`),

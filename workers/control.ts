@@ -69,7 +69,7 @@ export async function submitBuild(
 const LEVEL_ORDER: { parent: Step; children?: Step }[] = [
   { parent: 'plan' },
   { parent: 'select', children: 'ingest' },
-  { parent: 'gate', children: 'shuffle' },
+  { parent: 'route', children: 'shuffle' },
   { parent: 'finalize', children: 'write' },
 ];
 

@@ -44,8 +44,9 @@ const ADDED_BY: Record<Stage, Step | undefined> = {
   ingest: 'plan',
   select: 'plan',
   shuffle: 'select',
-  write: 'gate',
-  finalize: 'gate',
+  route: 'select',
+  write: 'route',
+  finalize: 'route',
 };
 
 /** A parent that failed because a child failed repeats the child's failure; report the child's own reason instead. */
@@ -139,7 +140,6 @@ async function failIfFailed(
   const roots = all.filter((s) => s.state === 'failed' && !isEchoOfChild(s));
   const reported = roots.length > 0 ? roots : failed;
   for (const f of reported) {
-    if (f.step === 'gate') continue;
     emit({
       type: 'job-failed',
       stage: f.step as Stage,
@@ -157,7 +157,7 @@ function childSnapshots(
   parents: JobSnapshot[],
   totals: Map<Step, number | undefined>,
 ) {
-  const child: Partial<Record<Step, Step>> = { select: 'ingest', gate: 'shuffle', finalize: 'write' };
+  const child: Partial<Record<Step, Step>> = { select: 'ingest', route: 'shuffle', finalize: 'write' };
   const out: Promise<JobSnapshot>[] = [];
   for (const p of parents) {
     const c = child[p.step];

@@ -1,5 +1,5 @@
 // The build graph as BullMQ flows, added level by level because fan-outs are known only as the build runs:
-// plan → {select ← ingest×P} → {gate ← shuffle×P} → {finalize ← write×S}. Each level is added by the job before it.
+// plan → {select ← ingest×P} → {route ← shuffle×P} → {finalize ← write×S}. Each level is added by the job before it.
 import { type FlowJob, FlowProducer } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { type JobPayload, jobOptions, queueName, type RetryPolicy, type Step } from './queues.ts';
@@ -7,7 +7,7 @@ import { type JobPayload, jobOptions, queueName, type RetryPolicy, type Step } f
 /** The parent of each level that has children, and the step of its children. */
 export const LEVELS = {
   select: 'ingest',
-  gate: 'shuffle',
+  route: 'shuffle',
   finalize: 'write',
 } as const satisfies Record<string, Step>;
 export type LevelParent = keyof typeof LEVELS;

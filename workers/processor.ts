@@ -70,7 +70,7 @@ const rowsOf = (result: Record<string, unknown>) => (typeof result.rows === 'num
 
 /**
  * Checks that a parent really has all its children done before it runs. BullMQ guarantees this for the flow, but
- * a failed parent retried by hand (bull-board's retry button) would otherwise run early and, for the gate, add
+ * a failed parent retried by hand (bull-board's retry button) would otherwise run early and, for route, add
  * write jobs over incomplete buckets.
  */
 async function checkChildrenDone(job: Job, parent: LevelParent, expected: number): Promise<void> {
@@ -98,7 +98,7 @@ async function runStep(
 ): Promise<JobResult> {
   const step: Step = p.step;
   if (step === 'select') await checkChildrenDone(job, 'select', await s.jobs.stageSize(ctx, 'ingest'));
-  if (step === 'gate') await checkChildrenDone(job, 'gate', await s.jobs.stageSize(ctx, 'shuffle'));
+  if (step === 'route') await checkChildrenDone(job, 'route', await s.jobs.stageSize(ctx, 'shuffle'));
   if (step === 'finalize') await checkChildrenDone(job, 'finalize', await s.jobs.stageSize(ctx, 'write'));
 
   let ran = false;
@@ -120,8 +120,8 @@ async function runStep(
     fanOut = await s.jobs.stageSize(ctx, 'write');
     await assertNotCancelled(s.redis, p.buildId);
     await s.redis.hset(record, 'shards', fanOut);
-    await s.flows.addLevel(ref, 'gate', await s.jobs.stageSize(ctx, 'shuffle'));
-  } else if (step === 'gate') {
+    await s.flows.addLevel(ref, 'route', await s.jobs.stageSize(ctx, 'shuffle'));
+  } else if (step === 'route') {
     await assertNotCancelled(s.redis, p.buildId);
     await s.flows.addLevel(ref, 'finalize', await s.jobs.stageSize(ctx, 'write'));
   } else if (step === 'finalize') {

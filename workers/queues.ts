@@ -6,24 +6,21 @@ import { MixforgeError } from '../core/errors.ts';
 import type { Stage } from '../pipelines/context.ts';
 
 /**
- * The steps that run as BullMQ jobs: the six build stages plus `gate`, a barrier that runs once every shuffle job
- * is done and adds the write jobs (a write needs all shuffles, which a flow tree cannot express without it).
+ * The steps that run as BullMQ jobs: the build stages (pipelines/context.ts STAGES, repeated here so this module
+ * does not load the pipeline and sharp). `route` is also the barrier between shuffle and write: it runs once every
+ * shuffle job is done and adds the write jobs (a write needs all shuffles, which a flow tree cannot express alone).
  */
-export const STEPS = ['plan', 'ingest', 'select', 'shuffle', 'gate', 'write', 'finalize'] as const;
+export const STEPS = ['plan', 'ingest', 'select', 'shuffle', 'route', 'write', 'finalize'] as const;
 export type Step = (typeof STEPS)[number];
 
-/** The build stages in order (pipelines/context.ts STAGES), without loading the pipeline (and sharp) here. */
-export const STAGE_STEPS = STEPS.filter((s): s is Exclude<Step, 'gate'> => s !== 'gate');
-// Compile-time check that the steps other than `gate` are exactly the pipeline's stages.
-const sameStages: [Exclude<Step, 'gate'>] extends [Stage]
-  ? [Stage] extends [Exclude<Step, 'gate'>]
-    ? true
-    : false
-  : false = true;
+/** The build stages in order: every step is one. */
+export const STAGE_STEPS: readonly Stage[] = STEPS;
+// Compile-time check that the steps are exactly the pipeline's stages.
+const sameStages: [Step] extends [Stage] ? ([Stage] extends [Step] ? true : false) : false = true;
 void sameStages;
 
 export function isStage(step: Step): step is Stage {
-  return step !== 'gate';
+  return (STEPS as readonly string[]).includes(step);
 }
 
 export function queueName(step: Step): string {

@@ -94,7 +94,7 @@ export function stepTotals(record: BuildRecord | undefined): Map<Step, number | 
     ['ingest', p],
     ['select', p === undefined ? undefined : 1],
     ['shuffle', s === undefined ? undefined : p],
-    ['gate', s === undefined ? undefined : 1],
+    ['route', s === undefined ? undefined : 1],
     ['write', s],
     ['finalize', s === undefined ? undefined : 1],
   ]);

@@ -46,7 +46,7 @@ export function registerBuild(program: Command): void {
 
   program
     .command('build <spec>')
-    .description('build a mixture: plan → ingest → select → shuffle → write → finalize')
+    .description('build a mixture: plan → ingest → select → shuffle → route → write → finalize')
     .requiredOption('--out <uri>', 'output folder or s3:// prefix')
     .option('--set <path=value>', 'override a spec field (repeatable)', collect, [])
     .option('--concurrency <n>', 'jobs in flight (default: number of cores)', (v) => Number.parseInt(v, 10))

@@ -35,7 +35,7 @@ export function registerWorker(program: Command): void {
     .option('--concurrency <n>', 'jobs in flight per step queue', positiveInt('--concurrency'), 1)
     .option(
       '--queues <steps>',
-      'comma-separated steps to serve: plan,ingest,select,shuffle,gate,write,finalize (default all)',
+      'comma-separated steps to serve: plan,ingest,select,shuffle,route,write,finalize (default all)',
     )
     .option(
       '--lock-duration <ms>',

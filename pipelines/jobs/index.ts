@@ -9,6 +9,7 @@ import { buildLayout } from '../layout.ts';
 import { runFinalize } from './finalize.ts';
 import { runIngest } from './ingest.ts';
 import { runPlan } from './plan.ts';
+import { runRoute } from './route.ts';
 import { runSelect } from './select.ts';
 import { runShuffle } from './shuffle.ts';
 import { runWrite } from './write.ts';
@@ -38,6 +39,10 @@ async function outputsOf(ctx: BuildContext, stage: Stage, n: number): Promise<st
     }
     case 'shuffle':
       return [l.bucket(n), l.bucketIndex(n)];
+    case 'route': {
+      const { shards } = await readJson<{ shards: number }>(l.select);
+      return Array.from({ length: shards }, (_, s) => l.shardRoute(s));
+    }
     case 'write':
       return [l.shard(n), l.done('write-result', n)];
     case 'finalize':
@@ -76,6 +81,10 @@ async function execute(
     case 'shuffle': {
       const s = await runShuffle(ctx, n, signal);
       return { rows: Object.values(s.shards).reduce((a, r) => a + r[2], 0) };
+    }
+    case 'route': {
+      const r = await runRoute(ctx, signal);
+      return { shards: r.shards, entries: r.entries, passes: r.passes };
     }
     case 'write': {
       const s = await runWrite(ctx, n, signal);
@@ -133,7 +142,7 @@ export async function finishedManifest(ctx: BuildContext): Promise<Manifest | un
 /** How many jobs a stage has, once the stages before it are done. */
 export async function stageSize(ctx: BuildContext, stage: Stage): Promise<number> {
   const l = buildLayout(ctx.out);
-  if (stage === 'plan' || stage === 'select' || stage === 'finalize') return 1;
+  if (stage === 'plan' || stage === 'select' || stage === 'route' || stage === 'finalize') return 1;
   if (stage === 'write') return (await readJson<{ shards: number }>(l.select)).shards;
   return (await readJson<{ partitions: unknown[] }>(l.plan)).partitions.length;
 }

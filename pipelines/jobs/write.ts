@@ -1,4 +1,4 @@
-// write(shard): merge this shard's bucket range from every part, sort rows by key, write the Parquet shard
+// write(shard): merge this shard's bucket ranges (from its route file), sort rows by key, write the Parquet shard
 // (schema mixforge.sample/v1) and record rows, bytes, sha256 and the statistics the report draws.
 import { createHash } from 'node:crypto';
 import type { Sample } from '../../core/schema.ts';
@@ -9,8 +9,7 @@ import type { BuildContext } from '../context.ts';
 import { readJson, writeJson } from '../json-io.ts';
 import { buildLayout } from '../layout.ts';
 import { decodeRecords } from '../records-file.ts';
-import type { BuildPlan } from './plan.ts';
-import type { BucketIndex } from './shuffle.ts';
+import type { ShardRoute } from './route.ts';
 
 export interface ShardResult {
   shard: number;
@@ -23,17 +22,14 @@ export interface ShardResult {
 
 export async function runWrite(ctx: BuildContext, s: number, signal?: AbortSignal): Promise<ShardResult> {
   const layout = buildLayout(ctx.out);
-  const plan = await readJson<BuildPlan>(layout.plan);
+  const route = await readJson<ShardRoute>(layout.shardRoute(s));
   const rows: (Sample & { component: string; hexKey: string })[] = [];
-  for (let n = 0; n < plan.partitions.length; n++) {
+  for (const { part, offset, length, rows: expected } of route.entries) {
     signal?.throwIfAborted();
-    const index = await readJson<BucketIndex>(layout.bucketIndex(n));
-    const range = index.shards[String(s)];
-    if (!range) continue;
-    const [offset, length] = range;
-    const bytes = await storageFor(ctx.out).readRange(layout.bucket(n), offset, offset + length);
+    const bytes = await storageFor(ctx.out).readRange(layout.bucket(part), offset, offset + length);
+    const before = rows.length;
     for (const r of decodeRecords(bytes)) {
-      if (!r.key) throw new Error(`shard ${s}: bucket of part ${n} has a row without key (${r.id})`);
+      if (!r.key) throw new Error(`shard ${s}: bucket of part ${part} has a row without key (${r.id})`);
       rows.push({
         id: r.id,
         source: r.source,
@@ -45,6 +41,10 @@ export async function runWrite(ctx: BuildContext, s: number, signal?: AbortSigna
         hexKey: r.key,
       });
     }
+    if (rows.length - before !== expected)
+      throw new Error(
+        `shard ${s}: bucket of part ${part} holds ${rows.length - before} rows at [${offset}, +${length}), its index says ${expected}`,
+      );
   }
   // Keys are equal-length hex, so string order is numeric order; id breaks the (astronomically rare) tie.
   rows.sort((a, b) =>

@@ -53,7 +53,7 @@ describe('mixforge plan/build/verify/inspect/report', () => {
       .map((l) => JSON.parse(l) as { type: string; stage?: string });
     assert.deepEqual(
       events.filter((e) => e.type === 'stage-done').map((e) => e.stage),
-      ['plan', 'ingest', 'select', 'shuffle', 'write', 'finalize'],
+      ['plan', 'ingest', 'select', 'shuffle', 'route', 'write', 'finalize'],
     );
     assert.equal(events.at(-1)?.type, 'build-done');
     const v = mixforge(['verify', out]);

@@ -1,13 +1,19 @@
-// Job-level contracts the executors rely on: a job told to stop stops without marking itself done.
+// Job-level contracts the executors rely on: a job told to stop stops without marking itself done; route's per-shard
+// range lists do not depend on its memory budget and account for every row; write checks them against the buckets.
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { shippedSpecPath } from '../../manifests/demo-overrides.ts';
 import { loadSpec } from '../../manifests/spec.ts';
 import { makeBuildContext, writeBuildContext } from '../../pipelines/context.ts';
+import { runBuildInProcess } from '../../pipelines/executor-inprocess.ts';
 import { isJobDone, runJobOnce } from '../../pipelines/jobs/index.ts';
+import { runRoute, type ShardRoute } from '../../pipelines/jobs/route.ts';
+import type { BucketIndex } from '../../pipelines/jobs/shuffle.ts';
+import { runWrite } from '../../pipelines/jobs/write.ts';
+import { buildLayout } from '../../pipelines/layout.ts';
 import { shutdownRecordProcessing } from '../../pipelines/process-adapter.ts';
 import { demoDataDir } from '../helpers/demo-data.ts';
 
@@ -34,5 +40,50 @@ describe('jobs', () => {
     const again = await runJobOnce(ctx, 'ingest', 0);
     assert.equal(again.ran, true);
     assert.equal(await isJobDone(ctx, 'ingest', 0), true);
+  });
+
+  it('route: the same range lists in one pass or many, every row routed once; write rejects a wrong count', async () => {
+    const data = await demoDataDir();
+    const spec = await loadSpec(shippedSpecPath('demo'), { env: { MIXFORGE_DEMO_DATA: data } });
+    const ctx = makeBuildContext(spec, join(tmp, 'routed'), { keepIntermediate: true, partitionRecords: 7 });
+    const manifest = await runBuildInProcess(ctx, { concurrency: 2 });
+    const layout = buildLayout(ctx.out);
+    const shards = manifest.totals.shards;
+    const read = async (s: number) => readFile(layout.shardRoute(s), 'utf8');
+    const onePass = await Promise.all(Array.from({ length: shards }, (_, s) => read(s)));
+
+    const many = await runRoute(ctx, undefined, 5);
+    assert.ok(many.passes > 1, `expected several passes, got ${many.passes}`);
+    assert.deepEqual(await Promise.all(Array.from({ length: shards }, (_, s) => read(s))), onePass);
+
+    // Every (part, shard) range of the bucket indexes appears in exactly one route, and the rows add up.
+    const plan = JSON.parse(await readFile(layout.plan, 'utf8')) as { partitions: unknown[] };
+    const fromIndexes = new Set<string>();
+    for (let n = 0; n < plan.partitions.length; n++) {
+      const index = JSON.parse(await readFile(layout.bucketIndex(n), 'utf8')) as BucketIndex;
+      for (const [s, [offset, length, rows]] of Object.entries(index.shards))
+        fromIndexes.add(`${s}/${n}/${offset}/${length}/${rows}`);
+    }
+    const fromRoutes = new Set<string>();
+    let rows = 0;
+    for (const [s, text] of onePass.entries()) {
+      const route = JSON.parse(text) as ShardRoute;
+      assert.equal(route.shard, s);
+      for (const e of route.entries) {
+        fromRoutes.add(`${s}/${e.part}/${e.offset}/${e.length}/${e.rows}`);
+        rows += e.rows;
+      }
+    }
+    assert.deepEqual(fromRoutes, fromIndexes);
+    assert.equal(rows, manifest.totals.rows);
+    assert.equal(many.entries, fromIndexes.size);
+
+    const route = JSON.parse(onePass[0]) as ShardRoute;
+    route.entries[0].rows += 1;
+    await writeFile(layout.shardRoute(0), JSON.stringify(route));
+    await assert.rejects(
+      runWrite(ctx, 0),
+      /shard 0: bucket of part \d+ holds \d+ rows at .* its index says \d+/,
+    );
   });
 });

@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto';
 import { appendFile, mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { joinUri, storageFor } from '../../core/storage/index.ts';
-import type { BuildContext, Stage } from '../../pipelines/context.ts';
+import { type BuildContext, STAGES, type Stage } from '../../pipelines/context.ts';
 import type { BuildJobs } from '../../workers/build-jobs.ts';
 
 export interface CountingBuildParams {
@@ -54,7 +54,7 @@ export async function writeCountingContext(ctx: BuildContext): Promise<void> {
 export function countingBuild(params: CountingBuildParams, beforeRun?: Hook): BuildJobs {
   const b = (out: string, ...p: string[]) => joinUri(out, '_build', ...p);
   const stageSize = async (ctx: BuildContext, stage: Stage) => {
-    if (stage === 'plan' || stage === 'select' || stage === 'finalize') return 1;
+    if (stage === 'plan' || stage === 'select' || stage === 'route' || stage === 'finalize') return 1;
     if (stage === 'write') return (await read<{ shards: number }>(b(ctx.out, 'select.json'))).shards;
     return (await read<{ partitions: number }>(b(ctx.out, 'plan.json'))).partitions;
   };
@@ -86,9 +86,22 @@ export function countingBuild(params: CountingBuildParams, beforeRun?: Hook): Bu
         await write(b(out, 'buckets', `${n}.json`), buckets);
         return buckets.reduce((a, x) => a + x.length, 0);
       }
+      case 'route': {
+        // shard → the partitions whose bucket holds rows of it.
+        const { shards } = await read<{ shards: number }>(b(out, 'select.json'));
+        const routes: number[][] = Array.from({ length: shards }, () => []);
+        for (let i = 0; i < params.partitions; i++) {
+          const buckets = await read<unknown[][]>(b(out, 'buckets', `${i}.json`));
+          buckets.forEach((rows, s) => {
+            if (rows.length > 0) routes[s].push(i);
+          });
+        }
+        await write(b(out, 'routes.json'), routes);
+        return 0;
+      }
       case 'write': {
         const rows: { v: number; key: number }[] = [];
-        for (let i = 0; i < params.partitions; i++)
+        for (const i of (await read<number[][]>(b(out, 'routes.json')))[n])
           rows.push(
             ...((await read<{ v: number; key: number }[][]>(b(out, 'buckets', `${i}.json`)))[n] ?? []),
           );
@@ -148,7 +161,7 @@ export async function runCountingInProcess(
   params: CountingBuildParams,
 ): Promise<CountingManifest> {
   const jobs = countingBuild({ ...params, delayMs: 0, slow: {} });
-  for (const stage of ['plan', 'ingest', 'select', 'shuffle', 'write', 'finalize'] as const) {
+  for (const stage of STAGES) {
     const total = await jobs.stageSize(ctx, stage);
     for (let n = 0; n < total; n++) await jobs.run(ctx, stage, n);
   }

@@ -98,7 +98,15 @@ describe('BullMQ executor (counting build, in-process workers)', () => {
     const starts = events
       .filter((e) => e.type === 'stage-start')
       .map((e) => (e.type === 'stage-start' ? `${e.stage}:${e.total}` : ''));
-    assert.deepEqual(starts, ['plan:1', 'ingest:3', 'select:1', 'shuffle:3', 'write:3', 'finalize:1']);
+    assert.deepEqual(starts, [
+      'plan:1',
+      'ingest:3',
+      'select:1',
+      'shuffle:3',
+      'route:1',
+      'write:3',
+      'finalize:1',
+    ]);
     const doneStages = events
       .filter((e) => e.type === 'stage-done')
       .map((e) => (e.type === 'stage-done' ? `${e.stage}:${e.rows}` : ''));
@@ -107,18 +115,19 @@ describe('BullMQ executor (counting build, in-process workers)', () => {
       'ingest:120',
       'select:120',
       'shuffle:120',
+      'route:0',
       'write:120',
       'finalize:120',
     ]);
     const jobDone = events.filter((e) => e.type === 'job-done');
-    assert.equal(jobDone.length, 12);
+    assert.equal(jobDone.length, 13);
     // Every job ran exactly once.
-    assert.equal((await runsOf(ctx.out)).length, 12);
+    assert.equal((await runsOf(ctx.out)).length, 13);
     const status = await readBuildStatus(queues, ctx.buildId);
     assert.equal(status.state, 'done');
     assert.deepEqual(
       status.steps.map((s) => `${s.step}:${s.counts.completed}/${s.total}`),
-      ['plan:1/1', 'ingest:3/3', 'select:1/1', 'shuffle:3/3', 'gate:1/1', 'write:3/3', 'finalize:1/1'],
+      ['plan:1/1', 'ingest:3/3', 'select:1/1', 'shuffle:3/3', 'route:1/1', 'write:3/3', 'finalize:1/1'],
     );
     // Job ids are `<buildId>.<step>.<n>` (BullMQ rejects ':' in custom ids).
     const j = await queues.job(ctx.buildId, 'write', 2);
@@ -299,7 +308,7 @@ describe('BullMQ executor (counting build, in-process workers)', () => {
       { steps: ['ingest'], concurrency: 3 },
     );
     const w0 = await worker(countingBuild(PARAMS), {
-      steps: ['plan', 'select', 'shuffle', 'gate', 'write', 'finalize'],
+      steps: ['plan', 'select', 'shuffle', 'route', 'write', 'finalize'],
     });
     try {
       await submitBuild(queues, { buildId: ctx.buildId, out: ctx.out, retry: RETRY });

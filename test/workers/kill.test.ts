@@ -84,11 +84,11 @@ describe('kill -9 workers during a build (counting build, 3 worker processes)', 
       manifest.shards.reduce((a, s) => a + s.rows, 0),
       300,
     );
-    // The killed jobs ran again elsewhere: more executions than jobs (plan, 6 ingest, select, 6 shuffle, 5 write,
-    // finalize; the gate runs no job code).
+    // The killed jobs ran again elsewhere: more executions than jobs (plan, 6 ingest, select, 6 shuffle, route,
+    // 5 write, finalize).
     const runs = (await readFile(join(ctx.out, '_build', 'runs.log'), 'utf8')).trim().split('\n');
-    assert.equal(new Set(runs).size, 20);
-    assert.ok(runs.length > 20, `expected re-executions after kills, got ${runs.length} runs`);
+    assert.equal(new Set(runs).size, 21);
+    assert.ok(runs.length > 21, `expected re-executions after kills, got ${runs.length} runs`);
     const status = await readBuildStatus(queues, ctx.buildId);
     assert.equal(status.state, 'done');
     for (const s of status.steps) assert.equal(s.counts.failed, 0, `${s.step} failed`);

@@ -10,7 +10,7 @@ describe('workers/queues', () => {
   it('job ids are <buildId>.<step>.<n>, without the colon BullMQ rejects', () => {
     assert.equal(bullJobId('it-1_1m-0123456789ab', 'ingest', 12), 'it-1_1m-0123456789ab.ingest.12');
     assert.ok(!bullJobId('demo-abc', 'write', 0).includes(':'));
-    assert.equal(queueName('gate'), 'mixforge-gate');
+    assert.equal(queueName('route'), 'mixforge-route');
   });
 
   it('payload validation names the field', () => {
