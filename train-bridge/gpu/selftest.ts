@@ -632,8 +632,8 @@ async function optimiserCases(eng: Engine): Promise<SelftestResult[]> {
   const en = compare(Float32Array.from(gotNorms), Float32Array.from(norms));
   const state = await opt.stateDict();
   const roundTrip = new AdamW([param], o);
-  roundTrip.loadStateDict(JSON.parse(JSON.stringify(state)));
-  const em = compare(Float32Array.from((await roundTrip.stateDict()).m[0] as number[]), Float32Array.from(m));
+  roundTrip.loadStateDict(structuredClone(state));
+  const em = compare((await roundTrip.stateDict()).m[0] as Float32Array, Float32Array.from(m));
   eng.zeroGrad([param]);
   param.dispose();
   return [

@@ -64,8 +64,8 @@ export async function saveCheckpoint(dir: string, c: CheckpointContents): Promis
   const { m, v, ...scalars } = c.optimizer;
   const moments: Array<[string, TensorToWrite]> = [];
   c.paramNames.forEach((p, i) => {
-    moments.push([`exp_avg.${p}`, { dtype: 'F32', shape: [m[i].length], data: Float32Array.from(m[i]) }]);
-    moments.push([`exp_avg_sq.${p}`, { dtype: 'F32', shape: [v[i].length], data: Float32Array.from(v[i]) }]);
+    moments.push([`exp_avg.${p}`, { dtype: 'F32', shape: [m[i].length], data: m[i] }]);
+    moments.push([`exp_avg_sq.${p}`, { dtype: 'F32', shape: [v[i].length], data: v[i] }]);
   });
   // Scalars as JSON text: lr and betas are doubles, which the f32 tensors could not hold exactly.
   await writeSafetensors(join(tmp, 'optimizer.safetensors'), moments, {
@@ -148,7 +148,7 @@ export async function loadOptimizerState(
   const moment = (key: string) => {
     const t = file.tensors.get(key);
     if (!t) throw new SourceFileError(uri, `missing tensor ${key}`);
-    return Array.from(toFloat32(t, key));
+    return toFloat32(t, key);
   };
   optimizer.loadStateDict({
     ...scalars,

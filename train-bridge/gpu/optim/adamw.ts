@@ -13,7 +13,7 @@ export interface AdamWOptions {
   weightDecay?: number;
 }
 
-/** JSON-serialisable optimiser state (moments as plain arrays, in parameter order). */
+/** Optimiser state: scalars and the moments as host f32 copies, in parameter order (1 GB for full FastViTHD). */
 export interface AdamWState {
   version: 1;
   step: number;
@@ -22,8 +22,8 @@ export interface AdamWState {
   beta2: number;
   eps: number;
   weightDecay: number;
-  m: number[][];
-  v: number[][];
+  m: Float32Array[];
+  v: Float32Array[];
 }
 
 // ---- kernel
@@ -114,11 +114,11 @@ export class AdamW {
   }
 
   async stateDict(): Promise<AdamWState> {
-    const m: number[][] = [];
-    const v: number[][] = [];
+    const m: Float32Array[] = [];
+    const v: Float32Array[] = [];
     for (let i = 0; i < this.params.length; i++) {
-      m.push(Array.from(await (this.m[i] as Tensor).read()));
-      v.push(Array.from(await (this.v[i] as Tensor).read()));
+      m.push(await (this.m[i] as Tensor).read());
+      v.push(await (this.v[i] as Tensor).read());
     }
     return {
       version: 1,
@@ -142,14 +142,14 @@ export class AdamW {
     this.stepCount = s.step;
     this.lr = s.lr;
     this.params.forEach((p, i) => {
-      const mi = s.m[i] as number[];
-      const vi = s.v[i] as number[];
+      const mi = s.m[i] as Float32Array;
+      const vi = s.v[i] as Float32Array;
       if (mi.length !== p.size || vi.length !== p.size)
         throw new Error(`AdamW.loadStateDict: moment ${i} has the wrong size`);
       (this.m[i] as Tensor).dispose();
       (this.v[i] as Tensor).dispose();
-      this.m[i] = this.eng.keep(this.eng.upload(Float32Array.from(mi), p.shape));
-      this.v[i] = this.eng.keep(this.eng.upload(Float32Array.from(vi), p.shape));
+      this.m[i] = this.eng.keep(this.eng.upload(mi, p.shape));
+      this.v[i] = this.eng.keep(this.eng.upload(vi, p.shape));
     });
   }
 }
