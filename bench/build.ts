@@ -3,7 +3,8 @@
 //     decode + JPEG encode of the same images (ratio), with the default spec (originals kept) and with a
 //     max_side that forces every image to be resized and re-encoded;
 //  2. peak RSS of a build of N vs 10·N samples (memory must not grow with the sample count: ratio < 1.3).
-// Usage: npx tsx bench/build.ts [--n 300] [--images 100]
+// Usage: npx tsx bench/build.ts [--n 300] [--images 100] [--cpu-prof DIR]  (DIR: V8 CPU profiles of every build
+// thread, for chrome://inspect or speedscope)
 import { spawnSync } from 'node:child_process';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -109,7 +110,9 @@ function runBuild(
     const c = process.cpuUsage(c0);
     const u = process.resourceUsage();
     console.log(JSON.stringify({ rows: m.totals.rows, cpu: (c.user + c.system) / 1e6, wall: (Date.now() - t) / 1000, maxRssMb: u.maxRSS / 1024 }));`;
-  const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+  const prof = process.argv.indexOf('--cpu-prof');
+  const profile = prof >= 0 ? ['--cpu-prof', '--cpu-prof-dir', process.argv[prof + 1]] : [];
+  const r = spawnSync(process.execPath, [...profile, '--import', 'tsx', '--input-type=module', '-e', script], {
     encoding: 'utf8',
   });
   if (r.status !== 0) throw new Error(`build failed: ${r.stderr}`);
