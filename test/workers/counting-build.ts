@@ -3,7 +3,7 @@
 // Every job writes atomically under deterministic keys and skips when its done marker exists, like pipelines/jobs.
 // A lost or duplicated record shows up in the manifest; `runs.log` records each execution (to see reruns).
 import { createHash } from 'node:crypto';
-import { appendFile, mkdir } from 'node:fs/promises';
+import { appendFile, mkdir, readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { joinUri, storageFor } from '../../core/storage/index.ts';
 import { type BuildContext, STAGES, type Stage } from '../../pipelines/context.ts';
@@ -165,5 +165,15 @@ export async function runCountingInProcess(
     const total = await jobs.stageSize(ctx, stage);
     for (let n = 0; n < total; n++) await jobs.run(ctx, stage, n);
   }
-  return read<CountingManifest>(joinUri(ctx.out, 'manifest.json'));
+  return readCountingManifest(ctx.out);
+}
+
+/** The manifest a counting build wrote under `out`. */
+export function readCountingManifest(out: string): Promise<CountingManifest> {
+  return read<CountingManifest>(joinUri(out, 'manifest.json'));
+}
+
+/** Every real execution of a job of the counting build under the local folder `out`, in order, as `<stage>.<n>`. */
+export async function readCountingRuns(out: string): Promise<string[]> {
+  return (await readFile(joinUri(out, '_build', 'runs.log'), 'utf8')).trim().split('\n');
 }

@@ -9,7 +9,11 @@ import { generateDemoData } from '../../demo/generate.ts';
 import { shippedSpecPath } from '../../manifests/demo-overrides.ts';
 import { loadSpec } from '../../manifests/spec.ts';
 import { type BuildContext, makeBuildContext } from '../../pipelines/context.ts';
+import { setUpInBefore } from '../helpers/hooks.ts';
+import type { RedisServerOptions } from '../helpers/redis-server.ts';
+import { startS3, type TestS3 } from '../helpers/s3-server.ts';
 import { spawnWorker, type WorkerProcess } from './fleet.ts';
+import { type PrivateQueues, usePrivateQueues } from './private-queues.ts';
 
 const CLI = join(import.meta.dirname, '..', '..', 'cli', 'main.ts');
 
@@ -60,6 +64,44 @@ export function startCliWorker(
     ],
     { env, readyText: /serving mixforge-/ },
   );
+}
+
+export interface DemoFleet extends Omit<PrivateQueues, 'root'> {
+  /** Holds the buckets `data` (the demo data, under `s3://data/demo`) and `out`. */
+  readonly s3: TestS3;
+  /** Starts a `mixforge worker` on the suite's Redis and S3 (not added to `fleet`). */
+  startWorker(name: string): Promise<WorkerProcess>;
+}
+
+/**
+ * Registers before/after hooks in the enclosing describe: a loopback S3 server holding the demo data and, started
+ * alongside, a private Redis with BuildQueues on it (see usePrivateQueues); after, the fleet, Redis and S3 stop.
+ */
+export function useDemoFleet(redis?: RedisServerOptions): DemoFleet {
+  let s3: TestS3 | undefined;
+  const q = usePrivateQueues({
+    redis,
+    setUp: async () => {
+      s3 = await startS3(['data', 'out']);
+      await uploadDemoData('s3://data/demo');
+    },
+    tearDown: async () => {
+      await s3?.stop();
+    },
+  });
+  return {
+    get s3() {
+      return setUpInBefore(s3, 'S3');
+    },
+    get redis() {
+      return q.redis;
+    },
+    get queues() {
+      return q.queues;
+    },
+    fleet: q.fleet,
+    startWorker: (name) => startCliWorker(name, q.redis.url, setUpInBefore(s3, 'S3').env),
+  };
 }
 
 /** sha256 of every object under a build's output (shards, quarantine, manifest), keyed by path below `out`. */

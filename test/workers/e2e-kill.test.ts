@@ -2,48 +2,27 @@
 // and three `mixforge worker` processes, with workers holding jobs killed by SIGKILL and replaced during the build.
 // Every shard, the quarantine and the manifest must be byte-identical to the in-process build of the same spec.
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
-import { Redis } from 'ioredis';
+import { describe, it } from 'node:test';
 import { readManifest } from '../../manifests/manifest.ts';
 import type { BuildEvent } from '../../pipelines/events.ts';
 import { runBuildInProcess } from '../../pipelines/executor-inprocess.ts';
 import { runBuildOnQueue } from '../../workers/executor-bullmq.ts';
-import { BuildQueues, readBuildStatus } from '../../workers/status.ts';
-import { startRedis, type TestRedis } from '../helpers/redis-server.ts';
-import { startS3, type TestS3 } from '../helpers/s3-server.ts';
+import { readBuildStatus } from '../../workers/status.ts';
 import { killWorkersDuringBuild } from './chaos.ts';
-import { demoContext, outputDigests, startCliWorker, uploadDemoData } from './demo-fleet.ts';
-import type { WorkerProcess } from './fleet.ts';
+import { demoContext, outputDigests, useDemoFleet } from './demo-fleet.ts';
 
 describe('demo build on 3 worker processes with kill -9 (S3 + Redis on loopback)', () => {
-  let s3: TestS3;
-  let redis: TestRedis;
-  let client: Redis;
-  let queues: BuildQueues;
-  const fleet: WorkerProcess[] = [];
-
-  before(async () => {
-    [s3, redis] = await Promise.all([startS3(['data', 'out']), startRedis()]);
-    client = new Redis(redis.url, { maxRetriesPerRequest: null });
-    client.on('error', () => undefined);
-    queues = new BuildQueues(client);
-    await uploadDemoData('s3://data/demo');
-  });
-  after(async () => {
-    await Promise.all(fleet.map((w) => w.stop()));
-    await queues.close();
-    client.disconnect();
-    await redis.stop();
-    await s3.stop();
-  });
+  const suite = useDemoFleet();
+  const { fleet, startWorker } = suite;
 
   it('finishes byte-identical to the in-process build: 0 samples lost, 0 duplicated', async (t) => {
+    const { queues, redis } = suite;
     const t0 = Date.now();
     const refCtx = await demoContext('s3://data/demo', 's3://out/in-process');
     // The workers start (a few seconds each) while the reference builds.
     const [ref, workers] = await Promise.all([
       runBuildInProcess(refCtx, { concurrency: 2 }),
-      Promise.all(['w0', 'w1', 'w2'].map((n) => startCliWorker(n, redis.url, s3.env))),
+      Promise.all(['w0', 'w1', 'w2'].map(startWorker)),
     ]);
     fleet.push(...workers);
     t.diagnostic(`reference build and worker start: ${((Date.now() - t0) / 1000).toFixed(1)} s`);
@@ -51,13 +30,11 @@ describe('demo build on 3 worker processes with kill -9 (S3 + Redis on loopback)
     const ctx = await demoContext('s3://data/demo', 's3://out/fleet');
     const events: BuildEvent[] = [];
     const building = runBuildOnQueue(ctx, { redis: redis.url, onEvent: (e) => events.push(e), pollMs: 100 });
-    const killed = await killWorkersDuringBuild(
-      queues,
-      ctx.buildId,
-      fleet,
-      (i) => startCliWorker(`r${i}`, redis.url, s3.env),
-      { kills: 3, until: building, pauseMs: 500 },
-    );
+    const killed = await killWorkersDuringBuild(queues, ctx.buildId, fleet, (i) => startWorker(`r${i}`), {
+      kills: 3,
+      until: building,
+      pauseMs: 500,
+    });
     const manifest = await building;
     t.diagnostic(
       `fleet build with ${killed.length} kills (${killed.join(', ')}): ${((Date.now() - t1) / 1000).toFixed(1)} s`,

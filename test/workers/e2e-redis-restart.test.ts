@@ -1,46 +1,21 @@
 // A real demo build on S3 through two `mixforge worker` processes while Redis (append-only persistence) is
 // restarted mid-build: workers and follower reconnect, and every output is byte-identical to the in-process build.
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
-import { Redis } from 'ioredis';
+import { describe, it } from 'node:test';
 import { runBuildInProcess } from '../../pipelines/executor-inprocess.ts';
 import { runBuildOnQueue } from '../../workers/executor-bullmq.ts';
-import { BuildQueues, readBuildStatus } from '../../workers/status.ts';
-import { startRedis, type TestRedis } from '../helpers/redis-server.ts';
-import { startS3, type TestS3 } from '../helpers/s3-server.ts';
-import { demoContext, outputDigests, startCliWorker, uploadDemoData } from './demo-fleet.ts';
-import type { WorkerProcess } from './fleet.ts';
+import { readBuildStatus } from '../../workers/status.ts';
+import { demoContext, outputDigests, useDemoFleet } from './demo-fleet.ts';
 
 describe('demo build across a Redis restart (S3 + Redis with AOF on loopback)', () => {
-  let s3: TestS3;
-  let redis: TestRedis;
-  let client: Redis;
-  let queues: BuildQueues;
-  const fleet: WorkerProcess[] = [];
-
-  before(async () => {
-    [s3, redis] = await Promise.all([
-      startS3(['data', 'out']),
-      startRedis({ appendonly: true, appendfsync: 'always' }),
-    ]);
-    client = new Redis(redis.url, { maxRetriesPerRequest: null });
-    client.on('error', () => undefined);
-    queues = new BuildQueues(client);
-    await uploadDemoData('s3://data/demo');
-  });
-  after(async () => {
-    await Promise.all(fleet.map((w) => w.stop()));
-    await queues.close();
-    client.disconnect();
-    await redis.stop();
-    await s3.stop();
-  });
+  const suite = useDemoFleet({ appendonly: true, appendfsync: 'always' });
 
   it('completes identically after Redis goes away during ingest and comes back', async () => {
+    const { queues, redis, fleet } = suite;
     const refCtx = await demoContext('s3://data/demo', 's3://out/in-process');
     const [, workers] = await Promise.all([
       runBuildInProcess(refCtx, { concurrency: 2 }),
-      Promise.all(['w0', 'w1'].map((n) => startCliWorker(n, redis.url, s3.env))),
+      Promise.all(['w0', 'w1'].map(suite.startWorker)),
     ]);
     fleet.push(...workers);
     const ctx = await demoContext('s3://data/demo', 's3://out/fleet');

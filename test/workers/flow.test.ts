@@ -2,59 +2,45 @@
 // level by level, retries transient errors with backoff, fails deterministic errors at once, time limits, status,
 // retry-failed, cancel, hand-back on shutdown, and idempotent resubmission.
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdtemp } from 'node:fs/promises';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
-import { Redis } from 'ioredis';
+import { before, describe, it } from 'node:test';
 import { SourceFileError } from '../../core/errors.ts';
-import type { Stage } from '../../pipelines/context.ts';
+import type { BuildContext, Stage } from '../../pipelines/context.ts';
 import type { BuildEvent } from '../../pipelines/events.ts';
 import { cancelBuild, retryFailed, submitBuild } from '../../workers/control.ts';
 import { BuildFailedError, followBuild } from '../../workers/executor-bullmq.ts';
 import { bullJobId, type RetryPolicy } from '../../workers/queues.ts';
-import { BuildQueues, readBuildStatus } from '../../workers/status.ts';
+import { type BuildQueues, readBuildStatus } from '../../workers/status.ts';
 import { type BuildWorker, DEFAULT_WORKER_SETTINGS, startBuildWorker } from '../../workers/worker.ts';
-import { startRedis, type TestRedis } from '../helpers/redis-server.ts';
 import {
   type CountingBuildParams,
-  type CountingManifest,
   countingBuild,
   countingContext,
+  readCountingManifest,
+  readCountingRuns,
   runCountingInProcess,
   sleep,
   writeCountingContext,
 } from './counting-build.ts';
+import { usePrivateQueues } from './private-queues.ts';
 
 const PARAMS: CountingBuildParams = { partitions: 3, recordsPerPartition: 40, shardRows: 50, delayMs: 0 };
 const RETRY: RetryPolicy = { attempts: 3, backoffMs: 50 };
 
 describe('BullMQ executor (counting build, in-process workers)', () => {
-  let redis: TestRedis;
-  let client: Redis;
+  const suite = usePrivateQueues({ tmpPrefix: 'mixforge-flow-' });
   let queues: BuildQueues;
-  let root: string;
+  before(() => {
+    queues = suite.queues;
+  });
   let seq = 0;
-
-  before(async () => {
-    redis = await startRedis();
-    client = new Redis(redis.url, { maxRetriesPerRequest: null });
-    client.on('error', () => undefined);
-    queues = new BuildQueues(client);
-    root = await mkdtemp(join(tmpdir(), 'mixforge-flow-'));
-  });
-  after(async () => {
-    await queues.close();
-    client.disconnect();
-    await redis.stop();
-    await rm(root, { recursive: true, force: true });
-  });
 
   async function newBuild() {
     seq++;
-    const ctx = countingContext(`counting-${seq}`, join(root, `b${seq}`));
+    const ctx = countingContext(`counting-${seq}`, join(suite.root, `b${seq}`));
     await writeCountingContext(ctx);
-    const ref = await mkdtemp(join(root, 'ref-'));
+    const ref = await mkdtemp(join(suite.root, 'ref-'));
     const refCtx = countingContext(`counting-ref-${seq}`, ref);
     const expected = await runCountingInProcess(refCtx, PARAMS);
     return { ctx, expected };
@@ -66,7 +52,7 @@ describe('BullMQ executor (counting build, in-process workers)', () => {
   ) {
     return startBuildWorker({
       ...DEFAULT_WORKER_SETTINGS,
-      redis: redis.url,
+      redis: suite.redis.url,
       jobs,
       lockDurationMs: 3000,
       stalledIntervalMs: 1000,
@@ -76,22 +62,23 @@ describe('BullMQ executor (counting build, in-process workers)', () => {
     });
   }
 
-  const manifestOf = async (out: string) =>
-    JSON.parse(await readFile(join(out, 'manifest.json'), 'utf8')) as CountingManifest;
-  const runsOf = async (out: string) =>
-    (await readFile(join(out, '_build', 'runs.log'), 'utf8')).trim().split('\n');
+  /** Submits the build, follows it to its end while `workers` serve it, then closes them; returns its events. */
+  async function submitAndFollow(ctx: BuildContext, workers: BuildWorker[], pollMs: number) {
+    const events: BuildEvent[] = [];
+    try {
+      await submitBuild(queues, { buildId: ctx.buildId, out: ctx.out, retry: RETRY });
+      await followBuild(queues, ctx.buildId, { onEvent: (e) => events.push(e), pollMs });
+    } finally {
+      await Promise.all(workers.map((w) => w.close()));
+    }
+    return events;
+  }
 
   it('runs the whole graph level by level with the in-process events, and equals the in-process build', async () => {
     const { ctx, expected } = await newBuild();
     const w = await worker(countingBuild(PARAMS), { concurrency: 2 });
-    const events: BuildEvent[] = [];
-    try {
-      await submitBuild(queues, { buildId: ctx.buildId, out: ctx.out, retry: RETRY });
-      await followBuild(queues, ctx.buildId, { onEvent: (e) => events.push(e), pollMs: 50 });
-    } finally {
-      await w.close();
-    }
-    assert.deepEqual(await manifestOf(ctx.out), expected);
+    const events = await submitAndFollow(ctx, [w], 50);
+    assert.deepEqual(await readCountingManifest(ctx.out), expected);
     assert.equal(expected.total, 120);
     assert.equal(expected.shards.length, 3);
     // One start and one done per stage, in build order, with every job reported once.
@@ -122,7 +109,7 @@ describe('BullMQ executor (counting build, in-process workers)', () => {
     const jobDone = events.filter((e) => e.type === 'job-done');
     assert.equal(jobDone.length, 13);
     // Every job ran exactly once.
-    assert.equal((await runsOf(ctx.out)).length, 13);
+    assert.equal((await readCountingRuns(ctx.out)).length, 13);
     const status = await readBuildStatus(queues, ctx.buildId);
     assert.equal(status.state, 'done');
     assert.deepEqual(
@@ -141,14 +128,9 @@ describe('BullMQ executor (counting build, in-process workers)', () => {
     await Promise.all([submitBuild(queues, ref), submitBuild(queues, ref)]);
     const w1 = await worker(countingBuild(PARAMS));
     const w2 = await worker(countingBuild(PARAMS));
-    try {
-      await submitBuild(queues, ref);
-      await followBuild(queues, ctx.buildId, { pollMs: 50 });
-    } finally {
-      await Promise.all([w1.close(), w2.close()]);
-    }
-    assert.deepEqual(await manifestOf(ctx.out), expected);
-    const runs = await runsOf(ctx.out);
+    await submitAndFollow(ctx, [w1, w2], 50);
+    assert.deepEqual(await readCountingManifest(ctx.out), expected);
+    const runs = await readCountingRuns(ctx.out);
     assert.equal(new Set(runs).size, runs.length, `a job ran twice: ${runs.join(' ')}`);
   });
 
@@ -161,19 +143,12 @@ describe('BullMQ executor (counting build, in-process workers)', () => {
         throw new Error(`S3 503 SlowDown (${failures})`);
       }
     });
-    const w = await worker(jobs);
-    const events: BuildEvent[] = [];
-    try {
-      await submitBuild(queues, { buildId: ctx.buildId, out: ctx.out, retry: RETRY });
-      await followBuild(queues, ctx.buildId, { onEvent: (e) => events.push(e), pollMs: 20 });
-    } finally {
-      await w.close();
-    }
-    assert.deepEqual(await manifestOf(ctx.out), expected);
+    const events = await submitAndFollow(ctx, [await worker(jobs)], 20);
+    assert.deepEqual(await readCountingManifest(ctx.out), expected);
     // attemptsMade counts the successful attempt too.
     const job = await queues.job(ctx.buildId, 'shuffle', 1);
     assert.equal(job?.attemptsMade, 3);
-    const runs = (await runsOf(ctx.out)).filter((r) => r === 'shuffle.1');
+    const runs = (await readCountingRuns(ctx.out)).filter((r) => r === 'shuffle.1');
     assert.equal(runs.length, 3);
     const failedEvents = events.filter((e) => e.type === 'job-failed');
     assert.ok(failedEvents.length >= 1, 'a failed attempt is reported');
@@ -200,7 +175,7 @@ describe('BullMQ executor (counting build, in-process workers)', () => {
       });
       // Not retried: one execution only.
       assert.deepEqual(
-        (await runsOf(ctx.out)).filter((r) => r === 'ingest.2'),
+        (await readCountingRuns(ctx.out)).filter((r) => r === 'ingest.2'),
         ['ingest.2'],
       );
       const status = await readBuildStatus(queues, ctx.buildId);
@@ -225,9 +200,9 @@ describe('BullMQ executor (counting build, in-process workers)', () => {
     } finally {
       await w.close();
     }
-    assert.deepEqual(await manifestOf(ctx.out), expected);
+    assert.deepEqual(await readCountingManifest(ctx.out), expected);
     // The completed ingest jobs were not run again.
-    assert.deepEqual((await runsOf(ctx.out)).filter((r) => r.startsWith('ingest.')).sort(), [
+    assert.deepEqual((await readCountingRuns(ctx.out)).filter((r) => r.startsWith('ingest.')).sort(), [
       'ingest.0',
       'ingest.1',
       'ingest.2',
@@ -244,15 +219,8 @@ describe('BullMQ executor (counting build, in-process workers)', () => {
         await sleep(1500);
       }
     });
-    const w = await worker(jobs, { jobTimeoutMs: 500 });
-    const events: BuildEvent[] = [];
-    try {
-      await submitBuild(queues, { buildId: ctx.buildId, out: ctx.out, retry: RETRY });
-      await followBuild(queues, ctx.buildId, { onEvent: (e) => events.push(e), pollMs: 20 });
-    } finally {
-      await w.close();
-    }
-    assert.deepEqual(await manifestOf(ctx.out), expected);
+    await submitAndFollow(ctx, [await worker(jobs, { jobTimeoutMs: 500 })], 20);
+    assert.deepEqual(await readCountingManifest(ctx.out), expected);
     const job = await queues.job(ctx.buildId, 'write', 0);
     assert.equal(job?.attemptsMade, 2);
     assert.match(job?.failedReason ?? '', /time limit of 1 s exceeded|time limit of 0 s exceeded/);
@@ -285,7 +253,7 @@ describe('BullMQ executor (counting build, in-process workers)', () => {
       for (const s of status.steps)
         assert.equal(s.counts.missing, s.total ?? 0, `${s.step} jobs left in Redis`);
       // The cancelled ingest jobs ran once each (no retry).
-      assert.deepEqual((await runsOf(ctx.out)).filter((x) => x.startsWith('ingest.')).sort(), [
+      assert.deepEqual((await readCountingRuns(ctx.out)).filter((x) => x.startsWith('ingest.')).sort(), [
         'ingest.0',
         'ingest.1',
         'ingest.2',
@@ -330,7 +298,7 @@ describe('BullMQ executor (counting build, in-process workers)', () => {
     } finally {
       await Promise.all([w0.close(), w1?.close(), w2?.close()]);
     }
-    assert.deepEqual(await manifestOf(ctx.out), expected);
+    assert.deepEqual(await readCountingManifest(ctx.out), expected);
     // One attempt (the one that completed): the handed-back run did not count as a failure.
     const job = await queues.job(ctx.buildId, 'ingest', 0);
     assert.equal(job?.attemptsMade, 1);

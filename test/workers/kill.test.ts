@@ -1,75 +1,31 @@
 // Three worker processes on a private Redis; workers holding jobs are killed with SIGKILL during the build and
 // replaced. The build still finishes, byte-identical to the in-process build: no record lost or duplicated.
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
-import { Redis } from 'ioredis';
+import { describe, it } from 'node:test';
 import { submitBuild } from '../../workers/control.ts';
 import { followBuild } from '../../workers/executor-bullmq.ts';
-import { BuildQueues, readBuildStatus } from '../../workers/status.ts';
-import { startRedis, type TestRedis } from '../helpers/redis-server.ts';
+import { readBuildStatus } from '../../workers/status.ts';
 import { killWorkersDuringBuild } from './chaos.ts';
-import {
-  type CountingBuildParams,
-  type CountingManifest,
-  countingContext,
-  runCountingInProcess,
-  writeCountingContext,
-} from './counting-build.ts';
-import { spawnWorker, type WorkerProcess } from './fleet.ts';
-
-const WORKER = join(import.meta.dirname, 'counting-worker.ts');
-const PARAMS: CountingBuildParams = { partitions: 6, recordsPerPartition: 50, shardRows: 60, delayMs: 500 };
+import { readCountingManifest, readCountingRuns } from './counting-build.ts';
+import { useCountingFleet } from './counting-fleet.ts';
 
 describe('kill -9 workers during a build (counting build, 3 worker processes)', () => {
-  let redis: TestRedis;
-  let client: Redis;
-  let queues: BuildQueues;
-  let root: string;
-  const fleet: WorkerProcess[] = [];
-
-  before(async () => {
-    redis = await startRedis();
-    client = new Redis(redis.url, { maxRetriesPerRequest: null });
-    client.on('error', () => undefined);
-    queues = new BuildQueues(client);
-    root = await mkdtemp(join(tmpdir(), 'mixforge-kill-'));
+  const suite = useCountingFleet({
+    params: { partitions: 6, recordsPerPartition: 50, shardRows: 60, delayMs: 500 },
+    tmpPrefix: 'mixforge-kill-',
+    lockDurationMs: 1500,
+    stalledIntervalMs: 500,
   });
-  after(async () => {
-    await Promise.all(fleet.map((w) => w.stop()));
-    await queues.close();
-    client.disconnect();
-    await redis.stop();
-    await rm(root, { recursive: true, force: true });
-  });
-
-  const start = (name: string) =>
-    spawnWorker(
-      name,
-      WORKER,
-      [
-        JSON.stringify({
-          redis: redis.url,
-          name,
-          params: PARAMS,
-          lockDurationMs: 1500,
-          stalledIntervalMs: 500,
-        }),
-      ],
-      { readyText: /^ready$/m },
-    );
+  const { fleet, startWorker } = suite;
 
   it('finishes with every shard identical to the in-process build', async () => {
-    const expected = await runCountingInProcess(countingContext('counting-ref', join(root, 'ref')), PARAMS);
-    const ctx = countingContext('counting-kill', join(root, 'out'));
-    await writeCountingContext(ctx);
-    fleet.push(...(await Promise.all(['w0', 'w1', 'w2'].map(start))));
+    const { queues } = suite;
+    const { expected, ctx } = await suite.referenceAndBuild('counting-kill');
+    fleet.push(...(await Promise.all(['w0', 'w1', 'w2'].map(startWorker))));
 
     await submitBuild(queues, { buildId: ctx.buildId, out: ctx.out, retry: { attempts: 3, backoffMs: 100 } });
     const following = followBuild(queues, ctx.buildId, { pollMs: 50 });
-    const killed = await killWorkersDuringBuild(queues, ctx.buildId, fleet, (i) => start(`r${i}`), {
+    const killed = await killWorkersDuringBuild(queues, ctx.buildId, fleet, (i) => startWorker(`r${i}`), {
       kills: 3,
       until: following,
       pauseMs: 300,
@@ -77,7 +33,7 @@ describe('kill -9 workers during a build (counting build, 3 worker processes)', 
     await following;
 
     assert.equal(killed.length, 3, `killed ${killed.join(', ')}`);
-    const manifest = JSON.parse(await readFile(join(ctx.out, 'manifest.json'), 'utf8')) as CountingManifest;
+    const manifest = await readCountingManifest(ctx.out);
     assert.deepEqual(manifest, expected);
     assert.equal(manifest.total, 300);
     assert.equal(
@@ -86,7 +42,7 @@ describe('kill -9 workers during a build (counting build, 3 worker processes)', 
     );
     // The killed jobs ran again elsewhere: more executions than jobs (plan, 6 ingest, select, 6 shuffle, route,
     // 5 write, finalize).
-    const runs = (await readFile(join(ctx.out, '_build', 'runs.log'), 'utf8')).trim().split('\n');
+    const runs = await readCountingRuns(ctx.out);
     assert.equal(new Set(runs).size, 21);
     assert.ok(runs.length > 21, `expected re-executions after kills, got ${runs.length} runs`);
     const status = await readBuildStatus(queues, ctx.buildId);

@@ -1,32 +1,19 @@
 // The training loop end to end on lavapipe: fastvithd-tiny trained on a mixture built from the demo data learns
 // (loss falls, image→text retrieval on the training pairs rises far above chance).
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before, test } from 'node:test';
-import { Engine } from '../../../train-bridge/gpu/engine.ts';
+import { test } from 'node:test';
 import { StreamingDataset } from '../../../train-bridge/loader/dataset.ts';
 import { Trainer } from '../../../train-bridge/train/loop.ts';
 import { MetricsLog, readMetrics } from '../../../train-bridge/train/metrics.ts';
 import { PairStream } from '../../../train-bridge/train/pairs.ts';
 import { resolveRunConfig } from '../../../train-bridge/train/presets.ts';
-import { trainPairsMixture } from './fixtures.ts';
+import { useTrainerSuite } from './trainer-suite.ts';
 
-let eng: Engine;
-let manifest: string;
-let dir: string;
-before(async () => {
-  manifest = await trainPairsMixture();
-  eng = await Engine.create();
-  dir = await mkdtemp(join(tmpdir(), 'mixforge-train-'));
-});
-after(async () => {
-  eng.destroy();
-  await rm(dir, { recursive: true, force: true });
-});
+const suite = useTrainerSuite();
 
 test('fastvithd-tiny learns the demo pairs: loss falls, retrieval rises far above chance', async () => {
+  const { eng, manifest, dir } = suite;
   // The full-model preset with a higher peak lr: a few dozen steps from scratch instead of an epoch of millions.
   const config = resolveRunConfig(
     'fastvithd-tiny',

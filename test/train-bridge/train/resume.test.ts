@@ -1,31 +1,19 @@
 // Exact resume on lavapipe: a run stopped at step k and resumed from its checkpoint (model, AdamW moments, schedule
 // position, loader state) ends bit-identical to an uninterrupted run.
 import assert from 'node:assert/strict';
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { after, before, test } from 'node:test';
-import { Engine } from '../../../train-bridge/gpu/engine.ts';
+import { test } from 'node:test';
 import { readSafetensors } from '../../../train-bridge/safetensors.ts';
 import { latestCheckpoint, readTrainerState } from '../../../train-bridge/train/checkpoint.ts';
 import { Trainer } from '../../../train-bridge/train/loop.ts';
 import { resolveRunConfig } from '../../../train-bridge/train/presets.ts';
-import { trainPairsMixture } from './fixtures.ts';
+import { useTrainerSuite } from './trainer-suite.ts';
 
-let eng: Engine;
-let manifest: string;
-let dir: string;
-before(async () => {
-  manifest = await trainPairsMixture();
-  eng = await Engine.create();
-  dir = await mkdtemp(join(tmpdir(), 'mixforge-train-'));
-});
-after(async () => {
-  eng.destroy();
-  await rm(dir, { recursive: true, force: true });
-});
+const suite = useTrainerSuite();
 
 test('stop at step k, resume from the checkpoint: bit-identical parameters, moments and BN statistics at step n', async () => {
+  const { eng, manifest, dir } = suite;
   // Micro-batches of 2 accumulated to 4 exercise accumulation; 7 steps cross an epoch boundary (26 pairs).
   const config = resolveRunConfig(
     'fastvithd-tiny',
