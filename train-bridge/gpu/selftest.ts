@@ -98,6 +98,29 @@ function erfGelu(tf: Tf, x: TF.Tensor): TF.Tensor {
   return tf.mul(tf.mul(x, 0.5), tf.add(1, tf.erf(tf.mul(x, Math.SQRT1_2))));
 }
 
+/** x, then γ (positive) and β over its last dim: the inputs of a normalisation with an affine part. */
+function normInputs(xs: number[]): InputSpec[] {
+  const C = xs.at(-1) as number;
+  return [
+    { shape: xs, grad: true },
+    { shape: [C], grad: true, init: 'positive' },
+    { shape: [C], grad: true },
+  ];
+}
+
+/** (x − mean) / √(variance + 1e-5) · γ + β with the moments over `axes` (BatchNorm train, LayerNorm). */
+function refNorm(
+  tf: Tf,
+  x: TF.Tensor,
+  g: TF.Tensor,
+  b: TF.Tensor,
+  axes: number[],
+  keepDims = false,
+): TF.Tensor {
+  const { mean, variance } = tf.moments(x, axes, keepDims);
+  return tf.add(tf.mul(tf.div(tf.sub(x, mean), tf.sqrt(tf.add(variance, 1e-5))), g), b);
+}
+
 function cases(): Case[] {
   const conv = (
     name: string,
@@ -118,6 +141,30 @@ function cases(): Case[] {
     ref: (tf, [x, w]) => refConv(tf, x as TF.Tensor, w as TF.Tensor, stride, padding, groups),
     chunked,
   });
+  // Ops whose TF.js function has the same name and arguments; every input takes a gradient.
+  const sameAsTf = {
+    add: ops.add,
+    sub: ops.sub,
+    mul: ops.mul,
+    relu: ops.relu,
+    sigmoid: ops.sigmoid,
+    softmax: ops.softmax,
+  };
+  const likeTf = (op: keyof typeof sameAsTf, name: string, ...shapes: number[][]): Case => ({
+    op,
+    name,
+    inputs: shapes.map((shape) => ({ shape, grad: true })),
+    gpu: (xs) => (sameAsTf[op] as (...a: Tensor[]) => Tensor)(...xs),
+    ref: (tf, xs) => (tf[op] as (...a: TF.Tensor[]) => TF.Tensor)(...xs),
+  });
+  const bnTrain = (name: string, xs: number[], chunked = false): Case => ({
+    op: 'batchNorm',
+    name,
+    inputs: normInputs(xs),
+    gpu: ([x, g, b]) => ops.batchNorm(x as Tensor, bnState(x as Tensor, g as Tensor, b as Tensor), true),
+    ref: (tf, [x, g, b]) => refNorm(tf, x as TF.Tensor, g as TF.Tensor, b as TF.Tensor, [0, 1, 2]),
+    chunked,
+  });
   const embedIds = Int32Array.from([3, 7, -1, 3, 0, 19, 19, 5, -1, -1, -1, -1, 11, 2, 8, 3]);
   const bagWeights = (tf: Tf, V: number) => {
     const W = new Float32Array((embedIds.length / 4) * V);
@@ -129,58 +176,11 @@ function cases(): Case[] {
   };
   return [
     // elementwise
-    {
-      op: 'add',
-      name: '[3,5,7,11]+[11]',
-      inputs: [
-        { shape: [3, 5, 7, 11], grad: true },
-        { shape: [11], grad: true },
-      ],
-      gpu: ([a, b]) => ops.add(a as Tensor, b as Tensor),
-      ref: (tf, [a, b]) => tf.add(a as TF.Tensor, b as TF.Tensor),
-    },
-    {
-      op: 'add',
-      name: 'same shape, large',
-      inputs: [
-        { shape: [40013], grad: true },
-        { shape: [40013], grad: true },
-      ],
-      gpu: ([a, b]) => ops.add(a as Tensor, b as Tensor),
-      ref: (tf, [a, b]) => tf.add(a as TF.Tensor, b as TF.Tensor),
-      chunked: true,
-    },
-    {
-      op: 'sub',
-      name: '[4,9,13]-[9,13]',
-      inputs: [
-        { shape: [4, 9, 13], grad: true },
-        { shape: [9, 13], grad: true },
-      ],
-      gpu: ([a, b]) => ops.sub(a as Tensor, b as Tensor),
-      ref: (tf, [a, b]) => tf.sub(a as TF.Tensor, b as TF.Tensor),
-    },
-    {
-      op: 'mul',
-      name: 'layer scale [2,6,5,40003/…]·[37]',
-      inputs: [
-        { shape: [2, 29, 31, 37], grad: true },
-        { shape: [37], grad: true },
-      ],
-      gpu: ([a, b]) => ops.mul(a as Tensor, b as Tensor),
-      ref: (tf, [a, b]) => tf.mul(a as TF.Tensor, b as TF.Tensor),
-      chunked: true,
-    },
-    {
-      op: 'mul',
-      name: 'scalar [1]',
-      inputs: [
-        { shape: [7, 9], grad: true },
-        { shape: [1], grad: true },
-      ],
-      gpu: ([a, b]) => ops.mul(a as Tensor, b as Tensor),
-      ref: (tf, [a, b]) => tf.mul(a as TF.Tensor, b as TF.Tensor),
-    },
+    likeTf('add', '[3,5,7,11]+[11]', [3, 5, 7, 11], [11]),
+    { ...likeTf('add', 'same shape, large', [40013], [40013]), chunked: true },
+    likeTf('sub', '[4,9,13]-[9,13]', [4, 9, 13], [9, 13]),
+    { ...likeTf('mul', 'layer scale [2,6,5,40003/…]·[37]', [2, 29, 31, 37], [37]), chunked: true },
+    likeTf('mul', 'scalar [1]', [7, 9], [1]),
     {
       op: 'scale',
       name: '×(−2.5)',
@@ -195,20 +195,8 @@ function cases(): Case[] {
       gpu: ([a]) => ops.gelu(a as Tensor),
       ref: (tf, [a]) => erfGelu(tf, a as TF.Tensor),
     },
-    {
-      op: 'relu',
-      name: '[301]',
-      inputs: [{ shape: [301], grad: true }],
-      gpu: ([a]) => ops.relu(a as Tensor),
-      ref: (tf, [a]) => tf.relu(a as TF.Tensor),
-    },
-    {
-      op: 'sigmoid',
-      name: '[17,23]',
-      inputs: [{ shape: [17, 23], grad: true }],
-      gpu: ([a]) => ops.sigmoid(a as Tensor),
-      ref: (tf, [a]) => tf.sigmoid(a as TF.Tensor),
-    },
+    likeTf('relu', '[301]', [301]),
+    likeTf('sigmoid', '[17,23]', [17, 23]),
     {
       op: 'exp',
       name: '[2,33]',
@@ -300,49 +288,12 @@ function cases(): Case[] {
     conv('depthwise 7×7 (chunked images)', [8, 16, 16, 24], [7, 7, 1, 24], 1, 3, 24, true),
     conv('dense 3×3 (chunked images)', [6, 12, 12, 8], [3, 3, 8, 16], 1, 1, 1, true),
     // normalisation
-    {
-      op: 'batchNorm',
-      name: 'train [2,7,9,13]',
-      inputs: [
-        { shape: [2, 7, 9, 13], grad: true },
-        { shape: [13], grad: true, init: 'positive' },
-        { shape: [13], grad: true },
-      ],
-      gpu: ([x, g, b]) => ops.batchNorm(x as Tensor, bnState(x as Tensor, g as Tensor, b as Tensor), true),
-      ref: (tf, [x, g, b]) => {
-        const { mean, variance } = tf.moments(x as TF.Tensor, [0, 1, 2]);
-        return tf.add(
-          tf.mul(tf.div(tf.sub(x as TF.Tensor, mean), tf.sqrt(tf.add(variance, 1e-5))), g as TF.Tensor),
-          b as TF.Tensor,
-        );
-      },
-    },
-    {
-      op: 'batchNorm',
-      name: 'train (chunked) [8,16,16,24]',
-      inputs: [
-        { shape: [8, 16, 16, 24], grad: true },
-        { shape: [24], grad: true, init: 'positive' },
-        { shape: [24], grad: true },
-      ],
-      gpu: ([x, g, b]) => ops.batchNorm(x as Tensor, bnState(x as Tensor, g as Tensor, b as Tensor), true),
-      ref: (tf, [x, g, b]) => {
-        const { mean, variance } = tf.moments(x as TF.Tensor, [0, 1, 2]);
-        return tf.add(
-          tf.mul(tf.div(tf.sub(x as TF.Tensor, mean), tf.sqrt(tf.add(variance, 1e-5))), g as TF.Tensor),
-          b as TF.Tensor,
-        );
-      },
-      chunked: true,
-    },
+    bnTrain('train [2,7,9,13]', [2, 7, 9, 13]),
+    bnTrain('train (chunked) [8,16,16,24]', [8, 16, 16, 24], true),
     {
       op: 'batchNorm',
       name: 'eval (running stats 0.25 / 2)',
-      inputs: [
-        { shape: [3, 5, 4, 9], grad: true },
-        { shape: [9], grad: true, init: 'positive' },
-        { shape: [9], grad: true },
-      ],
+      inputs: normInputs([3, 5, 4, 9]),
       gpu: ([x, g, b]) => {
         const eng = (x as Tensor).engine;
         const st = bnState(x as Tensor, g as Tensor, b as Tensor);
@@ -359,19 +310,9 @@ function cases(): Case[] {
     {
       op: 'layerNormChannel',
       name: '[2,5,3,70]',
-      inputs: [
-        { shape: [2, 5, 3, 70], grad: true },
-        { shape: [70], grad: true, init: 'positive' },
-        { shape: [70], grad: true },
-      ],
+      inputs: normInputs([2, 5, 3, 70]),
       gpu: ([x, g, b]) => ops.layerNormChannel(x as Tensor, g as Tensor, b as Tensor, 1e-5),
-      ref: (tf, [x, g, b]) => {
-        const { mean, variance } = tf.moments(x as TF.Tensor, [3], true);
-        return tf.add(
-          tf.mul(tf.div(tf.sub(x as TF.Tensor, mean), tf.sqrt(tf.add(variance, 1e-5))), g as TF.Tensor),
-          b as TF.Tensor,
-        );
-      },
+      ref: (tf, [x, g, b]) => refNorm(tf, x as TF.Tensor, g as TF.Tensor, b as TF.Tensor, [3], true),
     },
     // pooling and reductions
     {
@@ -427,13 +368,7 @@ function cases(): Case[] {
       ref: (tf, [x]) => tf.reshape(tf.mean(x as TF.Tensor), [1]),
       chunked: true,
     },
-    {
-      op: 'softmax',
-      name: '[6,9,131]',
-      inputs: [{ shape: [6, 9, 131], grad: true }],
-      gpu: ([x]) => ops.softmax(x as Tensor),
-      ref: (tf, [x]) => tf.softmax(x as TF.Tensor),
-    },
+    likeTf('softmax', '[6,9,131]', [6, 9, 131]),
     {
       op: 'attention',
       name: '[4,13,8] (heads folded)',
@@ -525,15 +460,30 @@ function compare(
   return { abs, rel: abs / Math.max(scale, 1e-6) };
 }
 
-async function runCase(eng: Engine, tf: Tf, c: Case, seed: number): Promise<SelftestResult> {
-  const r = rng(seed);
-  const data = c.inputs.map((s) =>
+function randomInputs(r: () => number, c: Case): Float32Array[] {
+  return c.inputs.map((s) =>
     randomData(
       r,
       s.shape.reduce((a, b) => a * b, 1),
       s.init,
     ),
   );
+}
+
+/** A result from one comparison (those without gradients: the optimiser and forward-only checks). */
+function checked(
+  op: string,
+  name: string,
+  e: { abs: number; rel: number },
+  worst: string,
+  tol: number,
+): SelftestResult {
+  return { op, case: name, maxAbs: e.abs, maxRel: e.rel, worst, pass: e.rel <= tol };
+}
+
+async function runCase(eng: Engine, tf: Tf, c: Case, seed: number): Promise<SelftestResult> {
+  const r = rng(seed);
+  const data = randomInputs(r, c);
   const tol = c.tol ?? 2e-4;
   const made: Tensor[] = [];
   try {
@@ -637,30 +587,9 @@ async function optimiserCases(eng: Engine): Promise<SelftestResult[]> {
   eng.zeroGrad([param]);
   param.dispose();
   return [
-    {
-      op: 'adamw',
-      case: '3 steps, wd 0.1 (CPU reference)',
-      maxAbs: e.abs,
-      maxRel: e.rel,
-      worst: 'param',
-      pass: e.rel <= 1e-5,
-    },
-    {
-      op: 'clipGradNorm',
-      case: 'max 5 over 3 steps',
-      maxAbs: en.abs,
-      maxRel: en.rel,
-      worst: 'norm',
-      pass: en.rel <= 1e-5,
-    },
-    {
-      op: 'adamw',
-      case: 'stateDict JSON round trip',
-      maxAbs: em.abs,
-      maxRel: em.rel,
-      worst: 'm',
-      pass: em.rel <= 1e-6,
-    },
+    checked('adamw', '3 steps, wd 0.1 (CPU reference)', e, 'param', 1e-5),
+    checked('clipGradNorm', 'max 5 over 3 steps', en, 'norm', 1e-5),
+    checked('adamw', 'stateDict JSON round trip', em, 'm', 1e-6),
   ];
 }
 
@@ -699,13 +628,7 @@ async function gemmParity(eng: Engine, tf: Tf): Promise<SelftestResult[]> {
 
 async function runForwardOnly(eng: Engine, tf: Tf, c: Case, seed: number): Promise<SelftestResult> {
   const r = rng(seed);
-  const data = c.inputs.map((s) =>
-    randomData(
-      r,
-      s.shape.reduce((a, b) => a * b, 1),
-      s.init,
-    ),
-  );
+  const data = randomInputs(r, c);
   const xs = c.inputs.map((s, i) => eng.upload(data[i] as Float32Array, s.shape));
   const y = eng.noGrad(() => c.gpu(xs));
   const got = await y.read();
@@ -719,15 +642,7 @@ async function runForwardOnly(eng: Engine, tf: Tf, c: Case, seed: number): Promi
         .dataSync() as Float32Array,
   );
   for (const t of [...xs, y]) t.dispose();
-  const e = compare(got, want);
-  return {
-    op: c.op,
-    case: c.name,
-    maxAbs: e.abs,
-    maxRel: e.rel,
-    worst: 'output',
-    pass: e.rel <= (c.tol ?? 2e-4),
-  };
+  return checked(c.op, c.name, compare(got, want), 'output', c.tol ?? 2e-4);
 }
 
 async function loadTf(): Promise<Tf> {

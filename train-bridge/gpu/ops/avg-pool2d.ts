@@ -21,24 +21,43 @@ fn count_at(ho: u32, wo: u32) -> f32 {
   return f32((h1 - h0) * (w1 - w0));
 }`;
 
-// ---- kernels
-const FORWARD: KernelDef = {
-  name: 'avg_pool2d',
-  uniforms: U,
-  storage: [
-    { name: 'x', access: 'read' },
-    { name: 'y', access: 'read_write' },
-  ],
-  body: /* wgsl */ `${WINDOW}
+/** What the body calls the pixel of t and the P fields that bound it: (ho, wo) of y or (h, w) of dx. */
+interface Pixel {
+  h: string;
+  w: string;
+  H: string;
+  W: string;
+}
+const OUTPUT_PIXEL: Pixel = { h: 'ho', w: 'wo', H: 'Ho', W: 'Wo' };
+const INPUT_PIXEL: Pixel = { h: 'h', w: 'w', H: 'H', W: 'W' };
+
+// Both passes run one thread per element `t` of the NHWC tensor they write (y forward, dx backward) and
+// split it into n, the pixel and the channel c before `body`.
+function perOutputKernel(name: string, read: string, write: string, px: Pixel, body: string): KernelDef {
+  return {
+    name,
+    uniforms: U,
+    storage: [
+      { name: read, access: 'read' },
+      { name: write, access: 'read_write' },
+    ],
+    body: /* wgsl */ `${WINDOW}
 @compute @workgroup_size(256) fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {
   let t = (wid.y * nwg.x + wid.x) * 256u + li;
   if (t >= P.total) { return; }
   let c = t % P.C;
   var r = t / P.C;
-  let wo = r % P.Wo; r = r / P.Wo;
-  let ho = r % P.Ho;
-  let n = r / P.Ho;
-  var s = 0.0;
+  let ${px.w} = r % P.${px.W}; r = r / P.${px.W};
+  let ${px.h} = r % P.${px.H};
+  let n = r / P.${px.H};
+${body}
+}`,
+  };
+}
+
+// ---- kernels
+/** y at (n, ho, wo, c): the mean of the real pixels in its window. */
+const MEAN_OF_WINDOW = /* wgsl */ `  var s = 0.0;
   for (var kh = 0u; kh < P.k; kh++) {
     let h = i32(ho * P.stride + kh) - i32(P.pad);
     if (h < 0 || h >= i32(P.H)) { continue; }
@@ -48,27 +67,10 @@ const FORWARD: KernelDef = {
       s += x[((n * P.H + u32(h)) * P.W + u32(w)) * P.C + c];
     }
   }
-  y[t] = s / count_at(ho, wo);
-}`,
-};
+  y[t] = s / count_at(ho, wo);`;
 
-const GRAD: KernelDef = {
-  name: 'avg_pool2d_grad',
-  uniforms: U,
-  storage: [
-    { name: 'dy', access: 'read' },
-    { name: 'dx', access: 'read_write' },
-  ],
-  body: /* wgsl */ `${WINDOW}
-@compute @workgroup_size(256) fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {
-  let t = (wid.y * nwg.x + wid.x) * 256u + li;
-  if (t >= P.total) { return; }
-  let c = t % P.C;
-  var r = t / P.C;
-  let w = r % P.W; r = r / P.W;
-  let h = r % P.H;
-  let n = r / P.H;
-  var s = 0.0;
+/** dx at (n, h, w, c): dy / count summed over every output whose window holds (h, w). */
+const SUM_OVER_WINDOWS = /* wgsl */ `  var s = 0.0;
   for (var kh = 0u; kh < P.k; kh++) {
     let hs = i32(h + P.pad) - i32(kh);
     if (hs < 0 || hs % i32(P.stride) != 0) { continue; }
@@ -82,9 +84,10 @@ const GRAD: KernelDef = {
       s += dy[((n * P.Ho + ho) * P.Wo + wo) * P.C + c] / count_at(ho, wo);
     }
   }
-  dx[t] = s;
-}`,
-};
+  dx[t] = s;`;
+
+const FORWARD = perOutputKernel('avg_pool2d', 'x', 'y', OUTPUT_PIXEL, MEAN_OF_WINDOW);
+const GRAD = perOutputKernel('avg_pool2d_grad', 'dy', 'dx', INPUT_PIXEL, SUM_OVER_WINDOWS);
 
 // ---- forward
 export function avgPool2d(x: Tensor, o: AvgPoolOptions): Tensor {
@@ -100,11 +103,14 @@ export function avgPool2d(x: Tensor, o: AvgPoolOptions): Tensor {
   const eng = x.engine;
   const y = eng.empty([N, Ho, Wo, C]);
   const u = { N, H, W, C, Ho, Wo, k, stride, pad };
-  eng.dispatch(FORWARD, [x.range(), y.range()], { ...u, total: y.size }, grid1d(eng, y.size));
+  // One thread per element of the tensor written (see perOutputKernel).
+  const run = (def: KernelDef, src: Tensor, dst: Tensor) =>
+    eng.dispatch(def, [src.range(), dst.range()], { ...u, total: dst.size }, grid1d(eng, dst.size));
+  run(FORWARD, x, y);
   eng.record('avgPool2d', [x], y, [], (dy) => {
     // ---- gradient
     const dx = eng.empty(x.shape);
-    eng.dispatch(GRAD, [dy.range(), dx.range()], { ...u, total: dx.size }, grid1d(eng, dx.size));
+    run(GRAD, dy, dx);
     return [dx];
   });
   return y;

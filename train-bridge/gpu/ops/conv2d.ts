@@ -41,6 +41,9 @@ interface Geometry {
   depthwise: boolean;
   /** 1×1, stride 1, no padding: x already is the im2col matrix. */
   pointwise: boolean;
+  /** Elements of one image of x (H·W·Cin) and of y (Ho·Wo·Cout): the stride of a piece of images. */
+  xImg: number;
+  yImg: number;
 }
 
 function geometry(x: Tensor, w: Tensor, o: Conv2dOptions): Geometry {
@@ -77,6 +80,8 @@ function geometry(x: Tensor, w: Tensor, o: Conv2dOptions): Geometry {
     Og: Cout / groups,
     depthwise: groups === Cin && groups > 1,
     pointwise: KH === 1 && KW === 1 && stride === 1 && pad === 0,
+    xImg: H * W * Cin,
+    yImg: Ho * Wo * Cout,
   };
 }
 
@@ -84,44 +89,23 @@ function geometry(x: Tensor, w: Tensor, o: Conv2dOptions): Geometry {
 function imagesPerPiece(eng: Engine, g: Geometry): number {
   const maxElems = Math.floor(eng.maxBindingBytes / 4) - eng.storageAlign;
   const colPerImage = g.depthwise || g.pointwise ? 0 : g.Ho * g.Wo * g.KH * g.KW * g.Cin;
-  const perImage = Math.max(g.H * g.W * g.Cin, g.Ho * g.Wo * g.Cout, colPerImage);
+  const perImage = Math.max(g.xImg, g.yImg, colPerImage);
   const n = Math.floor(maxElems / perImage);
   if (n < 1) throw new Error(`conv2d: one image (${perImage} f32) exceeds a storage binding`);
   return Math.min(n, g.N);
 }
 
+/** The piece of n images every conv kernel walks: input and output sizes, padding, where x starts. */
+function pieceUniforms(g: Geometry, n: number, xbase: number): Record<string, number> {
+  return { N: n, H: g.H, W: g.W, Cin: g.Cin, Ho: g.Ho, Wo: g.Wo, pad: g.pad, xbase };
+}
+
 function shapeUniforms(g: Geometry, n: number, xbase: number, ybase: number): Record<string, number> {
-  return {
-    N: n,
-    H: g.H,
-    W: g.W,
-    Cin: g.Cin,
-    Cout: g.Cout,
-    Ho: g.Ho,
-    Wo: g.Wo,
-    mult: g.Cout / g.Cin,
-    pad: g.pad,
-    xbase,
-    ybase,
-  };
+  return { ...pieceUniforms(g, n, xbase), Cout: g.Cout, mult: g.Cout / g.Cin, ybase };
 }
 
 function im2colUniforms(g: Geometry, n: number, xbase: number, total: number): Record<string, number> {
-  return {
-    N: n,
-    H: g.H,
-    W: g.W,
-    Cin: g.Cin,
-    Ho: g.Ho,
-    Wo: g.Wo,
-    KH: g.KH,
-    KW: g.KW,
-    stride: g.stride,
-    pad: g.pad,
-    groups: g.groups,
-    xbase,
-    total,
-  };
+  return { ...pieceUniforms(g, n, xbase), KH: g.KH, KW: g.KW, stride: g.stride, groups: g.groups, total };
 }
 
 /** GEMM of the grouped conv: batch = groups, C[p, g·Og + o] = Σ_k col[p, g·Kg + k] · W[k, g·Og + o]. */
@@ -150,16 +134,18 @@ function forEachPiece(eng: Engine, g: Geometry, fn: (n0: number, n: number) => v
   for (let n0 = 0; n0 < g.N; n0 += per) fn(n0, Math.min(per, g.N - n0));
 }
 
+/** Windows over images n0 … n0+n−1 of an x-shaped and a y-shaped tensor (either side's value or gradient). */
+function pieceWindows(g: Geometry, xLike: Tensor, yLike: Tensor, n0: number, n: number) {
+  return { xw: xLike.window(n0 * g.xImg, n * g.xImg), yw: yLike.window(n0 * g.yImg, n * g.yImg) };
+}
+
 function conv2dRaw(x: Tensor, w: Tensor, g: Geometry): Tensor {
   const eng = x.engine;
   const y = eng.empty([g.N, g.Ho, g.Wo, g.Cout]);
-  const xImg = g.H * g.W * g.Cin;
-  const yImg = g.Ho * g.Wo * g.Cout;
   forEachPiece(eng, g, (n0, n) => {
     if (g.depthwise) {
-      const xw = x.window(n0 * xImg, n * xImg);
-      const yw = y.window(n0 * yImg, n * yImg);
       const total = n * g.Ho * Math.ceil(g.Wo / DW_STRIP) * g.Cout;
+      const { xw, yw } = pieceWindows(g, x, y, n0, n);
       eng.dispatch(
         depthwiseForwardDef(g.KH, g.KW, g.stride),
         [xw.range, w.range(), yw.range],
@@ -167,14 +153,14 @@ function conv2dRaw(x: Tensor, w: Tensor, g: Geometry): Tensor {
         grid1d(eng, total, 64),
       );
     } else if (g.pointwise) {
-      gemm(groupedShape(g, n * g.H * g.W, g.Cin, g.Cg), x, w, y, { a: n0 * xImg, c: n0 * yImg });
+      gemm(groupedShape(g, n * g.H * g.W, g.Cin, g.Cg), x, w, y, { a: n0 * g.xImg, c: n0 * g.yImg });
     } else {
       const P = n * g.Ho * g.Wo;
       const K = g.KH * g.KW * g.Cin;
       const col = eng.empty([P, K]);
-      const xw = x.window(n0 * xImg, n * xImg);
+      const xw = x.window(n0 * g.xImg, n * g.xImg);
       eng.dispatch(IM2COL, [xw.range, col.range()], im2colUniforms(g, n, xw.base, P * K), grid1d(eng, P * K));
-      gemm(groupedShape(g, P, K, g.KH * g.KW * g.Cg), col, w, y, { c: n0 * yImg });
+      gemm(groupedShape(g, P, K, g.KH * g.KW * g.Cg), col, w, y, { c: n0 * g.yImg });
       col.dispose();
     }
   });
@@ -196,12 +182,9 @@ export function conv2d(x: Tensor, w: Tensor, o: Conv2dOptions = {}): Tensor {
 function conv2dInputGrad(dy: Tensor, w: Tensor, g: Geometry): Tensor {
   const eng = dy.engine;
   const dx = eng.empty([g.N, g.H, g.W, g.Cin]);
-  const xImg = g.H * g.W * g.Cin;
-  const yImg = g.Ho * g.Wo * g.Cout;
   forEachPiece(eng, g, (n0, n) => {
     if (g.depthwise) {
-      const xw = dx.window(n0 * xImg, n * xImg);
-      const yw = dy.window(n0 * yImg, n * yImg);
+      const { xw, yw } = pieceWindows(g, dx, dy, n0, n);
       if (g.stride === 1 && g.Cout === g.Cin && g.KH === g.KW && g.pad <= g.KH - 1) {
         // dx = dy ⋆ rot180(w) with padding k−1−p: the forward's strip kernel with dy as its input.
         const strips = n * g.H * Math.ceil(g.W / DW_STRIP) * g.Cin;
@@ -221,7 +204,7 @@ function conv2dInputGrad(dy: Tensor, w: Tensor, g: Geometry): Tensor {
         );
         return;
       }
-      const total = n * xImg;
+      const total = n * g.xImg;
       eng.dispatch(
         depthwiseInputGradDef(g.KH, g.KW, g.stride),
         [yw.range, w.range(), xw.range],
@@ -250,17 +233,17 @@ function conv2dInputGrad(dy: Tensor, w: Tensor, g: Geometry): Tensor {
       beta: 0,
     };
     if (g.pointwise) {
-      gemm(dcolShape, dy, w, dx, { a: n0 * yImg, c: n0 * xImg });
+      gemm(dcolShape, dy, w, dx, { a: n0 * g.yImg, c: n0 * g.xImg });
       return;
     }
     const dcol = eng.empty([P, g.groups * Kg]);
-    gemm(dcolShape, dy, w, dcol, { a: n0 * yImg });
-    const xw = dx.window(n0 * xImg, n * xImg);
+    gemm(dcolShape, dy, w, dcol, { a: n0 * g.yImg });
+    const xw = dx.window(n0 * g.xImg, n * g.xImg);
     eng.dispatch(
       COL2IM,
       [dcol.range(), xw.range],
-      im2colUniforms(g, n, xw.base, n * xImg),
-      grid1d(eng, n * xImg),
+      im2colUniforms(g, n, xw.base, n * g.xImg),
+      grid1d(eng, n * g.xImg),
     );
     dcol.dispose();
   });
@@ -270,8 +253,6 @@ function conv2dInputGrad(dy: Tensor, w: Tensor, g: Geometry): Tensor {
 // ---- gradient: weights (tiled partial sums + a reduction; split-K GEMM for the GEMM paths)
 function conv2dWeightGrad(dy: Tensor, x: Tensor, w: Tensor, g: Geometry): Tensor {
   const eng = dy.engine;
-  const xImg = g.H * g.W * g.Cin;
-  const yImg = g.Ho * g.Wo * g.Cout;
   if (g.depthwise) {
     const rowsTotal = g.N * g.Ho;
     const cgroups = Math.ceil(g.Cout / 64);
@@ -290,8 +271,7 @@ function conv2dWeightGrad(dy: Tensor, x: Tensor, w: Tensor, g: Geometry): Tensor
     const partial = eng.empty([blocksTotal, KK * g.Cout]);
     let pbase = 0;
     forEachPiece(eng, g, (n0, n) => {
-      const xw = x.window(n0 * xImg, n * xImg);
-      const yw = dy.window(n0 * yImg, n * yImg);
+      const { xw, yw } = pieceWindows(g, x, dy, n0, n);
       const rows = n * g.Ho;
       const blocks = Math.ceil(rows / rowsPer);
       eng.dispatch(
@@ -330,18 +310,18 @@ function conv2dWeightGrad(dy: Tensor, x: Tensor, w: Tensor, g: Geometry): Tensor
     };
     first = false;
     if (g.pointwise) {
-      gemm(s, x, dy, dw, { a: n0 * xImg, b: n0 * yImg });
+      gemm(s, x, dy, dw, { a: n0 * g.xImg, b: n0 * g.yImg });
       return;
     }
     const col = eng.empty([P, g.groups * Kg]);
-    const xw = x.window(n0 * xImg, n * xImg);
+    const xw = x.window(n0 * g.xImg, n * g.xImg);
     eng.dispatch(
       IM2COL,
       [xw.range, col.range()],
       im2colUniforms(g, n, xw.base, P * g.groups * Kg),
       grid1d(eng, P * g.groups * Kg),
     );
-    gemm(s, col, dy, dw, { b: n0 * yImg });
+    gemm(s, col, dy, dw, { b: n0 * g.yImg });
     col.dispose();
   });
   return dw;

@@ -1,30 +1,16 @@
 // layerNormChannel(x, γ, β, eps): normalise over the channel (last) dim at every pixel of NHWC x, as
 // FastViTHD's LayerNormChannel does before attention. One workgroup per pixel row.
 
-import type { KernelDef } from '../kernel.ts';
 import { reduceRows } from '../kernels/reduce-rows.ts';
+import { rowGrid, rowKernel, rowReduction, ROW_WG as WG } from '../kernels/row-kernel.ts';
 import { shapeString, type Tensor } from '../tensor.ts';
 
-const WG = 64;
-
 // ---- kernels
-const ROW_SUM = /* wgsl */ `
-var<workgroup> red: array<f32, ${WG}>;
-fn row_sum(v: f32, li: u32) -> f32 {
-  red[li] = v;
-  workgroupBarrier();
-  for (var s = ${WG / 2}u; s > 0u; s >>= 1u) {
-    if (li < s) { red[li] += red[li + s]; }
-    workgroupBarrier();
-  }
-  let r = red[0];
-  workgroupBarrier();
-  return r;
-}`;
+const ROW_SUM = rowReduction('row_sum', '', 'red[li] += red[li + s];');
 
-const FORWARD: KernelDef = {
+const FORWARD = rowKernel({
   name: 'layer_norm_channel',
-  uniforms: ['rows', 'C', 'eps:f32'],
+  uniforms: ['eps:f32'],
   storage: [
     { name: 'x', access: 'read' },
     { name: 'gamma', access: 'read' },
@@ -33,12 +19,8 @@ const FORWARD: KernelDef = {
     { name: 'xhat', access: 'read_write' },
     { name: 'invstd', access: 'read_write' },
   ],
-  body: /* wgsl */ `${ROW_SUM}
-@compute @workgroup_size(${WG}) fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {
-  let row = wid.y * nwg.x + wid.x;
-  if (row >= P.rows) { return; }
-  let base = row * P.C;
-  var s = 0.0;
+  helpers: ROW_SUM,
+  body: /* wgsl */ `  var s = 0.0;
   for (var c = li; c < P.C; c += ${WG}u) { s += x[base + c]; }
   let mean = row_sum(s, li) / f32(P.C);
   var q = 0.0;
@@ -49,14 +31,12 @@ const FORWARD: KernelDef = {
     xhat[base + c] = h;
     y[base + c] = h * gamma[c] + beta[c];
   }
-  if (li == 0u) { invstd[row] = inv; }
-}`,
-};
+  if (li == 0u) { invstd[row] = inv; }`,
+});
 
 /** dx = invstd·(g − mean(g) − x̂·mean(g·x̂)) with g = dy·γ. */
-const INPUT_GRAD: KernelDef = {
+const INPUT_GRAD = rowKernel({
   name: 'layer_norm_channel_dx',
-  uniforms: ['rows', 'C'],
   storage: [
     { name: 'dy', access: 'read' },
     { name: 'xhat', access: 'read' },
@@ -64,12 +44,8 @@ const INPUT_GRAD: KernelDef = {
     { name: 'gamma', access: 'read' },
     { name: 'dx', access: 'read_write' },
   ],
-  body: /* wgsl */ `${ROW_SUM}
-@compute @workgroup_size(${WG}) fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {
-  let row = wid.y * nwg.x + wid.x;
-  if (row >= P.rows) { return; }
-  let base = row * P.C;
-  var a = 0.0;
+  helpers: ROW_SUM,
+  body: /* wgsl */ `  var a = 0.0;
   var b = 0.0;
   for (var c = li; c < P.C; c += ${WG}u) {
     let g = dy[base + c] * gamma[c];
@@ -81,14 +57,8 @@ const INPUT_GRAD: KernelDef = {
   let inv = invstd[row];
   for (var c = li; c < P.C; c += ${WG}u) {
     dx[base + c] = inv * (dy[base + c] * gamma[c] - ma - xhat[base + c] * mb);
-  }
-}`,
-};
-
-function rowGrid(maxPerDim: number, rows: number): [number, number] {
-  const gx = Math.min(rows, maxPerDim);
-  return [gx, Math.ceil(rows / gx)];
-}
+  }`,
+});
 
 // ---- forward
 export function layerNormChannel(x: Tensor, gamma: Tensor, beta: Tensor, eps = 1e-5): Tensor {
@@ -107,7 +77,7 @@ export function layerNormChannel(x: Tensor, gamma: Tensor, beta: Tensor, eps = 1
     FORWARD,
     [x.range(), gamma.range(), beta.range(), y.range(), xhat.range(), invstd.range()],
     { rows, C, eps },
-    rowGrid(eng.maxWorkgroupsPerDim, rows),
+    rowGrid(eng, rows),
   );
   eng.record('layerNormChannel', [x, gamma, beta], y, [xhat, invstd], (dy, needs) => {
     // ---- gradient
@@ -118,7 +88,7 @@ export function layerNormChannel(x: Tensor, gamma: Tensor, beta: Tensor, eps = 1
         INPUT_GRAD,
         [dy.range(), xhat.range(), invstd.range(), gamma.range(), dx.range()],
         { rows, C },
-        rowGrid(eng.maxWorkgroupsPerDim, rows),
+        rowGrid(eng, rows),
       );
     }
     const dgamma = needs[1]
