@@ -112,9 +112,13 @@ function runBuild(
     console.log(JSON.stringify({ rows: m.totals.rows, cpu: (c.user + c.system) / 1e6, wall: (Date.now() - t) / 1000, maxRssMb: u.maxRSS / 1024 }));`;
   const prof = process.argv.indexOf('--cpu-prof');
   const profile = prof >= 0 ? ['--cpu-prof', '--cpu-prof-dir', process.argv[prof + 1]] : [];
-  const r = spawnSync(process.execPath, [...profile, '--import', 'tsx', '--input-type=module', '-e', script], {
-    encoding: 'utf8',
-  });
+  const r = spawnSync(
+    process.execPath,
+    [...profile, '--import', 'tsx', '--input-type=module', '-e', script],
+    {
+      encoding: 'utf8',
+    },
+  );
   if (r.status !== 0) throw new Error(`build failed: ${r.stderr}`);
   return JSON.parse(r.stdout.trim().split('\n').at(-1) as string);
 }

@@ -33,6 +33,7 @@ import {
   writePlanarF32,
 } from '../train-bridge/loader/preprocess.ts';
 import { PreprocessPool } from '../train-bridge/loader/preprocess-pool.ts';
+import { PairStream } from '../train-bridge/train/pairs.ts';
 
 const { values: args } = parseArgs({
   options: {
@@ -146,6 +147,24 @@ async function runOurs(manifest: string, dtype: ImageDtype, reuseBuffers = false
   return { images, batches, seconds: (performance.now() - t0) / 1000 };
 }
 
+/** The training loop's input: `mixforge train`'s pair stream (captions tokenised, u8 NHWC, two reused buffers). */
+async function runPairs(manifest: string): Promise<Run> {
+  const t0 = performance.now();
+  const dataset = new StreamingDataset(manifest, { seed: 1 });
+  await dataset.open();
+  const pool = new PreprocessPool(WORKERS);
+  const pairs = new PairStream(dataset, {
+    resolution: R,
+    text: { buckets: 4096, embedDim: 64, maxTokens: 64 },
+    pool,
+  });
+  let batches = 0;
+  // One epoch's worth, in full batches (the pair stream rolls over into the next epoch, so stop at N).
+  for (; (batches + 1) * BATCH <= N; batches++) await pairs.next(BATCH);
+  await pool.close();
+  return { images: batches * BATCH, batches, seconds: (performance.now() - t0) / 1000 };
+}
+
 function runTorch(json: string, root: string): Run {
   const r = spawnSync(
     args.python,
@@ -254,6 +273,7 @@ async function main(): Promise<void> {
       const f32Reuse = await runOurs(manifest, 'f32', true);
       const f16Reuse = await runOurs(manifest, 'f16', true);
       const u8Reuse = await runOurs(manifest, 'u8', true);
+      const pairs = await runPairs(manifest);
       const line = (name: string, r: Run) =>
         `  ${name.padEnd(44)} ${(r.images / r.seconds).toFixed(1).padStart(7)} img/s ${(r.batches / r.seconds).toFixed(2).padStart(7)} batches/s` +
         `  ×${(r.images / r.seconds / (torch.images / torch.seconds)).toFixed(2)} vs PyTorch`;
@@ -265,6 +285,7 @@ async function main(): Promise<void> {
       console.log(line('mixforge BatchLoader, f16 NCHW, reuseBuffers', f16Reuse));
       console.log(line('mixforge BatchLoader, u8 NHWC (normalise on GPU)', u8));
       console.log(line('mixforge BatchLoader, u8 NHWC, reuseBuffers', u8Reuse));
+      console.log(line('mixforge train input (PairStream), u8 NHWC', pairs));
     }
     await microbench(photos);
   } finally {
