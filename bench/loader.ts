@@ -1,6 +1,7 @@
 // Loader throughput at model resolution against a PyTorch DataLoader + PIL doing the same pad + resize + to-tensor
 // on the same images (read from our LLaVA export), same number of workers, in the same run; prints the ratios.
-//   npx tsx bench/loader.ts [--images 160] [--workers 2] [--batch 8] [--res 1024] [--rounds 1]
+//   npx tsx bench/loader.ts [--images 160] [--workers 2] [--batch 8] [--res 1024] [--rounds 1] [--only u8,pairs]
+//                           [--no-micro]
 // Runs, like the mixforge CLI, with bin/process-env.js's malloc tuning (re-running itself to set it); the PyTorch
 // baseline inherits the same environment. `GLIBC_TUNABLES= npx tsx bench/loader.ts` measures both without it.
 // Also measures, single-threaded, the two orders of pad/resize and the u8 → f32 conversion (docs/decisions.md).
@@ -43,6 +44,9 @@ const { values: args } = parseArgs({
     res: { type: 'string', default: '1024' },
     rounds: { type: 'string', default: '1' },
     python: { type: 'string', default: '/usr/bin/python3' },
+    /** Comma-separated keys of our configurations to run (f32,u8,f16,f32-reuse,f16-reuse,u8-reuse,pairs). */
+    only: { type: 'string' },
+    'no-micro': { type: 'boolean', default: false },
   },
 });
 const N = Number(args.images);
@@ -121,14 +125,47 @@ async function writeMixture(dir: string): Promise<number> {
   return bytes / N;
 }
 
-interface Run {
+interface Counts {
   images: number;
   batches: number;
   seconds: number;
 }
 
-async function runOurs(manifest: string, dtype: ImageDtype, reuseBuffers = false): Promise<Run> {
+/** End to end (worker start-up included), and steady state: from the first batch on, which start-up is behind. */
+interface Run extends Counts {
+  steady: Counts;
+}
+
+/** Counts batches as they come; `done()` gives both timings. */
+function runClock() {
   const t0 = performance.now();
+  let tFirst = 0;
+  let images = 0;
+  let batches = 0;
+  let firstImages = 0;
+  return {
+    batch(n: number) {
+      images += n;
+      batches++;
+      if (batches === 1) {
+        tFirst = performance.now();
+        firstImages = images;
+      }
+    },
+    done(): Run {
+      const now = performance.now();
+      return {
+        images,
+        batches,
+        seconds: (now - t0) / 1000,
+        steady: { images: images - firstImages, batches: batches - 1, seconds: (now - tFirst) / 1000 },
+      };
+    },
+  };
+}
+
+async function runOurs(manifest: string, dtype: ImageDtype, reuseBuffers = false): Promise<Run> {
+  const clock = runClock();
   const pool = new PreprocessPool(WORKERS);
   const loader = new BatchLoader(new StreamingDataset(manifest, { seed: 1 }), {
     batchSize: BATCH,
@@ -137,19 +174,15 @@ async function runOurs(manifest: string, dtype: ImageDtype, reuseBuffers = false
     pool,
     reuseBuffers,
   });
-  let images = 0;
-  let batches = 0;
-  for await (const b of loader) {
-    images += b.images.shape[0];
-    batches++;
-  }
+  for await (const b of loader) clock.batch(b.images.shape[0]);
+  const run = clock.done();
   await pool.close();
-  return { images, batches, seconds: (performance.now() - t0) / 1000 };
+  return run;
 }
 
 /** The training loop's input: `mixforge train`'s pair stream (captions tokenised, u8 NHWC, two reused buffers). */
 async function runPairs(manifest: string): Promise<Run> {
-  const t0 = performance.now();
+  const clock = runClock();
   const dataset = new StreamingDataset(manifest, { seed: 1 });
   await dataset.open();
   const pool = new PreprocessPool(WORKERS);
@@ -158,11 +191,18 @@ async function runPairs(manifest: string): Promise<Run> {
     text: { buckets: 4096, embedDim: 64, maxTokens: 64 },
     pool,
   });
-  let batches = 0;
-  // One epoch's worth, in full batches (the pair stream rolls over into the next epoch, so stop at N).
-  for (; (batches + 1) * BATCH <= N; batches++) await pairs.next(BATCH);
+  // One epoch's worth in full batches (the stream rolls over into the next epoch), one batch prefetched as the
+  // trainer does.
+  const total = Math.floor(N / BATCH);
+  let next = pairs.next(BATCH);
+  for (let b = 0; b < total; b++) {
+    const batch = await next;
+    if (b + 1 < total) next = pairs.next(BATCH);
+    clock.batch(batch.sampleIds.length);
+  }
+  const run = clock.done();
   await pool.close();
-  return { images: batches * BATCH, batches, seconds: (performance.now() - t0) / 1000 };
+  return run;
 }
 
 function runTorch(json: string, root: string): Run {
@@ -259,35 +299,56 @@ async function main(): Promise<void> {
     const exp = join(dir, 'llava');
     await exportLlava(join(dir, 'mix'), { dest: exp });
     console.log(
+      'img/s end to end (worker start-up included) | steady state (from the first batch on); ×: vs PyTorch',
+    );
+    console.log(
       `${N} CC3M-like JPEGs (400–640 × 300–460, q90, mean ${(meanBytes / 1024).toFixed(0)} KiB), ${R}², batch ${BATCH}, ${WORKERS} workers each`,
     );
     const photos: Uint8Array[] = [];
     for await (const s of mixtureSamples(join(dir, 'mix')))
       if (photos.length < 24) photos.push(s.images[0].bytes);
+    // Ours, in the order they run; --only picks some by key. PyTorch runs first in every round.
+    const configs: { key: string; name: string; run: () => Promise<Run> }[] = [
+      { key: 'f32', name: 'mixforge BatchLoader, f32 NCHW', run: () => runOurs(manifest, 'f32') },
+      {
+        key: 'u8',
+        name: 'mixforge BatchLoader, u8 NHWC (normalise on GPU)',
+        run: () => runOurs(manifest, 'u8'),
+      },
+      { key: 'f16', name: 'mixforge BatchLoader, f16 NCHW', run: () => runOurs(manifest, 'f16') },
+      // What a training loop that uploads each batch before asking for the next can use.
+      {
+        key: 'f32-reuse',
+        name: 'mixforge BatchLoader, f32 NCHW, reuseBuffers',
+        run: () => runOurs(manifest, 'f32', true),
+      },
+      {
+        key: 'f16-reuse',
+        name: 'mixforge BatchLoader, f16 NCHW, reuseBuffers',
+        run: () => runOurs(manifest, 'f16', true),
+      },
+      {
+        key: 'u8-reuse',
+        name: 'mixforge BatchLoader, u8 NHWC, reuseBuffers',
+        run: () => runOurs(manifest, 'u8', true),
+      },
+      { key: 'pairs', name: 'mixforge train input (PairStream), u8 NHWC', run: () => runPairs(manifest) },
+    ];
+    const only = args.only ? new Set(args.only.split(',')) : undefined;
+    const chosen = configs.filter((c) => !only || only.has(c.key));
+    const rate = (c: Counts) => c.images / c.seconds;
     for (let round = 0; round < Number(args.rounds); round++) {
       const torch = runTorch(join(exp, 'mixture.json'), exp);
-      const f32 = await runOurs(manifest, 'f32');
-      const u8 = await runOurs(manifest, 'u8');
-      const f16 = await runOurs(manifest, 'f16');
-      // What a training loop that uploads each batch before asking for the next can use.
-      const f32Reuse = await runOurs(manifest, 'f32', true);
-      const f16Reuse = await runOurs(manifest, 'f16', true);
-      const u8Reuse = await runOurs(manifest, 'u8', true);
-      const pairs = await runPairs(manifest);
-      const line = (name: string, r: Run) =>
-        `  ${name.padEnd(44)} ${(r.images / r.seconds).toFixed(1).padStart(7)} img/s ${(r.batches / r.seconds).toFixed(2).padStart(7)} batches/s` +
-        `  ×${(r.images / r.seconds / (torch.images / torch.seconds)).toFixed(2)} vs PyTorch`;
+      const results: [string, Run][] = [['PyTorch DataLoader + PIL, f32 NCHW', torch]];
+      for (const c of chosen) results.push([c.name, await c.run()]);
       console.log(`round ${round + 1}:`);
-      console.log(line('PyTorch DataLoader + PIL, f32 NCHW', torch));
-      console.log(line('mixforge BatchLoader, f32 NCHW', f32));
-      console.log(line('mixforge BatchLoader, f32 NCHW, reuseBuffers', f32Reuse));
-      console.log(line('mixforge BatchLoader, f16 NCHW', f16));
-      console.log(line('mixforge BatchLoader, f16 NCHW, reuseBuffers', f16Reuse));
-      console.log(line('mixforge BatchLoader, u8 NHWC (normalise on GPU)', u8));
-      console.log(line('mixforge BatchLoader, u8 NHWC, reuseBuffers', u8Reuse));
-      console.log(line('mixforge train input (PairStream), u8 NHWC', pairs));
+      for (const [name, r] of results)
+        console.log(
+          `  ${name.padEnd(48)} ${rate(r).toFixed(1).padStart(6)} img/s ${(r.batches / r.seconds).toFixed(2).padStart(6)} batches/s ×${(rate(r) / rate(torch)).toFixed(2)}` +
+            ` | steady ${rate(r.steady).toFixed(1).padStart(6)} img/s ×${(rate(r.steady) / rate(torch.steady)).toFixed(2)}`,
+        );
     }
-    await microbench(photos);
+    if (!args['no-micro']) await microbench(photos);
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

@@ -59,14 +59,20 @@ def main():
     loader = DataLoader(ds, batch_size=a.batch, num_workers=a.workers, shuffle=False, collate_fn=lambda b: (
         torch.stack([x for x, _ in b]), [c for _, c in b]))
     t0 = time.perf_counter()
-    images = batches = 0
+    t_first = None
+    images = batches = first_images = 0
     checksum = 0.0
     for x, captions in loader:
         images += x.shape[0]
         batches += 1
         checksum += float(x[:, :, ::64, ::64].sum())
+        if t_first is None:
+            # Steady state is timed from here: worker start-up and the pipeline filling up are behind us.
+            t_first = time.perf_counter()
+            first_images = images
     dt = time.perf_counter() - t0
-    print(json.dumps({"images": images, "batches": batches, "seconds": dt, "checksum": checksum}))
+    steady = {"images": images - first_images, "batches": batches - 1, "seconds": time.perf_counter() - t_first}
+    print(json.dumps({"images": images, "batches": batches, "seconds": dt, "steady": steady, "checksum": checksum}))
 
 
 if __name__ == "__main__":

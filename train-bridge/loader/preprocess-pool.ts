@@ -84,7 +84,10 @@ export class PreprocessPool {
       const w = this.idle.pop()!;
       const job = this.queue.shift()!;
       this.running.get(w)?.set(job.task.id, job);
-      w.postMessage(job.task);
+      // Encoded bytes are usually a view into a whole row group's page buffer, and structured clone copies a view's
+      // entire buffer: send a copy of just these bytes, transferred rather than cloned.
+      const bytes = job.task.bytes.slice();
+      w.postMessage({ ...job.task, bytes }, [bytes.buffer]);
     }
   }
 

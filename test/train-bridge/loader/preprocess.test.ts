@@ -118,6 +118,22 @@ describe('preprocessing (pad to square with the mean colour, resize, scale)', ()
     }
   });
 
+  it('takes bytes that are a view into a larger buffer (a row group page) and leaves that buffer intact', async () => {
+    const red = new Uint8Array(4 * 2 * 3);
+    for (let i = 0; i < 8; i++) red[i * 3] = 255;
+    const bytes = await png(4, 2, red);
+    // The image in the middle of a bigger buffer, as hyparquet hands out BYTE_ARRAY values.
+    const page = new Uint8Array(bytes.byteLength + 2000);
+    page.set(bytes, 1000);
+    const view = page.subarray(1000, 1000 + bytes.byteLength);
+    const alone = await runOne(bytes, opts({ resolution: 8, kernel: 'nearest', dtype: 'u8' }));
+    const fromView = await runOne(view, opts({ resolution: 8, kernel: 'nearest', dtype: 'u8' }));
+    assert.deepEqual(new Uint8Array(fromView.out), new Uint8Array(alone.out));
+    // Not transferred away (detached) and not changed: the page still serves the rest of the row group.
+    assert.equal(page.byteLength, bytes.byteLength + 2000);
+    assert.deepEqual(view, bytes);
+  });
+
   it('f16 bits round to nearest and round-trip every table value', () => {
     assert.equal(toHalfBits(1), 0x3c00);
     assert.equal(toHalfBits(0.5), 0x3800);
