@@ -53,9 +53,9 @@ export interface SquarePixels {
 }
 
 /**
- * Decode to 8-bit sRGB, pad to a square with `pad` at source size, resize to R×R. The bicubic path works in RGBA
- * from the decoder on (libvips adds the alpha), because its resizer (fast_image_resize through @napi-rs/image) takes
- * RGBA: no JS conversion pass before or after it.
+ * Decode to 8-bit sRGB, pad to a square with `pad` at source size, resize to R×R. The bicubic path's resizer
+ * (fast_image_resize through @napi-rs/image) takes RGBA, so that path widens RGB to RGBA while it pads (one JS pass
+ * that copies every pixel anyway; cheaper than libvips adding the alpha band) and stays RGBA from there on.
  */
 export async function squarePixels(
   bytes: Uint8Array,
@@ -63,19 +63,19 @@ export async function squarePixels(
   pad: readonly [number, number, number],
   kernel: ResizeKernel,
 ): Promise<SquarePixels> {
-  const channels = kernel === 'cubic' ? 4 : 3;
-  let img = sharp(bytes, { limitInputPixels: LIMIT_INPUT_PIXELS }).removeAlpha().toColourspace('srgb');
-  if (channels === 4) img = img.ensureAlpha(1);
-  const { data, info } = await img.raw().toBuffer({ resolveWithObject: true });
+  const { data, info } = await sharp(bytes, { limitInputPixels: LIMIT_INPUT_PIXELS })
+    .removeAlpha()
+    .toColourspace('srgb')
+    .raw()
+    .toBuffer({ resolveWithObject: true });
   const { width, height } = info;
-  if (info.channels !== channels)
-    throw new Error(`decoded to ${info.channels} channels, expected ${channels}`);
-  const { side, left, top } = squareGeometry(width, height);
+  if (info.channels !== 3) throw new Error(`decoded to ${info.channels} channels, expected 3`);
+  const at = squareGeometry(width, height);
+  const { side } = at;
   // Padding in JS, before the resize: sharp always applies `extend` after `resize` within one pipeline.
-  const square =
-    width === height ? data : padToSquare(data, width, height, channels, pad, { side, left, top });
-  if (side === resolution) return { pixels: square, channels, width, height };
-  if (channels === 4) {
+  if (kernel === 'cubic') {
+    const square = padToSquareRgba(data, width, height, pad, at);
+    if (side === resolution) return { pixels: square, channels: 4, width, height };
     const pixels = Transformer.fromRgbaPixels(square, side, side)
       .fastResize({
         width: resolution,
@@ -84,32 +84,54 @@ export async function squarePixels(
         fit: ResizeFit.Fill,
       })
       .rawPixelsSync();
-    return { pixels, channels, width, height };
+    return { pixels, channels: 4, width, height };
   }
+  const square = width === height ? data : padToSquare(data, width, height, pad, at);
+  if (side === resolution) return { pixels: square, channels: 3, width, height };
   const pixels = await sharp(square, { raw: { width: side, height: side, channels: 3 } })
     .resize(resolution, resolution, { kernel, fit: 'fill' })
     .raw()
     .toBuffer();
-  return { pixels, channels, width, height };
+  return { pixels, channels: 3, width, height };
 }
 
+/** RGB → a side² RGB square filled with `pad`, the image at (left, top). */
 function padToSquare(
   data: Uint8Array,
   width: number,
   height: number,
-  channels: 3 | 4,
   pad: readonly [number, number, number],
   at: { side: number; left: number; top: number },
 ): Uint8Array {
   const { side, left, top } = at;
-  const square = new Uint8Array(side * side * channels);
-  if (channels === 4)
-    new Uint32Array(square.buffer).fill((pad[0] | (pad[1] << 8) | (pad[2] << 16) | (255 << 24)) >>> 0);
-  else if (pad[0] === pad[1] && pad[1] === pad[2]) square.fill(pad[0]);
+  const square = new Uint8Array(side * side * 3);
+  if (pad[0] === pad[1] && pad[1] === pad[2]) square.fill(pad[0]);
   else for (let i = 0; i < side * side * 3; i += 3) [square[i], square[i + 1], square[i + 2]] = pad;
-  const rowBytes = width * channels;
+  const rowBytes = width * 3;
   for (let y = 0; y < height; y++)
-    square.set(data.subarray(y * rowBytes, (y + 1) * rowBytes), ((top + y) * side + left) * channels);
+    square.set(data.subarray(y * rowBytes, (y + 1) * rowBytes), ((top + y) * side + left) * 3);
+  return square;
+}
+
+/** RGB → a side² RGBA square (alpha 255) filled with `pad`, the image at (left, top); one 32-bit store a pixel. */
+function padToSquareRgba(
+  data: Uint8Array,
+  width: number,
+  height: number,
+  pad: readonly [number, number, number],
+  at: { side: number; left: number; top: number },
+): Uint8Array {
+  const { side, left, top } = at;
+  const square = new Uint8Array(side * side * 4);
+  // Little-endian: byte 0 is the lowest (true wherever Node runs: x86-64, arm64).
+  const words = new Uint32Array(square.buffer);
+  words.fill((pad[0] | (pad[1] << 8) | (pad[2] << 16) | (255 << 24)) >>> 0);
+  for (let y = 0; y < height; y++) {
+    let o = (top + y) * side + left;
+    const end = (y + 1) * width * 3;
+    for (let i = y * width * 3; i < end; i += 3, o++)
+      words[o] = (data[i] | (data[i + 1] << 8) | (data[i + 2] << 16) | (255 << 24)) >>> 0;
+  }
   return square;
 }
 

@@ -134,6 +134,34 @@ describe('preprocessing (pad to square with the mean colour, resize, scale)', ()
     assert.deepEqual(view, bytes);
   });
 
+  it('greyscale, RGBA (alpha dropped, as PIL convert("RGB")) and 16-bit PNGs come out as their 8-bit RGB pixels', async () => {
+    const w = 9;
+    const h = 5;
+    const grey = Uint8Array.from({ length: w * h }, (_, i) => (i * 37) % 256);
+    const rgb = Uint8Array.from({ length: w * h * 3 }, (_, i) => grey[Math.floor(i / 3)]);
+    const rgba = Uint8Array.from({ length: w * h * 4 }, (_, i) =>
+      i % 4 === 3 ? (i * 11) % 256 : grey[i >> 2],
+    );
+    const raw = (data: Uint8Array, channels: 1 | 3 | 4) =>
+      sharp(Buffer.from(data), { raw: { width: w, height: h, channels } });
+    const inputs = {
+      rgb: await raw(rgb, 3).png().toBuffer(),
+      grey: await raw(grey, 1).png().toBuffer(),
+      rgba: await raw(rgba, 4).png().toBuffer(),
+      sixteen: await raw(rgb, 3).toColourspace('rgb16').png().toBuffer(),
+    };
+    assert.equal((await sharp(inputs.sixteen).metadata()).depth, 'ushort');
+    for (const kernel of ['nearest', 'cubic'] as const) {
+      const want = Uint8Array.from((await squareRgb(new Uint8Array(inputs.rgb), 16, [0, 0, 0], kernel)).pixels);
+      for (const [name, bytes] of Object.entries(inputs)) {
+        const got = new Uint8Array(
+          (await runOne(new Uint8Array(bytes), opts({ resolution: 16, kernel, dtype: 'u8' }))).out,
+        );
+        assert.deepEqual(got, want, `${name}, ${kernel}`);
+      }
+    }
+  });
+
   it('f16 bits round to nearest and round-trip every table value', () => {
     assert.equal(toHalfBits(1), 0x3c00);
     assert.equal(toHalfBits(0.5), 0x3800);
