@@ -152,7 +152,9 @@ describe('preprocessing (pad to square with the mean colour, resize, scale)', ()
     };
     assert.equal((await sharp(inputs.sixteen).metadata()).depth, 'ushort');
     for (const kernel of ['nearest', 'cubic'] as const) {
-      const want = Uint8Array.from((await squareRgb(new Uint8Array(inputs.rgb), 16, [0, 0, 0], kernel)).pixels);
+      const want = Uint8Array.from(
+        (await squareRgb(new Uint8Array(inputs.rgb), 16, [0, 0, 0], kernel)).pixels,
+      );
       for (const [name, bytes] of Object.entries(inputs)) {
         const got = new Uint8Array(
           (await runOne(new Uint8Array(bytes), opts({ resolution: 16, kernel, dtype: 'u8' }))).out,
