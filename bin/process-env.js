@@ -3,12 +3,15 @@
 import { availableParallelism } from 'node:os';
 
 /**
- * glibc malloc: serve allocations up to 32 MiB from its arenas and keep up to 512 MiB of freed memory there. The
- * image paths allocate the same few-MiB buffers per image (decoded pixels, resized RGBA); by default glibc hands
- * each back to the kernel and the next one is page-faulted in again, which on virtual machines costs more than the
- * resize itself (bench/loader.ts, docs/benchmarks.md). Ignored by other C libraries.
+ * glibc malloc: serve allocations up to 32 MiB from its arenas and keep up to 512 MiB of freed memory there, and
+ * ask for transparent huge pages on the larger blocks it maps. The image paths allocate the same few-MiB buffers
+ * per image (decoded pixels, resized RGBA); by default glibc hands each back to the kernel and the next one is
+ * page-faulted in again, which on virtual machines costs more than the resize itself. Batch tensors (100 MB for
+ * eight f32 images at 1024²) are fresh memory each time: 2 MiB pages fault in 1.8× faster than 4 KiB ones
+ * (bench/loader.ts, docs/benchmarks.md). glibc < 2.35 ignores `hugetlb`; other C libraries ignore all of it.
  */
-export const GLIBC_TUNABLES = 'glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=536870912';
+export const GLIBC_TUNABLES =
+  'glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=536870912:glibc.malloc.hugetlb=1';
 
 /**
  * The variables to add to `env` for this machine; empty when all are set already. sharp shares libuv's threadpool,
