@@ -3,8 +3,9 @@
 //     decode + JPEG encode of the same images (ratio), with the default spec (originals kept) and with a
 //     max_side that forces every image to be resized and re-encoded;
 //  2. peak RSS of a build of N vs 10·N samples (memory must not grow with the sample count: ratio < 1.3).
-// Usage: npx tsx bench/build.ts [--n 300] [--images 100] [--cpu-prof DIR]  (DIR: V8 CPU profiles of every build
-// thread, for chrome://inspect or speedscope)
+// Usage: npx tsx bench/build.ts [--n 300] [--images 100] [--cpu-prof DIR] [--keep DIR]
+//   --cpu-prof DIR: V8 CPU profiles of each build's main thread (for chrome://inspect or speedscope);
+//   --keep DIR: generate inputs, specs and outputs in DIR and leave them there (to rerun builds by hand).
 import { spawnSync } from 'node:child_process';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -137,7 +138,9 @@ async function bareSharp(images: Uint8Array[], rows: number): Promise<number> {
 
 const n = arg('n', 300);
 const distinct = arg('images', 100);
-const tmp = await mkdtemp(join(tmpdir(), 'mixforge-bench-build-'));
+const keepAt = process.argv.indexOf('--keep');
+const tmp = keepAt >= 0 ? process.argv[keepAt + 1] : await mkdtemp(join(tmpdir(), 'mixforge-bench-build-'));
+await mkdir(tmp, { recursive: true });
 try {
   noisePng = await sharp({
     create: {
@@ -182,5 +185,5 @@ try {
     `peak RSS 10× samples / 1×: ${(large.maxRssMb / keep.maxRssMb).toFixed(2)} (target < 1.3); time ratio ${(large.wall / keep.wall).toFixed(1)}× (≈10× expected)`,
   );
 } finally {
-  await rm(tmp, { recursive: true, force: true });
+  if (keepAt < 0) await rm(tmp, { recursive: true, force: true });
 }
