@@ -74,7 +74,7 @@ export async function squarePixels(
   const { side } = at;
   // Padding in JS, before the resize: sharp always applies `extend` after `resize` within one pipeline.
   if (kernel === 'cubic') {
-    const square = padToSquareRgba(data, width, height, pad, at);
+    const square = padToSquare(data, width, height, pad, at, 4);
     if (side === resolution) return { pixels: square, channels: 4, width, height };
     const pixels = Transformer.fromRgbaPixels(square, side, side)
       .fastResize({
@@ -86,7 +86,7 @@ export async function squarePixels(
       .rawPixelsSync();
     return { pixels, channels: 4, width, height };
   }
-  const square = width === height ? data : padToSquare(data, width, height, pad, at);
+  const square = width === height ? data : padToSquare(data, width, height, pad, at, 3);
   if (side === resolution) return { pixels: square, channels: 3, width, height };
   const pixels = await sharp(square, { raw: { width: side, height: side, channels: 3 } })
     .resize(resolution, resolution, { kernel, fit: 'fill' })
@@ -95,43 +95,36 @@ export async function squarePixels(
   return { pixels, channels: 3, width, height };
 }
 
-/** RGB → a side² RGB square filled with `pad`, the image at (left, top). */
+/**
+ * RGB → a side² square filled with `pad`, the image at (left, top): RGB, or RGBA with alpha 255 (widened in the same
+ * pass, one 32-bit store a pixel; little-endian, as wherever Node runs: x86-64, arm64).
+ */
 function padToSquare(
   data: Uint8Array,
   width: number,
   height: number,
   pad: readonly [number, number, number],
   at: { side: number; left: number; top: number },
+  channels: 3 | 4,
 ): Uint8Array {
   const { side, left, top } = at;
-  const square = new Uint8Array(side * side * 3);
+  const square = new Uint8Array(side * side * channels);
+  if (channels === 4) {
+    const words = new Uint32Array(square.buffer);
+    words.fill((pad[0] | (pad[1] << 8) | (pad[2] << 16) | (255 << 24)) >>> 0);
+    for (let y = 0; y < height; y++) {
+      let o = (top + y) * side + left;
+      const end = (y + 1) * width * 3;
+      for (let i = y * width * 3; i < end; i += 3, o++)
+        words[o] = (data[i] | (data[i + 1] << 8) | (data[i + 2] << 16) | (255 << 24)) >>> 0;
+    }
+    return square;
+  }
   if (pad[0] === pad[1] && pad[1] === pad[2]) square.fill(pad[0]);
   else for (let i = 0; i < side * side * 3; i += 3) [square[i], square[i + 1], square[i + 2]] = pad;
   const rowBytes = width * 3;
   for (let y = 0; y < height; y++)
     square.set(data.subarray(y * rowBytes, (y + 1) * rowBytes), ((top + y) * side + left) * 3);
-  return square;
-}
-
-/** RGB → a side² RGBA square (alpha 255) filled with `pad`, the image at (left, top); one 32-bit store a pixel. */
-function padToSquareRgba(
-  data: Uint8Array,
-  width: number,
-  height: number,
-  pad: readonly [number, number, number],
-  at: { side: number; left: number; top: number },
-): Uint8Array {
-  const { side, left, top } = at;
-  const square = new Uint8Array(side * side * 4);
-  // Little-endian: byte 0 is the lowest (true wherever Node runs: x86-64, arm64).
-  const words = new Uint32Array(square.buffer);
-  words.fill((pad[0] | (pad[1] << 8) | (pad[2] << 16) | (255 << 24)) >>> 0);
-  for (let y = 0; y < height; y++) {
-    let o = (top + y) * side + left;
-    const end = (y + 1) * width * 3;
-    for (let i = y * width * 3; i < end; i += 3, o++)
-      words[o] = (data[i] | (data[i + 1] << 8) | (data[i + 2] << 16) | (255 << 24)) >>> 0;
-  }
   return square;
 }
 
