@@ -1,6 +1,7 @@
 // `mixforge worker | status | cancel | retry-failed | dashboard`: the fleet commands. Thin: parses flags, calls workers/.
 import type { Command } from 'commander';
 import { InvalidArgumentError } from 'commander';
+import { onStopSignals } from '../signals.ts';
 
 const positiveInt = (name: string) => (v: string) => {
   const n = Number(v);
@@ -96,20 +97,16 @@ export function registerWorker(program: Command): void {
         // First signal: finish running jobs, take no new ones. Second: hand running jobs back to the queue now.
         // Third: exit at once (closing talks to Redis and waits for it while it is unreachable); the jobs' locks then
         // expire and other workers take them over.
-        let signals = 0;
         await new Promise<void>((resolve, reject) => {
-          const onSignal = (sig: NodeJS.Signals) => {
-            signals++;
+          onStopSignals((sig, n) => {
             const what = [
               'finishing running jobs (again to hand them back)',
               'handing running jobs back (again to exit now)',
             ];
-            process.stderr.write(`${sig}: ${what[signals - 1] ?? 'exiting now'}\n`);
-            if (signals > 2) process.exit(130);
-            worker.close({ handBack: signals > 1 }).then(resolve, reject);
-          };
-          process.on('SIGTERM', onSignal);
-          process.on('SIGINT', onSignal);
+            process.stderr.write(`${sig}: ${what[n - 1] ?? 'exiting now'}\n`);
+            if (n > 2) process.exit(130);
+            worker.close({ handBack: n > 1 }).then(resolve, reject);
+          });
         });
       },
     );
@@ -166,9 +163,10 @@ export function registerWorker(program: Command): void {
       const d = await startDashboard({ redis: flags.redis, port: flags.port, host: flags.host });
       process.stderr.write(`dashboard: ${d.url}\n`);
       await new Promise<void>((resolve) => {
-        const stop = () => d.close().then(resolve, resolve);
-        process.once('SIGTERM', stop);
-        process.once('SIGINT', stop);
+        onStopSignals((_sig, n) => {
+          if (n > 1) process.exit(130);
+          d.close().then(resolve, resolve);
+        });
       });
     });
 }

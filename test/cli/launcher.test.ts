@@ -8,6 +8,7 @@ import { join, resolve } from 'node:path';
 import { after, before, test } from 'node:test';
 import { pathToFileURL } from 'node:url';
 import { GLIBC_TUNABLES } from '../../bin/process-env.js';
+import { startRedis } from '../helpers/redis-server.ts';
 
 let dir: string;
 let script: string;
@@ -75,4 +76,35 @@ test('a process that has the settings already is not re-run', async () => {
   assert.equal(pid, proc.pid);
   assert.equal(tunables, 'glibc.malloc.arena_max=2');
   proc.kill('SIGTERM');
+});
+
+test('Ctrl-C on a terminal reaches `mixforge worker` once, though the terminal and the launcher both deliver it', {
+  skip: process.platform !== 'linux',
+}, async () => {
+  const redis = await startRedis();
+  const env = { ...process.env };
+  delete env.GLIBC_TUNABLES;
+  // A process group of its own, signalled as a whole: what a terminal does to its foreground job on Ctrl-C.
+  const proc = spawn(process.execPath, [resolve('bin/mixforge.js'), 'worker', '--redis', redis.url], {
+    env,
+    detached: true,
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let err = '';
+  proc.stderr?.on('data', (d: Buffer) => {
+    err += d.toString('utf8');
+  });
+  const exited = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));
+  try {
+    for (let i = 0; i < 400 && !/serving mixforge-/.test(err); i++)
+      await new Promise((r) => setTimeout(r, 25));
+    assert.match(err, /serving mixforge-/);
+    process.kill(-(proc.pid as number), 'SIGINT');
+    assert.equal(await exited, 0, err);
+    assert.match(err, /SIGINT: finishing running jobs/);
+    assert.doesNotMatch(err, /handing running jobs back/);
+  } finally {
+    if (proc.exitCode === null) process.kill(-(proc.pid as number), 'SIGKILL');
+    await redis.stop();
+  }
 });
