@@ -46,10 +46,14 @@ export function rerunWithProcessEnv(args = [...process.execArgv, ...process.argv
       stdio: ['inherit', 'inherit', 'inherit', 'ipc'],
       env: { ...process.env, ...add, [CHILD_MARK]: '1' },
     });
-    for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.on(sig, () => child.kill(sig));
+    const forwarded = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+    const forward = (sig) => child.kill(sig);
+    for (const sig of forwarded) process.on(sig, forward);
     child.on('exit', (code, signal) => {
-      if (signal) process.kill(process.pid, signal);
-      else process.exit(code ?? 1);
+      if (!signal) process.exit(code ?? 1);
+      // Die of the same signal, so whoever started us sees it: without the forwarder, its default action applies.
+      for (const sig of forwarded) process.off(sig, forward);
+      process.kill(process.pid, signal);
     });
     return true;
   });

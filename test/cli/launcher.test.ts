@@ -71,6 +71,17 @@ test('re-runs with the malloc tuning; the child stops when the parent is killed 
   assert.equal(alive(pid), false, 'the re-run child exited after its parent was killed');
 });
 
+test('the launcher dies of the signal that killed its child, so callers see it', {
+  skip: process.platform !== 'linux',
+}, async () => {
+  const env = { ...process.env };
+  delete env.GLIBC_TUNABLES;
+  const { proc, pid } = await start(env);
+  const exited = new Promise<NodeJS.Signals | null>((r) => proc.once('exit', (_code, signal) => r(signal)));
+  process.kill(pid, 'SIGTERM');
+  assert.equal(await exited, 'SIGTERM');
+});
+
 test('a process that has the settings already is not re-run', async () => {
   const { proc, pid, tunables } = await start({ ...process.env, GLIBC_TUNABLES: 'glibc.malloc.arena_max=2' });
   assert.equal(pid, proc.pid);
