@@ -82,7 +82,8 @@ export class LocalStorage implements Storage {
           await fh.close();
         }
       } else {
-        await pipeline(body, createWriteStream(tmp));
+        // flush: fsync before close, as the buffer path does, so the rename never publishes a file still in cache.
+        await pipeline(body, createWriteStream(tmp, { flush: true }));
       }
       await rename(tmp, uri);
     } catch (err) {
