@@ -5,6 +5,7 @@
 import type { BuildContext } from '../context.ts';
 import { readJson, writeJson } from '../json-io.ts';
 import { buildLayout } from '../layout.ts';
+import { orderedMap } from '../ordered-map.ts';
 import type { BucketIndex } from './shuffle.ts';
 
 /** One shard's rows in one part's bucket file. */
@@ -27,6 +28,13 @@ export interface ShardRoute {
  */
 const ENTRY_BUDGET = 2_000_000;
 
+/** Bucket indexes read at once (each up to S entries, so a few MiB in memory at most). */
+const INDEXES_IN_FLIGHT = 8;
+
+async function* partNumbers(parts: number): AsyncGenerator<number> {
+  for (let n = 0; n < parts; n++) yield n;
+}
+
 export async function runRoute(
   ctx: BuildContext,
   signal?: AbortSignal,
@@ -44,9 +52,12 @@ export async function runRoute(
   for (let first = 0; first < shards; first += perPass) {
     const last = Math.min(shards, first + perPass);
     const routes: RouteEntry[][] = Array.from({ length: last - first }, () => []);
-    for (let n = 0; n < parts; n++) {
+    // In part order (orderedMap keeps it), a few indexes read at once: S3 latency, not bytes, is the cost.
+    const indexes = orderedMap(partNumbers(parts), INDEXES_IN_FLIGHT, (n) => {
       signal?.throwIfAborted();
-      const index = await readJson<BucketIndex>(layout.bucketIndex(n));
+      return readJson<BucketIndex>(layout.bucketIndex(n)).then((index) => ({ n, index }));
+    });
+    for await (const { n, index } of indexes) {
       for (const [s, [offset, length, rows]] of Object.entries(index.shards)) {
         const shard = Number(s);
         if (shard >= first && shard < last) routes[shard - first].push({ part: n, offset, length, rows });
