@@ -2,7 +2,7 @@
 // Lets ingest keep every image worker busy while the part file stays in source order (determinism).
 
 export async function* orderedMap<T, R>(
-  items: AsyncIterable<T>,
+  items: Iterable<T> | AsyncIterable<T>,
   window: number,
   fn: (item: T) => Promise<R>,
 ): AsyncGenerator<R> {

@@ -31,10 +31,6 @@ const ENTRY_BUDGET = 2_000_000;
 /** Bucket indexes read at once (each up to S entries, so a few MiB in memory at most). */
 const INDEXES_IN_FLIGHT = 8;
 
-async function* partNumbers(parts: number): AsyncGenerator<number> {
-  for (let n = 0; n < parts; n++) yield n;
-}
-
 export async function runRoute(
   ctx: BuildContext,
   signal?: AbortSignal,
@@ -53,7 +49,7 @@ export async function runRoute(
     const last = Math.min(shards, first + perPass);
     const routes: RouteEntry[][] = Array.from({ length: last - first }, () => []);
     // In part order (orderedMap keeps it), a few indexes read at once: S3 latency, not bytes, is the cost.
-    const indexes = orderedMap(partNumbers(parts), INDEXES_IN_FLIGHT, (n) => {
+    const indexes = orderedMap(plan.partitions.keys(), INDEXES_IN_FLIGHT, (n) => {
       signal?.throwIfAborted();
       return readJson<BucketIndex>(layout.bucketIndex(n)).then((index) => ({ n, index }));
     });

@@ -28,15 +28,11 @@ export interface ShardResult {
  */
 const READS_IN_FLIGHT = 16;
 
-async function* asyncIterable<T>(items: readonly T[]): AsyncGenerator<T> {
-  yield* items;
-}
-
 export async function runWrite(ctx: BuildContext, s: number, signal?: AbortSignal): Promise<ShardResult> {
   const layout = buildLayout(ctx.out);
   const route = await readJson<ShardRoute>(layout.shardRoute(s));
   const rows: (Sample & { component: string; hexKey: string })[] = [];
-  const ranges = orderedMap(asyncIterable(route.entries), READS_IN_FLIGHT, async (entry) => {
+  const ranges = orderedMap(route.entries, READS_IN_FLIGHT, async (entry) => {
     signal?.throwIfAborted();
     const { part, offset, length } = entry;
     return {

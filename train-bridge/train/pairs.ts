@@ -1,5 +1,6 @@
 // (image, caption) pairs for the alignment objective, drawn from the streaming loader in its keyed order across
 // epochs: the first image of each sample with its answer turns as the caption; samples without an image are skipped.
+import { errorMessage } from '../../core/errors.ts';
 import type { LoaderSample, StreamingDataset } from '../loader/dataset.ts';
 import { FASTVLM_PREPROCESS, type PreprocessOptions } from '../loader/preprocess.ts';
 import { PreprocessPool } from '../loader/preprocess-pool.ts';
@@ -111,19 +112,15 @@ export class PairStream {
     const skipped = this.skipped;
     const { resolution, text } = this.opts;
     const plane = resolution * resolution * 3;
-    const pixels = new Uint8Array(this.buffer(this.calls++ % 2, n * plane), 0, n * plane);
+    const buffer = this.buffer(this.calls++ % 2, n * plane);
     const preprocess: PreprocessOptions = { ...FASTVLM_PREPROCESS, resolution, dtype: 'u8' };
     this.pool ??= this.opts.pool ?? new PreprocessPool(this.opts.threads);
     const pool = this.pool;
     await Promise.all(
       picked.map(({ sample }, i) =>
-        pool
-          .run(sample.images[0].bytes, pixels.buffer as SharedArrayBuffer, i * plane, preprocess)
-          .catch((err) => {
-            throw new Error(
-              `sample ${sample.id}: image does not decode (${err instanceof Error ? err.message : err})`,
-            );
-          }),
+        pool.run(sample.images[0].bytes, buffer, i * plane, preprocess).catch((err: unknown) => {
+          throw new Error(`sample ${sample.id}: image does not decode (${errorMessage(err)})`);
+        }),
       ),
     );
     const ids = new Int32Array(n * text.maxTokens);
@@ -131,7 +128,7 @@ export class PairStream {
       ids.set(tokenizeCaption(caption, text), i * text.maxTokens);
     });
     return {
-      pixels,
+      pixels: new Uint8Array(buffer, 0, n * plane),
       ids,
       sampleIds: picked.map((p) => p.sample.id),
       captions: picked.map((p) => p.caption),
