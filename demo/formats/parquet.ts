@@ -9,53 +9,29 @@ import { type DemoImageFormat, drawDemoImage } from '../images.ts';
 const FORMATS: DemoImageFormat[] = ['jpeg', 'png', 'webp'];
 
 // HF datasets writes every column nullable; the bad rows below rely on that.
-const IMAGE_FIELDS: ParquetField[] = [
-  { name: 'bytes', type: 'binary', nullable: true },
-  { name: 'path', type: 'string', nullable: true },
-];
+const strings = (...names: string[]): ParquetField[] =>
+  names.map((name) => ({ name, type: 'string', nullable: true }));
+
+/** A list of structs (a `[{…}]` feature). */
+const listOfStructs = (name: string, fields: ParquetField[]): ParquetField => ({
+  name,
+  type: 'list',
+  nullable: true,
+  element: { name: 'element', type: 'struct', nullable: true, fields },
+});
+
+const IMAGE_FIELDS: ParquetField[] = [{ name: 'bytes', type: 'binary', nullable: true }, ...strings('path')];
 
 const IMAGE_CONVERSATION_FIELDS: ParquetField[] = [
-  { name: 'id', type: 'string', nullable: true },
+  ...strings('id'),
   { name: 'image', type: 'struct', nullable: true, fields: IMAGE_FIELDS },
-  {
-    name: 'conversations',
-    type: 'list',
-    nullable: true,
-    element: {
-      name: 'element',
-      type: 'struct',
-      nullable: true,
-      fields: [
-        { name: 'from', type: 'string', nullable: true },
-        { name: 'value', type: 'string', nullable: true },
-      ],
-    },
-  },
-  { name: 'data_source', type: 'string', nullable: true },
+  listOfStructs('conversations', strings('from', 'value')),
+  ...strings('data_source'),
 ];
 
 const DOCMATIX_FIELDS: ParquetField[] = [
-  {
-    name: 'images',
-    type: 'list',
-    nullable: true,
-    element: { name: 'element', type: 'struct', nullable: true, fields: IMAGE_FIELDS },
-  },
-  {
-    name: 'texts',
-    type: 'list',
-    nullable: true,
-    element: {
-      name: 'element',
-      type: 'struct',
-      nullable: true,
-      fields: [
-        { name: 'user', type: 'string', nullable: true },
-        { name: 'assistant', type: 'string', nullable: true },
-        { name: 'source', type: 'string', nullable: true },
-      ],
-    },
-  },
+  listOfStructs('images', IMAGE_FIELDS),
+  listOfStructs('texts', strings('user', 'assistant', 'source')),
 ];
 
 /** The `huggingface` footer entry HF datasets writes, so the files look like the real releases to tools. */
