@@ -50,6 +50,11 @@ function mixforge(args: string[]): Promise<Run> {
   });
 }
 
+/** `mixforge sources read cambrian` over the test's jsonl and image folder, plus `args`. */
+function readCambrian(...args: string[]): Promise<Run> {
+  return mixforge(['sources', 'read', 'cambrian', jsonl, '--image-root', images, ...args]);
+}
+
 async function quarantineLines(file: string): Promise<(QuarantineRecord & { component: string })[]> {
   const text = await readFile(file, 'utf8');
   return text
@@ -122,18 +127,7 @@ after(async () => {
 describe('mixforge sources read', () => {
   it('prints kept samples as JSON lines and writes quarantine records to the file', async () => {
     const q = join(dir, 'q-full.jsonl');
-    const r = await mixforge([
-      'sources',
-      'read',
-      'cambrian',
-      jsonl,
-      '--image-root',
-      images,
-      '--quarantine',
-      q,
-      '--workers',
-      '1',
-    ]);
+    const r = await readCambrian('--quarantine', q, '--workers', '1');
     assert.equal(r.code, 0, r.stderr);
     assert.equal(r.lines.length, 23, 'the 25 records less the truncated image and the missing one');
     const s0 = r.lines.find((l) => l.id === 'cambrian/c0');
@@ -168,23 +162,12 @@ describe('mixforge sources read', () => {
   });
 
   it('--partition i/n for n = 3 covers exactly the full read', async () => {
-    const args = [
-      'sources',
-      'read',
-      'cambrian',
-      jsonl,
-      '--image-root',
-      images,
-      '--target-bytes',
-      '400',
-      '--workers',
-      '0',
-    ];
-    const full = await mixforge([...args, '--quarantine', join(dir, 'q-all.jsonl')]);
+    const args = ['--target-bytes', '400', '--workers', '0'];
+    const full = await readCambrian(...args, '--quarantine', join(dir, 'q-all.jsonl'));
     assert.equal(full.code, 0, full.stderr);
     const parts = await Promise.all(
       [0, 1, 2].map((i) =>
-        mixforge([...args, '--partition', `${i}/3`, '--quarantine', join(dir, `q-${i}.jsonl`)]),
+        readCambrian(...args, '--partition', `${i}/3`, '--quarantine', join(dir, `q-${i}.jsonl`)),
       ),
     );
     const partQuarantine: unknown[] = [];
@@ -207,21 +190,10 @@ describe('mixforge sources read', () => {
 
   it('--transform triplet --seed S rewrites ReCap prompts into keyed triplets', async () => {
     const uri = join(demo, 'recap-cc3m', 'data', '*.parquet');
-    const plain = await mixforge(['sources', 'read', 'llava-recap', uri, '--workers', '1', '--limit', '12']);
-    const r = await mixforge([
-      'sources',
-      'read',
-      'llava-recap',
-      uri,
-      '--transform',
-      'triplet',
-      '--seed',
-      '17',
-      '--workers',
-      '1',
-      '--limit',
-      '12',
-    ]);
+    const readRecap = (...args: string[]) =>
+      mixforge(['sources', 'read', 'llava-recap', uri, '--workers', '1', '--limit', '12', ...args]);
+    const plain = await readRecap();
+    const r = await readRecap('--transform', 'triplet', '--seed', '17');
     assert.equal(r.code, 0, r.stderr);
     assert.equal(r.lines.length, plain.lines.length);
     assert.ok(r.lines.length >= 10);
@@ -243,39 +215,14 @@ describe('mixforge sources read', () => {
   it('filters from --spec, overridden by flags, are counted by name', async () => {
     const spec = join(dir, 'component.yaml');
     await writeFile(spec, 'filters:\n  image_only: true\n  max_chars: 10000\nimages:\n  max_side: 32\n');
-    const r = await mixforge([
-      'sources',
-      'read',
-      'cambrian',
-      jsonl,
-      '--image-root',
-      images,
-      '--spec',
-      spec,
-      '--workers',
-      '0',
-    ]);
+    const withSpec = ['--spec', spec, '--workers', '0'];
+    const r = await readCambrian(...withSpec);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stderr, /filtered: image_only 4;/);
     assert.ok(
       r.lines.every((l) => l.images.length === 1 && Math.max(l.images[0].width, l.images[0].height) <= 32),
     );
-    const flags = await mixforge([
-      'sources',
-      'read',
-      'cambrian',
-      jsonl,
-      '--image-root',
-      images,
-      '--spec',
-      spec,
-      '--workers',
-      '0',
-      '--min-side',
-      '41',
-      '--limit',
-      '6',
-    ]);
+    const flags = await readCambrian(...withSpec, '--min-side', '41', '--limit', '6');
     assert.match(flags.stderr, /read 6: kept \d+; filtered: image_only 1, min_side \d+;/);
   });
 
