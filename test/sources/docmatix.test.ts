@@ -1,22 +1,16 @@
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { SourceFileError } from '../../core/errors.ts';
 import type { RawRecord } from '../../core/schema.ts';
 import { expandGlob } from '../../core/storage/index.ts';
-import { getReader } from '../../sources/registry.ts';
 import type { Partition, SourceReader } from '../../sources/types.ts';
-import {
-  type DocmatixRow,
-  DUCK_COMPRESSIONS,
-  fixtureImages,
-  writeDocmatixParquet,
-} from '../helpers/duckdb-fixtures.ts';
+import { type DocmatixRow, DUCK_COMPRESSIONS, writeDocmatixParquet } from '../helpers/duckdb-fixtures.ts';
+import { closeParquetReaderSuite, openParquetReaderSuite } from '../helpers/parquet-reader-suite.ts';
 import { readAllPartitions, readGlob } from '../helpers/read-source.ts';
-import { startS3, type TestS3 } from '../helpers/s3-server.ts';
+import type { TestS3 } from '../helpers/s3-server.ts';
 
 let dir: string;
 let s3: TestS3;
@@ -63,16 +57,13 @@ function expectRecord(rec: RawRecord, row: DocmatixRow, uri: string, index: numb
 }
 
 before(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'mixforge-docmatix-'));
-  s3 = await startS3(['docs']);
-  reader = await getReader('docmatix');
-  images = await fixtureImages(4, 'docmatix');
+  ({ dir, s3, reader, images } = await openParquetReaderSuite('docmatix', {
+    bucket: 'docs',
+    images: 4,
+    imagePrefix: 'docmatix',
+  }));
 });
-
-after(async () => {
-  await s3.stop();
-  await rm(dir, { recursive: true, force: true });
-});
+after(() => closeParquetReaderSuite({ dir, s3 }));
 
 describe('docmatix reader', () => {
   for (const compression of DUCK_COMPRESSIONS) {

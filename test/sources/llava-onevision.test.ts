@@ -1,21 +1,19 @@
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { SourceFileError } from '../../core/errors.ts';
 import { expandGlob } from '../../core/storage/index.ts';
-import { getReader } from '../../sources/registry.ts';
 import type { Partition, SourceReader } from '../../sources/types.ts';
 import {
   DUCK_COMPRESSIONS,
-  fixtureImages,
   type ImageConversationRow,
   writeImageConversationParquet,
 } from '../helpers/duckdb-fixtures.ts';
+import { closeParquetReaderSuite, openParquetReaderSuite } from '../helpers/parquet-reader-suite.ts';
 import { readAllPartitions, readGlob } from '../helpers/read-source.ts';
-import { startS3, type TestS3 } from '../helpers/s3-server.ts';
+import type { TestS3 } from '../helpers/s3-server.ts';
 
 let dir: string;
 let s3: TestS3;
@@ -44,16 +42,13 @@ function oneVisionRows(n: number, subset: string): ImageConversationRow[] {
 }
 
 before(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'mixforge-onevision-'));
-  s3 = await startS3(['ov']);
-  reader = await getReader('llava-onevision');
-  images = await fixtureImages(5, 'onevision');
+  ({ dir, s3, reader, images } = await openParquetReaderSuite('llava-onevision', {
+    bucket: 'ov',
+    images: 5,
+    imagePrefix: 'onevision',
+  }));
 });
-
-after(async () => {
-  await s3.stop();
-  await rm(dir, { recursive: true, force: true });
-});
+after(() => closeParquetReaderSuite({ dir, s3 }));
 
 describe('llava-onevision reader', () => {
   for (const compression of DUCK_COMPRESSIONS) {

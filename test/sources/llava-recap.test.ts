@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
@@ -8,16 +7,15 @@ import { SourceFileError } from '../../core/errors.ts';
 import type { RawRecord } from '../../core/schema.ts';
 import { expandGlob } from '../../core/storage/index.ts';
 import { recapSourceOf } from '../../sources/llava-recap.ts';
-import { getReader } from '../../sources/registry.ts';
 import type { Partition, SourceReader } from '../../sources/types.ts';
 import {
   DUCK_COMPRESSIONS,
-  fixtureImages,
   type ImageConversationRow,
   writeImageConversationParquet,
 } from '../helpers/duckdb-fixtures.ts';
+import { closeParquetReaderSuite, openParquetReaderSuite } from '../helpers/parquet-reader-suite.ts';
 import { readAllPartitions, readGlob } from '../helpers/read-source.ts';
-import { startS3, type TestS3 } from '../helpers/s3-server.ts';
+import type { TestS3 } from '../helpers/s3-server.ts';
 
 let dir: string;
 let s3: TestS3;
@@ -54,16 +52,13 @@ function expectRecord(rec: RawRecord, row: ImageConversationRow, uri: string, in
 }
 
 before(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'mixforge-recap-'));
-  s3 = await startS3(['datasets']);
-  reader = await getReader('llava-recap');
-  images = await fixtureImages(6, 'recap');
+  ({ dir, s3, reader, images } = await openParquetReaderSuite('llava-recap', {
+    bucket: 'datasets',
+    images: 6,
+    imagePrefix: 'recap',
+  }));
 });
-
-after(async () => {
-  await s3.stop();
-  await rm(dir, { recursive: true, force: true });
-});
+after(() => closeParquetReaderSuite({ dir, s3 }));
 
 describe('llava-recap reader', () => {
   for (const compression of DUCK_COMPRESSIONS) {
