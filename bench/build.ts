@@ -16,9 +16,14 @@ import { type ParquetField, writeParquet } from '../core/parquet/write.ts';
 import { drawDemoImage } from '../demo/images.ts';
 import { jpegEncoderOptions } from '../transforms/image-normalise.ts';
 
-const arg = (name: string, dflt: number) => {
+/** The value after `--name`, if given. */
+const option = (name: string): string | undefined => {
   const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? Number(process.argv[i + 1]) : dflt;
+  return i >= 0 ? process.argv[i + 1] : undefined;
+};
+const arg = (name: string, dflt: number) => {
+  const v = option(name);
+  return v === undefined ? dflt : Number(v);
 };
 
 const FIELDS: ParquetField[] = [
@@ -112,8 +117,8 @@ function runBuild(
     const c = process.cpuUsage(c0);
     const u = process.resourceUsage();
     console.log(JSON.stringify({ rows: m.totals.rows, cpu: (c.user + c.system) / 1e6, wall: (Date.now() - t) / 1000, maxRssMb: u.maxRSS / 1024 }));`;
-  const prof = process.argv.indexOf('--cpu-prof');
-  const profile = prof >= 0 ? ['--cpu-prof', '--cpu-prof-dir', process.argv[prof + 1]] : [];
+  const profDir = option('cpu-prof');
+  const profile = profDir ? ['--cpu-prof', '--cpu-prof-dir', profDir] : [];
   const r = spawnSync(
     process.execPath,
     [...profile, '--import', 'tsx', '--input-type=module', '-e', script],
@@ -141,8 +146,8 @@ async function main(): Promise<void> {
   console.log(`GLIBC_TUNABLES=${process.env.GLIBC_TUNABLES ?? '(unset)'}`);
   const n = arg('n', 300);
   const distinct = arg('images', 100);
-  const keepAt = process.argv.indexOf('--keep');
-  const tmp = keepAt >= 0 ? process.argv[keepAt + 1] : await mkdtemp(join(tmpdir(), 'mixforge-bench-build-'));
+  const keep = option('keep');
+  const tmp = keep ?? (await mkdtemp(join(tmpdir(), 'mixforge-bench-build-')));
   await mkdir(tmp, { recursive: true });
   try {
     noisePng = await sharp({
@@ -188,7 +193,7 @@ async function main(): Promise<void> {
       `peak RSS 10× samples / 1×: ${(large.maxRssMb / keep.maxRssMb).toFixed(2)} (target < 1.3); time ratio ${(large.wall / keep.wall).toFixed(1)}× (≈10× expected)`,
     );
   } finally {
-    if (keepAt < 0) await rm(tmp, { recursive: true, force: true });
+    if (keep === undefined) await rm(tmp, { recursive: true, force: true });
   }
 }
 
