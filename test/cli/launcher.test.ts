@@ -45,6 +45,13 @@ function start(
   });
 }
 
+/** This environment without the malloc tuning, so the launcher re-runs. */
+function untunedEnv(): NodeJS.ProcessEnv {
+  const env = { ...process.env };
+  delete env.GLIBC_TUNABLES;
+  return env;
+}
+
 const alive = (pid: number) => {
   try {
     process.kill(pid, 0);
@@ -57,9 +64,7 @@ const alive = (pid: number) => {
 test('re-runs with the malloc tuning; the child stops when the parent is killed with SIGKILL', {
   skip: process.platform !== 'linux',
 }, async () => {
-  const env = { ...process.env };
-  delete env.GLIBC_TUNABLES;
-  const { proc, pid, tunables } = await start(env);
+  const { proc, pid, tunables } = await start(untunedEnv());
   assert.notEqual(pid, proc.pid, 'a re-run child printed the line');
   assert.equal(tunables, GLIBC_TUNABLES);
   proc.kill('SIGKILL');
@@ -74,9 +79,7 @@ test('re-runs with the malloc tuning; the child stops when the parent is killed 
 test('the launcher dies of the signal that killed its child, so callers see it', {
   skip: process.platform !== 'linux',
 }, async () => {
-  const env = { ...process.env };
-  delete env.GLIBC_TUNABLES;
-  const { proc, pid } = await start(env);
+  const { proc, pid } = await start(untunedEnv());
   const exited = new Promise<NodeJS.Signals | null>((r) => proc.once('exit', (_code, signal) => r(signal)));
   process.kill(pid, 'SIGTERM');
   assert.equal(await exited, 'SIGTERM');
@@ -93,11 +96,9 @@ test('Ctrl-C on a terminal reaches `mixforge worker` once, though the terminal a
   skip: process.platform !== 'linux',
 }, async () => {
   const redis = await startRedis();
-  const env = { ...process.env };
-  delete env.GLIBC_TUNABLES;
   // A process group of its own, signalled as a whole: what a terminal does to its foreground job on Ctrl-C.
   const proc = spawn(process.execPath, [resolve('bin/mixforge.js'), 'worker', '--redis', redis.url], {
-    env,
+    env: untunedEnv(),
     detached: true,
     stdio: ['ignore', 'ignore', 'pipe'],
   });
