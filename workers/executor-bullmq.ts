@@ -10,7 +10,7 @@ import {
   DEFAULT_RETRY,
   type RetryPolicy,
   readBuildRecord,
-  STAGE_STEPS,
+  STEPS,
   type Step,
 } from './queues.ts';
 import { BuildQueues, type JobSnapshot, stepTotals } from './status.ts';
@@ -63,7 +63,7 @@ export async function followBuild(
 ): Promise<void> {
   const emit: BuildEventSink = opts.onEvent ?? (() => undefined);
   const pollMs = opts.pollMs ?? 500;
-  const completed = new Map<Stage, Set<number>>(STAGE_STEPS.map((s) => [s, new Set<number>()]));
+  const completed = new Map<Stage, Set<number>>(STEPS.map((s) => [s, new Set<number>()]));
   const reportedAttempts = new Map<string, number>();
   let current = 0;
   let stageStarted = false;
@@ -76,8 +76,8 @@ export async function followBuild(
     if (!record) throw new MixforgeError(`build ${buildId}: its record disappeared from Redis (cancelled?)`);
     if (record.cancelled) throw new MixforgeError(`build ${buildId} was cancelled`);
     const totals = stepTotals(record);
-    while (current < STAGE_STEPS.length) {
-      const stage = STAGE_STEPS[current] as Stage;
+    while (current < STEPS.length) {
+      const stage: Stage = STEPS[current];
       const total = totals.get(stage);
       const adder = ADDED_BY[stage];
       if (total === undefined) {
@@ -119,7 +119,7 @@ export async function followBuild(
       current++;
       stageStarted = false;
     }
-    if (current >= STAGE_STEPS.length) return;
+    if (current >= STEPS.length) return;
     await new Promise((r) => setTimeout(r, pollMs));
   }
 }
@@ -142,7 +142,7 @@ async function failIfFailed(
   for (const f of reported) {
     emit({
       type: 'job-failed',
-      stage: f.step as Stage,
+      stage: f.step,
       n: f.n,
       error: f.failedReason ?? 'failed',
       attempt: f.attemptsMade,

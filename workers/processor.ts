@@ -8,7 +8,6 @@ import type { BuildJobs } from './build-jobs.ts';
 import { type BuildFlows, type BuildRef, LEVELS, type LevelParent } from './flows.ts';
 import {
   buildRecordKey,
-  isStage,
   type JobPayload,
   type JobResult,
   jobPayloadSchema,
@@ -101,13 +100,9 @@ async function runStep(
   if (step === 'route') await checkChildrenDone(job, 'route', await s.jobs.stageSize(ctx, 'shuffle'));
   if (step === 'finalize') await checkChildrenDone(job, 'finalize', await s.jobs.stageSize(ctx, 'write'));
 
-  let ran = false;
-  let rows = 0;
-  if (isStage(step)) {
-    const r = await s.jobs.run(ctx, step, p.n, abandon);
-    ran = r.ran;
-    rows = rowsOf(r.result);
-  }
+  const r = await s.jobs.run(ctx, step, p.n, abandon);
+  const ran = r.ran;
+  const rows = rowsOf(r.result);
   // Extend the flow. The job's own outputs are committed first, so a crash here only repeats an idempotent add.
   const record = buildRecordKey(p.buildId);
   let fanOut: number | undefined;
@@ -201,9 +196,7 @@ export function makeProcessor(s: ProcessorSettings) {
         what,
         signal,
       );
-      s.log(
-        `${what}: ${result.ran || !isStage(p.step) ? 'done' : 'already done'} in ${((Date.now() - t0) / 1000).toFixed(1)} s`,
-      );
+      s.log(`${what}: ${result.ran ? 'done' : 'already done'} in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
       return result;
     } catch (err) {
       if (err instanceof HandBack) {

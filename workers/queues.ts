@@ -12,16 +12,9 @@ import type { Stage } from '../pipelines/context.ts';
  */
 export const STEPS = ['plan', 'ingest', 'select', 'shuffle', 'route', 'write', 'finalize'] as const;
 export type Step = (typeof STEPS)[number];
-
-/** The build stages in order: every step is one. */
-export const STAGE_STEPS: readonly Stage[] = STEPS;
 // Compile-time check that the steps are exactly the pipeline's stages.
 const sameStages: [Step] extends [Stage] ? ([Stage] extends [Step] ? true : false) : false = true;
 void sameStages;
-
-export function isStage(step: Step): step is Stage {
-  return (STEPS as readonly string[]).includes(step);
-}
 
 export function queueName(step: Step): string {
   return `mixforge-${step}`;
