@@ -6,7 +6,7 @@ import { z } from 'zod';
 import { errorMessage, SpecError } from '../core/errors.ts';
 import { storageFor } from '../core/storage/index.ts';
 import { SOURCE_FORMATS } from '../sources/types.ts';
-import { FilterOptionsSchema, ImageOptionsSchema, TRANSFORM_KINDS } from '../transforms/options.ts';
+import { FilterOptionsSchema, ImageOptionsSchema, TRANSFORM_KINDS } from '../transforms/component-options.ts';
 import { type Env, expandEnvInDocument } from './expand-env.ts';
 import { type AppliedOverride, applyOverrides } from './overrides.ts';
 

@@ -3,7 +3,7 @@
 import type { RawRecord } from '../core/schema.ts';
 import type { ComponentSpec, MixtureSpec } from '../manifests/spec.ts';
 import { createImagePool, type ImagePool } from '../transforms/image-pool.ts';
-import { ComponentTransformOptionsSchema } from '../transforms/options.ts';
+import { ComponentTransformOptionsSchema } from '../transforms/component-options.ts';
 import { type ProcessOutcome, processRecord } from '../transforms/process.ts';
 
 export type { ProcessOutcome };

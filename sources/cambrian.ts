@@ -1,6 +1,6 @@
 // Cambrian-7M (`nyu-visionx/Cambrian-10M`): jsonl of {id, image?, conversations (maybe a leading system turn),
 // source?}; images in per-dataset folders under one root, or in `<dataset>.tar` archives beside them.
-import { firstSegment, llavaJsonReader } from './llava-record.ts';
+import { firstSegment, llavaJsonReader } from './json-family.ts';
 import type { SourceReader } from './types.ts';
 
 export const reader: SourceReader = llavaJsonReader({

@@ -1,15 +1,8 @@
 // DocMatix (`HuggingFaceM4/Docmatix`, `data/train-….parquet`): per document a list of page images and a list of
 // {user, assistant, source} QA pairs. Each pair becomes a human/gpt turn; `<image>` tokens are added by normalise.
 import type { RawImage, RawTurn } from '../core/schema.ts';
-import {
-  checkImage,
-  fileStem,
-  parquetReader,
-  type RowContext,
-  type RowResult,
-  reject,
-  typeName,
-} from './parquet-source.ts';
+import { isPlainObject, reject, typeName } from './field-checks.ts';
+import { checkImage, fileStem, parquetReader, type RowContext, type RowResult } from './parquet-family.ts';
 import type { SourceReader } from './types.ts';
 
 /** DocMatix has no id column: a document is named by its file and row (`train-00000-of-00001/42`). */
@@ -35,9 +28,9 @@ function docmatixRow(row: Record<string, unknown>, ctx: RowContext): RowResult {
   const images: RawImage[] = [];
   for (let k = 0; k < imagesValue.length; k++) {
     const image = checkImage(imagesValue[k], `images[${k}]`, id);
-    if (!image.ok) return image.result;
-    if (image.image === undefined) return reject('missing-image', `field 'images[${k}]' is null`, id);
-    images.push(image.image);
+    if (!image.ok) return image;
+    if (image.value === undefined) return reject('missing-image', `field 'images[${k}]' is null`, id);
+    images.push(image.value);
   }
 
   const texts = row.texts;
@@ -48,7 +41,7 @@ function docmatixRow(row: Record<string, unknown>, ctx: RowContext): RowResult {
   const textSources: (string | null)[] = [];
   for (let t = 0; t < texts.length; t++) {
     const pair: unknown = texts[t];
-    if (typeof pair !== 'object' || pair === null || Array.isArray(pair) || pair instanceof Uint8Array) {
+    if (!isPlainObject(pair)) {
       return reject(
         pair === null ? 'missing-field' : 'wrong-type',
         `field 'texts[${t}]' must be a {user, assistant, source} struct, got ${typeName(pair)}`,

@@ -1,6 +1,6 @@
 // LLaVA-OneVision (`lmms-lab/LLaVA-OneVision-Data`): one folder per subset (`CLEVR-Math(MathV360K)/train-….parquet`)
 // with id, image (HF Image, null for text-only rows), conversations, data_source.
-import { imageConversationRow, parentFolder, parquetReader } from './parquet-source.ts';
+import { imageConversationRow, parentFolder, parquetReader } from './parquet-family.ts';
 import type { SourceReader } from './types.ts';
 
 export const reader: SourceReader = parquetReader({

@@ -1,7 +1,7 @@
 // LLaVA-Pretrain 558K (`liuhaotian/LLaVA-Pretrain`): one JSON array `blip_laion_cc_sbu_558k.json` of
 // {id, image, conversations} whose images live in `images.zip` beside it (or an extracted folder).
 import { dirnameUri, joinUri, storageFor } from '../core/storage/index.ts';
-import { llavaJsonReader } from './llava-record.ts';
+import { llavaJsonReader } from './json-family.ts';
 import type { SourceReader } from './types.ts';
 
 export const reader: SourceReader = llavaJsonReader({

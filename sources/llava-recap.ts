@@ -1,6 +1,6 @@
 // LLaVA-ReCap CC3M / CC12M / 558K (`lmms-lab/LLaVA-ReCap-*`): parquet with id, image (embedded HF Image),
 // conversations [{from: human, value: "<image>\n…"}, {from: gpt, value: dense caption}], data_source.
-import { imageConversationRow, parquetReader } from './parquet-source.ts';
+import { imageConversationRow, parquetReader } from './parquet-family.ts';
 import type { SourceReader } from './types.ts';
 
 /**

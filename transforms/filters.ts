@@ -3,7 +3,7 @@
 import picomatch from 'picomatch';
 import type { Turn } from '../core/schema.ts';
 import { IMAGE_TOKEN } from './normalise.ts';
-import type { FilterName, FilterOptions } from './options.ts';
+import type { FilterName, FilterOptions } from './component-options.ts';
 
 /** Image size as the source has it (after EXIF orientation, before downscaling). */
 export interface ImageSize {

@@ -10,7 +10,7 @@ import sharp, {
 } from 'sharp';
 import type { QuarantineReason } from '../core/quarantine.ts';
 import type { SampleImage } from '../core/schema.ts';
-import type { ImageOptions } from './options.ts';
+import type { ImageOptions } from './component-options.ts';
 
 /** Why an image was re-encoded. None: the original bytes were kept exactly. */
 export type ImageChange =

@@ -3,7 +3,7 @@
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { type ImageOutcome, normaliseImage } from './image-normalise.ts';
-import type { ImageOptions } from './options.ts';
+import type { ImageOptions } from './component-options.ts';
 
 /** Anything that normalises images: the worker pool, or the same function run in this thread. */
 export interface ImageNormaliser {

@@ -7,7 +7,7 @@ import { imageFilter, textFilter } from './filters.ts';
 import type { ImageChange } from './image-normalise.ts';
 import type { ImageNormaliser } from './image-pool.ts';
 import { type NormalisedSample, normaliseRecord } from './normalise.ts';
-import type { ComponentTransformOptions, FilterName } from './options.ts';
+import type { ComponentTransformOptions, FilterName } from './component-options.ts';
 import { makeTriplet } from './triplet.ts';
 import { validateRecord } from './validate.ts';
 

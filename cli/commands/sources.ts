@@ -8,7 +8,7 @@ import { errorMessage, SpecError } from '../../core/errors.ts';
 import type { QuarantineRecord } from '../../core/quarantine.ts';
 import type { Partition, ReadItem } from '../../sources/types.ts';
 import type { ImageNormaliser } from '../../transforms/image-pool.ts';
-import type { ComponentTransformOptions } from '../../transforms/options.ts';
+import type { ComponentTransformOptions } from '../../transforms/component-options.ts';
 import type { ProcessOutcome } from '../../transforms/process.ts';
 
 // Library modules load inside the action (sharp, readers, worker pool): other commands start without them.
@@ -101,7 +101,7 @@ async function readSpecFile(uri: string): Promise<unknown> {
 
 /** The spec file (if any) with the flags laid over it, validated by the same schema a mixture spec embeds. */
 export async function optionsFromFlags(flags: ReadFlags): Promise<ComponentTransformOptions> {
-  const { ComponentTransformOptionsSchema } = await import('../../transforms/options.ts');
+  const { ComponentTransformOptionsSchema } = await import('../../transforms/component-options.ts');
   const fromSpec = flags.spec ? await readSpecFile(flags.spec) : {};
   const specParsed = ComponentTransformOptionsSchema.safeParse(fromSpec);
   if (!specParsed.success) throw formatIssues(flags.spec ?? 'spec', specParsed.error);

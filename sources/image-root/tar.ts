@@ -2,7 +2,7 @@
 // to header (ustar, GNU long names, pax paths and sizes), then each image is one ranged read.
 import { SourceFileError } from '../../core/errors.ts';
 import { storageFor } from '../../core/storage/index.ts';
-import { CachedRangeReader } from './range-cache.ts';
+import { commonTopFolder, findMember, openArchiveRanges } from './archive.ts';
 import { canonicalMemberName } from './safe-path.ts';
 import { type ImageLookup, type ImageRoot, missing } from './types.ts';
 
@@ -71,25 +71,19 @@ export class TarRoot implements ImageRoot {
   ) {}
 
   static async open(uri: string): Promise<TarRoot> {
-    const info = await storageFor(uri)
-      .stat(uri)
-      .catch((err: unknown) => {
-        throw new SourceFileError(uri, `cannot stat image archive: ${(err as Error).message}`, {
-          cause: err,
-        });
-      });
-    if (!info) throw new SourceFileError(uri, 'image archive does not exist');
-    const ranges = new CachedRangeReader(uri, info.size, { blockBytes: INDEX_BLOCK_BYTES, maxBlocks: 1 });
+    const { size: archiveSize, ranges } = await openArchiveRanges(uri, {
+      blockBytes: INDEX_BLOCK_BYTES,
+      maxBlocks: 1,
+    });
     const byName = new Map<string, number>();
     let offsets = new Float64Array(1024);
     let sizes = new Float64Array(1024);
     let count = 0;
-    let top: string | undefined | null = null;
     let longName: string | undefined;
     let pax: Map<string, string> | undefined;
     let pos = 0;
     try {
-      while (pos + BLOCK <= info.size) {
+      while (pos + BLOCK <= archiveSize) {
         const header = await ranges.read(pos, pos + BLOCK);
         if (pos === 0 && header[0] === 0x1f && header[1] === 0x8b)
           throw new SourceFileError(uri, GZIP_TAR_ADVICE);
@@ -131,19 +125,17 @@ export class TarRoot implements ImageRoot {
             offsets[count] = dataStart;
             sizes[count] = size;
             byName.set(canonical, count++);
-            const slash = canonical.indexOf('/');
-            const first = slash > 0 ? canonical.slice(0, slash) : undefined;
-            top = top === null ? first : top === first ? top : undefined;
           }
         }
-        if (next > info.size) throw new SourceFileError(uri, `truncated tar archive (member at byte ${pos})`);
+        if (next > archiveSize)
+          throw new SourceFileError(uri, `truncated tar archive (member at byte ${pos})`);
         pos = next;
       }
     } catch (err) {
       if (err instanceof SourceFileError) throw err;
       throw new SourceFileError(uri, `cannot index tar archive: ${(err as Error).message}`, { cause: err });
     }
-    return new TarRoot(uri, byName, offsets, sizes, top ?? undefined);
+    return new TarRoot(uri, byName, offsets, sizes, commonTopFolder(byName.keys()));
   }
 
   get size(): number {
@@ -151,8 +143,7 @@ export class TarRoot implements ImageRoot {
   }
 
   async readChecked(path: string): Promise<ImageLookup> {
-    let k = this.byName.get(path);
-    if (k === undefined && this.topFolder !== undefined) k = this.byName.get(`${this.topFolder}/${path}`);
+    const k = findMember((name) => this.byName.get(name), this.topFolder, path);
     if (k === undefined) return missing(`image '${path}' is not a regular file in ${this.uri}`);
     const start = this.dataOffset[k];
     try {

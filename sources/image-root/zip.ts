@@ -3,8 +3,8 @@
 import { PassThrough, type Readable } from 'node:stream';
 import yauzl from 'yauzl';
 import { SourceFileError } from '../../core/errors.ts';
-import { storageFor } from '../../core/storage/index.ts';
-import { CachedRangeReader } from './range-cache.ts';
+import { commonTopFolder, findMember, openArchiveRanges } from './archive.ts';
+import type { CachedRangeReader } from './range-cache.ts';
 import { canonicalMemberName } from './safe-path.ts';
 import { type ImageLookup, type ImageRoot, missing } from './types.ts';
 
@@ -110,19 +110,6 @@ function memberName(e: yauzl.Entry): string {
   return yauzl.getFileNameLowLevel(e.generalPurposeBitFlag, bytes, e.extraFields, false);
 }
 
-/** The single top-level folder every member shares (`images/` in some zips), if there is one. */
-function commonTopFolder(names: Iterable<string>): string | undefined {
-  let top: string | undefined;
-  for (const name of names) {
-    const slash = name.indexOf('/');
-    if (slash <= 0) return undefined;
-    const first = name.slice(0, slash);
-    if (top === undefined) top = first;
-    else if (top !== first) return undefined;
-  }
-  return top;
-}
-
 export class ZipRoot implements ImageRoot {
   private constructor(
     readonly uri: string,
@@ -134,20 +121,15 @@ export class ZipRoot implements ImageRoot {
   ) {}
 
   static async open(uri: string): Promise<ZipRoot> {
-    const info = await storageFor(uri)
-      .stat(uri)
-      .catch((err: unknown) => {
-        throw new SourceFileError(uri, `cannot stat image archive: ${(err as Error).message}`, {
-          cause: err,
-        });
-      });
-    if (!info) throw new SourceFileError(uri, 'image archive does not exist');
-    const ranges = new CachedRangeReader(uri, info.size, { blockBytes: DIRECTORY_BLOCK_BYTES, maxBlocks: 2 });
+    const { size, ranges } = await openArchiveRanges(uri, {
+      blockBytes: DIRECTORY_BLOCK_BYTES,
+      maxBlocks: 2,
+    });
     const reader = new StorageZipReader(ranges);
     const members = new MemberTable();
     let zip: yauzl.ZipFile;
     try {
-      zip = await yauzl.fromRandomAccessReaderPromise(reader, info.size, {
+      zip = await yauzl.fromRandomAccessReaderPromise(reader, size, {
         lazyEntries: true,
         autoClose: false,
         // Names are decoded below without yauzl's validation: one odd member name must not fail the archive;
@@ -179,8 +161,7 @@ export class ZipRoot implements ImageRoot {
   }
 
   async readChecked(path: string): Promise<ImageLookup> {
-    let k = this.members.find(path);
-    if (k === undefined && this.topFolder !== undefined) k = this.members.find(`${this.topFolder}/${path}`);
+    const k = findMember((name) => this.members.find(name), this.topFolder, path);
     if (k === undefined) return missing(`image '${path}' is not a member of ${this.uri}`);
     const entry = this.members.entry(k);
     // One request for the local header and the data together.

@@ -10,7 +10,7 @@ import {
   type NormalisedImage,
   normaliseImage,
 } from '../../transforms/image-normalise.ts';
-import { type ImageOptions, ImageOptionsSchema } from '../../transforms/options.ts';
+import { type ImageOptions, ImageOptionsSchema } from '../../transforms/component-options.ts';
 import { BLUE, badCorpus, goodCorpus, near, noiseJpeg, pixelAt, RED } from './image-corpus.ts';
 
 const DEFAULTS: ImageOptions = ImageOptionsSchema.parse({});

@@ -8,7 +8,7 @@ import { pathToFileURL } from 'node:url';
 import sharp from 'sharp';
 import { normaliseImage } from '../../transforms/image-normalise.ts';
 import { createImagePool, ImagePoolError } from '../../transforms/image-pool.ts';
-import { type ImageOptions, ImageOptionsSchema } from '../../transforms/options.ts';
+import { type ImageOptions, ImageOptionsSchema } from '../../transforms/component-options.ts';
 import { badCorpus, goodCorpus } from './image-corpus.ts';
 
 const DEFAULTS: ImageOptions = ImageOptionsSchema.parse({});
@@ -116,7 +116,7 @@ describe('ImagePool in a process of its own', () => {
   after(() => rmSync(dir, { recursive: true, force: true }));
 
   const poolUrl = pathToFileURL(resolve('transforms/image-pool.ts')).href;
-  const optionsUrl = pathToFileURL(resolve('transforms/options.ts')).href;
+  const optionsUrl = pathToFileURL(resolve('transforms/component-options.ts')).href;
   const tsxApi = pathToFileURL(resolve('node_modules/tsx/dist/esm/api/index.mjs')).href;
 
   /** A script that uses a pool and never closes it: the process must still exit on its own. */

@@ -8,7 +8,7 @@ import type { RawRecord, RawTurn } from '../../core/schema.ts';
 import { dedupKey } from '../../transforms/dedup-key.ts';
 import { inlineImageNormaliser } from '../../transforms/image-pool.ts';
 import { countImageTokens } from '../../transforms/normalise.ts';
-import { type ComponentTransformOptions, ComponentTransformOptionsSchema } from '../../transforms/options.ts';
+import { type ComponentTransformOptions, ComponentTransformOptionsSchema } from '../../transforms/component-options.ts';
 import { type ProcessContext, type ProcessOutcome, processRecord } from '../../transforms/process.ts';
 import { roleProblem } from '../../transforms/validate.ts';
 import { bombPng, exifRotatedJpeg } from './image-corpus.ts';

@@ -4,7 +4,7 @@ import sharp from 'sharp';
 import type { RawRecord } from '../../core/schema.ts';
 import { createImagePool, inlineImageNormaliser } from '../../transforms/image-pool.ts';
 import { type NormalisedRecord, normaliseRecord } from '../../transforms/normalise.ts';
-import { ComponentTransformOptionsSchema } from '../../transforms/options.ts';
+import { ComponentTransformOptionsSchema } from '../../transforms/component-options.ts';
 import { type ProcessOutcome, processRecord } from '../../transforms/process.ts';
 import {
   imageBeforeQuestion,

@@ -2,9 +2,19 @@
 // partitions of whole row groups, read one row group at a time with only the needed columns, one item per row.
 import { SourceFileError } from '../core/errors.ts';
 import { openParquet, type ParquetFileHandle, readRowGroups } from '../core/parquet/read.ts';
-import type { QuarantineReason, QuarantineRecord } from '../core/quarantine.ts';
+import type { QuarantineRecord } from '../core/quarantine.ts';
 import type { RawImage, RawRecord, RawTurn } from '../core/schema.ts';
 import { basenameUri, dirnameUri, type ObjectInfo } from '../core/storage/index.ts';
+import {
+  type Checked,
+  checkConversations,
+  checkId,
+  checkOptionalString,
+  isPlainObject,
+  type Rejection,
+  reject,
+  typeName,
+} from './field-checks.ts';
 import type { Partition, PlanOptions, ReadItem, SourceFormat, SourceReader } from './types.ts';
 
 /** Partitions aim at this many rows when the caller does not say (whole row groups, so often more). */
@@ -19,7 +29,7 @@ export interface ParquetColumn {
 /** What one row turns into: the record's fields, or the reason it is rejected. */
 export type RowResult =
   | { ok: true; id: string; images: RawImage[]; conversations: RawTurn[]; meta: Record<string, unknown> }
-  | { ok: false; reason: QuarantineReason; message: string; id?: string };
+  | Rejection;
 
 export interface RowContext {
   uri: string;
@@ -36,18 +46,6 @@ export interface ParquetFamily {
   toRecord(row: Record<string, unknown>, ctx: RowContext): RowResult;
 }
 
-export function reject(reason: QuarantineReason, message: string, id?: string): RowResult {
-  return id === undefined ? { ok: false, reason, message } : { ok: false, reason, message, id };
-}
-
-export function typeName(v: unknown): string {
-  if (v === null) return 'null';
-  if (v === undefined) return 'undefined';
-  if (v instanceof Uint8Array) return 'bytes';
-  if (Array.isArray(v)) return 'array';
-  return typeof v;
-}
-
 /** The file name without `.parquet` (e.g. `train-00000-of-00001`). */
 export function fileStem(uri: string): string {
   return basenameUri(uri).replace(/\.parquet$/i, '');
@@ -59,21 +57,6 @@ export function parentFolder(uri: string): string {
 }
 
 /**
- * Ids are strings in the HF releases; integer ids (some re-exports) are accepted as their decimal text.
- * Returns the id, or a rejection.
- */
-export function checkId(value: unknown): { ok: true; id: string } | { ok: false; result: RowResult } {
-  if (value === null || value === undefined || value === '') {
-    return { ok: false, result: reject('missing-field', "field 'id' is missing") };
-  }
-  if (typeof value === 'string') return { ok: true, id: value };
-  if (typeof value === 'bigint' || (typeof value === 'number' && Number.isInteger(value))) {
-    return { ok: true, id: String(value) };
-  }
-  return { ok: false, result: reject('wrong-type', `field 'id' must be a string, got ${typeName(value)}`) };
-}
-
-/**
  * A Hugging Face `Image` value (`struct<bytes, path>`) at `field`. `undefined` when the value is null or has
  * neither bytes nor path (no image); else the image or a rejection.
  */
@@ -81,96 +64,29 @@ export function checkImage(
   value: unknown,
   field: string,
   id: string | undefined,
-): { ok: true; image: RawImage | undefined } | { ok: false; result: RowResult } {
-  if (value === null || value === undefined) return { ok: true, image: undefined };
-  if (typeof value !== 'object' || Array.isArray(value) || value instanceof Uint8Array) {
-    return {
-      ok: false,
-      result: reject(
-        'wrong-type',
-        `field '${field}' must be an image struct {bytes, path}, got ${typeName(value)}`,
-        id,
-      ),
-    };
-  }
-  const { bytes, path } = value as { bytes?: unknown; path?: unknown };
-  if (path !== null && path !== undefined && typeof path !== 'string') {
-    return {
-      ok: false,
-      result: reject('wrong-type', `field '${field}.path' must be a string, got ${typeName(path)}`, id),
-    };
-  }
-  if (bytes === null || bytes === undefined) {
-    if (path === null || path === undefined) return { ok: true, image: undefined };
-    return {
-      ok: false,
-      result: reject(
-        'missing-image',
-        `field '${field}.bytes' is null: image '${path}' is not embedded in the file`,
-        id,
-      ),
-    };
-  }
-  if (!(bytes instanceof Uint8Array)) {
-    return {
-      ok: false,
-      result: reject('wrong-type', `field '${field}.bytes' must be binary, got ${typeName(bytes)}`, id),
-    };
-  }
-  return { ok: true, image: typeof path === 'string' && path !== '' ? { bytes, path } : { bytes } };
-}
-
-/** LLaVA `conversations`: a list of {from, value} strings. */
-export function checkConversations(
-  value: unknown,
-  id: string,
-): { ok: true; turns: RawTurn[] } | { ok: false; result: RowResult } {
-  const fail = (reason: QuarantineReason, message: string) => ({
-    ok: false as const,
-    result: reject(reason, message, id),
-  });
-  if (value === null || value === undefined) return fail('missing-field', "field 'conversations' is missing");
-  if (!Array.isArray(value))
-    return fail('wrong-type', `field 'conversations' must be a list, got ${typeName(value)}`);
-  const turns: RawTurn[] = [];
-  for (let t = 0; t < value.length; t++) {
-    const turn: unknown = value[t];
-    if (typeof turn !== 'object' || turn === null || Array.isArray(turn) || turn instanceof Uint8Array) {
-      return fail(
-        turn === null ? 'missing-field' : 'wrong-type',
-        `field 'conversations[${t}]' must be a {from, value} struct, got ${typeName(turn)}`,
-      );
-    }
-    const { from, value: text } = turn as { from?: unknown; value?: unknown };
-    if (from === null || from === undefined)
-      return fail('missing-field', `field 'conversations[${t}].from' is missing`);
-    if (text === null || text === undefined)
-      return fail('missing-field', `field 'conversations[${t}].value' is missing`);
-    if (typeof from !== 'string') {
-      return fail('wrong-type', `field 'conversations[${t}].from' must be a string, got ${typeName(from)}`);
-    }
-    if (typeof text !== 'string') {
-      return fail('wrong-type', `field 'conversations[${t}].value' must be a string, got ${typeName(text)}`);
-    }
-    turns.push({ from, value: text });
-  }
-  return { ok: true, turns };
-}
-
-/** An optional string column kept in `meta` (absent or null: left out). */
-export function checkOptionalString(
-  value: unknown,
-  field: string,
-  id: string,
-): { ok: true; value: string | undefined } | { ok: false; result: RowResult } {
+): Checked<RawImage | undefined> {
   if (value === null || value === undefined) return { ok: true, value: undefined };
-  if (typeof value !== 'string') {
-    return {
-      ok: false,
-      result: reject('wrong-type', `field '${field}' must be a string, got ${typeName(value)}`, id),
-    };
+  if (!isPlainObject(value)) {
+    return reject(
+      'wrong-type',
+      `field '${field}' must be an image struct {bytes, path}, got ${typeName(value)}`,
+      id,
+    );
   }
-  return { ok: true, value };
+  const { bytes, path } = value;
+  if (path !== null && path !== undefined && typeof path !== 'string')
+    return reject('wrong-type', `field '${field}.path' must be a string, got ${typeName(path)}`, id);
+  if (bytes === null || bytes === undefined) {
+    if (path === null || path === undefined) return { ok: true, value: undefined };
+    return reject(
+      'missing-image',
+      `field '${field}.bytes' is null: image '${path}' is not embedded in the file`,
+      id,
+    );
+  }
+  if (!(bytes instanceof Uint8Array))
+    return reject('wrong-type', `field '${field}.bytes' must be binary, got ${typeName(bytes)}`, id);
+  return { ok: true, value: typeof path === 'string' && path !== '' ? { bytes, path } : { bytes } };
 }
 
 function missingRequired(handle: ParquetFileHandle, family: ParquetFamily): string[] {
@@ -306,20 +222,20 @@ export function imageConversationRow(
   options: { imageRequired: boolean },
 ): RowResult {
   const id = checkId(row.id);
-  if (!id.ok) return id.result;
-  const image = checkImage(row.image, 'image', id.id);
-  if (!image.ok) return image.result;
-  if (image.image === undefined && options.imageRequired)
-    return reject('missing-field', "field 'image' is missing", id.id);
-  const conversations = checkConversations(row.conversations, id.id);
-  if (!conversations.ok) return conversations.result;
-  const dataSource = checkOptionalString(row.data_source, 'data_source', id.id);
-  if (!dataSource.ok) return dataSource.result;
+  if (!id.ok) return id;
+  const image = checkImage(row.image, 'image', id.value);
+  if (!image.ok) return image;
+  if (image.value === undefined && options.imageRequired)
+    return reject('missing-field', "field 'image' is missing", id.value);
+  const conversations = checkConversations(row.conversations, id.value);
+  if (!conversations.ok) return conversations;
+  const dataSource = checkOptionalString(row.data_source, 'data_source', id.value);
+  if (!dataSource.ok) return dataSource;
   return {
     ok: true,
-    id: id.id,
-    images: image.image ? [image.image] : [],
-    conversations: conversations.turns,
+    id: id.value,
+    images: image.value ? [image.value] : [],
+    conversations: conversations.value,
     meta: dataSource.value === undefined ? {} : { data_source: dataSource.value },
   };
 }

@@ -5,6 +5,14 @@ import { MixforgeError } from '../core/errors.ts';
 import type { QuarantineReason, QuarantineRecord } from '../core/quarantine.ts';
 import type { RawImage, RawRecord, RawTurn } from '../core/schema.ts';
 import { dirnameUri, type ObjectInfo } from '../core/storage/index.ts';
+import {
+  checkConversations,
+  checkId,
+  isPlainObject,
+  type Rejection,
+  reject,
+  typeName,
+} from './field-checks.ts';
 import type { ImageRoot } from './image-root/index.ts';
 import { openImageRoot } from './image-root/index.ts';
 import { checkImagePath } from './image-root/safe-path.ts';
@@ -20,17 +28,7 @@ export interface LlavaFields {
   meta: Record<string, unknown>;
 }
 
-export type FieldCheck =
-  | { ok: true; fields: LlavaFields }
-  | { ok: false; reason: QuarantineReason; message: string; id?: string };
-
-function typeName(v: unknown): string {
-  return v === null ? 'null' : Array.isArray(v) ? 'array' : typeof v;
-}
-
-function bad(reason: QuarantineReason, message: string, id?: string): FieldCheck {
-  return { ok: false, reason, message, id };
-}
+export type FieldCheck = { ok: true; fields: LlavaFields } | Rejection;
 
 const KNOWN_FIELDS = new Set(['id', 'image', 'conversations']);
 
@@ -39,24 +37,19 @@ const KNOWN_FIELDS = new Set(['id', 'image', 'conversations']);
  * `image` is a path, a list of paths, or absent/null for text-only records (unless `requireImage`).
  */
 export function checkLlavaFields(value: unknown, options: { requireImage: boolean }): FieldCheck {
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    return bad('wrong-type', `record must be a JSON object, got ${typeName(value)}`);
-  }
-  const obj = value as Record<string, unknown>;
-  let id: string;
-  if (obj.id === undefined || obj.id === null || obj.id === '')
-    return bad('missing-field', "field 'id' is missing");
-  if (typeof obj.id === 'string') id = obj.id;
-  else if (typeof obj.id === 'number' && Number.isFinite(obj.id)) id = String(obj.id);
-  else return bad('wrong-type', `field 'id' must be a string or number, got ${typeName(obj.id)}`);
+  if (!isPlainObject(value))
+    return reject('wrong-type', `record must be a JSON object, got ${typeName(value)}`);
+  const checkedId = checkId(value.id);
+  if (!checkedId.ok) return checkedId;
+  const id = checkedId.value;
 
   let imagePaths: string[];
-  const image = obj.image;
+  const image = value.image;
   if (image === undefined || image === null) {
-    if (options.requireImage) return bad('missing-field', "field 'image' is missing", id);
+    if (options.requireImage) return reject('missing-field', "field 'image' is missing", id);
     imagePaths = [];
   } else if (typeof image === 'string') {
-    if (image === '') return bad('wrong-type', "field 'image' is an empty string", id);
+    if (image === '') return reject('wrong-type', "field 'image' is an empty string", id);
     imagePaths = [image];
   } else if (
     Array.isArray(image) &&
@@ -65,50 +58,19 @@ export function checkLlavaFields(value: unknown, options: { requireImage: boolea
   ) {
     imagePaths = image as string[];
   } else {
-    return bad(
+    return reject(
       'wrong-type',
       `field 'image' must be a path or a non-empty list of paths, got ${typeName(image)}`,
       id,
     );
   }
 
-  const convs = obj.conversations;
-  if (convs === undefined || convs === null)
-    return bad('missing-field', "field 'conversations' is missing", id);
-  if (!Array.isArray(convs))
-    return bad('wrong-type', `field 'conversations' must be an array, got ${typeName(convs)}`, id);
-  const conversations: RawTurn[] = [];
-  for (let t = 0; t < convs.length; t++) {
-    const turn = convs[t] as unknown;
-    if (typeof turn !== 'object' || turn === null || Array.isArray(turn)) {
-      return bad('wrong-type', `field 'conversations[${t}]' must be an object, got ${typeName(turn)}`, id);
-    }
-    const { from, value: text } = turn as { from?: unknown; value?: unknown };
-    if (from === undefined || from === null)
-      return bad('missing-field', `field 'conversations[${t}].from' is missing`, id);
-    if (text === undefined || text === null) {
-      return bad('missing-field', `field 'conversations[${t}].value' is missing`, id);
-    }
-    if (typeof from !== 'string') {
-      return bad(
-        'wrong-type',
-        `field 'conversations[${t}].from' must be a string, got ${typeName(from)}`,
-        id,
-      );
-    }
-    if (typeof text !== 'string') {
-      return bad(
-        'wrong-type',
-        `field 'conversations[${t}].value' must be a string, got ${typeName(text)}`,
-        id,
-      );
-    }
-    conversations.push({ from, value: text });
-  }
+  const conversations = checkConversations(value.conversations, id);
+  if (!conversations.ok) return conversations;
 
   const meta: Record<string, unknown> = {};
-  for (const key of Object.keys(obj)) if (!KNOWN_FIELDS.has(key)) meta[key] = obj[key];
-  return { ok: true, fields: { id, imagePaths, conversations, meta } };
+  for (const key of Object.keys(value)) if (!KNOWN_FIELDS.has(key)) meta[key] = value[key];
+  return { ok: true, fields: { id, imagePaths, conversations: conversations.value, meta } };
 }
 
 /** Load a record's images: every path is checked before any is read; the first failure wins. */
