@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import sharp from 'sharp';
 import { rerunWithProcessEnv } from '../bin/process-env.js';
 import { type ParquetField, writeParquet } from '../core/parquet/write.ts';
-import { drawDemoImage } from '../demo/images.ts';
+import { grainyPhoto } from '../demo/images.ts';
 import { jpegEncoderOptions } from '../transforms/image-normalise.ts';
 
 /** The value after `--name`, if given. */
@@ -55,21 +55,17 @@ const FIELDS: ParquetField[] = [
 async function makeImages(n: number): Promise<Uint8Array[]> {
   const out: Uint8Array[] = [];
   for (let i = 0; i < n; i++) {
-    const png = await drawDemoImage(`bench-${i}`, 'png', {
+    const photo = await grainyPhoto({
+      name: `bench-${i}`,
       width: 400 + ((i * 37) % 241),
       height: 300 + ((i * 53) % 161),
+      sigma: 40,
     });
-    // Noise makes the JPEG behave like a photo (an SVG gradient compresses unrealistically well).
-    const noisy = await sharp(png)
-      .composite([{ input: Buffer.from(noisePng), tile: true, blend: 'overlay' }])
-      .jpeg({ quality: 90 })
-      .toBuffer();
+    const noisy = await photo.jpeg({ quality: 90 }).toBuffer();
     out.push(new Uint8Array(noisy));
   }
   return out;
 }
-
-let noisePng: Buffer;
 
 async function writeRecap(dir: string, images: Uint8Array[], rows: number): Promise<void> {
   await mkdir(join(dir, 'data'), { recursive: true });
@@ -150,17 +146,6 @@ async function main(): Promise<void> {
   const tmp = keep ?? (await mkdtemp(join(tmpdir(), 'mixforge-bench-build-')));
   await mkdir(tmp, { recursive: true });
   try {
-    noisePng = await sharp({
-      create: {
-        width: 64,
-        height: 64,
-        channels: 3,
-        background: '#808080',
-        noise: { type: 'gaussian', mean: 128, sigma: 40 },
-      },
-    })
-      .png()
-      .toBuffer();
     const images = await makeImages(distinct);
     const small = join(tmp, 'small');
     const big = join(tmp, 'big');

@@ -15,7 +15,7 @@ import sharp from 'sharp';
 import { rerunWithProcessEnv } from '../bin/process-env.js';
 import { keyedHash64 } from '../core/keyed-hash.ts';
 import type { Sample } from '../core/schema.ts';
-import { drawDemoImage } from '../demo/images.ts';
+import { grainyPhoto } from '../demo/images.ts';
 import type { Manifest } from '../manifests/manifest.ts';
 import { writeSampleShard } from '../manifests/shard-format.ts';
 import type { MixtureSpec } from '../manifests/spec.ts';
@@ -58,22 +58,8 @@ const R = Number(args.res);
 async function drawPhoto(i: number): Promise<Sample['images'][number]> {
   const width = 400 + ((i * 37) % 241);
   const height = 300 + ((i * 53) % 161);
-  const base = await drawDemoImage(`loader-bench-${i}`, 'png', { width, height });
-  const grain = await sharp({
-    create: {
-      width,
-      height,
-      channels: 3,
-      background: '#808080',
-      noise: { type: 'gaussian', mean: 128, sigma: 10 },
-    },
-  })
-    .png()
-    .toBuffer();
-  const bytes = await sharp(base)
-    .composite([{ input: grain, blend: 'overlay' }])
-    .jpeg({ quality: 90 })
-    .toBuffer();
+  const photo = await grainyPhoto({ name: `loader-bench-${i}`, width, height, sigma: 10 });
+  const bytes = await photo.jpeg({ quality: 90 }).toBuffer();
   return { bytes: new Uint8Array(bytes), width, height, format: 'jpeg' };
 }
 

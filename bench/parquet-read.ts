@@ -9,9 +9,8 @@ import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { DuckDBInstance } from '@duckdb/node-api';
-import sharp from 'sharp';
 import { expandGlob } from '../core/storage/index.ts';
-import { drawDemoImage } from '../demo/images.ts';
+import { grainyPhoto } from '../demo/images.ts';
 import { getReader } from '../sources/registry.ts';
 
 const { values: args } = parseArgs({
@@ -42,19 +41,7 @@ async function drawImages(dir: string): Promise<number> {
   for (let i = 0; i < DISTINCT_IMAGES; i++) {
     const width = 480 + (i % 4) * 32;
     const height = 360 + (i % 3) * 32;
-    const base = await drawDemoImage(`bench-${i}`, 'png', { width, height });
-    const grain = await sharp({
-      create: {
-        width,
-        height,
-        channels: 3,
-        background: '#808080',
-        noise: { type: 'gaussian', mean: 128, sigma: 8 },
-      },
-    })
-      .png()
-      .toBuffer();
-    const img = sharp(base).composite([{ input: grain, blend: 'overlay' }]);
+    const img = await grainyPhoto({ name: `bench-${i}`, width, height, sigma: 8 });
     const bytes = await (i % 4 === 3 ? img.webp({ quality: 85 }) : img.jpeg({ quality: 90 })).toBuffer();
     total += bytes.byteLength;
     await writeFile(join(dir, `img-${String(i).padStart(4, '0')}.bin`), bytes);

@@ -9,6 +9,7 @@ import { parseArgs } from 'node:util';
 import sharp, { type JpegOptions } from 'sharp';
 import { keyedHash64 } from '../core/keyed-hash.ts';
 import type { RawRecord } from '../core/schema.ts';
+import { grainyPhoto } from '../demo/images.ts';
 import { jpegEncoderOptions } from '../transforms/image-normalise.ts';
 import { createImagePool } from '../transforms/image-pool.ts';
 import { ComponentTransformOptionsSchema } from '../transforms/component-options.ts';
@@ -39,21 +40,8 @@ async function photo(i: number, size?: { width: number; height: number }): Promi
     .resize(width, height, { kernel: 'cubic', fit: 'fill' })
     .png()
     .toBuffer();
-  const grain = await sharp({
-    create: {
-      width,
-      height,
-      channels: 3,
-      background: '#808080',
-      noise: { type: 'gaussian', mean: 128, sigma: 18 },
-    },
-  })
-    .png()
-    .toBuffer();
-  return sharp(field)
-    .composite([{ input: grain, blend: 'overlay' }])
-    .jpeg({ quality: 90 })
-    .toBuffer();
+  const grainy = await grainyPhoto({ name: `photo-${i}`, width, height, sigma: 18, base: field });
+  return grainy.jpeg({ quality: 90 }).toBuffer();
 }
 
 async function cc3mCorpus(n: number): Promise<Buffer[]> {

@@ -1,5 +1,5 @@
 // Draws small, real, varied images with sharp for demo data and fixtures (JPEG, PNG, WebP).
-import sharp from 'sharp';
+import sharp, { type Sharp } from 'sharp';
 import { keyedHash64 } from '../core/keyed-hash.ts';
 
 export type DemoImageFormat = 'jpeg' | 'png' | 'webp';
@@ -25,4 +25,33 @@ export async function drawDemoImage(
   const out =
     format === 'jpeg' ? img.jpeg({ quality: 90 }) : format === 'png' ? img.png() : img.webp({ quality: 85 });
   return new Uint8Array(await out.toBuffer());
+}
+
+/**
+ * A photo-like picture: `base` (or the demo picture for `name`) with Gaussian grain laid over it, so that encoded
+ * sizes and entropy-decoding cost are those of real photos (a smooth synthetic picture compresses unrealistically
+ * well). Returns the sharp pipeline; the caller picks the encoding.
+ */
+export async function grainyPhoto(opts: {
+  name: string;
+  width: number;
+  height: number;
+  /** Grain strength (Gaussian sigma on a 0–255 scale). */
+  sigma: number;
+  base?: Buffer | Uint8Array;
+}): Promise<Sharp> {
+  const { width, height, sigma } = opts;
+  const base = opts.base ?? (await drawDemoImage(opts.name, 'png', { width, height }));
+  const grain = await sharp({
+    create: {
+      width,
+      height,
+      channels: 3,
+      background: '#808080',
+      noise: { type: 'gaussian', mean: 128, sigma },
+    },
+  })
+    .png()
+    .toBuffer();
+  return sharp(base).composite([{ input: grain, blend: 'overlay' }]);
 }
