@@ -2,15 +2,16 @@
 // and write its report. Embedded defaults only: local disk, no Redis, no S3.
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { progressSink } from '../cli/progress.ts';
 import { shippedSpecPath } from '../manifests/demo-overrides.ts';
 import { verifyBuild } from '../manifests/manifest.ts';
 import { writeReport } from '../manifests/report.ts';
 import { loadSpec } from '../manifests/spec.ts';
 import { makeBuildContext } from '../pipelines/context.ts';
+import type { BuildEventSink } from '../pipelines/events.ts';
 import { runBuildInProcess } from '../pipelines/executor-inprocess.ts';
 
-export async function runDemo(opts: { data: string; out: string }): Promise<void> {
+/** `onEvent` receives the build's progress events (the CLI passes its progress display). */
+export async function runDemo(opts: { data: string; out: string; onEvent?: BuildEventSink }): Promise<void> {
   const data = resolve(opts.data);
   if (!existsSync(join(data, '.complete'))) {
     const { generateDemoData } = await import('./generate.ts');
@@ -19,8 +20,7 @@ export async function runDemo(opts: { data: string; out: string }): Promise<void
   }
   const spec = await loadSpec(shippedSpecPath('demo'), { env: { ...process.env, MIXFORGE_DEMO_DATA: data } });
   const ctx = makeBuildContext(spec, resolve(opts.out));
-  const progress = progressSink({ json: false, tty: Boolean(process.stderr.isTTY) });
-  const manifest = await runBuildInProcess(ctx, { onEvent: progress.sink }).finally(() => progress.stop());
+  const manifest = await runBuildInProcess(ctx, { onEvent: opts.onEvent });
   const problems = await verifyBuild(ctx.out);
   if (problems.length) throw new Error(`demo build does not verify:\n  ${problems.join('\n  ')}`);
   const report = await writeReport(ctx.out);

@@ -1,5 +1,6 @@
 // `mixforge demo`: generate the bundled demo data (if missing) and run the main job on it.
 import type { Command } from 'commander';
+import { progressSink } from '../progress.ts';
 
 export function registerDemo(program: Command): void {
   program
@@ -9,6 +10,7 @@ export function registerDemo(program: Command): void {
     .option('--out <dir>', 'where the built mixture goes', 'demo-out')
     .action(async (opts: { data: string; out: string }) => {
       const { runDemo } = await import('../../demo/run.ts');
-      await runDemo(opts);
+      const progress = progressSink({ json: false, tty: Boolean(process.stderr.isTTY) });
+      await runDemo({ ...opts, onEvent: progress.sink }).finally(() => progress.stop());
     });
 }
