@@ -5,7 +5,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { generateDemoData } from '../demo/generate.ts';
-import { shippedSpecPath } from '../manifests/demo-overrides.ts';
+import { shippedSpecPath } from '../demo/spec-overrides.ts';
 import { loadSpec } from '../manifests/spec.ts';
 import { makeBuildContext } from '../pipelines/context.ts';
 import { runBuildInProcess } from '../pipelines/executor-inprocess.ts';

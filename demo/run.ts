@@ -2,13 +2,13 @@
 // and write its report. Embedded defaults only: local disk, no Redis, no S3.
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { shippedSpecPath } from '../manifests/demo-overrides.ts';
 import { verifyBuild } from '../manifests/manifest.ts';
 import { writeReport } from '../manifests/report.ts';
 import { loadSpec } from '../manifests/spec.ts';
 import { makeBuildContext } from '../pipelines/context.ts';
 import type { BuildEventSink } from '../pipelines/events.ts';
 import { runBuildInProcess } from '../pipelines/executor-inprocess.ts';
+import { shippedSpecPath } from './spec-overrides.ts';
 
 /** `onEvent` receives the build's progress events (the CLI passes its progress display). */
 export async function runDemo(opts: { data: string; out: string; onEvent?: BuildEventSink }): Promise<void> {

@@ -6,7 +6,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { shippedSpecPath } from '../../manifests/demo-overrides.ts';
+import { shippedSpecPath } from '../../demo/spec-overrides.ts';
 import { demoDataDir } from '../helpers/demo-data.ts';
 
 let data = '';

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { pathToFileURL } from 'node:url';
-import { shippedSpecPath } from '../../manifests/demo-overrides.ts';
+import { shippedSpecPath } from '../../demo/spec-overrides.ts';
 import { readManifest } from '../../manifests/manifest.ts';
 import { reportCharts, writeReport } from '../../manifests/report.ts';
 import { loadSpec } from '../../manifests/spec.ts';

@@ -14,7 +14,7 @@ import {
   type ShippedSpecName,
   SPECS_DIR,
   shippedSpecPath,
-} from '../../manifests/demo-overrides.ts';
+} from '../../demo/spec-overrides.ts';
 import { type ComponentSpec, loadSpec, type MixtureSpec, specHash } from '../../manifests/spec.ts';
 import { SOURCE_FORMATS } from '../../sources/types.ts';
 

@@ -13,7 +13,7 @@ import { DuckDBInstance } from '@duckdb/node-api';
 import { tableFromIPC } from 'apache-arrow';
 import { readParquet } from 'parquet-wasm/node';
 import type { Sample } from '../../core/schema.ts';
-import { demoOverrides, shippedSpecPath } from '../../manifests/demo-overrides.ts';
+import { demoOverrides, shippedSpecPath } from '../../demo/spec-overrides.ts';
 import { verifyBuild } from '../../manifests/manifest.ts';
 import { readShardSamples } from '../../manifests/shard-format.ts';
 import { loadSpec, type MixtureSpec } from '../../manifests/spec.ts';

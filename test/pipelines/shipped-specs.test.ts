@@ -4,7 +4,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { demoOverrides, SHIPPED_SPECS, shippedSpecPath } from '../../manifests/demo-overrides.ts';
+import { demoOverrides, SHIPPED_SPECS, shippedSpecPath } from '../../demo/spec-overrides.ts';
 import { verifyBuild } from '../../manifests/manifest.ts';
 import { loadSpec } from '../../manifests/spec.ts';
 import { makeBuildContext } from '../../pipelines/context.ts';

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { joinUri, storageFor } from '../../core/storage/index.ts';
 import { generateDemoData } from '../../demo/generate.ts';
-import { shippedSpecPath } from '../../manifests/demo-overrides.ts';
+import { shippedSpecPath } from '../../demo/spec-overrides.ts';
 import { loadSpec } from '../../manifests/spec.ts';
 import { type BuildContext, makeBuildContext } from '../../pipelines/context.ts';
 import { setUpInBefore } from '../helpers/hooks.ts';

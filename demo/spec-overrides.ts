@@ -6,7 +6,7 @@ import { MixforgeError } from '../core/errors.ts';
 import { joinUri } from '../core/storage/index.ts';
 
 /** The folder of the ready specs. */
-export const SPECS_DIR = join(dirname(fileURLToPath(import.meta.url)), 'specs');
+export const SPECS_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', 'manifests', 'specs');
 
 /** The ready specs, by name (file `manifests/specs/<name>.yaml`). */
 export const SHIPPED_SPECS = [
