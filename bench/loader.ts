@@ -18,7 +18,7 @@ import type { Sample } from '../core/schema.ts';
 import { grainyPhoto } from '../demo/images.ts';
 import type { Manifest } from '../manifests/manifest.ts';
 import { writeSampleShard } from '../manifests/shard-format.ts';
-import type { MixtureSpec } from '../manifests/spec.ts';
+import type { MixtureSpec } from '../manifests/spec-schema.ts';
 import { emptyShardStats } from '../manifests/stats.ts';
 import { exportLlava } from '../train-bridge/export/llava.ts';
 import { mixtureSamples } from '../train-bridge/export/mixture-samples.ts';

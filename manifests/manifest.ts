@@ -3,7 +3,7 @@
 import { createHash } from 'node:crypto';
 import { joinUri, storageFor } from '../core/storage/index.ts';
 import { shardRowCount } from './shard-format.ts';
-import type { MixtureSpec } from './spec.ts';
+import type { MixtureSpec } from './spec-schema.ts';
 import type { ShardStats } from './stats.ts';
 
 export interface ManifestCounts {

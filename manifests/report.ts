@@ -5,7 +5,7 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { joinUri, storageFor } from '../core/storage/index.ts';
 import { type Manifest, manifestRoot, readManifest } from './manifest.ts';
-import { takeSize } from './spec.ts';
+import { takeSize } from './spec-schema.ts';
 import { ASPECT_BINS, CHAR_BINS, SIDE_BINS, TURN_BINS } from './stats.ts';
 
 interface Chart {

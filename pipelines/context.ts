@@ -1,8 +1,9 @@
 // The build context every job reads: the resolved spec, the output URI and the build options.
 // Written once as `_build/context.json` so jobs on any machine (BullMQ) see the same inputs; Redis carries only ids.
 import { createHash } from 'node:crypto';
+import { canonicalJson } from '../core/canonical-json.ts';
 import { joinUri, storageFor } from '../core/storage/index.ts';
-import { canonicalJson, type MixtureSpec, specHash } from '../manifests/spec.ts';
+import { type MixtureSpec, specHash } from '../manifests/spec-schema.ts';
 
 export const STAGES = ['plan', 'ingest', 'select', 'shuffle', 'route', 'write', 'finalize'] as const;
 export type Stage = (typeof STAGES)[number];

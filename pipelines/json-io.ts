@@ -1,6 +1,7 @@
 // Small JSON objects on storage (plans, summaries, done markers): canonical bytes so reruns rewrite identical files.
+
+import { canonicalJson } from '../core/canonical-json.ts';
 import { storageFor } from '../core/storage/index.ts';
-import { canonicalJson } from '../manifests/spec.ts';
 
 export async function writeJson(uri: string, value: unknown): Promise<void> {
   await storageFor(uri).writeAtomic(uri, `${canonicalJson(value)}\n`);

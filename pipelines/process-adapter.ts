@@ -1,9 +1,9 @@
 // Binds the per-sample transforms (transforms/process.ts) to a build: one shared worker-thread image pool per
 // process, and per-component options taken from the mixture spec.
 import type { RawRecord } from '../core/schema.ts';
-import type { ComponentSpec, MixtureSpec } from '../manifests/spec.ts';
-import { createImagePool, type ImagePool } from '../transforms/image-pool.ts';
+import type { ComponentSpec, MixtureSpec } from '../manifests/spec-schema.ts';
 import { ComponentTransformOptionsSchema } from '../transforms/component-options.ts';
+import { createImagePool, type ImagePool } from '../transforms/image-pool.ts';
 import { type ProcessOutcome, processRecord } from '../transforms/process.ts';
 
 export type { ProcessOutcome };

@@ -1,6 +1,7 @@
 // `mixforge plan | build | verify | inspect`: the manifest build CLI. Thin: parses flags, calls pipelines/manifests.
 import type { Command } from 'commander';
 import { normaliseUri } from '../../core/storage/index.ts';
+import { intFlag } from '../flags.ts';
 
 interface SpecFlags {
   set: string[];
@@ -49,12 +50,16 @@ export function registerBuild(program: Command): void {
     .description('build a mixture: plan → ingest → select → shuffle → route → write → finalize')
     .requiredOption('--out <uri>', 'output folder or s3:// prefix')
     .option('--set <path=value>', 'override a spec field (repeatable)', collect, [])
-    .option('--concurrency <n>', 'jobs in flight (default: number of cores)', (v) => Number.parseInt(v, 10))
-    .option('--partition-records <n>', 'aim for parquet partitions of about n records', (v) =>
-      Number.parseInt(v, 10),
+    .option('--concurrency <n>', 'jobs in flight (default: number of cores)', intFlag('--concurrency', 1))
+    .option(
+      '--partition-records <n>',
+      'aim for parquet partitions of about n records',
+      intFlag('--partition-records', 1),
     )
-    .option('--partition-bytes <n>', 'aim for json/jsonl partitions of about n bytes', (v) =>
-      Number.parseInt(v, 10),
+    .option(
+      '--partition-bytes <n>',
+      'aim for json/jsonl partitions of about n bytes',
+      intFlag('--partition-bytes', 1),
     )
     .option('--keep-intermediate', 'keep _build/parts and _build/buckets after finalize')
     .option('--json', 'machine-readable progress events on stdout')
@@ -130,7 +135,7 @@ export function registerBuild(program: Command): void {
   program
     .command('inspect <out>')
     .description('totals, per-source table and a few samples as text')
-    .option('--samples <n>', 'samples to print', (v) => Number.parseInt(v, 10), 3)
+    .option('--samples <n>', 'samples to print', intFlag('--samples'), 3)
     .option('--source <name>', 'only samples whose source starts with this')
     .action(async (out: string, flags: { samples: number; source?: string }) => {
       const { inspectBuild } = await import('../../manifests/inspect.ts');

@@ -2,7 +2,7 @@
 // read (LLaVA JSON + images folder; WebDataset tar shards), streaming, in stored order.
 import type { Command } from 'commander';
 import { InvalidArgumentError } from 'commander';
-import { intFlag } from './stream.ts';
+import { intFlag } from '../flags.ts';
 
 interface ExportFlags {
   format: 'llava' | 'webdataset';

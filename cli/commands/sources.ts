@@ -3,13 +3,13 @@
 import { once } from 'node:events';
 import type { WriteStream } from 'node:fs';
 import type { Command } from 'commander';
-import type { z } from 'zod';
-import { errorMessage, SpecError } from '../../core/errors.ts';
+import { SpecError } from '../../core/errors.ts';
 import type { QuarantineRecord } from '../../core/quarantine.ts';
 import type { Partition, ReadItem } from '../../sources/types.ts';
-import type { ImageNormaliser } from '../../transforms/image-pool.ts';
 import type { ComponentTransformOptions } from '../../transforms/component-options.ts';
+import type { ImageNormaliser } from '../../transforms/image-pool.ts';
 import type { ProcessOutcome } from '../../transforms/process.ts';
+import { intFlag, numberFlag } from '../flags.ts';
 
 // Library modules load inside the action (sharp, readers, worker pool): other commands start without them.
 
@@ -43,23 +43,6 @@ export interface ReadFlags {
 
 const collect = (v: string, prev: string[]) => [...prev, v];
 
-function intArg(name: string): (v: string) => number {
-  return (v) => {
-    if (!/^\d+$/.test(v))
-      throw new SpecError('command line', name, `expected a whole number ≥ 0, got '${v}'`);
-    return Number(v);
-  };
-}
-
-function numberArg(name: string): (v: string) => number {
-  return (v) => {
-    const x = Number(v);
-    if (v.trim() === '' || !Number.isFinite(x))
-      throw new SpecError('command line', name, `expected a number, got '${v}'`);
-    return x;
-  };
-}
-
 /** `i/n` with 0 ≤ i < n. */
 export function parsePartitionFlag(text: string): { index: number; count: number } {
   const m = /^(\d+)\/(\d+)$/.exec(text.trim());
@@ -76,36 +59,14 @@ export function selectPartitions(partitions: Partition[], index: number, count: 
   return partitions.filter((_, k) => k % count === index);
 }
 
-function formatIssues(file: string, error: z.ZodError): SpecError {
-  const issue = error.issues[0];
-  const path = issue.path.map(String).join('.');
-  const more = error.issues.length > 1 ? ` (and ${error.issues.length - 1} more)` : '';
-  return new SpecError(file, path, `${issue.message}${more}`);
-}
-
-async function readSpecFile(uri: string): Promise<unknown> {
-  const { storageFor } = await import('../../core/storage/index.ts');
-  const { parse: parseYaml } = await import('yaml');
-  let text: string;
-  try {
-    text = Buffer.from(await storageFor(uri).readAll(uri)).toString('utf8');
-  } catch (err) {
-    throw new SpecError(uri, '', `cannot read: ${errorMessage(err)}`);
-  }
-  try {
-    return parseYaml(text) ?? {};
-  } catch (err) {
-    throw new SpecError(uri, '', `invalid YAML: ${errorMessage(err).split('\n')[0]}`);
-  }
-}
-
 /** The spec file (if any) with the flags laid over it, validated by the same schema a mixture spec embeds. */
 export async function optionsFromFlags(flags: ReadFlags): Promise<ComponentTransformOptions> {
   const { ComponentTransformOptionsSchema } = await import('../../transforms/component-options.ts');
-  const fromSpec = flags.spec ? await readSpecFile(flags.spec) : {};
-  const specParsed = ComponentTransformOptionsSchema.safeParse(fromSpec);
-  if (!specParsed.success) throw formatIssues(flags.spec ?? 'spec', specParsed.error);
-  const base = specParsed.data;
+  const { loadComponentOptions } = await import('../../manifests/spec.ts');
+  const { SpecValidationError, specErrorMap, toSpecIssue } = await import('../../manifests/spec-errors.ts');
+  const base = flags.spec
+    ? await loadComponentOptions(flags.spec, { env: process.env })
+    : ComponentTransformOptionsSchema.parse({});
   const filters: Record<string, unknown> = { ...base.filters };
   const set = (key: string, v: unknown) => {
     if (v !== undefined) filters[key] = v;
@@ -128,8 +89,15 @@ export async function optionsFromFlags(flags: ReadFlags): Promise<ComponentTrans
   const seed =
     flags.seed === undefined ? base.seed : /^\d+$/.test(flags.seed) ? Number(flags.seed) : flags.seed;
   const merged = { transform: flags.transform ?? base.transform, filters, images, seed };
-  const parsed = ComponentTransformOptionsSchema.safeParse(merged);
-  if (!parsed.success) throw formatIssues('command line', parsed.error);
+  const parsed = ComponentTransformOptionsSchema.safeParse(merged, {
+    error: specErrorMap,
+    reportInput: true,
+  });
+  if (!parsed.success)
+    throw new SpecValidationError(
+      'command line',
+      parsed.error.issues.map((i) => toSpecIssue(i)),
+    );
   return parsed.data;
 }
 
@@ -251,10 +219,10 @@ export function registerSources(program: Command): void {
     .description(
       'read a source (files or globs, local or s3://), transform each record and print one JSON line per kept sample',
     )
-    .option('--limit <n>', 'stop after n input records', intArg('--limit'))
+    .option('--limit <n>', 'stop after n input records', intFlag('--limit'))
     .option('--partition <i/n>', 'plan the files into partitions and read those whose index mod n is i')
-    .option('--target-records <n>', 'plan parquet partitions of about n records', intArg('--target-records'))
-    .option('--target-bytes <n>', 'plan json/jsonl partitions of about n bytes', intArg('--target-bytes'))
+    .option('--target-records <n>', 'plan parquet partitions of about n records', intFlag('--target-records'))
+    .option('--target-bytes <n>', 'plan json/jsonl partitions of about n bytes', intFlag('--target-bytes'))
     .option('--quarantine <file>', 'write quarantine records here as JSON lines')
     .option('--image-root <dir>', 'folder, s3:// prefix or archive holding referenced images')
     .option('--component <name>', 'component name prefixing every id (default: the format)')
@@ -264,38 +232,38 @@ export function registerSources(program: Command): void {
     .option(
       '--workers <n>',
       'image worker threads (default: every core; 0: in this thread)',
-      intArg('--workers'),
+      intFlag('--workers'),
     )
     .option('--image-only', 'filter: drop text-only samples')
-    .option('--max-images <n>', 'filter: drop samples with more images', intArg('--max-images'))
-    .option('--min-side <px>', 'filter: drop samples with an image side below this', intArg('--min-side'))
-    .option('--max-side <px>', 'filter: drop samples with an image side above this', intArg('--max-side'))
+    .option('--max-images <n>', 'filter: drop samples with more images', intFlag('--max-images'))
+    .option('--min-side <px>', 'filter: drop samples with an image side below this', intFlag('--min-side'))
+    .option('--max-side <px>', 'filter: drop samples with an image side above this', intFlag('--max-side'))
     .option(
       '--max-aspect <r>',
       'filter: drop samples with an image aspect ratio above this',
-      numberArg('--max-aspect'),
+      numberFlag('--max-aspect'),
     )
-    .option('--max-chars <n>', 'filter: drop samples with more text characters', intArg('--max-chars'))
+    .option('--max-chars <n>', 'filter: drop samples with more text characters', intFlag('--max-chars'))
     .option(
       '--max-tokens <n>',
       'filter: drop samples with more estimated text tokens',
-      intArg('--max-tokens'),
+      intFlag('--max-tokens'),
     )
     .option('--include-source <glob>', 'filter: keep only these sources (repeatable)', collect, [])
     .option('--exclude-source <glob>', 'filter: drop these sources (repeatable)', collect, [])
     .option(
       '--resize-max-side <px>',
       'images: downscale so no side exceeds this (default 2048)',
-      intArg('--resize-max-side'),
+      intFlag('--resize-max-side'),
     )
     .option(
       '--jpeg-quality <q>',
       'images: quality of re-encoded JPEGs (default 95)',
-      intArg('--jpeg-quality'),
+      intFlag('--jpeg-quality'),
     )
     .option('--reencode-format <f>', 'images: jpeg | png for re-encoded images (default jpeg)')
     .option('--animated <policy>', 'images: first-frame | reject (default first-frame)')
-    .option('--max-pixels <n>', 'images: decompression-bomb limit in pixels', intArg('--max-pixels'))
+    .option('--max-pixels <n>', 'images: decompression-bomb limit in pixels', intFlag('--max-pixels'))
     .action(async (format: string, uris: string[], flags: ReadFlags) => {
       // `… | head` closes stdout early: that is the reader being done, not an error.
       process.stdout.on('error', (err: NodeJS.ErrnoException) => {

@@ -3,15 +3,7 @@
 import { once } from 'node:events';
 import type { Command } from 'commander';
 import { InvalidArgumentError } from 'commander';
-
-export function intFlag(name: string, min = 0) {
-  return (v: string): number => {
-    if (!/^-?\d+$/.test(v.trim())) throw new InvalidArgumentError(`${name} must be an integer, got "${v}"`);
-    const n = Number.parseInt(v, 10);
-    if (n < min) throw new InvalidArgumentError(`${name} must be ≥ ${min}, got ${n}`);
-    return n;
-  };
-}
+import { intFlag } from '../flags.ts';
 
 interface StreamFlags {
   rank: number;

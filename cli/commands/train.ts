@@ -2,29 +2,22 @@
 // built mixture, with a progress line (loss, images/s, lr, ETA), JSON-lines metrics, a loss plot and checkpoints.
 import type { Command } from 'commander';
 import { SpecError } from '../../core/errors.ts';
+import { intFlag } from '../flags.ts';
 
 interface TrainFlags {
   model: string;
   preset: string;
-  resolution?: string;
-  steps?: string;
-  batchSize?: string;
-  microBatch?: string;
+  resolution?: number;
+  steps?: number;
+  batchSize?: number;
+  microBatch?: number;
   lr?: string;
   seed?: string;
   checkpointDir: string;
-  saveEvery: string;
+  saveEvery: number;
   resume?: boolean;
   weights?: string;
   adapter?: string;
-}
-
-function positiveInt(flag: string, value: string | undefined): number | undefined {
-  if (value === undefined) return undefined;
-  const n = Number(value);
-  if (!Number.isInteger(n) || n <= 0)
-    throw new SpecError(flag, '', `expected a positive integer, got "${value}"`);
-  return n;
 }
 
 function duration(seconds: number): string {
@@ -43,14 +36,31 @@ export function registerTrain(program: Command): void {
     )
     .option('--model <name>', 'fastvithd or fastvithd-tiny', 'fastvithd')
     .option('--preset <stage>', 'stage1 (projector only), stage1.5 or stage2 (full model)', 'stage1')
-    .option('--resolution <R>', 'square input resolution (multiple of 64; default: the model’s)')
-    .option('--steps <N>', 'optimiser updates (default: one epoch of the mixture)')
-    .option('--batch-size <B>', 'images per update (default: the preset’s, 256 or 128)')
-    .option('--micro-batch <M>', 'images per forward pass; B/M passes are accumulated (default: B)')
+    .option(
+      '--resolution <R>',
+      'square input resolution (multiple of 64; default: the model’s)',
+      intFlag('--resolution', 1),
+    )
+    .option('--steps <N>', 'optimiser updates (default: one epoch of the mixture)', intFlag('--steps', 1))
+    .option(
+      '--batch-size <B>',
+      'images per update (default: the preset’s, 256 or 128)',
+      intFlag('--batch-size', 1),
+    )
+    .option(
+      '--micro-batch <M>',
+      'images per forward pass; B/M passes are accumulated (default: B)',
+      intFlag('--micro-batch', 1),
+    )
     .option('--lr <x>', 'peak learning rate (default: the preset’s)')
     .option('--seed <n>', 'seed of the weight initialisation', '0')
     .option('--checkpoint-dir <D>', 'checkpoints, metrics.jsonl and loss.png go here', 'checkpoints')
-    .option('--save-every <N>', 'checkpoint every N updates (and always at the end)', '500')
+    .option(
+      '--save-every <N>',
+      'checkpoint every N updates (and always at the end)',
+      intFlag('--save-every', 1),
+      500,
+    )
     .option('--resume', 'continue from the latest checkpoint in --checkpoint-dir')
     .option('--weights <file>', 'start the encoder from these safetensors (e.g. published FastViTHD weights)')
     .option('--adapter <name>', 'require a WebGPU adapter whose name contains this')
@@ -70,12 +80,12 @@ export function registerTrain(program: Command): void {
       const seed = Number(flags.seed);
       if (!Number.isInteger(seed))
         throw new SpecError('--seed', '', `expected an integer, got "${flags.seed}"`);
-      const saveEvery = positiveInt('--save-every', flags.saveEvery) ?? 500;
+      const saveEvery = flags.saveEvery;
       const overrides = {
-        resolution: positiveInt('--resolution', flags.resolution),
-        steps: positiveInt('--steps', flags.steps),
-        batchSize: positiveInt('--batch-size', flags.batchSize),
-        microBatch: positiveInt('--micro-batch', flags.microBatch),
+        resolution: flags.resolution,
+        steps: flags.steps,
+        batchSize: flags.batchSize,
+        microBatch: flags.microBatch,
         lr,
         seed,
       };

@@ -1,14 +1,8 @@
 // `mixforge worker | status | cancel | retry-failed | dashboard`: the fleet commands. Thin: parses flags, calls workers/.
 import type { Command } from 'commander';
 import { InvalidArgumentError } from 'commander';
+import { intFlag } from '../flags.ts';
 import { onStopSignals } from '../signals.ts';
-
-const positiveInt = (name: string) => (v: string) => {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n <= 0)
-    throw new InvalidArgumentError(`${name}: expected a positive integer, got ${v}`);
-  return n;
-};
 
 async function withQueues<T>(
   redisUrl: string,
@@ -33,7 +27,7 @@ export function registerWorker(program: Command): void {
       'run build jobs from Redis (any build, any machine with the shared storage); stops on SIGTERM/SIGINT',
     )
     .requiredOption('--redis <url>', 'redis://host:port')
-    .option('--concurrency <n>', 'jobs in flight per step queue', positiveInt('--concurrency'), 1)
+    .option('--concurrency <n>', 'jobs in flight per step queue', intFlag('--concurrency', 1), 1)
     .option(
       '--queues <steps>',
       'comma-separated steps to serve: plan,ingest,select,shuffle,route,write,finalize (default all)',
@@ -41,25 +35,25 @@ export function registerWorker(program: Command): void {
     .option(
       '--lock-duration <ms>',
       'job lock; a worker silent this long loses its job to another',
-      positiveInt('--lock-duration'),
+      intFlag('--lock-duration', 1),
       30_000,
     )
     .option(
       '--stalled-interval <ms>',
       'how often to look for jobs of dead workers',
-      positiveInt('--stalled-interval'),
+      intFlag('--stalled-interval', 1),
       30_000,
     )
     .option(
       '--max-stalled <n>',
       'fail a job that stalled more often than this',
-      positiveInt('--max-stalled'),
+      intFlag('--max-stalled', 1),
       5,
     )
     .option(
       '--job-timeout <s>',
       'fail (and retry) an attempt running longer than this',
-      positiveInt('--job-timeout'),
+      intFlag('--job-timeout', 1),
       3600,
     )
     .option('--name <name>', 'worker name shown in logs and the dashboard')
@@ -127,7 +121,7 @@ export function registerWorker(program: Command): void {
     .command('cancel <buildId>')
     .description('stop a build: running jobs fail without retry, every job of the build is removed')
     .requiredOption('--redis <url>', 'redis://host:port')
-    .option('--wait <s>', 'wait this long for running jobs to stop', positiveInt('--wait'), 30)
+    .option('--wait <s>', 'wait this long for running jobs to stop', intFlag('--wait', 1), 30)
     .action(async (buildId: string, flags: { redis: string; wait: number }) => {
       const { cancelBuild } = await import('../../workers/control.ts');
       const r = await withQueues(flags.redis, (q) => cancelBuild(q, buildId, { waitMs: flags.wait * 1000 }));
@@ -156,7 +150,7 @@ export function registerWorker(program: Command): void {
     .command('dashboard')
     .description('serve bull-board for the build queues')
     .requiredOption('--redis <url>', 'redis://host:port')
-    .option('--port <n>', 'HTTP port', positiveInt('--port'), 3000)
+    .option('--port <n>', 'HTTP port', intFlag('--port', 1), 3000)
     .option('--host <addr>', 'address to listen on', '127.0.0.1')
     .action(async (flags: { redis: string; port: number; host: string }) => {
       const { startDashboard } = await import('../../workers/dashboard.ts');

@@ -1,9 +1,10 @@
 // finalize: check every expected output exists and the counts add up, merge quarantine, write manifest.json.
 // The manifest holds no timestamps: the same spec on the same inputs gives a byte-identical manifest.
+
+import { canonicalJson } from '../../core/canonical-json.ts';
 import { joinUri, storageFor } from '../../core/storage/index.ts';
 import type { Manifest } from '../../manifests/manifest.ts';
 import { writeQuarantineTable } from '../../manifests/quarantine-table.ts';
-import { canonicalJson } from '../../manifests/spec.ts';
 import { emptyShardStats, mergeShardStats } from '../../manifests/stats.ts';
 import type { BuildContext } from '../context.ts';
 import { type ComponentCounts, checkBalance, emptyCounts, mergeCounts, sortedDrops } from '../counts.ts';

@@ -1,6 +1,6 @@
 // plan: resolve every component's inputs (globs on disk/S3) and cut them into partitions of roughly equal work.
 import { expandGlobs, type ObjectInfo } from '../../core/storage/index.ts';
-import { takeSize } from '../../manifests/spec.ts';
+import { takeSize } from '../../manifests/spec-schema.ts';
 import { getReader } from '../../sources/registry.ts';
 import type { Partition } from '../../sources/types.ts';
 import type { BuildContext } from '../context.ts';

@@ -7,7 +7,7 @@ import { appendFile, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { storageFor } from '../../core/storage/index.ts';
-import { takeSize } from '../../manifests/spec.ts';
+import { takeSize } from '../../manifests/spec-schema.ts';
 import type { BuildContext } from '../context.ts';
 import { readJson, writeJson } from '../json-io.ts';
 import { buildLayout } from '../layout.ts';

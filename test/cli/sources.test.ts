@@ -233,7 +233,9 @@ describe('mixforge sources read', () => {
     assert.equal(r.code, 1);
     assert.match(
       r.stderr,
-      new RegExp(`${spec.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} at filters: .*max_imgs`),
+      new RegExp(
+        `${spec.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} at filters\\.max_imgs: unknown field 'max_imgs'.*\\(line 2\\)`,
+      ),
     );
     // Flags are checked by the same schema, without a process each.
     await assert.rejects(

@@ -6,15 +6,11 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { canonicalJson } from '../../core/canonical-json.ts';
 import { SpecError } from '../../core/errors.ts';
-import {
-  canonicalJson,
-  loadSpec,
-  type MixtureSpec,
-  parseSpec,
-  SpecValidationError,
-  specHash,
-} from '../../manifests/spec.ts';
+import { loadSpec, parseSpec } from '../../manifests/spec.ts';
+import { SpecValidationError } from '../../manifests/spec-errors.ts';
+import { type MixtureSpec, specHash } from '../../manifests/spec-schema.ts';
 
 const FILE = 'mix.yaml';
 

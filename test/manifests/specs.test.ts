@@ -15,7 +15,8 @@ import {
   SPECS_DIR,
   shippedSpecPath,
 } from '../../demo/spec-overrides.ts';
-import { type ComponentSpec, loadSpec, type MixtureSpec, specHash } from '../../manifests/spec.ts';
+import { loadSpec } from '../../manifests/spec.ts';
+import { type ComponentSpec, type MixtureSpec, specHash } from '../../manifests/spec-schema.ts';
 import { SOURCE_FORMATS } from '../../sources/types.ts';
 
 const DEMO = '/srv/demo-data';

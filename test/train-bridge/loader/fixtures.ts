@@ -9,7 +9,7 @@ import type { Sample, SampleImage } from '../../../core/schema.ts';
 import { type DemoImageFormat, drawDemoImage } from '../../../demo/images.ts';
 import type { Manifest } from '../../../manifests/manifest.ts';
 import { writeSampleShard } from '../../../manifests/shard-format.ts';
-import type { MixtureSpec } from '../../../manifests/spec.ts';
+import type { MixtureSpec } from '../../../manifests/spec-schema.ts';
 import { emptyShardStats } from '../../../manifests/stats.ts';
 
 export interface FixtureOptions {

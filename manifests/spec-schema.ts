@@ -1,0 +1,100 @@
+// The mixture spec's schema (strict zod): sources, components, take/repeat, output and image options, with the
+// types the build reads. Loading (YAML, env, --set) is in spec.ts; error wording in spec-errors.ts.
+import { z } from 'zod';
+import { canonicalHash } from '../core/canonical-json.ts';
+import { SOURCE_FORMATS } from '../sources/types.ts';
+import { FilterOptionsSchema, ImageOptionsSchema, TRANSFORM_KINDS } from '../transforms/component-options.ts';
+
+export const COMPRESSIONS = ['zstd', 'snappy', 'gzip', 'none'] as const;
+
+/** Formats whose records reference image files, so an image root means something for them. */
+const REFERENCED_IMAGE_FORMATS: readonly string[] = ['llava-pretrain', 'llava-json', 'cambrian'];
+
+const SourceSchema = z
+  .strictObject({
+    format: z.enum(SOURCE_FORMATS),
+    uris: z
+      .array(z.string().min(1, 'expected a non-empty URI or glob'))
+      .min(1, 'expected at least one URI or glob'),
+    image_root: z.string().min(1, 'expected a non-empty folder, s3:// prefix or archive').optional(),
+  })
+  .superRefine((source, ctx) => {
+    if (source.image_root !== undefined && !REFERENCED_IMAGE_FORMATS.includes(source.format)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['image_root'],
+        message: `'${source.format}' embeds its images; image_root is only used by ${REFERENCED_IMAGE_FORMATS.join(', ')}`,
+      });
+    }
+  });
+
+const TakeSchema = z
+  .strictObject({
+    count: z.int().positive('expected a positive number of samples').optional(),
+    fraction: z
+      .number()
+      .gt(0, 'expected a fraction in (0, 1]')
+      .lte(1, 'expected a fraction in (0, 1]')
+      .optional(),
+  })
+  .superRefine((take, ctx) => {
+    if ((take.count === undefined) === (take.fraction === undefined)) {
+      ctx.addIssue({ code: 'custom', message: 'expected exactly one of {count: N} or {fraction: f}' });
+    }
+  });
+
+const ComponentSchema = z.strictObject({
+  name: z.string().regex(/^[a-z0-9_-]+$/, 'expected a name of lowercase letters, digits, _ and -'),
+  source: SourceSchema,
+  // Defaults are filled in (rather than left absent) so that writing a default out does not change the spec hash.
+  transform: z.enum(TRANSFORM_KINDS).default('none'),
+  filters: FilterOptionsSchema.prefault({}),
+  take: TakeSchema.optional(),
+  repeat: z.int().min(1, 'expected at least 1 copy').default(1),
+});
+
+const OutputSchema = z.strictObject({
+  shard_rows: z.int().positive('expected a positive number of rows'),
+  compression: z.enum(COMPRESSIONS).default('zstd'),
+  max_shard_bytes: z.int().positive('expected a positive number of bytes').optional(),
+});
+
+export const MixtureSpecSchema = z.strictObject({
+  name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'expected a name of letters, digits, ., _ and -'),
+  description: z.string().optional(),
+  seed: z.int().min(0, 'expected a seed ≥ 0'),
+  output: OutputSchema,
+  images: ImageOptionsSchema.prefault({}),
+  components: z
+    .array(ComponentSchema)
+    .min(1, 'expected at least one component')
+    .superRefine((components, ctx) => {
+      const first = new Map<string, number>();
+      components.forEach((c, i) => {
+        const j = first.get(c.name);
+        if (j === undefined) first.set(c.name, i);
+        else
+          ctx.addIssue({
+            code: 'custom',
+            path: [i, 'name'],
+            message: `duplicate component name '${c.name}' (also components[${j}])`,
+          });
+      });
+    }),
+});
+
+export type MixtureSpec = z.output<typeof MixtureSpecSchema>;
+export type ComponentSpec = MixtureSpec['components'][number];
+export type TakeSpec = NonNullable<ComponentSpec['take']>;
+
+/** How many of `n` candidates a component's `take` keeps (before `repeat`): count, round(fraction·n), or all. */
+export function takeSize(take: ComponentSpec['take'], n: number): number {
+  if (take?.count !== undefined) return Math.min(take.count, n);
+  if (take?.fraction !== undefined) return Math.round(take.fraction * n);
+  return n;
+}
+
+/** sha256 (hex) of the canonical JSON of a resolved, validated spec: what the manifest records. */
+export function specHash(spec: MixtureSpec): string {
+  return canonicalHash(spec);
+}
