@@ -1,9 +1,16 @@
 // Reverse-mode autodiff over the recorded tape: each entry holds its op's one gradient rule; backward
 // walks entries newest-first, sums gradients that reach a tensor from several uses, and leaves the
-// parameters' gradients in `param.grad` (accumulating across calls until zeroGrad).
-import type { Engine } from './engine.ts';
-import { add } from './ops/add.ts';
-import { shapeString, type Tensor } from './tensor.ts';
+// parameters' gradients in `param.grad` (accumulating across calls until zeroGrad). Sums use the engine's
+// own add kernel, never the `add` op: the tape sits below the ops.
+import { binaryKernel, runBinary } from './kernels/elementwise.ts';
+import { shapeString, type Tensor, type TensorEngine } from './tensor.ts';
+
+const ACCUMULATE = binaryKernel('add', 'va + vb');
+
+/** a + b for two gradients of the same shape (recorded nowhere: backward runs in no-grad mode). */
+function accumulate(a: Tensor, b: Tensor): Tensor {
+  return runBinary(ACCUMULATE, a, b);
+}
 
 export interface TapeEntry {
   op: string;
@@ -14,7 +21,49 @@ export interface TapeEntry {
   grad: (dy: Tensor, needs: boolean[]) => (Tensor | undefined)[];
 }
 
-export function runBackward(eng: Engine, tape: TapeEntry[], y: Tensor, dy?: Tensor): void {
+/** The recorded ops of the current forward pass, and the tensors their gradient rules still need. */
+export class Tape {
+  private entries: TapeEntry[] = [];
+
+  constructor(private readonly eng: TensorEngine) {}
+
+  get length(): number {
+    return this.entries.length;
+  }
+
+  push(entry: Omit<TapeEntry, 'held'>, saved: Tensor[]): void {
+    const held = [...new Set([...entry.inputs, ...saved])];
+    for (const t of held) t.tapeRefs++;
+    this.entries.push({ ...entry, held });
+  }
+
+  /** Runs backward from y over the entries so far, then releases them. */
+  backward(y: Tensor, dy?: Tensor): void {
+    const tape = this.take();
+    try {
+      runBackward(this.eng, tape, y, dy);
+    } finally {
+      release(tape);
+    }
+  }
+
+  /** Drops the entries without a backward pass. */
+  clear(): void {
+    release(this.take());
+  }
+
+  private take(): TapeEntry[] {
+    const tape = this.entries;
+    this.entries = [];
+    return tape;
+  }
+}
+
+function release(tape: TapeEntry[]): void {
+  for (const e of tape) for (const t of e.held) t.releaseTapeRef();
+}
+
+function runBackward(eng: TensorEngine, tape: TapeEntry[], y: Tensor, dy?: Tensor): void {
   if (!y.requiresGrad) throw new Error('backward: the output does not depend on any parameter');
   if (dy && dy.size !== y.size) {
     throw new Error(`backward: seed ${shapeString(dy.shape)} does not match output ${shapeString(y.shape)}`);
@@ -63,7 +112,7 @@ export function runBackward(eng: Engine, tape: TapeEntry[], y: Tensor, dy?: Tens
         if (inp.kept) params.set(inp.id, inp);
         const prev = grads.get(inp.id);
         if (prev) {
-          const sum = add(prev, gi);
+          const sum = accumulate(prev, gi);
           own(sum);
           drop(prev);
           drop(gi);
@@ -77,7 +126,7 @@ export function runBackward(eng: Engine, tape: TapeEntry[], y: Tensor, dy?: Tens
       if (!g) continue;
       grads.delete(p.id);
       if (p.grad) {
-        const sum = eng.keep(add(p.grad, g));
+        const sum = eng.keep(accumulate(p.grad, g));
         p.grad.dispose();
         p.grad = sum;
         drop(g);

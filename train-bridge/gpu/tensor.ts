@@ -1,8 +1,19 @@
 // A tensor: a shape plus a pooled GPU buffer of f32, row-major (feature maps NHWC). Tensors are values:
 // ops never write into their inputs. Lifetime is managed by Engine.tidy scopes and the tape.
 import type { PooledBuffer } from './buffer-pool.ts';
-import type { Engine } from './engine.ts';
 import type { BufferRange } from './pipeline-cache.ts';
+
+/**
+ * The engine that made a tensor, as far as the tensor itself needs it. engine.ts widens this interface to
+ * the whole Engine (module augmentation), so `x.engine` gives ops the full engine while this file, like
+ * every file the engine imports, never imports engine.ts: no import cycle.
+ */
+export interface TensorEngine {
+  readonly storageAlign: number;
+  wholeRange(t: Tensor): BufferRange;
+  readTensor(t: Tensor): Promise<Float32Array>;
+  releaseStorage(b: PooledBuffer): void;
+}
 
 let nextTensorId = 1;
 
@@ -33,7 +44,7 @@ export class Tensor {
   private released = false;
 
   constructor(
-    readonly engine: Engine,
+    readonly engine: TensorEngine,
     readonly shape: readonly number[],
     readonly storage: PooledBuffer,
   ) {

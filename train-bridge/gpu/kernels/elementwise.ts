@@ -1,13 +1,12 @@
 // Shared machinery for elementwise kernels: one thread per element over a 2-D grid of workgroups, and
 // chunking over binding-sized pieces so tensors larger than maxStorageBufferBindingSize still work.
-import type { Engine } from '../engine.ts';
 import { type KernelDef, LINEAR_INDEX } from '../kernel.ts';
-import type { Tensor } from '../tensor.ts';
+import type { Tensor, TensorEngine } from '../tensor.ts';
 
 export const EW_WG = 256;
 
 /** Workgroup grid covering `n` threads with 1-D workgroups of `wg`, folded into 2-D past 65535. */
-export function grid1d(eng: Engine, n: number, wg = EW_WG): [number, number, number] {
+export function grid1d(eng: TensorEngine, n: number, wg = EW_WG): [number, number, number] {
   const groups = Math.ceil(n / wg);
   const gx = Math.min(groups, eng.maxWorkgroupsPerDim);
   return [gx, Math.ceil(groups / gx), 1];
