@@ -11,7 +11,8 @@ import { AdamW } from '../train-bridge/gpu/optim/adamw.ts';
 import { FastViTHD, modelConfig } from '../train-bridge/model/fastvithd.ts';
 import { modelInfo } from '../train-bridge/model/flops.ts';
 import { forwardFastViTHD } from '../train-bridge/model/forward.ts';
-import { GpuOps, GpuWeights } from '../train-bridge/model/gpu-ops.ts';
+import { GpuBackend } from '../train-bridge/model/gpu-backend.ts';
+import { GpuWeights } from '../train-bridge/model/gpu-weights.ts';
 import { initFastViTHD } from '../train-bridge/model/init.ts';
 
 const { values } = parseArgs({
@@ -41,7 +42,7 @@ async function engineStep(): Promise<{ seconds: number; adapter: string }> {
   weights.add(encoder, { trainable: true });
   const params = weights.trainable().map((p) => p.tensor);
   const optimizer = new AdamW(params, { lr: 1e-4, weightDecay: 0 });
-  const gpuOps = new GpuOps(weights, 'train');
+  const gpuOps = new GpuBackend(weights, 'train');
   const pixels = new Uint8Array(batch * r * r * 3).map((_, i) => (i * 2654435761) >>> 24);
   const images = eng.uploadU8(pixels, [batch, r, r, 3], { scale: 1 / 255 });
   const side = r / 64;

@@ -4,6 +4,7 @@
 import { endianness } from 'node:os';
 import { SourceFileError } from '../core/errors.ts';
 import { normaliseUri, storageFor } from '../core/storage/index.ts';
+import { fromHalfBits } from './half-float.ts';
 
 export const DTYPE_BYTES = {
   BOOL: 1,
@@ -247,7 +248,7 @@ export function toFloat32(t: SafetensorsTensor, name = 'tensor'): Float32Array {
       return out;
     }
     case 'F16':
-      for (let i = 0; i < numel; i++) out[i] = halfToFloat(view.getUint16(2 * i, true));
+      for (let i = 0; i < numel; i++) out[i] = fromHalfBits(view.getUint16(2 * i, true));
       return out;
     default:
       throw new RangeError(`${name}: cannot read ${t.dtype} as float32`);
@@ -273,15 +274,6 @@ export function toBigInt64(t: SafetensorsTensor, name = 'tensor'): BigInt64Array
   if (!f) throw new RangeError(`${name}: cannot read ${t.dtype} as an integer`);
   for (let i = 0; i < numel; i++) out[i] = f(i);
   return out;
-}
-
-function halfToFloat(h: number): number {
-  const sign = h & 0x8000 ? -1 : 1;
-  const exponent = (h >> 10) & 0x1f;
-  const mantissa = h & 0x3ff;
-  if (exponent === 0) return sign * mantissa * 2 ** -24;
-  if (exponent === 31) return mantissa ? Number.NaN : sign * Number.POSITIVE_INFINITY;
-  return sign * (1 + mantissa / 1024) * 2 ** (exponent - 15);
 }
 
 function swapBytes(bytes: Uint8Array, width: number): void {

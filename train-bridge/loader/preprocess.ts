@@ -2,6 +2,7 @@
 // mean colour at source size, resize to R×R, then write u8 NHWC or normalised f32 / f16 NCHW into a batch buffer.
 import { FastResizeFilter, ResizeFit, Transformer } from '@napi-rs/image';
 import sharp from 'sharp';
+import { toHalfBits } from '../half-float.ts';
 
 export type ImageDtype = 'f32' | 'f16' | 'u8';
 export type ResizeKernel = 'nearest' | 'linear' | 'cubic' | 'lanczos3';
@@ -152,45 +153,6 @@ export async function squareRgb(
 ): Promise<{ pixels: Uint8Array; width: number; height: number }> {
   const s = await squarePixels(bytes, resolution, pad, kernel);
   return { pixels: s.channels === 3 ? s.pixels : rgbaToRgb(s.pixels), width: s.width, height: s.height };
-}
-
-const F32 = new Float32Array(1);
-const U32 = new Uint32Array(F32.buffer);
-
-/** IEEE binary16 bits of a number, round to nearest even (Node 20 has no Float16Array). */
-export function toHalfBits(x: number): number {
-  F32[0] = x;
-  const b = U32[0];
-  const sign = (b >>> 16) & 0x8000;
-  const exp = (b >>> 23) & 0xff;
-  let mant = b & 0x7fffff;
-  if (exp === 0xff) return sign | 0x7c00 | (mant ? 0x200 : 0);
-  const e = exp - 127 + 15;
-  if (e >= 0x1f) return sign | 0x7c00;
-  if (e <= 0) {
-    if (e < -10) return sign;
-    mant |= 0x800000;
-    const shift = 14 - e;
-    let half = mant >> shift;
-    const rest = mant & ((1 << shift) - 1);
-    const halfway = 1 << (shift - 1);
-    if (rest > halfway || (rest === halfway && half & 1)) half++;
-    return sign | half;
-  }
-  let half = (e << 10) | (mant >> 13);
-  const rest = mant & 0x1fff;
-  if (rest > 0x1000 || (rest === 0x1000 && half & 1)) half++;
-  return sign | half;
-}
-
-/** The value of binary16 bits (tests and consumers without Float16Array). */
-export function fromHalfBits(h: number): number {
-  const sign = h & 0x8000 ? -1 : 1;
-  const exp = (h >> 10) & 0x1f;
-  const mant = h & 0x3ff;
-  if (exp === 0) return sign * mant * 2 ** -24;
-  if (exp === 0x1f) return mant ? Number.NaN : sign * Number.POSITIVE_INFINITY;
-  return sign * (1 + mant / 1024) * 2 ** (exp - 15);
 }
 
 /** Per-channel affine map byte → normalised value: x·scale + bias = (x / 255 − mean) / std. */

@@ -1,9 +1,10 @@
 // FastViT's metaformer pieces as used by FastViTHD: RepMixer and attention blocks, ConvFFN, MHSA, the
 // conditional positional encoding RepCPE and the downsampling PatchEmbed, named as the reference names them.
+
+import { HostTensor } from './host-tensor.ts';
 import { Conv2d, ConvBN, LayerNormChannel, Linear } from './layers.ts';
 import { MobileOneBlock, ReparamLargeKernelConv } from './mobileone.ts';
 import { Module, ModuleList } from './module.ts';
-import { HostTensor } from './tensor.ts';
 
 /** 7×7 depthwise ConvBN → 1×1 conv C→hidden (bias) → GELU → 1×1 conv hidden→C (bias). */
 export class ConvFFN extends Module {

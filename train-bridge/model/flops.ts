@@ -7,17 +7,17 @@ import {
   FastViTHD as FastViTHDModel,
   modelConfig,
 } from './fastvithd.ts';
-import { type ForwardOps, forwardFastViTHD } from './forward.ts';
+import { type ForwardBackend, forwardFastViTHD } from './forward.ts';
+import { shapeString } from './host-tensor.ts';
 import type { BatchNorm2d, Conv2d, LayerNormChannel, Linear } from './layers.ts';
 import { countParameters } from './module.ts';
-import { shapeString } from './tensor.ts';
 
 export interface ShapeOnly {
   readonly shape: readonly number[];
 }
 
 /** A backend that only propagates shapes and counts multiply-accumulates. */
-export class ShapeOps implements ForwardOps<ShapeOnly> {
+export class ShapeOps implements ForwardBackend<ShapeOnly> {
   macs = 0;
 
   spatialSize(x: ShapeOnly): [number, number] {

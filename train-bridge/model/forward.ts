@@ -1,4 +1,4 @@
-// The FastViTHD forward pass written once against an abstract op set: the CPU reference (cpu-ops.ts), the
+// The FastViTHD forward pass written once against an abstract op set: the CPU reference (cpu-backend.ts), the
 // shape/FLOP walker (flops.ts) and the WebGPU engine each supply the ops. Logical layout is NCHW.
 import {
   AttentionBlock,
@@ -10,18 +10,18 @@ import {
   RepMixerBlock,
 } from './fastvit-blocks.ts';
 import { FastViTHD } from './fastvithd.ts';
+import type { HostTensor } from './host-tensor.ts';
 import { BatchNorm2d, Conv2d, ConvBN, LayerNormChannel, type Linear } from './layers.ts';
 import { type Activation, MobileOneBlock, ReparamLargeKernelConv, SEBlock } from './mobileone.ts';
 import { type Module, ModuleList } from './module.ts';
 import { FastVLMProjector } from './projector.ts';
-import type { HostTensor } from './tensor.ts';
 
 /**
  * What a backend must provide. `T` is the backend's tensor handle; shapes below are logical NCHW
  * ([N, C, H, W]) for feature maps and [N, L, D] for token sequences. Parameters arrive as the module's
  * HostTensors (PyTorch layout); a device backend maps them to its own copies by identity.
  */
-export interface ForwardOps<T> {
+export interface ForwardBackend<T> {
   /** [height, width] of a feature map (the backend knows its own layout). */
   spatialSize(x: T): [number, number];
   /** Conv with the module's weight (O, I/groups, k, k), optional bias, stride, padding and groups. */
@@ -54,7 +54,7 @@ export interface ForwardOps<T> {
 }
 
 /** The image embedding (N, 2·C5, H/64, W/64) of a batch of images (N, 3, H, W). */
-export function forwardFastViTHD<T>(model: FastViTHD, images: T, ops: ForwardOps<T>): T {
+export function forwardFastViTHD<T>(model: FastViTHD, images: T, ops: ForwardBackend<T>): T {
   return forwardModule(model, images, ops);
 }
 
@@ -62,12 +62,12 @@ export function forwardFastViTHD<T>(model: FastViTHD, images: T, ops: ForwardOps
  * The LLM-side image tokens: embedding (N, C, h, w) → tokens (N, h·w, C) in FastVLM's order (row-major over
  * positions) → Linear → GELU → Linear → (N, h·w, d).
  */
-export function forwardProjector<T>(projector: FastVLMProjector, embedding: T, ops: ForwardOps<T>): T {
+export function forwardProjector<T>(projector: FastVLMProjector, embedding: T, ops: ForwardBackend<T>): T {
   return forwardModule(projector, ops.toTokens(embedding), ops);
 }
 
 /** Forward of any module of the FastViTHD tree (used by tests to check blocks one at a time). */
-export function forwardModule<T>(module: Module, x: T, ops: ForwardOps<T>): T {
+export function forwardModule<T>(module: Module, x: T, ops: ForwardBackend<T>): T {
   if (module instanceof FastViTHD) {
     let y = forwardModule(module.patchEmbed, x, ops);
     y = forwardModule(module.network, y, ops);
@@ -112,15 +112,15 @@ export function forwardModule<T>(module: Module, x: T, ops: ForwardOps<T>): T {
   throw new TypeError(`no forward for module kind ${module.kind}`);
 }
 
-function activate<T>(x: T, act: Activation, ops: ForwardOps<T>): T {
+function activate<T>(x: T, act: Activation, ops: ForwardBackend<T>): T {
   return act === 'gelu' ? ops.gelu(x) : x;
 }
 
-function convBN<T>(m: ConvBN, x: T, ops: ForwardOps<T>): T {
+function convBN<T>(m: ConvBN, x: T, ops: ForwardBackend<T>): T {
   return ops.batchNorm2d(ops.conv2d(x, m.conv), m.bn);
 }
 
-function mobileOne<T>(m: MobileOneBlock, x: T, ops: ForwardOps<T>): T {
+function mobileOne<T>(m: MobileOneBlock, x: T, ops: ForwardBackend<T>): T {
   let out: T;
   if (m.reparamConv) {
     out = ops.conv2d(x, m.reparamConv);
@@ -137,32 +137,32 @@ function mobileOne<T>(m: MobileOneBlock, x: T, ops: ForwardOps<T>): T {
   return activate(out, m.activation, ops);
 }
 
-function squeezeExcite<T>(se: SEBlock, x: T, ops: ForwardOps<T>): T {
+function squeezeExcite<T>(se: SEBlock, x: T, ops: ForwardBackend<T>): T {
   let gate = ops.meanSpatial(x);
   gate = ops.relu(ops.conv2d(gate, se.reduce));
   gate = ops.sigmoid(ops.conv2d(gate, se.expand));
   return ops.mulChannels(x, gate);
 }
 
-function largeKernel<T>(m: ReparamLargeKernelConv, x: T, ops: ForwardOps<T>): T {
+function largeKernel<T>(m: ReparamLargeKernelConv, x: T, ops: ForwardBackend<T>): T {
   const out = m.lkbReparam
     ? ops.conv2d(x, m.lkbReparam)
     : ops.add(convBN(m.lkbOrigin!, x, ops), convBN(m.smallConv!, x, ops));
   return activate(out, m.activation, ops);
 }
 
-function repMixer<T>(m: RepMixer, x: T, ops: ForwardOps<T>): T {
+function repMixer<T>(m: RepMixer, x: T, ops: ForwardBackend<T>): T {
   if (m.reparamConv) return ops.conv2d(x, m.reparamConv);
   const mixed = ops.sub(mobileOne(m.mixer!, x, ops), mobileOne(m.norm!, x, ops));
   return ops.add(x, ops.scaleChannels(mixed, m.layerScale!));
 }
 
-function convFFN<T>(m: ConvFFN, x: T, ops: ForwardOps<T>): T {
+function convFFN<T>(m: ConvFFN, x: T, ops: ForwardBackend<T>): T {
   const y = convBN(m.conv, x, ops);
   return ops.conv2d(ops.gelu(ops.conv2d(y, m.fc1)), m.fc2);
 }
 
-function mhsa<T>(m: MHSA, x: T, ops: ForwardOps<T>): T {
+function mhsa<T>(m: MHSA, x: T, ops: ForwardBackend<T>): T {
   const [height, width] = ops.spatialSize(x);
   const tokens = ops.toTokens(x);
   const qkv = ops.linear(tokens, m.qkv);

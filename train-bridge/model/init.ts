@@ -3,9 +3,9 @@
 // Each tensor draws from its own stream keyed by (seed, tensor name), so values never depend on build order.
 import { keyedHash64 } from '../../core/keyed-hash.ts';
 import { ConvFFN } from './fastvit-blocks.ts';
+import type { HostTensor } from './host-tensor.ts';
 import { BatchNorm2d, Conv2d, LayerNormChannel, Linear } from './layers.ts';
 import type { Module } from './module.ts';
-import type { HostTensor } from './tensor.ts';
 
 /** sfc32 (Chris Doty-Humphrey's small fast counting generator): 128-bit state, passes PractRand to 2^42 bytes. */
 export class TensorRandom {

@@ -1,7 +1,8 @@
 // Leaf layers of the FastViTHD definition (Conv2d, BatchNorm2d, Linear, LayerNormChannel, conv+BN) with
 // PyTorch's tensor names and layouts: conv weight (out, in/groups, kH, kW), linear weight (out, in).
+
+import { CounterTensor, HostTensor } from './host-tensor.ts';
 import { Module } from './module.ts';
-import { CounterTensor, HostTensor } from './tensor.ts';
 
 export interface Conv2dOptions {
   stride?: number;

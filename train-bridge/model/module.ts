@@ -1,6 +1,6 @@
 // A module tree in PyTorch's image: each module owns named parameters, buffers and child modules, so the
 // dotted names it yields are exactly the reference implementation's state_dict keys.
-import type { CounterTensor, HostTensor, ModelTensor } from './tensor.ts';
+import type { CounterTensor, HostTensor, ModelTensor } from './host-tensor.ts';
 
 export abstract class Module {
   /** The reference class name, for error messages and summaries. */

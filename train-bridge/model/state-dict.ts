@@ -10,8 +10,8 @@ import {
   writeSafetensors,
 } from '../safetensors.ts';
 import { FastViTHD, type FastViTHDConfig } from './fastvithd.ts';
+import { HostTensor, sameShape, shapeString } from './host-tensor.ts';
 import type { Module } from './module.ts';
-import { HostTensor, sameShape, shapeString } from './tensor.ts';
 
 /** Every parameter and buffer as safetensors entries (F32, BN counters I64), in state_dict order; `prefix` is prepended as is ("model."). */
 export function stateDictTensors(root: Module, prefix = ''): Array<[string, TensorToWrite]> {

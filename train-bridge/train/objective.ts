@@ -5,10 +5,11 @@ import * as ops from '../gpu/ops/index.ts';
 import type { Tensor } from '../gpu/tensor.ts';
 import type { FastViTHD } from '../model/fastvithd.ts';
 import { forwardFastViTHD, forwardProjector } from '../model/forward.ts';
-import { GpuOps, GpuWeights } from '../model/gpu-ops.ts';
+import { GpuBackend } from '../model/gpu-backend.ts';
+import { GpuWeights } from '../model/gpu-weights.ts';
+import { HostTensor } from '../model/host-tensor.ts';
 import { Module } from '../model/module.ts';
 import { FastVLMProjector, initProjector } from '../model/projector.ts';
-import { HostTensor } from '../model/tensor.ts';
 import { TextTower, type TextTowerConfig } from './text-tower.ts';
 
 export interface HeadsConfig {
@@ -60,9 +61,9 @@ export class AlignmentHeads extends Module {
 /** The encoder and heads on the engine, with the forward passes of training and evaluation. */
 export class AlignmentModel {
   readonly weights: GpuWeights;
-  private readonly trainOps: GpuOps;
-  private readonly evalOps: GpuOps;
-  private readonly batchStatOps: GpuOps;
+  private readonly trainOps: GpuBackend;
+  private readonly evalOps: GpuBackend;
+  private readonly batchStatOps: GpuBackend;
   /** LayerNorm weight 1/√d: a centred, unit-norm embedding (see normalise). */
   private readonly unitGamma: Tensor;
   private readonly zeroBeta: Tensor;
@@ -77,9 +78,9 @@ export class AlignmentModel {
     this.weights = new GpuWeights(eng);
     this.weights.add(encoder, { trainable: trainEncoder });
     this.weights.add(heads, { trainable: true });
-    this.trainOps = new GpuOps(this.weights, 'train');
-    this.evalOps = new GpuOps(this.weights, 'eval');
-    this.batchStatOps = new GpuOps(this.weights, 'batch');
+    this.trainOps = new GpuBackend(this.weights, 'train');
+    this.evalOps = new GpuBackend(this.weights, 'eval');
+    this.batchStatOps = new GpuBackend(this.weights, 'batch');
     const d = heads.config.projectorDim;
     this.unitGamma = eng.keep(eng.fill([d], 1 / Math.sqrt(d)));
     this.zeroBeta = eng.keep(eng.zeros([d]));
@@ -112,7 +113,7 @@ export class AlignmentModel {
     }));
   }
 
-  private imageEmbedding(features: Tensor, gpuOps: GpuOps): Tensor {
+  private imageEmbedding(features: Tensor, gpuOps: GpuBackend): Tensor {
     const tokens = forwardProjector(this.heads.projector, features, gpuOps);
     const [n, l, d] = tokens.shape as [number, number, number];
     return this.normalise(ops.reshape(ops.meanSpatial(ops.reshape(tokens, [n, l, 1, d])), [n, d]));

@@ -3,11 +3,11 @@
 import { keyedHash64 } from '../../core/keyed-hash.ts';
 import * as ops from '../gpu/ops/index.ts';
 import type { Tensor } from '../gpu/tensor.ts';
-import type { GpuWeights } from '../model/gpu-ops.ts';
+import type { GpuWeights } from '../model/gpu-weights.ts';
+import { HostTensor } from '../model/host-tensor.ts';
 import { defaultInit, fillTruncNormal, TensorRandom } from '../model/init.ts';
 import { Linear } from '../model/layers.ts';
 import { Module } from '../model/module.ts';
-import { HostTensor } from '../model/tensor.ts';
 
 export interface TextTowerConfig {
   /** Hash buckets of the tokenizer (rows of the embedding table). */

@@ -5,17 +5,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import sharp from 'sharp';
+import { fromHalfBits, toHalfBits } from '../../../train-bridge/half-float.ts';
 import { BatchLoader, captionOf } from '../../../train-bridge/loader/batches.ts';
 import { StreamingDataset } from '../../../train-bridge/loader/dataset.ts';
 import {
   channelAffine,
   channelTables,
   FASTVLM_PREPROCESS,
-  fromHalfBits,
   type PreprocessOptions,
   squareGeometry,
   squareRgb,
-  toHalfBits,
   writePlanarF32,
 } from '../../../train-bridge/loader/preprocess.ts';
 import { PreprocessPool } from '../../../train-bridge/loader/preprocess-pool.ts';

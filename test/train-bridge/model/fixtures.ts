@@ -1,10 +1,10 @@
 // Shared test fixtures for the FastViTHD model: seeded models whose BatchNorm statistics and layer scales are far
 // from their init values (so folding tests exercise every branch), and seeded random inputs.
 import { FastViTHD, modelConfig } from '../../../train-bridge/model/fastvithd.ts';
+import { HostTensor } from '../../../train-bridge/model/host-tensor.ts';
 import { fillUniform, initFastViTHD, TensorRandom } from '../../../train-bridge/model/init.ts';
 import { BatchNorm2d } from '../../../train-bridge/model/layers.ts';
 import type { Module } from '../../../train-bridge/model/module.ts';
-import { HostTensor } from '../../../train-bridge/model/tensor.ts';
 
 /** BN γ ∈ [0.5, 1.5), β ∈ [-0.5, 0.5), μ ∈ [-0.2, 0.2), σ² ∈ [0.5, 1.5); layer scales ∈ [-1, 1). */
 export function perturbStatistics(root: Module, seed: number): void {

@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { describe, it } from 'node:test';
-import { CpuOps } from '../../../train-bridge/model/cpu-ops.ts';
+import { CpuBackend } from '../../../train-bridge/model/cpu-backend.ts';
 import { FastViTHD, modelConfig } from '../../../train-bridge/model/fastvithd.ts';
 import { modelInfo, profileForward } from '../../../train-bridge/model/flops.ts';
 import { forwardFastViTHD } from '../../../train-bridge/model/forward.ts';
@@ -54,7 +54,7 @@ describe('FLOPs', () => {
     const x = randomInput([2, 3, 64, 64], 1);
     for (const stage of ['train form', 'folded'] as const) {
       if (stage === 'folded') reparameterize(model);
-      const ops = new CpuOps('eval');
+      const ops = new CpuBackend('eval');
       forwardFastViTHD(model, x, ops);
       const flopsPerImage = (2 * ops.macs) / x.shape[0];
       assert.equal(flopsPerImage, profileForward(model, 64).flops, stage);

@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import erf from '@stdlib/math-base-special-erf';
-import { CpuOps, forwardCpu } from '../../../train-bridge/model/cpu-ops.ts';
+import { CpuBackend, forwardCpu } from '../../../train-bridge/model/cpu-backend.ts';
 import { forwardProjector } from '../../../train-bridge/model/forward.ts';
 import { countParameters } from '../../../train-bridge/model/module.ts';
 import { FastVLMProjector, initProjector, PROJECTOR_PREFIX } from '../../../train-bridge/model/projector.ts';
@@ -31,7 +31,7 @@ describe('FastVLM projector', () => {
     initProjector(projector, 31);
     const embedding = forwardCpu(encoder, randomInput([2, 3, 128, 128], 3));
     assert.deepEqual(embedding.shape, [2, 256, 2, 2]);
-    const tokens = forwardProjector(projector, embedding, new CpuOps());
+    const tokens = forwardProjector(projector, embedding, new CpuBackend());
     assert.deepEqual(tokens.shape, [2, 4, 12]);
     // Token 3 of image 1 by hand: channel vector at pixel (1, 1).
     const v = Array.from({ length: 256 }, (_, c) => embedding.data[(1 * 256 + c) * 4 + 3]);

@@ -2,7 +2,7 @@
 // eval mode, with BN statistics and layer scales far from init so that each branch matters.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { CpuOps, forwardCpu } from '../../../train-bridge/model/cpu-ops.ts';
+import { CpuBackend, forwardCpu } from '../../../train-bridge/model/cpu-backend.ts';
 import { RepCPE, RepMixer } from '../../../train-bridge/model/fastvit-blocks.ts';
 import { forwardModule } from '../../../train-bridge/model/forward.ts';
 import { initFastViTHD } from '../../../train-bridge/model/init.ts';
@@ -16,9 +16,9 @@ function foldingError(m: Module, shape: number[], seed: number): { rel: number; 
   initFastViTHD(m, seed);
   perturbStatistics(m, seed);
   const x = randomInput(shape, seed);
-  const before = forwardModule(m, x, new CpuOps('eval')).data;
+  const before = forwardModule(m, x, new CpuBackend('eval')).data;
   assert.ok(reparameterize(m) > 0, 'something was folded');
-  const after = forwardModule(m, x, new CpuOps('eval')).data;
+  const after = forwardModule(m, x, new CpuBackend('eval')).data;
   const scale = maxAbs(before);
   return { rel: maxAbsDiff(before, after) / scale, scale };
 }
@@ -128,7 +128,7 @@ describe('reparameterize', () => {
       return block;
     };
     const x = randomInput([1, 4, 5, 5], 2);
-    const full = forwardModule(make(), x, new CpuOps('eval')).data;
+    const full = forwardModule(make(), x, new CpuBackend('eval')).data;
     for (const branch of ['rbrSkip', 'rbrScale', 'rbrConv'] as const) {
       const block = make();
       const bn =
@@ -139,7 +139,7 @@ describe('reparameterize', () => {
             : block.rbrConv[0].bn;
       bn.weight.fill(0);
       bn.bias.fill(0);
-      const without = forwardModule(block, x, new CpuOps('eval')).data;
+      const without = forwardModule(block, x, new CpuBackend('eval')).data;
       assert.ok(maxAbsDiff(full, without) > 0.05 * maxAbs(full), `${branch} matters`);
     }
   });

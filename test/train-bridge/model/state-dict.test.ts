@@ -5,7 +5,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { forwardCpu } from '../../../train-bridge/model/cpu-ops.ts';
+import { forwardCpu } from '../../../train-bridge/model/cpu-backend.ts';
 import { FastViTHD, modelConfig } from '../../../train-bridge/model/fastvithd.ts';
 import { reparameterize } from '../../../train-bridge/model/reparameterize.ts';
 import {

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { forwardCpu } from '../../../train-bridge/model/cpu-ops.ts';
+import { forwardCpu } from '../../../train-bridge/model/cpu-backend.ts';
 import { modelConfig } from '../../../train-bridge/model/fastvithd.ts';
 import { BatchNorm2d } from '../../../train-bridge/model/layers.ts';
 import { reparameterize } from '../../../train-bridge/model/reparameterize.ts';

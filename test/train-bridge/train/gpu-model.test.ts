@@ -5,12 +5,13 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { Engine } from '../../../train-bridge/gpu/engine.ts';
 import * as ops from '../../../train-bridge/gpu/ops/index.ts';
-import { CpuOps } from '../../../train-bridge/model/cpu-ops.ts';
+import { CpuBackend } from '../../../train-bridge/model/cpu-backend.ts';
 import { FastViTHD, modelConfig } from '../../../train-bridge/model/fastvithd.ts';
 import { forwardFastViTHD } from '../../../train-bridge/model/forward.ts';
-import { GpuOps, GpuWeights } from '../../../train-bridge/model/gpu-ops.ts';
+import { GpuBackend } from '../../../train-bridge/model/gpu-backend.ts';
+import { GpuWeights } from '../../../train-bridge/model/gpu-weights.ts';
+import { HostTensor } from '../../../train-bridge/model/host-tensor.ts';
 import { initFastViTHD, TensorRandom } from '../../../train-bridge/model/init.ts';
-import { HostTensor } from '../../../train-bridge/model/tensor.ts';
 
 let eng: Engine;
 before(async () => {
@@ -64,11 +65,11 @@ test('GPU forward of the train-time form matches the CPU reference in eval mode'
       t.data[i] = name.endsWith('running_var') ? 0.5 + rng.nextUniform() : 0.2 * (rng.nextUniform() - 0.5);
   }
   const { nchw, nhwc } = images(2, 64, 1);
-  const ref = toNhwc(forwardFastViTHD(model, nchw, new CpuOps('eval')));
+  const ref = toNhwc(forwardFastViTHD(model, nchw, new CpuBackend('eval')));
   const weights = new GpuWeights(eng);
   weights.add(model, { trainable: false });
   const x = eng.upload(nhwc, [2, 64, 64, 3]);
-  const y = eng.tidy(() => forwardFastViTHD(model, x, new GpuOps(weights, 'eval')));
+  const y = eng.tidy(() => forwardFastViTHD(model, x, new GpuBackend(weights, 'eval')));
   assert.deepEqual(y.shape, [2, 1, 1, 256]);
   const out = await y.read();
   assert.ok(maxAbs(ref) > 1e-3, 'the output is not trivially small');
@@ -83,11 +84,11 @@ test('train mode: batch statistics, and running statistics updated as PyTorch do
   const weights = new GpuWeights(eng);
   weights.add(model, { trainable: true });
   const x = eng.upload(nhwc, [2, 128, 128, 3]);
-  const y = eng.tidy(() => forwardFastViTHD(model, x, new GpuOps(weights, 'train')));
+  const y = eng.tidy(() => forwardFastViTHD(model, x, new GpuBackend(weights, 'train')));
   const out = await y.read();
   eng.clearTape();
   // The CPU forward updates the host running statistics; the GPU ones are compared after download.
-  const ref = toNhwc(forwardFastViTHD(model, nchw, new CpuOps('train')));
+  const ref = toNhwc(forwardFastViTHD(model, nchw, new CpuBackend('train')));
   assert.ok(maxDiff(out, ref) <= 2e-4 * maxAbs(ref), `max diff ${maxDiff(out, ref)} vs scale ${maxAbs(ref)}`);
   const cpuStats = [...model.namedBuffers()]
     .filter(([n]) => n.endsWith('running_var') || n.endsWith('running_mean'))
@@ -114,7 +115,7 @@ test('GPU gradients of the whole model (train mode) match central differences of
   const prng = new TensorRandom(5, 'test-probe', 'p');
   for (let i = 0; i < probe.length; i++) probe[i] = prng.nextUniform() - 0.5;
   const cpuLoss = () => {
-    const out = toNhwc(forwardFastViTHD(model, nchw, new CpuOps('train')));
+    const out = toNhwc(forwardFastViTHD(model, nchw, new CpuBackend('train')));
     let s = 0;
     for (let i = 0; i < out.length; i++) s += out[i] * probe[i];
     return s;
@@ -123,7 +124,9 @@ test('GPU gradients of the whole model (train mode) match central differences of
   weights.add(model, { trainable: true });
   const x = eng.upload(nhwc, [n, r, r, 3]);
   const p = eng.upload(probe, [n, 2, 2, 256]);
-  const loss = eng.tidy(() => ops.sum(ops.mul(forwardFastViTHD(model, x, new GpuOps(weights, 'batch')), p)));
+  const loss = eng.tidy(() =>
+    ops.sum(ops.mul(forwardFastViTHD(model, x, new GpuBackend(weights, 'batch')), p)),
+  );
   eng.backward(loss);
   const gpuLoss = (await loss.read())[0];
   assert.ok(Math.abs(gpuLoss - cpuLoss()) <= 1e-4 * Math.max(1, Math.abs(gpuLoss)));

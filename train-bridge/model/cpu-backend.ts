@@ -2,13 +2,13 @@
 // on purpose; it is the oracle the WebGPU model is checked against (fast enough for fastvithd-tiny at 64²).
 import erf from '@stdlib/math-base-special-erf';
 import type { FastViTHD } from './fastvithd.ts';
-import { type ForwardOps, forwardFastViTHD } from './forward.ts';
+import { type ForwardBackend, forwardFastViTHD } from './forward.ts';
+import { HostTensor, shapeString } from './host-tensor.ts';
 import type { BatchNorm2d, Conv2d, LayerNormChannel, Linear } from './layers.ts';
-import { HostTensor, shapeString } from './tensor.ts';
 
 export type BatchNormMode = 'eval' | 'train';
 
-export class CpuOps implements ForwardOps<HostTensor> {
+export class CpuBackend implements ForwardBackend<HostTensor> {
   /** Multiply-accumulates of convs, linears and attention matmuls done so far (cross-checks flops.ts). */
   macs = 0;
 
@@ -319,7 +319,7 @@ export function conv2dNCHW(
 
 /** The image embedding of `images` (N, 3, H, W) on the CPU. */
 export function forwardCpu(model: FastViTHD, images: HostTensor, mode: BatchNormMode = 'eval'): HostTensor {
-  return forwardFastViTHD(model, images, new CpuOps(mode));
+  return forwardFastViTHD(model, images, new CpuBackend(mode));
 }
 
 function dims4(x: HostTensor, op: string): [number, number, number, number] {

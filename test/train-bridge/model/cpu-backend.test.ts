@@ -2,9 +2,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { CpuOps, forwardCpu } from '../../../train-bridge/model/cpu-ops.ts';
+import { CpuBackend, forwardCpu } from '../../../train-bridge/model/cpu-backend.ts';
+import { HostTensor } from '../../../train-bridge/model/host-tensor.ts';
 import { BatchNorm2d, Conv2d, LayerNormChannel, Linear } from '../../../train-bridge/model/layers.ts';
-import { HostTensor } from '../../../train-bridge/model/tensor.ts';
 import { maxAbsDiff, randomInput, tinyModel } from './fixtures.ts';
 
 function tensor(shape: number[], values: number[]): HostTensor {
@@ -52,7 +52,7 @@ describe('CPU reference ops', () => {
     const x = tensor([1, 1, 3, 3], [1, 2, 3, 4, 5, 6, 7, 8, 9]);
     const diff = new Conv2d(1, 1, 2);
     diff.weight.data = Float32Array.from([1, 0, 0, -1]);
-    const ops = new CpuOps();
+    const ops = new CpuBackend();
     assert.deepEqual([...ops.conv2d(x, diff).data], [-4, -4, -4, -4]);
     const box = new Conv2d(1, 1, 3, { stride: 2, padding: 1, bias: true });
     box.weight.fill(1);
@@ -86,7 +86,7 @@ describe('CPU reference ops', () => {
           conv.weight.data = randomInput([...conv.weight.shape], seed).data;
           if (conv.bias) conv.bias.data = randomInput([conv.outChannels], seed + 1).data;
           const x = randomInput([2, groups * inPer, h, w], seed + 2);
-          const got = new CpuOps().conv2d(x, conv).data;
+          const got = new CpuBackend().conv2d(x, conv).data;
           assert.ok(maxAbsDiff(got, naiveConv(x, conv)) < 1e-5);
         },
       ),
@@ -95,7 +95,7 @@ describe('CPU reference ops', () => {
   });
 
   it('gelu is the exact erf form', () => {
-    const y = new CpuOps().gelu(tensor([4], [1, -1, 0.5, 0]));
+    const y = new CpuBackend().gelu(tensor([4], [1, -1, 0.5, 0]));
     const want = [0.8413447460685429, -0.15865525393145707, 0.34573123063700656, 0];
     assertClose(y.data, want, 1e-7);
   });
@@ -106,7 +106,7 @@ describe('CPU reference ops', () => {
     bn.bias.data = Float32Array.from([1, 0]);
     bn.runningMean.data = Float32Array.from([1, -1]);
     bn.runningVar.data = Float32Array.from([4 - 1e-5, 1 - 1e-5]);
-    const y = new CpuOps('eval').batchNorm2d(tensor([1, 2, 1, 2], [3, 5, -1, 1]), bn);
+    const y = new CpuBackend('eval').batchNorm2d(tensor([1, 2, 1, 2], [3, 5, -1, 1]), bn);
     assertClose(y.data, [2 * (2 / 2) + 1, 2 * (4 / 2) + 1, 0, 2], 1e-6);
     assert.equal(bn.numBatchesTracked.value, 0n);
   });
@@ -117,7 +117,7 @@ describe('CPU reference ops', () => {
     bn.bias.fill(-1);
     // Values over N=2, H=1, W=2: mean 2.5, biased variance 1.25, unbiased 5/3.
     const x = tensor([2, 1, 1, 2], [1, 2, 3, 4]);
-    const y = new CpuOps('train').batchNorm2d(x, bn);
+    const y = new CpuBackend('train').batchNorm2d(x, bn);
     const inv = 1 / Math.sqrt(1.25 + 1e-5);
     assertClose(
       y.data,
@@ -134,7 +134,7 @@ describe('CPU reference ops', () => {
     ln.weight.data = Float32Array.from([1, 2, 3]);
     ln.bias.data = Float32Array.from([0, 0, 1]);
     // Pixel 0 has channels (1, 2, 3); pixel 1 has (0, 0, 6).
-    const y = new CpuOps().layerNormChannel(tensor([1, 3, 1, 2], [1, 0, 2, 0, 3, 6]), ln);
+    const y = new CpuBackend().layerNormChannel(tensor([1, 3, 1, 2], [1, 0, 2, 0, 3, 6]), ln);
     const s0 = 1 / Math.sqrt(2 / 3 + 1e-5);
     const s1 = 1 / Math.sqrt(8 + 1e-5);
     const want = [-1 * s0, -2 * s1, 0, -2 * 2 * s1, 3 * s0 + 1, 3 * 4 * s1 + 1];
@@ -146,7 +146,7 @@ describe('CPU reference ops', () => {
     const d = 3;
     const l = 4;
     const qkv = randomInput([1, l, 3 * heads * d], 9, 2);
-    const y = new CpuOps().multiHeadAttention(qkv, heads, d);
+    const y = new CpuBackend().multiHeadAttention(qkv, heads, d);
     const at = (t: number, part: number, h: number, i: number) =>
       qkv.data[t * 3 * heads * d + part * heads * d + h * d + i];
     for (let h = 0; h < heads; h++) {
@@ -166,7 +166,7 @@ describe('CPU reference ops', () => {
   });
 
   it('linear, token reshapes and the SE pieces', () => {
-    const ops = new CpuOps();
+    const ops = new CpuBackend();
     const lin = new Linear(2, 3);
     lin.weight.data = Float32Array.from([1, 0, 0, 1, 1, 1]);
     lin.bias!.data = Float32Array.from([0, 0, 10]);
