@@ -1,0 +1,54 @@
+// Selftest cases of the elementwise ops (add, sub, mul with broadcasting, scale, gelu, relu, sigmoid, exp)
+// and the shape ops (permute, reshape).
+import type * as TF from '@tensorflow/tfjs';
+import * as ops from '../ops/index.ts';
+import type { Tensor } from '../tensor.ts';
+import { type Case, likeTf } from './harness.ts';
+import { erfGelu } from './reference.ts';
+
+export function elementwiseCases(): Case[] {
+  return [
+    likeTf('add', '[3,5,7,11]+[11]', [3, 5, 7, 11], [11]),
+    { ...likeTf('add', 'same shape, large', [40013], [40013]), chunked: true },
+    likeTf('sub', '[4,9,13]-[9,13]', [4, 9, 13], [9, 13]),
+    { ...likeTf('mul', 'layer scale [2,6,5,40003/…]·[37]', [2, 29, 31, 37], [37]), chunked: true },
+    likeTf('mul', 'scalar [1]', [7, 9], [1]),
+    {
+      op: 'scale',
+      name: '×(−2.5)',
+      inputs: [{ shape: [5, 19], grad: true }],
+      gpu: ([a]) => ops.scale(a as Tensor, -2.5),
+      ref: (tf, [a]) => tf.mul(a as TF.Tensor, -2.5),
+    },
+    {
+      op: 'gelu',
+      name: 'erf form',
+      inputs: [{ shape: [3, 7, 5, 13], grad: true }],
+      gpu: ([a]) => ops.gelu(a as Tensor),
+      ref: (tf, [a]) => erfGelu(tf, a as TF.Tensor),
+    },
+    likeTf('relu', '[301]', [301]),
+    likeTf('sigmoid', '[17,23]', [17, 23]),
+    {
+      op: 'exp',
+      name: '[2,33]',
+      inputs: [{ shape: [2, 33], grad: true, init: 'small' }],
+      gpu: ([a]) => ops.exp(a as Tensor),
+      ref: (tf, [a]) => tf.exp(a as TF.Tensor),
+    },
+    {
+      op: 'permute',
+      name: '[2,3,4,5] → (0,2,3,1)',
+      inputs: [{ shape: [2, 3, 4, 5], grad: true }],
+      gpu: ([x]) => ops.permute(x as Tensor, [0, 2, 3, 1]),
+      ref: (tf, [x]) => tf.transpose(x as TF.Tensor, [0, 2, 3, 1]),
+    },
+    {
+      op: 'reshape',
+      name: '[6,10] → [3,−1] then gelu',
+      inputs: [{ shape: [6, 10], grad: true }],
+      gpu: ([x]) => ops.gelu(ops.reshape(x as Tensor, [3, -1])),
+      ref: (tf, [x]) => erfGelu(tf, tf.reshape(x as TF.Tensor, [3, 20])),
+    },
+  ];
+}

@@ -1,0 +1,80 @@
+// Selftest cases of batchNorm (train, eval, chunked) and layerNormChannel.
+import type * as TF from '@tensorflow/tfjs';
+import * as ops from '../ops/index.ts';
+import type { Tensor } from '../tensor.ts';
+import type { Case, InputSpec, Tf } from './harness.ts';
+
+/** x, then γ (positive) and β over its last dim: the inputs of a normalisation with an affine part. */
+function normInputs(xs: number[]): InputSpec[] {
+  const C = xs.at(-1) as number;
+  return [
+    { shape: xs, grad: true },
+    { shape: [C], grad: true, init: 'positive' },
+    { shape: [C], grad: true },
+  ];
+}
+
+/** (x − mean) / √(variance + 1e-5) · γ + β with the moments over `axes` (BatchNorm train, LayerNorm). */
+function refNorm(
+  tf: Tf,
+  x: TF.Tensor,
+  g: TF.Tensor,
+  b: TF.Tensor,
+  axes: number[],
+  keepDims = false,
+): TF.Tensor {
+  const { mean, variance } = tf.moments(x, axes, keepDims);
+  return tf.add(tf.mul(tf.div(tf.sub(x, mean), tf.sqrt(tf.add(variance, 1e-5))), g), b);
+}
+
+function bnState(x: Tensor, weight: Tensor, bias: Tensor): ops.BatchNormState {
+  const eng = x.engine;
+  const C = x.shape.at(-1) as number;
+  return {
+    weight,
+    bias,
+    runningMean: eng.zeros([C]),
+    runningVar: eng.fill([C], 1),
+    momentum: 0.1,
+    eps: 1e-5,
+  };
+}
+
+export function normalisationCases(): Case[] {
+  const bnTrain = (name: string, xs: number[], chunked = false): Case => ({
+    op: 'batchNorm',
+    name,
+    inputs: normInputs(xs),
+    gpu: ([x, g, b]) => ops.batchNorm(x as Tensor, bnState(x as Tensor, g as Tensor, b as Tensor), true),
+    ref: (tf, [x, g, b]) => refNorm(tf, x as TF.Tensor, g as TF.Tensor, b as TF.Tensor, [0, 1, 2]),
+    chunked,
+  });
+  return [
+    bnTrain('train [2,7,9,13]', [2, 7, 9, 13]),
+    bnTrain('train (chunked) [8,16,16,24]', [8, 16, 16, 24], true),
+    {
+      op: 'batchNorm',
+      name: 'eval (running stats 0.25 / 2)',
+      inputs: normInputs([3, 5, 4, 9]),
+      gpu: ([x, g, b]) => {
+        const eng = (x as Tensor).engine;
+        const st = bnState(x as Tensor, g as Tensor, b as Tensor);
+        st.runningMean = eng.fill([9], 0.25);
+        st.runningVar = eng.fill([9], 2);
+        return ops.batchNorm(x as Tensor, st, false);
+      },
+      ref: (tf, [x, g, b]) =>
+        tf.add(
+          tf.mul(tf.div(tf.sub(x as TF.Tensor, 0.25), Math.sqrt(2 + 1e-5)), g as TF.Tensor),
+          b as TF.Tensor,
+        ),
+    },
+    {
+      op: 'layerNormChannel',
+      name: '[2,5,3,70]',
+      inputs: normInputs([2, 5, 3, 70]),
+      gpu: ([x, g, b]) => ops.layerNormChannel(x as Tensor, g as Tensor, b as Tensor, 1e-5),
+      ref: (tf, [x, g, b]) => refNorm(tf, x as TF.Tensor, g as TF.Tensor, b as TF.Tensor, [3], true),
+    },
+  ];
+}
