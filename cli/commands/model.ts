@@ -1,20 +1,18 @@
 // `mixforge model info <name>`: parameter counts, output tokens/channels and FLOPs of a model config,
 // computed from its module tree (no weights are allocated).
 import type { Command } from 'commander';
-import { SpecError } from '../../core/errors.ts';
 
 export function registerModel(program: Command): void {
   const model = program.command('model').description('inspect vision encoder configurations');
   model
     .command('info <name>')
     .description('parameters (train and reparameterised form), output tokens and channels, FLOPs per image')
-    .option('--resolution <R>', 'square input resolution in pixels', '1024')
+    .option('--resolution <R>', 'square input resolution in pixels (a multiple of 64)', '1024')
     .option('--json', 'print one JSON object')
     .action(async (name: string, opts: { resolution: string; json?: boolean }) => {
-      const resolution = Number(opts.resolution);
-      if (!Number.isInteger(resolution) || resolution <= 0) {
-        throw new SpecError('--resolution', '', `expected a positive integer, got "${opts.resolution}"`);
-      }
+      // The same check as `mixforge train --resolution`: what one rejects, so does the other.
+      const { checkResolution } = await import('../../train-bridge/train/presets.ts');
+      const resolution = checkResolution(opts.resolution);
       const { modelInfo } = await import('../../train-bridge/model/flops.ts');
       const info = modelInfo(name, resolution);
       if (opts.json) {

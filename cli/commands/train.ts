@@ -7,7 +7,7 @@ import { intFlag } from '../flags.ts';
 interface TrainFlags {
   model: string;
   preset: string;
-  resolution?: number;
+  resolution?: string;
   steps?: number;
   batchSize?: number;
   microBatch?: number;
@@ -17,6 +17,7 @@ interface TrainFlags {
   saveEvery: number;
   resume?: boolean;
   weights?: string;
+  randomEncoder?: boolean;
   adapter?: string;
 }
 
@@ -36,12 +37,13 @@ export function registerTrain(program: Command): void {
     )
     .option('--model <name>', 'fastvithd or fastvithd-tiny', 'fastvithd')
     .option('--preset <stage>', 'stage1 (projector only), stage1.5 or stage2 (full model)', 'stage1')
+    // No commander parser: checkResolution is the one `model info` uses too, so both reject the same values.
+    .option('--resolution <R>', 'square input resolution (multiple of 64; default: the model’s)')
     .option(
-      '--resolution <R>',
-      'square input resolution (multiple of 64; default: the model’s)',
-      intFlag('--resolution', 1),
+      '--steps <N>',
+      'optimiser updates (default: one epoch of the mixture); with --resume, a larger N extends the run',
+      intFlag('--steps', 1),
     )
-    .option('--steps <N>', 'optimiser updates (default: one epoch of the mixture)', intFlag('--steps', 1))
     .option(
       '--batch-size <B>',
       'images per update (default: the preset’s, 256 or 128)',
@@ -63,6 +65,10 @@ export function registerTrain(program: Command): void {
     )
     .option('--resume', 'continue from the latest checkpoint in --checkpoint-dir')
     .option('--weights <file>', 'start the encoder from these safetensors (e.g. published FastViTHD weights)')
+    .option(
+      '--random-encoder',
+      'allow stage1 without --weights (a frozen random encoder: for smoke tests only)',
+    )
     .option('--adapter <name>', 'require a WebGPU adapter whose name contains this')
     .action(async (manifest: string, flags: TrainFlags, cmd: Command) => {
       const { Engine } = await import('../../train-bridge/gpu/engine.ts');
@@ -71,7 +77,11 @@ export function registerTrain(program: Command): void {
       const { Trainer } = await import('../../train-bridge/train/loop.ts');
       const { MetricsLog } = await import('../../train-bridge/train/metrics.ts');
       const { writeLossPlot } = await import('../../train-bridge/train/plot.ts');
-      const { resolveRunConfig } = await import('../../train-bridge/train/presets.ts');
+      const { checkResolution, extendRun, resolveRunConfig } = await import(
+        '../../train-bridge/train/presets.ts'
+      );
+      const { cosineWithWarmup } = await import('../../train-bridge/train/schedule.ts');
+      const { onStopSignals } = await import('../signals.ts');
       const { join } = await import('node:path');
 
       const lr = flags.lr === undefined ? undefined : Number(flags.lr);
@@ -82,7 +92,7 @@ export function registerTrain(program: Command): void {
         throw new SpecError('--seed', '', `expected an integer, got "${flags.seed}"`);
       const saveEvery = flags.saveEvery;
       const overrides = {
-        resolution: flags.resolution,
+        resolution: flags.resolution === undefined ? undefined : checkResolution(flags.resolution),
         steps: flags.steps,
         batchSize: flags.batchSize,
         microBatch: flags.microBatch,
@@ -92,16 +102,30 @@ export function registerTrain(program: Command): void {
       const dir = flags.checkpointDir;
       let resumeFrom: string | undefined;
       let config: Awaited<ReturnType<typeof readTrainerState>>['config'];
+      let extendTo: number | undefined;
       if (flags.resume) {
         resumeFrom = await latestCheckpoint(dir);
         if (!resumeFrom) throw new SpecError('--resume', '', `no checkpoint in ${dir} (no latest.json)`);
-        config = (await readTrainerState(resumeFrom)).config;
-        // The schedule and the data order depend on these: a resumed run cannot change them.
+        const state = await readTrainerState(resumeFrom);
+        config = state.config;
+        if (overrides.steps !== undefined && overrides.steps !== config.steps) {
+          // A longer run: the schedule's total changes, so its curve is recomputed (extendRun says how).
+          const longer = extendRun(config, state.step, overrides.steps);
+          const lrWas = cosineWithWarmup(state.step, config.steps, config.lr, config.warmupRatio);
+          const lrNow = cosineWithWarmup(state.step, longer.steps, longer.lr, longer.warmupRatio);
+          process.stderr.write(
+            `extending the run from ${config.steps} to ${longer.steps} updates: the warmup + cosine learning-rate ` +
+              `schedule is recomputed over ${longer.steps} updates and continues from update ${state.step} ` +
+              `(lr there ${lrNow.toExponential(2)} instead of ${lrWas.toExponential(2)})\n`,
+          );
+          extendTo = longer.steps;
+          config = longer;
+        }
+        // The data order and the model depend on these: a resumed run cannot change them.
         const given: Array<[string, string, unknown, unknown]> = [
           ['--model', 'model', flags.model, config.model],
           ['--preset', 'preset', flags.preset, config.preset],
           ['--resolution', 'resolution', overrides.resolution, config.resolution],
-          ['--steps', 'steps', overrides.steps, config.steps],
           ['--batch-size', 'batchSize', overrides.batchSize, config.batchSize],
           ['--micro-batch', 'microBatch', overrides.microBatch, config.microBatch],
           ['--lr', 'lr', overrides.lr, config.lr],
@@ -116,9 +140,18 @@ export function registerTrain(program: Command): void {
         await probe.open();
         config = resolveRunConfig(flags.model, flags.preset, overrides, (b) => Math.floor(probe.total / b));
         if (!config.trainEncoder && !flags.weights) {
-          process.stderr.write(
-            'warning: stage1 freezes the encoder; without --weights it stays at its random initialisation\n',
-          );
+          const why =
+            `${config.preset} freezes the encoder, and without --weights it stays at its random initialisation: ` +
+            'a random encoder maps every image to nearly the same features, so the run would learn nothing about images';
+          if (!flags.randomEncoder) {
+            throw new SpecError(
+              '--weights',
+              '',
+              `${why}. Pass --weights <fastvithd.safetensors>, or --preset stage1.5 / stage2 to train the encoder ` +
+                'too, or --random-encoder to run anyway (smoke tests)',
+            );
+          }
+          process.stderr.write(`WARNING: ${why} (--random-encoder given)\n`);
         }
       }
 
@@ -131,6 +164,7 @@ export function registerTrain(program: Command): void {
           manifest,
           config,
           resumeFrom,
+          extendTo,
           encoderWeights: flags.weights,
         });
         const metrics = new MetricsLog(join(dir, 'metrics.jsonl'));
@@ -145,10 +179,23 @@ export function registerTrain(program: Command): void {
         const recent: number[] = [];
         const plotTitle = `${c.model} ${c.preset} — SigLIP loss`;
         const points = history.map((m) => ({ step: m.step, loss: m.loss }));
+        // Ctrl-C (or SIGTERM): finish the update in progress, write a checkpoint, exit 130. A second one quits at once.
+        const stop = new AbortController();
+        const removeSignals = onStopSignals((signal, n) => {
+          if (n > 1) {
+            process.stderr.write(`\n${signal} again: quitting without a checkpoint\n`);
+            process.exit(130);
+          }
+          process.stderr.write(
+            `\n${signal}: stopping after update ${trainer.step + 1} to write a checkpoint (again to quit without one)\n`,
+          );
+          stop.abort();
+        });
         await trainer.run({
           checkpointDir: dir,
           saveEvery,
           metrics,
+          signal: stop.signal,
           onStep: (m) => {
             points.push({ step: m.step, loss: m.loss });
             recent.push(m.seconds);
@@ -161,12 +208,20 @@ export function registerTrain(program: Command): void {
             if (m.step % saveEvery === 0) void writeLossPlot(join(dir, 'loss'), points, plotTitle);
           },
         });
+        removeSignals();
         if (tty) process.stderr.write('\n');
         await writeLossPlot(join(dir, 'loss'), points, plotTitle);
-        process.stdout.write(
-          `done: ${trainer.step} updates; checkpoint ${await latestCheckpoint(dir)}\n` +
-            `metrics ${join(dir, 'metrics.jsonl')}, loss curve ${join(dir, 'loss.png')}\n`,
-        );
+        const latest = await latestCheckpoint(dir);
+        if (stop.signal.aborted && trainer.step < c.steps) {
+          process.stdout.write(
+            `interrupted at update ${trainer.step} of ${c.steps}; checkpoint ${latest}\n` +
+              `continue with: mixforge train ${manifest} --checkpoint-dir ${dir} --resume\n`,
+          );
+          process.exitCode = 130;
+        } else {
+          process.stdout.write(`done: ${trainer.step} updates; checkpoint ${latest}\n`);
+        }
+        process.stdout.write(`metrics ${join(dir, 'metrics.jsonl')}, loss curve ${join(dir, 'loss.png')}\n`);
         trainer.dispose();
       } finally {
         eng.destroy();

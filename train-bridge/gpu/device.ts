@@ -2,6 +2,7 @@
 // The one place that knows about the `webgpu` package; everything else sees a plain GPUDevice.
 import { create, globals } from 'webgpu';
 import { MixforgeError } from '../../core/errors.ts';
+import { withNativeStderrFiltered } from './native-stderr.ts';
 
 export class GpuUnavailableError extends MixforgeError {
   override name = 'GpuUnavailableError';
@@ -74,9 +75,19 @@ function gpuEntry(): GPU {
   return gpuSingleton;
 }
 
+/**
+ * Dawn prints these two lines (from native code, straight to fd 2) whenever an instance enumerates lavapipe, whose
+ * Vulkan limits exceed Dawn's caps. They say nothing actionable, so they are dropped; any other line passes.
+ */
+const DAWN_NOISE =
+  /^Warning: maxDynamic(Uniform|Storage)BuffersPerPipelineLayout artificially reduced from \d+ to \d+/;
+
 export async function acquireGpu(opts: AcquireOptions = {}): Promise<GpuContext> {
   const gpu = gpuEntry();
-  const adapter = await gpu.requestAdapter({ powerPreference: opts.powerPreference ?? 'high-performance' });
+  // Dawn enumerates adapters synchronously inside requestAdapter(), which is when it prints.
+  const adapter = await withNativeStderrFiltered(DAWN_NOISE, () =>
+    gpu.requestAdapter({ powerPreference: opts.powerPreference ?? 'high-performance' }),
+  );
   if (!adapter) throw new GpuUnavailableError(INSTALL_HINT);
   const described = describeAdapter(adapter);
   if (opts.adapterName) {

@@ -23,7 +23,7 @@ import {
 import type { MetricsLog, StepMetrics } from './metrics.ts';
 import { AlignmentHeads, AlignmentModel, retrievalAccuracy } from './objective.ts';
 import { type PairBatch, PairStream } from './pairs.ts';
-import type { RunConfig } from './presets.ts';
+import { extendRun, type RunConfig } from './presets.ts';
 import { cosineWithWarmup } from './schedule.ts';
 
 export interface TrainerOptions {
@@ -32,6 +32,8 @@ export interface TrainerOptions {
   config?: RunConfig;
   /** A checkpoint folder to continue from. */
   resumeFrom?: string;
+  /** When resuming: a longer run length; the schedule is recomputed over it (see extendRun). */
+  extendTo?: number;
   /** Encoder weights to start from (e.g. published FastViTHD safetensors, either form) instead of a keyed init. */
   encoderWeights?: string;
   loader?: Omit<StreamingDatasetOptions, 'epoch'>;
@@ -65,7 +67,7 @@ export class Trainer {
 
   static async create(eng: Engine, o: TrainerOptions): Promise<Trainer> {
     const resumed = o.resumeFrom ? await readTrainerState(o.resumeFrom) : undefined;
-    const config = resumed?.config ?? o.config;
+    const config = resumed ? extendRun(resumed.config, resumed.step, o.extendTo) : o.config;
     if (!config) throw new Error('Trainer.create: a run config or a checkpoint to resume is needed');
     const arch = modelConfig(config.model);
     let encoder: FastViTHD;
@@ -171,10 +173,12 @@ export class Trainer {
       saveEvery?: number;
       metrics?: MetricsLog;
       onStep?: (m: StepMetrics) => void;
+      /** Stop after the update in progress when aborted (Ctrl-C); the final checkpoint is still written. */
+      signal?: AbortSignal;
     } = {},
   ): Promise<void> {
     const until = Math.min(o.until ?? this.config.steps, this.config.steps);
-    while (this.step < until) {
+    while (this.step < until && !o.signal?.aborted) {
       const m = await this.trainStep();
       await o.metrics?.append(m);
       o.onStep?.(m);

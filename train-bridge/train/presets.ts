@@ -98,6 +98,43 @@ export interface RunOverrides {
   seed?: number;
 }
 
+/**
+ * The input resolutions FastViTHD accepts: positive multiples of 64 (its total downsampling). `mixforge train` and
+ * `mixforge model info` both validate `--resolution` with this, so they accept and reject the same values.
+ */
+export function checkResolution(value: number | string): number {
+  const resolution = typeof value === 'number' ? value : Number(value);
+  if (!Number.isInteger(resolution) || resolution <= 0) {
+    throw new SpecError('--resolution', '', `expected a positive integer, got "${value}"`);
+  }
+  if (resolution % 64 !== 0) {
+    throw new SpecError(
+      '--resolution',
+      '',
+      `${resolution} is not a multiple of 64 (the encoder's downsampling)`,
+    );
+  }
+  return resolution;
+}
+
+/**
+ * A resumed run made longer: `steps` is the schedule's total, so the warmup + cosine schedule is recomputed over the
+ * new total and the run continues on that curve from the update it stopped at (lr jumps up from the old curve's
+ * tail; warmup is ceil(ratio · new total), so if that reaches past the stop, lr ramps on from there). Shortening is
+ * refused: the updates already done followed a longer schedule than the one asked for.
+ */
+export function extendRun(config: RunConfig, done: number, steps: number | undefined): RunConfig {
+  if (steps === undefined || steps === config.steps) return config;
+  if (steps < config.steps) {
+    throw new SpecError(
+      '--steps',
+      '',
+      `${steps} is shorter than the checkpoint's run of ${config.steps} updates (${done} done); a resumed run can only be extended`,
+    );
+  }
+  return RunConfigSchema.parse({ ...config, steps });
+}
+
 /** Preset + model defaults + overrides; `defaultSteps` (one epoch) applies when steps is not given. */
 export function resolveRunConfig(
   model: string,
@@ -120,14 +157,7 @@ export function resolveRunConfig(
   if (batchSize % microBatch !== 0) {
     throw new SpecError('--micro-batch', '', `${microBatch} does not divide the batch size ${batchSize}`);
   }
-  const resolution = overrides.resolution ?? defaults.resolution;
-  if (resolution % 64 !== 0) {
-    throw new SpecError(
-      '--resolution',
-      '',
-      `${resolution} is not a multiple of 64 (the encoder's downsampling)`,
-    );
-  }
+  const resolution = checkResolution(overrides.resolution ?? defaults.resolution);
   return RunConfigSchema.parse({
     model,
     preset,

@@ -5,7 +5,12 @@ import { test } from 'node:test';
 import type { Turn } from '../../../core/schema.ts';
 import { captionOf } from '../../../train-bridge/train/pairs.ts';
 import { lossCurveSvg, movingAverage } from '../../../train-bridge/train/plot.ts';
-import { resolveRunConfig, STAGE_PRESETS } from '../../../train-bridge/train/presets.ts';
+import {
+  checkResolution,
+  extendRun,
+  resolveRunConfig,
+  STAGE_PRESETS,
+} from '../../../train-bridge/train/presets.ts';
 import { cosineWithWarmup, warmupSteps } from '../../../train-bridge/train/schedule.ts';
 import { captionWords, tokenizeCaption } from '../../../train-bridge/train/text-tower.ts';
 
@@ -60,6 +65,23 @@ test('presets carry the paper numbers; overrides and accumulation are validated'
   assert.throws(
     () => resolveRunConfig('fastvithd', 'stage1', { resolution: 1000 }, () => 1),
     /--resolution.*multiple of 64/,
+  );
+});
+
+test('checkResolution: positive multiples of 64 only; extendRun lengthens a run, never shortens it', () => {
+  assert.equal(checkResolution('192'), 192);
+  assert.equal(checkResolution(1024), 1024);
+  assert.throws(() => checkResolution('100'), /--resolution.*100 is not a multiple of 64/);
+  assert.throws(() => checkResolution('0'), /--resolution.*expected a positive integer, got "0"/);
+  assert.throws(() => checkResolution('64.5'), /positive integer, got "64.5"/);
+  assert.throws(() => checkResolution('x'), /positive integer, got "x"/);
+  const c = resolveRunConfig('fastvithd-tiny', 'stage1.5', { steps: 10 }, () => 1);
+  assert.equal(extendRun(c, 4, undefined), c);
+  assert.equal(extendRun(c, 4, 10), c);
+  assert.deepEqual(extendRun(c, 4, 30), { ...c, steps: 30 });
+  assert.throws(
+    () => extendRun(c, 4, 8),
+    /--steps.*8 is shorter than the checkpoint's run of 10 updates \(4 done\)/,
   );
 });
 
