@@ -5,9 +5,6 @@ import { canonicalJson } from '../core/canonical-json.ts';
 import { joinUri, storageFor } from '../core/storage/index.ts';
 import { type MixtureSpec, specHash } from '../manifests/spec-schema.ts';
 
-export const STAGES = ['plan', 'ingest', 'select', 'shuffle', 'route', 'write', 'finalize'] as const;
-export type Stage = (typeof STAGES)[number];
-
 export interface BuildOptions {
   /** Aim for parquet partitions of about this many records. */
   partitionRecords: number;
@@ -55,8 +52,4 @@ export async function writeBuildContext(ctx: BuildContext): Promise<void> {
 export async function readBuildContext(out: string): Promise<BuildContext> {
   const bytes = await storageFor(out).readAll(contextUri(out));
   return JSON.parse(Buffer.from(bytes).toString('utf8')) as BuildContext;
-}
-
-export function jobId(buildId: string, stage: Stage, n: number): string {
-  return `${buildId}:${stage}:${n}`;
 }

@@ -1,5 +1,5 @@
 // Build progress events, emitted by both executors and rendered by the CLI (bars, log lines or --json).
-import type { Stage } from './context.ts';
+import type { Stage } from './graph.ts';
 
 export type BuildEvent =
   | { type: 'stage-start'; stage: Stage; total: number }

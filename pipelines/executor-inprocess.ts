@@ -1,15 +1,14 @@
 // The default executor: runs the build graph in this process with a concurrency limit (no services needed).
 // Image work inside ingest goes to the shared worker-thread pool, so ingest concurrency need not exceed the cores.
 
-import { rm } from 'node:fs/promises';
 import { cpus } from 'node:os';
-import { isS3Uri, joinUri, storageFor } from '../core/storage/index.ts';
 import type { Manifest } from '../manifests/manifest.ts';
-import { readManifest } from '../manifests/manifest.ts';
-import { type BuildContext, STAGES, type Stage, writeBuildContext } from './context.ts';
+import { cleanUpAfterFinalize, runBuildEnvelope } from './build-envelope.ts';
+import type { BuildContext } from './context.ts';
 import type { BuildEventSink } from './events.ts';
-import { finishedManifest, runJobOnce, stageSize } from './jobs/index.ts';
-import { shutdownRecordProcessing } from './process-adapter.ts';
+import { STAGES, type Stage } from './graph.ts';
+import { runJobOnce, stageSize } from './job-envelope.ts';
+import { shutdownRecordProcessing } from './record-processor.ts';
 
 export interface InProcessOptions {
   concurrency?: number;
@@ -41,26 +40,16 @@ export async function forEachLimited(
 export async function runBuildInProcess(ctx: BuildContext, opts: InProcessOptions = {}): Promise<Manifest> {
   const concurrency = opts.concurrency ?? Math.max(1, cpus().length);
   const emit: BuildEventSink = opts.onEvent ?? (() => undefined);
-  const t0 = Date.now();
-  const finished = await finishedManifest(ctx);
-  if (finished) {
-    emit({ type: 'build-done', rows: finished.totals.rows, shards: finished.totals.shards, seconds: 0 });
-    return finished;
-  }
-  await writeBuildContext(ctx);
-  try {
-    for (const stage of STAGES) await runStage(ctx, stage, concurrency, emit);
-  } finally {
-    await shutdownRecordProcessing();
-  }
-  const manifest = await readManifest(ctx.out);
-  if (!ctx.options.keepIntermediate) await removeIntermediate(ctx.out);
-  emit({
-    type: 'build-done',
-    rows: manifest.totals.rows,
-    shards: manifest.totals.shards,
-    seconds: (Date.now() - t0) / 1000,
+  const manifest = await runBuildEnvelope(ctx, emit, async () => {
+    try {
+      for (const stage of STAGES) await runStage(ctx, stage, concurrency, emit);
+    } finally {
+      await shutdownRecordProcessing();
+    }
+    await cleanUpAfterFinalize(ctx);
+    return true;
   });
+  if (!manifest) throw new Error(`build ${ctx.buildId}: finished without a manifest`);
   return manifest;
 }
 
@@ -83,15 +72,4 @@ async function runStage(
     emit({ type: 'job-done', stage, n, ran: r.ran, done, total, rows: jobRows });
   });
   emit({ type: 'stage-done', stage, total, rows, seconds: (Date.now() - t) / 1000 });
-}
-
-/** Parts and buckets hold a copy of every image; once the manifest is written they are no longer needed. */
-export async function removeIntermediate(out: string): Promise<void> {
-  const dirs = ['parts', 'buckets', 'routes', 'select', 'quarantine'].map((d) => joinUri(out, '_build', d));
-  if (!isS3Uri(out)) {
-    for (const d of dirs) await rm(d, { recursive: true, force: true });
-    return;
-  }
-  const s = storageFor(out);
-  for (const d of dirs) for await (const o of s.list(`${d}/`)) await s.delete(o.uri);
 }

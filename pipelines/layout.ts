@@ -29,3 +29,22 @@ export function buildLayout(out: string) {
 }
 
 export type BuildLayout = ReturnType<typeof buildLayout>;
+
+/** A shard file name as the build writes it (`shards/shard-00012.parquet`), relative to the output. */
+export const SHARD_FILE = /^shards\/shard-\d{5,}\.parquet$/;
+/** The suffix local storage gives a file while it is written (`writeAtomic`); a kill can leave one behind. */
+export const TEMP_SUFFIX = /\.tmp-\d+-\d+$/;
+
+const BUILD_FILES = [
+  /^_build\//,
+  /^manifest\.json$/,
+  /^report\.html$/,
+  /^quarantine\/quarantine\.(parquet|jsonl)$/,
+  SHARD_FILE,
+];
+
+/** True for a path (relative to the output) that a build, or `report` after it, writes: the build may replace it. */
+export function isBuildFile(rel: string): boolean {
+  const name = rel.replace(TEMP_SUFFIX, '');
+  return BUILD_FILES.some((re) => re.test(name));
+}

@@ -1,6 +1,8 @@
-// What a worker runs for each step: the pipeline's own jobs (pipelines/jobs), unchanged. Loaded lazily so the queue
-// plumbing (status, cancel, dashboard) does not pull in sharp and the parquet writer.
-import type { BuildContext, Stage } from '../pipelines/context.ts';
+// What a worker runs for each step: the pipeline's own jobs (pipelines/graph.ts through the job envelope),
+// unchanged. An interface so tests can run the BullMQ layer over a small stand-in build.
+import type { BuildContext } from '../pipelines/context.ts';
+import type { Stage } from '../pipelines/graph.ts';
+import type { Count } from '../pipelines/stage.ts';
 
 export interface BuildJobs {
   readContext(out: string): Promise<BuildContext>;
@@ -11,8 +13,8 @@ export interface BuildJobs {
     n: number,
     signal?: AbortSignal,
   ): Promise<{ ran: boolean; result: Record<string, unknown> }>;
-  /** How many jobs a stage has, once the stages before it are done. */
-  stageSize(ctx: BuildContext, stage: Stage): Promise<number>;
+  /** A count the graph's fan-outs use (partitions, shards), read from the outputs of the stage that fixes it. */
+  count(ctx: BuildContext, c: Count): Promise<number>;
   /** After finalize: drop the intermediates (parts and buckets hold a copy of every image) unless asked to keep them. */
   finished(ctx: BuildContext): Promise<void>;
   /** Stops the worker-thread pool for image work. */
@@ -20,20 +22,24 @@ export interface BuildJobs {
 }
 
 export async function pipelineJobs(): Promise<BuildJobs> {
-  const [{ readBuildContext }, jobs, { removeIntermediate }, { shutdownRecordProcessing }] =
-    await Promise.all([
-      import('../pipelines/context.ts'),
-      import('../pipelines/jobs/index.ts'),
-      import('../pipelines/executor-inprocess.ts'),
-      import('../pipelines/process-adapter.ts'),
-    ]);
+  const [
+    { readBuildContext },
+    { runJobOnce },
+    { readCount },
+    { cleanUpAfterFinalize },
+    { shutdownRecordProcessing },
+  ] = await Promise.all([
+    import('../pipelines/context.ts'),
+    import('../pipelines/job-envelope.ts'),
+    import('../pipelines/graph.ts'),
+    import('../pipelines/build-envelope.ts'),
+    import('../pipelines/record-processor.ts'),
+  ]);
   return {
     readContext: readBuildContext,
-    run: jobs.runJobOnce,
-    stageSize: jobs.stageSize,
-    async finished(ctx) {
-      if (!ctx.options.keepIntermediate) await removeIntermediate(ctx.out);
-    },
+    run: runJobOnce,
+    count: readCount,
+    finished: cleanUpAfterFinalize,
     shutdown: shutdownRecordProcessing,
   };
 }

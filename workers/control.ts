@@ -2,8 +2,9 @@
 // job is committed on shared storage under deterministic keys, so removing and re-adding jobs never loses work.
 import type { Job } from 'bullmq';
 import { MixforgeError } from '../core/errors.ts';
-import { BuildFlows, type BuildRef, LEVELS, type LevelParent } from './flows.ts';
-import { buildRecordKey, readBuildRecord, type Step } from './queues.ts';
+import { LAST_STAGE, LEVELS } from '../pipelines/graph.ts';
+import { BuildFlows, type BuildRef } from './flows.ts';
+import { buildRecordKey, readBuildRecord } from './queues.ts';
 import { type BuildQueues, type JobSnapshot, snapshotAll, stepTotals } from './status.ts';
 
 export class UnknownBuildError extends MixforgeError {
@@ -39,7 +40,7 @@ export async function submitBuild(
   let retried: string[] = [];
   if (before) {
     const snaps = await snapshotAll(queues, ref.buildId, before);
-    const finalized = snaps.some((s) => s.step === 'finalize' && s.state === 'completed');
+    const finalized = snaps.some((s) => s.step === LAST_STAGE && s.state === 'completed');
     if (before.cancelled || finalized) {
       await clearJobs(queues, ref.buildId, { waitMs: 0 });
       await queues.redis.del(key);
@@ -58,20 +59,12 @@ export async function submitBuild(
   );
   const flows = new BuildFlows(queues.redis);
   try {
-    await flows.addPlan(ref);
+    await flows.addLevel(ref, LEVELS[0].head, 0);
   } finally {
     await flows.close();
   }
   return { resubmitted: before !== undefined, retried };
 }
-
-/** The flow levels: the parent step of each and the steps inside it, in build order. */
-const LEVEL_ORDER: { parent: Step; children?: Step }[] = [
-  { parent: 'plan' },
-  { parent: 'select', children: 'ingest' },
-  { parent: 'route', children: 'shuffle' },
-  { parent: 'finalize', children: 'write' },
-];
 
 /**
  * Puts a failed build back to work: in each level with a failed job, removes the failed jobs (a child failed for
@@ -89,22 +82,19 @@ export async function retryFailed(queues: BuildQueues, buildId: string): Promise
   const retried: string[] = [];
   const flows = new BuildFlows(queues.redis);
   try {
-    for (const level of LEVEL_ORDER) {
-      const inLevel = snaps.filter((s) => s.step === level.parent || s.step === level.children);
+    for (const level of LEVELS) {
+      const inLevel = snaps.filter((s) => s.step === level.head || level.children.includes(s.step));
       const failed = inLevel.filter((s) => s.state === 'failed');
       if (failed.length === 0) continue;
       for (const f of failed) {
         const job = await queues.job(buildId, f.step, f.n);
         if (job && (await removeJob(job))) retried.push(f.id);
       }
-      if (level.parent === 'plan') await flows.addPlan(ref);
-      else {
-        const parent = level.parent as LevelParent;
-        const fanOut = totals.get(LEVELS[parent]);
-        if (fanOut === undefined)
-          throw new MixforgeError(`build ${buildId}: ${parent} failed before its fan-out was recorded`);
-        await flows.addLevel(ref, parent, fanOut);
-      }
+      const child = level.children[0];
+      const fanOut = child === undefined ? 0 : totals.get(child);
+      if (fanOut === undefined)
+        throw new MixforgeError(`build ${buildId}: ${level.head} failed before its fan-out was recorded`);
+      await flows.addLevel(ref, level.head, fanOut);
     }
   } finally {
     await flows.close();

@@ -2,8 +2,10 @@
 // it with the same progress events as the in-process executor (or returns at once with --detach).
 import { errorMessage, MixforgeError } from '../core/errors.ts';
 import type { Manifest } from '../manifests/manifest.ts';
-import type { BuildContext, Stage } from '../pipelines/context.ts';
+import { runBuildEnvelope } from '../pipelines/build-envelope.ts';
+import type { BuildContext } from '../pipelines/context.ts';
 import type { BuildEventSink } from '../pipelines/events.ts';
+import { addedBy, levelOf, type Stage } from '../pipelines/graph.ts';
 import { submitBuild } from './control.ts';
 import {
   connectRedis,
@@ -38,17 +40,6 @@ export class BuildFailedError extends MixforgeError {
   }
 }
 
-/** The step whose job adds a stage's jobs to Redis: while they are missing, its failure is the build's failure. */
-const ADDED_BY: Record<Stage, Step | undefined> = {
-  plan: undefined,
-  ingest: 'plan',
-  select: 'plan',
-  shuffle: 'select',
-  route: 'select',
-  write: 'route',
-  finalize: 'route',
-};
-
 /** A parent that failed because a child failed repeats the child's failure; report the child's own reason instead. */
 const isEchoOfChild = (s: JobSnapshot) => /^child .* failed/.test(s.failedReason ?? '');
 
@@ -79,7 +70,7 @@ export async function followBuild(
     while (current < STEPS.length) {
       const stage: Stage = STEPS[current];
       const total = totals.get(stage);
-      const adder = ADDED_BY[stage];
+      const adder = addedBy(stage);
       if (total === undefined) {
         if (adder) await failIfFailed(queues, buildId, [await queues.snapshot(buildId, adder, 0)], emit);
         break;
@@ -157,12 +148,13 @@ function childSnapshots(
   parents: JobSnapshot[],
   totals: Map<Step, number | undefined>,
 ) {
-  const child: Partial<Record<Step, Step>> = { select: 'ingest', route: 'shuffle', finalize: 'write' };
   const out: Promise<JobSnapshot>[] = [];
   for (const p of parents) {
-    const c = child[p.step];
-    if (!c || !isEchoOfChild(p)) continue;
-    for (let n = 0; n < (totals.get(c) ?? 0); n++) out.push(queues.snapshot(buildId, c, n));
+    if (!isEchoOfChild(p)) continue;
+    const level = levelOf(p.step);
+    if (level.head !== p.step) continue;
+    for (const c of level.children)
+      for (let n = 0; n < (totals.get(c) ?? 0); n++) out.push(queues.snapshot(buildId, c, n));
   }
   return out;
 }
@@ -176,37 +168,20 @@ export async function runBuildOnQueue(
   opts: QueueBuildOptions,
 ): Promise<Manifest | undefined> {
   const emit: BuildEventSink = opts.onEvent ?? (() => undefined);
-  const t0 = Date.now();
-  const [{ finishedManifest }, { readManifest }, { writeBuildContext }] = await Promise.all([
-    import('../pipelines/jobs/index.ts'),
-    import('../manifests/manifest.ts'),
-    import('../pipelines/context.ts'),
-  ]);
-  const finished = await finishedManifest(ctx);
-  if (finished) {
-    emit({ type: 'build-done', rows: finished.totals.rows, shards: finished.totals.shards, seconds: 0 });
-    return finished;
-  }
-  await writeBuildContext(ctx);
-  const redis = connectRedis(opts.redis);
-  const queues = new BuildQueues(redis);
-  try {
-    await submitBuild(queues, { buildId: ctx.buildId, out: ctx.out, retry: opts.retry ?? DEFAULT_RETRY });
-    if (opts.detach) return undefined;
-    await followBuild(queues, ctx.buildId, { onEvent: emit, pollMs: opts.pollMs });
-    const manifest = await readManifest(ctx.out);
-    emit({
-      type: 'build-done',
-      rows: manifest.totals.rows,
-      shards: manifest.totals.shards,
-      seconds: (Date.now() - t0) / 1000,
-    });
-    return manifest;
-  } catch (err) {
-    if (err instanceof MixforgeError) throw err;
-    throw new MixforgeError(`build ${ctx.buildId} on ${opts.redis}: ${errorMessage(err)}`, { cause: err });
-  } finally {
-    await queues.close();
-    redis.disconnect();
-  }
+  return runBuildEnvelope(ctx, emit, async () => {
+    const redis = connectRedis(opts.redis);
+    const queues = new BuildQueues(redis);
+    try {
+      await submitBuild(queues, { buildId: ctx.buildId, out: ctx.out, retry: opts.retry ?? DEFAULT_RETRY });
+      if (opts.detach) return false;
+      await followBuild(queues, ctx.buildId, { onEvent: emit, pollMs: opts.pollMs });
+      return true;
+    } catch (err) {
+      if (err instanceof MixforgeError) throw err;
+      throw new MixforgeError(`build ${ctx.buildId} on ${opts.redis}: ${errorMessage(err)}`, { cause: err });
+    } finally {
+      await queues.close();
+      redis.disconnect();
+    }
+  });
 }

@@ -1,16 +1,10 @@
-// The build graph as BullMQ flows, added level by level because fan-outs are known only as the build runs:
-// plan → {select ← ingest×P} → {route ← shuffle×P} → {finalize ← write×S}. Each level is added by the job before it.
+// The build graph (pipelines/graph.ts) as BullMQ flows, added level by level because fan-outs are known only as the
+// build runs: plan → {select ← ingest×P} → {route ← shuffle×P} → {finalize ← write×S}. Each level is added by the
+// head job of the level before it.
 import { type FlowJob, FlowProducer } from 'bullmq';
 import type { Redis } from 'ioredis';
+import { LEVELS, type Stage } from '../pipelines/graph.ts';
 import { type JobPayload, jobOptions, queueName, type RetryPolicy, type Step } from './queues.ts';
-
-/** The parent of each level that has children, and the step of its children. */
-export const LEVELS = {
-  select: 'ingest',
-  route: 'shuffle',
-  finalize: 'write',
-} as const satisfies Record<string, Step>;
-export type LevelParent = keyof typeof LEVELS;
 
 export interface BuildRef {
   buildId: string;
@@ -23,14 +17,20 @@ function node(ref: BuildRef, step: Step, n: number): FlowJob {
   return { name: step, queueName: queueName(step), data, opts: jobOptions(ref.buildId, step, n, ref.retry) };
 }
 
-/** The flow of one level: its parent and `fanOut` children, each of which fails the parent when it fails for good. */
-export function levelFlow(ref: BuildRef, parent: LevelParent, fanOut: number): FlowJob {
-  const childStep = LEVELS[parent];
-  const children = Array.from({ length: fanOut }, (_, n) => {
-    const c = node(ref, childStep, n);
-    return { ...c, opts: { ...c.opts, failParentOnFailure: true } };
-  });
-  return { ...node(ref, parent, 0), children };
+/**
+ * The flow of the level headed by `head`: the head job and `fanOut` jobs of its child stage, each of which fails the
+ * head when it fails for good. A level without children (plan) is its head alone.
+ */
+export function levelFlow(ref: BuildRef, head: Stage, fanOut: number): FlowJob {
+  const level = LEVELS.find((l) => l.head === head);
+  if (!level) throw new Error(`${head} heads no level of the build graph`);
+  const children = level.children.flatMap((childStep) =>
+    Array.from({ length: fanOut }, (_, n) => {
+      const c = node(ref, childStep, n);
+      return { ...c, opts: { ...c.opts, failParentOnFailure: true } };
+    }),
+  );
+  return children.length ? { ...node(ref, head, 0), children } : node(ref, head, 0);
 }
 
 /**
@@ -46,12 +46,9 @@ export class BuildFlows {
     this.producer.on('error', () => undefined);
   }
 
-  async addPlan(ref: BuildRef): Promise<void> {
-    await this.producer.add(node(ref, 'plan', 0));
-  }
-
-  async addLevel(ref: BuildRef, parent: LevelParent, fanOut: number): Promise<void> {
-    await this.producer.add(levelFlow(ref, parent, fanOut));
+  /** The level headed by `head`, with `fanOut` children (ignored for a level without children). */
+  async addLevel(ref: BuildRef, head: Stage, fanOut: number): Promise<void> {
+    await this.producer.add(levelFlow(ref, head, fanOut));
   }
 
   async close(): Promise<void> {

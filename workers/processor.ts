@@ -4,8 +4,9 @@ import { DelayedError, type Job, UnrecoverableError } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { DeterministicInputError, errorMessage, SourceFileError, SpecError } from '../core/errors.ts';
 import type { BuildContext } from '../pipelines/context.ts';
+import { LEVELS, levelOf, type Stage, sizeOf, stageDef } from '../pipelines/graph.ts';
 import type { BuildJobs } from './build-jobs.ts';
-import { type BuildFlows, type BuildRef, LEVELS, type LevelParent } from './flows.ts';
+import type { BuildFlows, BuildRef } from './flows.ts';
 import {
   buildRecordKey,
   type JobPayload,
@@ -72,12 +73,12 @@ const rowsOf = (result: Record<string, unknown>) => (typeof result.rows === 'num
  * a failed parent retried by hand (bull-board's retry button) would otherwise run early and, for route, add
  * write jobs over incomplete buckets.
  */
-async function checkChildrenDone(job: Job, parent: LevelParent, expected: number): Promise<void> {
+async function checkChildrenDone(job: Job, head: Stage, child: Stage, expected: number): Promise<void> {
   const c = await job.getDependenciesCount();
   const processed = c.processed ?? 0;
   if (processed === expected && !c.unprocessed && !c.failed && !c.ignored) return;
   throw new UnrecoverableError(
-    `${parent}: ${processed} of ${expected} ${LEVELS[parent]} jobs done (${c.unprocessed ?? 0} pending, ${c.failed ?? 0} failed); ` +
+    `${head}: ${processed} of ${expected} ${child} jobs done (${c.unprocessed ?? 0} pending, ${c.failed ?? 0} failed); ` +
       'run `mixforge retry-failed <build id>` instead of retrying this job alone',
   );
 }
@@ -96,31 +97,30 @@ async function runStep(
   abandon: AbortSignal,
 ): Promise<JobResult> {
   const step: Step = p.step;
-  if (step === 'select') await checkChildrenDone(job, 'select', await s.jobs.stageSize(ctx, 'ingest'));
-  if (step === 'route') await checkChildrenDone(job, 'route', await s.jobs.stageSize(ctx, 'shuffle'));
-  if (step === 'finalize') await checkChildrenDone(job, 'finalize', await s.jobs.stageSize(ctx, 'write'));
+  const level = levelOf(step);
+  const size = (stage: Stage) => sizeOf(stage, (c) => s.jobs.count(ctx, c));
+  const isHead = level.head === step;
+  for (const child of isHead ? level.children : [])
+    await checkChildrenDone(job, step, child, await size(child));
 
   const r = await s.jobs.run(ctx, step, p.n, abandon);
   const ran = r.ran;
   const rows = rowsOf(r.result);
-  // Extend the flow. The job's own outputs are committed first, so a crash here only repeats an idempotent add.
-  const record = buildRecordKey(p.buildId);
+  // A head extends the flow: it records the count its outputs fixed, then adds the next level. The job's own
+  // outputs are committed first, so a crash here only repeats an idempotent add.
   let fanOut: number | undefined;
-  if (step === 'plan') {
-    fanOut = await s.jobs.stageSize(ctx, 'ingest');
-    await assertNotCancelled(s.redis, p.buildId);
-    await s.redis.hset(record, 'partitions', fanOut);
-    await s.flows.addLevel(ref, 'select', fanOut);
-  } else if (step === 'select') {
-    fanOut = await s.jobs.stageSize(ctx, 'write');
-    await assertNotCancelled(s.redis, p.buildId);
-    await s.redis.hset(record, 'shards', fanOut);
-    await s.flows.addLevel(ref, 'route', await s.jobs.stageSize(ctx, 'shuffle'));
-  } else if (step === 'route') {
-    await assertNotCancelled(s.redis, p.buildId);
-    await s.flows.addLevel(ref, 'finalize', await s.jobs.stageSize(ctx, 'write'));
-  } else if (step === 'finalize') {
-    await s.jobs.finished(ctx);
+  if (isHead) {
+    const reveals = stageDef(step).reveals;
+    if (reveals) fanOut = await s.jobs.count(ctx, reveals.count);
+    const next = LEVELS[LEVELS.indexOf(level) + 1];
+    if (next) {
+      await assertNotCancelled(s.redis, p.buildId);
+      if (reveals) await s.redis.hset(buildRecordKey(p.buildId), reveals.count, fanOut ?? 0);
+      const child = next.children[0];
+      await s.flows.addLevel(ref, next.head, child ? await size(child) : 0);
+    } else {
+      await s.jobs.finished(ctx);
+    }
   }
   return { step, n: p.n, ran, rows, ...(fanOut === undefined ? {} : { fanOut }) };
 }

@@ -3,26 +3,22 @@
 import { Redis } from 'ioredis';
 import { z } from 'zod';
 import { MixforgeError } from '../core/errors.ts';
-import type { Stage } from '../pipelines/context.ts';
+import { STAGES, type Stage } from '../pipelines/graph.ts';
 
 /**
- * The steps that run as BullMQ jobs: the build stages (pipelines/context.ts STAGES, repeated here so this module
- * does not load the pipeline and sharp). `route` is also the barrier between shuffle and write: it runs once every
- * shuffle job is done and adds the write jobs (a write needs all shuffles, which a flow tree cannot express alone).
+ * The steps that run as BullMQ jobs: the build graph's stages (pipelines/graph.ts), one queue each. `route` is also
+ * the barrier between shuffle and write: it runs once every shuffle job is done and adds the write jobs.
  */
-export const STEPS = ['plan', 'ingest', 'select', 'shuffle', 'route', 'write', 'finalize'] as const;
-export type Step = (typeof STEPS)[number];
-// Compile-time check that the steps are exactly the pipeline's stages.
-const sameStages: [Step] extends [Stage] ? ([Stage] extends [Step] ? true : false) : false = true;
-void sameStages;
+export const STEPS = STAGES;
+export type Step = Stage;
 
 export function queueName(step: Step): string {
   return `mixforge-${step}`;
 }
 
 /**
- * `<buildId>.<step>.<n>`. Not the `<build>:<stage>:<n>` of pipelines/context.ts: BullMQ rejects `:` in custom ids
- * (it is its key separator). Build ids are `[a-z0-9_-]` (spec names) plus a hex hash, so the dots are unambiguous.
+ * `<buildId>.<step>.<n>`. BullMQ rejects `:` in custom ids (it is its key separator). Build ids are `[a-z0-9_-]`
+ * (spec names) plus a hex hash, so the dots are unambiguous.
  */
 export function bullJobId(buildId: string, step: Step, n: number): string {
   return `${buildId}.${step}.${n}`;

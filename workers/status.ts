@@ -2,6 +2,7 @@
 // Job ids are deterministic, so a build's jobs are found by id, without scanning queues shared by many builds.
 import { Job, type JobState, Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
+import { LAST_STAGE, stageTotals } from '../pipelines/graph.ts';
 import {
   type BuildRecord,
   bullJobId,
@@ -87,17 +88,7 @@ export class BuildQueues {
 
 /** How many jobs each step has, as far as Redis knows (fan-outs are recorded when plan and select finish). */
 export function stepTotals(record: BuildRecord | undefined): Map<Step, number | undefined> {
-  const p = record?.partitions;
-  const s = record?.shards;
-  return new Map<Step, number | undefined>([
-    ['plan', 1],
-    ['ingest', p],
-    ['select', p === undefined ? undefined : 1],
-    ['shuffle', s === undefined ? undefined : p],
-    ['route', s === undefined ? undefined : 1],
-    ['write', s],
-    ['finalize', s === undefined ? undefined : 1],
-  ]);
+  return stageTotals({ partitions: record?.partitions, shards: record?.shards });
 }
 
 export interface StepStatus {
@@ -164,7 +155,7 @@ export async function readBuildStatus(queues: BuildQueues, buildId: string): Pro
   if (!record) state = 'unknown';
   else if (record.cancelled) state = 'cancelled';
   else if (snaps.some((s) => s.state === 'failed')) state = 'failed';
-  else if (snaps.some((s) => s.step === 'finalize' && s.state === 'completed')) state = 'done';
+  else if (snaps.some((s) => s.step === LAST_STAGE && s.state === 'completed')) state = 'done';
   return { buildId, out: record?.out, state, steps };
 }
 

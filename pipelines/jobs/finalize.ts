@@ -8,8 +8,9 @@ import { writeQuarantineTable } from '../../manifests/quarantine-table.ts';
 import { emptyShardStats, mergeShardStats } from '../../manifests/stats.ts';
 import type { BuildContext } from '../context.ts';
 import { type ComponentCounts, checkBalance, emptyCounts, mergeCounts, sortedDrops } from '../counts.ts';
-import { readJson } from '../json-io.ts';
-import { buildLayout } from '../layout.ts';
+import { buildLayout, SHARD_FILE } from '../layout.ts';
+import { defineStage } from '../stage.ts';
+import { readJson } from '../storage-json.ts';
 import type { PartSummary } from './ingest.ts';
 import type { BuildPlan } from './plan.ts';
 import type { Selection } from './select.ts';
@@ -52,10 +53,14 @@ export async function runFinalize(ctx: BuildContext): Promise<Manifest> {
   if (problems.length) throw new Error(`finalize: build is inconsistent:\n  ${problems.join('\n  ')}`);
 
   // Shards of an earlier build into the same output (a changed spec may have had more) would be picked up by
-  // anyone globbing shards/*.parquet: remove every shard file this build did not write.
+  // anyone globbing shards/*.parquet: remove the shard files this build did not write, by their name only (a
+  // file someone else put there stops the build before it starts, see build-envelope.ts).
   const ours = new Set(shards.map((s) => layout.shard(s.shard)));
-  for await (const o of storageFor(ctx.out).list(joinUri(ctx.out, 'shards/')))
-    if (o.uri.endsWith('.parquet') && !ours.has(o.uri)) await storageFor(ctx.out).delete(o.uri);
+  const root = `${ctx.out.replace(/\/+$/, '')}/`;
+  for await (const o of storageFor(ctx.out).list(joinUri(ctx.out, 'shards/'))) {
+    const rel = o.uri.startsWith(root) ? o.uri.slice(root.length) : o.uri;
+    if (SHARD_FILE.test(rel) && !ours.has(o.uri)) await storageFor(ctx.out).delete(o.uri);
+  }
 
   const stats = emptyShardStats();
   for (const s of shards) mergeShardStats(stats, s.stats);
@@ -95,3 +100,14 @@ export async function runFinalize(ctx: BuildContext): Promise<Manifest> {
   await storageFor(ctx.out).writeAtomic(layout.manifest, `${JSON.stringify(manifest, null, 2)}\n`);
   return manifest;
 }
+
+export const finalize = defineStage({
+  name: 'finalize',
+  fanOut: 'one',
+  outputs: async (ctx) => {
+    const l = buildLayout(ctx.out);
+    return [l.manifest, l.quarantine];
+  },
+  run: (ctx) => runFinalize(ctx),
+  summary: (m) => ({ rows: m.totals.rows, shards: m.totals.shards }),
+});

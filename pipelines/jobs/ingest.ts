@@ -9,11 +9,12 @@ import { getReader } from '../../sources/registry.ts';
 import type { ReadItem } from '../../sources/types.ts';
 import type { BuildContext } from '../context.ts';
 import { addDrop, type ComponentCounts, emptyCounts, sortedDrops } from '../counts.ts';
-import { readJson, writeJson } from '../json-io.ts';
 import { buildLayout } from '../layout.ts';
 import { orderedMap } from '../ordered-map.ts';
-import { makeRecordProcessor, type ProcessOutcome } from '../process-adapter.ts';
+import { makeRecordProcessor, type ProcessOutcome } from '../record-processor.ts';
 import { encodeRecord } from '../records-file.ts';
+import { defineStage } from '../stage.ts';
+import { readJson, writeJson } from '../storage-json.ts';
 import type { BuildPlan } from './plan.ts';
 
 export interface PartSummary {
@@ -95,3 +96,16 @@ export async function runIngest(ctx: BuildContext, n: number, signal?: AbortSign
   await writeJson(layout.partSummary(n), summary);
   return summary;
 }
+
+export const ingest = defineStage({
+  name: 'ingest',
+  fanOut: 'partitions',
+  parent: 'select',
+  scratch: ['parts', 'quarantine'],
+  outputs: async (ctx, n) => {
+    const l = buildLayout(ctx.out);
+    return [l.part(n), l.partKeys(n), l.partQuarantine(n), l.partSummary(n)];
+  },
+  run: runIngest,
+  summary: (s) => ({ rows: s.rows, in: s.counts.in, component: s.component }),
+});

@@ -4,8 +4,9 @@ import { takeSize } from '../../manifests/spec-schema.ts';
 import { getReader } from '../../sources/registry.ts';
 import type { Partition } from '../../sources/types.ts';
 import type { BuildContext } from '../context.ts';
-import { writeJson } from '../json-io.ts';
 import { buildLayout } from '../layout.ts';
+import { defineStage } from '../stage.ts';
+import { readJson, writeJson } from '../storage-json.ts';
 
 export interface PlannedPartition {
   component: string;
@@ -88,3 +89,15 @@ export function summarisePlan(spec: BuildContext['spec'], plan: BuildPlan): Plan
     estimatedBytes: components.reduce((a, c) => a + c.estimatedBytes, 0),
   };
 }
+
+export const plan = defineStage({
+  name: 'plan',
+  fanOut: 'one',
+  reveals: {
+    count: 'partitions',
+    read: async (ctx) => (await readJson<BuildPlan>(buildLayout(ctx.out).plan)).partitions.length,
+  },
+  outputs: async (ctx) => [buildLayout(ctx.out).plan],
+  run: (ctx) => runPlan(ctx),
+  summary: (r) => r,
+});

@@ -3,9 +3,10 @@
 // instead of P × S (22M at the 15M-sample recipe's 1500 parts × 15000 shards).
 
 import type { BuildContext } from '../context.ts';
-import { readJson, writeJson } from '../json-io.ts';
 import { buildLayout } from '../layout.ts';
 import { orderedMap } from '../ordered-map.ts';
+import { defineStage } from '../stage.ts';
+import { readJson, writeJson } from '../storage-json.ts';
 import type { BucketIndex } from './shuffle.ts';
 
 /** One shard's rows in one part's bucket file. */
@@ -68,3 +69,16 @@ export async function runRoute(
   }
   return { shards, entries, passes };
 }
+
+export const route = defineStage({
+  name: 'route',
+  fanOut: 'one',
+  scratch: ['routes'],
+  outputs: async (ctx) => {
+    const l = buildLayout(ctx.out);
+    const { shards } = await readJson<{ shards: number }>(l.select);
+    return Array.from({ length: shards }, (_, s) => l.shardRoute(s));
+  },
+  run: (ctx, _n, signal) => runRoute(ctx, signal),
+  summary: (r) => ({ shards: r.shards, entries: r.entries, passes: r.passes }),
+});

@@ -9,8 +9,9 @@ import { join } from 'node:path';
 import { storageFor } from '../../core/storage/index.ts';
 import { takeSize } from '../../manifests/spec-schema.ts';
 import type { BuildContext } from '../context.ts';
-import { readJson, writeJson } from '../json-io.ts';
 import { buildLayout } from '../layout.ts';
+import { defineStage } from '../stage.ts';
+import { readJson, writeJson } from '../storage-json.ts';
 import type { PartSummary } from './ingest.ts';
 import type { BuildPlan } from './plan.ts';
 
@@ -221,3 +222,20 @@ export async function runSelect(ctx: BuildContext, signal?: AbortSignal): Promis
   await writeJson(layout.select, selection);
   return selection;
 }
+
+export const select = defineStage({
+  name: 'select',
+  fanOut: 'one',
+  reveals: {
+    count: 'shards',
+    read: async (ctx) => (await readJson<Selection>(buildLayout(ctx.out).select)).shards,
+  },
+  scratch: ['select'],
+  outputs: async (ctx) => {
+    const l = buildLayout(ctx.out);
+    const plan = await readJson<BuildPlan>(l.plan);
+    return [l.select, ...plan.partitions.map((_, i) => l.partSelection(i))];
+  },
+  run: (ctx, _n, signal) => runSelect(ctx, signal),
+  summary: (s) => ({ shards: s.shards, rows: s.totalEmitted }),
+});

@@ -8,9 +8,10 @@ import { PassThrough } from 'node:stream';
 import { keyedHash64, keyHex, shardOfKey } from '../../core/keyed-hash.ts';
 import { storageFor } from '../../core/storage/index.ts';
 import type { BuildContext } from '../context.ts';
-import { readJson, writeJson } from '../json-io.ts';
 import { buildLayout } from '../layout.ts';
 import { encodeRecord, readRecordStream } from '../records-file.ts';
+import { defineStage } from '../stage.ts';
+import { readJson, writeJson } from '../storage-json.ts';
 import type { PartSummary } from './ingest.ts';
 import type { PartSelection, Selection } from './select.ts';
 
@@ -100,3 +101,16 @@ export async function runShuffle(ctx: BuildContext, n: number, signal?: AbortSig
     await rm(spill, { recursive: true, force: true });
   }
 }
+
+export const shuffle = defineStage({
+  name: 'shuffle',
+  fanOut: 'partitions',
+  parent: 'route',
+  scratch: ['buckets'],
+  outputs: async (ctx, n) => {
+    const l = buildLayout(ctx.out);
+    return [l.bucket(n), l.bucketIndex(n)];
+  },
+  run: runShuffle,
+  summary: (s) => ({ rows: Object.values(s.shards).reduce((a, r) => a + r[2], 0) }),
+});

@@ -6,10 +6,11 @@ import { storageFor } from '../../core/storage/index.ts';
 import { writeSampleShard } from '../../manifests/shard-format.ts';
 import { addSampleToStats, emptyShardStats, type ShardStats } from '../../manifests/stats.ts';
 import type { BuildContext } from '../context.ts';
-import { readJson, writeJson } from '../json-io.ts';
 import { buildLayout } from '../layout.ts';
 import { orderedMap } from '../ordered-map.ts';
 import { decodeRecords } from '../records-file.ts';
+import { defineStage } from '../stage.ts';
+import { readJson, writeJson } from '../storage-json.ts';
 import type { ShardRoute } from './route.ts';
 
 export interface ShardResult {
@@ -83,3 +84,15 @@ export async function runWrite(ctx: BuildContext, s: number, signal?: AbortSigna
   await writeJson(layout.done('write-result', s), result);
   return result;
 }
+
+export const write = defineStage({
+  name: 'write',
+  fanOut: 'shards',
+  parent: 'finalize',
+  outputs: async (ctx, n) => {
+    const l = buildLayout(ctx.out);
+    return [l.shard(n), l.done('write-result', n)];
+  },
+  run: runWrite,
+  summary: (s) => ({ rows: s.rows, bytes: s.bytes }),
+});

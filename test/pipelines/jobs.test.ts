@@ -9,12 +9,12 @@ import { shippedSpecPath } from '../../demo/spec-overrides.ts';
 import { loadSpec } from '../../manifests/spec.ts';
 import { makeBuildContext, writeBuildContext } from '../../pipelines/context.ts';
 import { runBuildInProcess } from '../../pipelines/executor-inprocess.ts';
-import { isJobDone, runJobOnce } from '../../pipelines/jobs/index.ts';
+import { isJobDone, runJobOnce } from '../../pipelines/job-envelope.ts';
 import { runRoute, type ShardRoute } from '../../pipelines/jobs/route.ts';
 import type { BucketIndex } from '../../pipelines/jobs/shuffle.ts';
 import { runWrite } from '../../pipelines/jobs/write.ts';
 import { buildLayout } from '../../pipelines/layout.ts';
-import { shutdownRecordProcessing } from '../../pipelines/process-adapter.ts';
+import { shutdownRecordProcessing } from '../../pipelines/record-processor.ts';
 import { demoDataDir } from '../helpers/demo-data.ts';
 
 let tmp = '';

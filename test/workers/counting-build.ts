@@ -6,7 +6,9 @@ import { createHash } from 'node:crypto';
 import { appendFile, mkdir, readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { joinUri, storageFor } from '../../core/storage/index.ts';
-import { type BuildContext, STAGES, type Stage } from '../../pipelines/context.ts';
+import type { BuildContext } from '../../pipelines/context.ts';
+import { STAGES, type Stage, sizeOf } from '../../pipelines/graph.ts';
+import type { Count } from '../../pipelines/stage.ts';
 import type { BuildJobs } from '../../workers/build-jobs.ts';
 
 export interface CountingBuildParams {
@@ -53,11 +55,10 @@ export async function writeCountingContext(ctx: BuildContext): Promise<void> {
 /** `beforeRun` runs inside each real execution (not skipped ones): tests throw from it to inject failures. */
 export function countingBuild(params: CountingBuildParams, beforeRun?: Hook): BuildJobs {
   const b = (out: string, ...p: string[]) => joinUri(out, '_build', ...p);
-  const stageSize = async (ctx: BuildContext, stage: Stage) => {
-    if (stage === 'plan' || stage === 'select' || stage === 'route' || stage === 'finalize') return 1;
-    if (stage === 'write') return (await read<{ shards: number }>(b(ctx.out, 'select.json'))).shards;
-    return (await read<{ partitions: number }>(b(ctx.out, 'plan.json'))).partitions;
-  };
+  const count = async (ctx: BuildContext, c: Count) =>
+    c === 'shards'
+      ? (await read<{ shards: number }>(b(ctx.out, 'select.json'))).shards
+      : (await read<{ partitions: number }>(b(ctx.out, 'plan.json'))).partitions;
   const execute = async (ctx: BuildContext, stage: Stage, n: number): Promise<number> => {
     const out = ctx.out;
     switch (stage) {
@@ -149,7 +150,7 @@ export function countingBuild(params: CountingBuildParams, beforeRun?: Hook): Bu
       await write(marker, { rows });
       return { ran: true, result: { rows } };
     },
-    stageSize,
+    count,
     async finished() {},
     async shutdown() {},
   };
@@ -162,7 +163,7 @@ export async function runCountingInProcess(
 ): Promise<CountingManifest> {
   const jobs = countingBuild({ ...params, delayMs: 0, slow: {} });
   for (const stage of STAGES) {
-    const total = await jobs.stageSize(ctx, stage);
+    const total = await sizeOf(stage, (c) => jobs.count(ctx, c));
     for (let n = 0; n < total; n++) await jobs.run(ctx, stage, n);
   }
   return readCountingManifest(ctx.out);
