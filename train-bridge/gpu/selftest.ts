@@ -7,6 +7,7 @@ import { Engine, type EngineOptions } from './engine.ts';
 import { attentionCases } from './selftest/attention.ts';
 import { contrastiveCases } from './selftest/contrastive.ts';
 import { convolutionCases } from './selftest/convolution.ts';
+import { decoderCases } from './selftest/decoder.ts';
 import { elementwiseCases } from './selftest/elementwise.ts';
 import { type Case, runCase, type SelftestReport, type SelftestResult, type Tf } from './selftest/harness.ts';
 import { gemmParity, matmulCases } from './selftest/matmul.ts';
@@ -25,6 +26,7 @@ function cases(): Case[] {
     ...reductionCases(),
     ...attentionCases(),
     ...contrastiveCases(),
+    ...decoderCases(),
   ];
 }
 

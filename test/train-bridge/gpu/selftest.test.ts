@@ -39,6 +39,8 @@ test('every op forward and backward matches the TF.js CPU reference', async () =
     'embeddingBag',
     'adamw',
     'clipGradNorm',
+    'rmsNorm',
+    'siluMul',
     'gemm:rowb8x64',
     'gemm:tiled64x64',
     'gemm:naive',
