@@ -39,6 +39,7 @@ test('every op forward and backward matches the TF.js CPU reference', async () =
     'embeddingBag',
     'adamw',
     'clipGradNorm',
+    'embedding',
     'rmsNorm',
     'siluMul',
     'gemm:rowb8x64',

@@ -4,6 +4,7 @@ export { attention } from './attention.ts';
 export { type AvgPoolOptions, avgPool2d } from './avg-pool2d.ts';
 export { type BatchNormState, batchNorm } from './batch-norm.ts';
 export { type Conv2dOptions, conv2d } from './conv2d.ts';
+export { embedding } from './embedding.ts';
 export { embeddingBag } from './embedding-bag.ts';
 export { exp } from './exp.ts';
 export { gelu } from './gelu.ts';
