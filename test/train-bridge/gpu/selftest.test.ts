@@ -41,6 +41,7 @@ test('every op forward and backward matches the TF.js CPU reference', async () =
     'clipGradNorm',
     'embedding',
     'rmsNorm',
+    'rope',
     'siluMul',
     'gemm:rowb8x64',
     'gemm:tiled64x64',

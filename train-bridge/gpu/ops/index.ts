@@ -17,6 +17,7 @@ export { permute } from './permute.ts';
 export { relu } from './relu.ts';
 export { reshape } from './reshape.ts';
 export { rmsNorm } from './rms-norm.ts';
+export { type RopeTable, rope, ropeTable } from './rope.ts';
 export { scale } from './scale.ts';
 export { sigmoid } from './sigmoid.ts';
 export { sigmoidContrastiveLoss, sigmoidPairLoss } from './sigmoid-contrastive-loss.ts';

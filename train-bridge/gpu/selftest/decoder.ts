@@ -1,4 +1,5 @@
-// Selftest cases of the Qwen2 decoder's per-token ops: embedding (gather / scatter-add), rmsNorm, siluMul.
+// Selftest cases of the Qwen2 decoder's per-token ops: embedding (gather / scatter-add), rmsNorm, rope,
+// siluMul.
 import type * as TF from '@tensorflow/tfjs';
 import * as ops from '../ops/index.ts';
 import type { Tensor } from '../tensor.ts';
@@ -7,6 +8,21 @@ import type { Case, Tf } from './harness.ts';
 /** Token ids with repeats (summed in the gradient) and a −1 (a zero row). */
 function tokenIds(n: number, V: number): Int32Array {
   return Int32Array.from({ length: n }, (_, t) => (t === 3 ? -1 : ((t % 13) * 119) % V));
+}
+
+/** rotate_half RoPE in TF.js from the angles the reference computes (θ^(−2i/d) in f32). */
+function refRope(tf: Tf, x: TF.Tensor, positions: Int32Array, theta: number): TF.Tensor {
+  const [T, , hd] = x.shape as [number, number, number];
+  const half = hd / 2;
+  const f = Math.fround;
+  const angles = Float32Array.from({ length: T * half }, (_, k) => {
+    const i = k % half;
+    return f((positions[Math.floor(k / half)] as number) * f(1 / f(theta ** f(f(2 * i) / hd))));
+  });
+  const cos = tf.reshape(tf.tensor(angles.map(Math.cos)), [T, 1, half]);
+  const sin = tf.reshape(tf.tensor(angles.map(Math.sin)), [T, 1, half]);
+  const [x1, x2] = tf.split(x, 2, 2) as [TF.Tensor, TF.Tensor];
+  return tf.concat([tf.sub(tf.mul(x1, cos), tf.mul(x2, sin)), tf.add(tf.mul(x2, cos), tf.mul(x1, sin))], 2);
 }
 
 function refEmbedding(tf: Tf, table: TF.Tensor, ids: Int32Array): TF.Tensor {
@@ -24,7 +40,16 @@ function refEmbedding(tf: Tf, table: TF.Tensor, ids: Int32Array): TF.Tensor {
 export function decoderCases(): Case[] {
   const ids = tokenIds(19, 23);
   const bigIds = tokenIds(40, 1500);
+  // Two packed samples, a padding token at 0 and one far position (large angles).
+  const positions = Int32Array.from([0, 1, 2, 3, 4, 0, 1, 2, 0, 4095]);
   return [
+    {
+      op: 'rope',
+      name: '[10,3,16] θ=1e6, packed positions',
+      inputs: [{ shape: [10, 3, 16], grad: true }],
+      gpu: ([x]) => ops.rope(x as Tensor, ops.ropeTable((x as Tensor).engine, positions, 16, 1e6)),
+      ref: (tf, [x]) => refRope(tf, x as TF.Tensor, positions, 1e6),
+    },
     {
       op: 'embedding',
       name: 'V=23 D=6, 19 tokens, repeats and −1',
