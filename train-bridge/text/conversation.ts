@@ -96,6 +96,17 @@ function splitTurns(
   return { system, dialogue };
 }
 
+const templateCache = new WeakMap<Qwen2Tokenizer, { newline: number[]; assistantHeader: number[] }>();
+/** Ids of the template's fixed pieces, tokenized once per tokenizer. */
+function templateIds(tok: Qwen2Tokenizer): { newline: number[]; assistantHeader: number[] } {
+  let ids = templateCache.get(tok);
+  if (!ids) {
+    ids = { newline: tok.encode('\n'), assistantHeader: tok.encode('assistant\n') };
+    templateCache.set(tok, ids);
+  }
+  return ids;
+}
+
 /**
  * Tokenizes `turns` in `conv_qwen_2`'s rendering,
  *   <|im_start|>system\n{system}<|im_end|>\n
@@ -121,7 +132,7 @@ export function tokenizeConversation(
     ids.push(id);
     labels.push(learned && id !== IMAGE_TOKEN_INDEX ? id : IGNORE_INDEX);
   };
-  const newline = tok.encode('\n');
+  const { newline, assistantHeader } = templateIds(tok);
   const endTurn = (learned: boolean) => {
     push(tok.imEndId, learned);
     for (const id of newline) push(id, learned);
@@ -130,7 +141,6 @@ export function tokenizeConversation(
   push(tok.imStartId, false);
   for (const id of encodeWithImages(`system\n${system}`, tok)) push(id, false);
   endTurn(false);
-  const assistantHeader = tok.encode('assistant\n');
   for (const { from, value } of dialogue) {
     const text = move ? moveImageTokensToFront(value) : value;
     push(tok.imStartId, false);
