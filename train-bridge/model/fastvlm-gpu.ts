@@ -6,11 +6,12 @@ import type { Tensor } from '../gpu/tensor.ts';
 import type { FastVLM } from './fastvlm.ts';
 import { VISION_TOWER_PREFIX } from './fastvlm.ts';
 import { forwardFastViTHD, forwardProjector } from './forward.ts';
-import { type GpuBatchNormMode, GpuOps, GpuWeights } from './gpu-ops.ts';
+import { GpuBackend, type GpuBatchNormMode } from './gpu-backend.ts';
+import { GpuWeights } from './gpu-weights.ts';
+import type { HostTensor } from './host-tensor.ts';
 import type { Linear } from './layers.ts';
 import { type AttentionLayout, IGNORE_INDEX, LmOps } from './lm-ops.ts';
 import { headDim, type Qwen2DecoderLayer } from './qwen2.ts';
-import type { HostTensor } from './tensor.ts';
 
 /** One micro-batch of token sequences (right-padded to seqLen) and where each image's tokens go. */
 export interface LmBatch {
@@ -40,9 +41,9 @@ export const ALL_PARTS: TrainableParts = { vision: true, projector: true, lm: tr
 export class FastVLMGpu {
   readonly weights: GpuWeights;
   readonly lmOps: LmOps;
-  private readonly visionTrain: GpuOps;
-  private readonly visionEval: GpuOps;
-  private readonly visionBatchStats: GpuOps;
+  private readonly visionTrain: GpuBackend;
+  private readonly visionEval: GpuBackend;
+  private readonly visionBatchStats: GpuBackend;
 
   constructor(
     readonly eng: Engine,
@@ -58,9 +59,9 @@ export class FastVLMGpu {
     this.weights.add(m.norm, { prefix: 'model.norm.', trainable: parts.lm });
     if (model.lmHead) this.weights.add(model.lmHead, { prefix: 'lm_head.', trainable: parts.lm });
     this.lmOps = new LmOps(eng);
-    this.visionTrain = new GpuOps(this.weights, 'train');
-    this.visionEval = new GpuOps(this.weights, 'eval');
-    this.visionBatchStats = new GpuOps(this.weights, 'batch');
+    this.visionTrain = new GpuBackend(this.weights, 'train');
+    this.visionEval = new GpuBackend(this.weights, 'eval');
+    this.visionBatchStats = new GpuBackend(this.weights, 'batch');
   }
 
   /**

@@ -1,6 +1,6 @@
 // The language-model ops the Qwen2 forward needs (embedding, RMSNorm, RoPE, causal GQA attention, SiLU·mul,
-// cross-entropy with ignore-index), composed from the engine's tested primitives so that each is exact and
-// differentiable through the engine's own gradient rules; dedicated fused kernels can replace them one by one.
+// cross-entropy with ignore-index): the engine's dedicated ops where it has them, the rest composed from its tested
+// primitives (exact, and differentiable through the engine's own gradient rules) until fused kernels replace them.
 import type { Engine } from '../gpu/engine.ts';
 import { binaryKernel, runBinary, runUnary, unaryKernel } from '../gpu/kernels/elementwise.ts';
 import * as ops from '../gpu/ops/index.ts';
@@ -57,34 +57,12 @@ export class LmOps {
 
   /** Rows of `table` [V, D] at `ids` → [ids.length, D]; id −1 gives a zero row. Gradient: a keyed gather, no atomics. */
   embed(table: Tensor, ids: Int32Array): Tensor {
-    return ops.embeddingBag(table, ids, 1);
+    return ops.embedding(table, ids);
   }
 
-  /**
-   * x / √(mean(x²) + ε) · γ over the last dim. Written as the engine's LayerNorm of [x, −x] (mean 0, variance
-   * mean(x²)), first half kept: exact, and its gradient is LayerNorm's tested one.
-   */
+  /** Qwen2RMSNorm over the last dim: x / √(mean(x²) + ε) · γ. */
   rmsNorm(x: Tensor, weight: Tensor, eps: number): Tensor {
-    const D = x.shape.at(-1) as number;
-    const rows = x.size / D;
-    const mirror = this.constant(`mirror:${D}`, () => {
-      const m = new Float32Array(D * 2 * D);
-      for (let i = 0; i < D; i++) {
-        m[i * 2 * D + i] = 1;
-        m[i * 2 * D + D + i] = -1;
-      }
-      return [m, [D, 2 * D]];
-    });
-    const firstHalf = this.constant(`first-half:${D}`, () => {
-      const m = new Float32Array(2 * D * D);
-      for (let i = 0; i < D; i++) m[i * D + i] = 1;
-      return [m, [2 * D, D]];
-    });
-    const ones = this.constant(`ones:${2 * D}`, () => [new Float32Array(2 * D).fill(1), [2 * D]]);
-    const zeros = this.constant(`zeros:${2 * D}`, () => [new Float32Array(2 * D), [2 * D]]);
-    const z = ops.matmul(ops.reshape(x, [rows, D]), mirror);
-    const n = ops.matmul(ops.layerNormChannel(z, ones, zeros, eps), firstHalf);
-    return ops.reshape(ops.mul(n, weight), x.shape);
+    return ops.rmsNorm(x, weight, eps);
   }
 
   /**
@@ -143,9 +121,9 @@ export class LmOps {
     return ops.permute(ops.reshape(ops.matmul(lastKv, expand), [B, L, hd, H]), [0, 1, 3, 2]);
   }
 
-  /** silu(gate)·up = gate·σ(gate)·up. */
+  /** silu(gate)·up (SwiGLU). */
   siluMul(gate: Tensor, up: Tensor): Tensor {
-    return ops.mul(ops.mul(gate, ops.sigmoid(gate)), up);
+    return ops.siluMul(gate, up);
   }
 
   /**

@@ -3,10 +3,10 @@
 import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
 import { SourceFileError, SpecError } from '../../core/errors.ts';
+import { HostTensor } from './host-tensor.ts';
 import { fillTruncNormal, TensorRandom } from './init.ts';
 import { Linear } from './layers.ts';
 import { Module, ModuleList } from './module.ts';
-import { HostTensor } from './tensor.ts';
 
 /** The fields of a Hugging Face Qwen2 `config.json` the decoder needs (other keys are kept, not checked). */
 export const Qwen2ConfigSchema = z.looseObject({
