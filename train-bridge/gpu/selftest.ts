@@ -5,6 +5,7 @@
 // op family.
 import { Engine, type EngineOptions } from './engine.ts';
 import { attentionCases } from './selftest/attention.ts';
+import { causalAttentionCases } from './selftest/causal-attention.ts';
 import { contrastiveCases } from './selftest/contrastive.ts';
 import { convolutionCases } from './selftest/convolution.ts';
 import { decoderCases } from './selftest/decoder.ts';
@@ -27,6 +28,7 @@ function cases(): Case[] {
     ...attentionCases(),
     ...contrastiveCases(),
     ...decoderCases(),
+    ...causalAttentionCases(),
   ];
 }
 

@@ -42,6 +42,7 @@ test('every op forward and backward matches the TF.js CPU reference', async () =
     'embedding',
     'rmsNorm',
     'rope',
+    'causalAttention',
     'siluMul',
     'gemm:rowb8x64',
     'gemm:tiled64x64',

@@ -1,0 +1,455 @@
+// causalAttention(q, k, v, segments): Qwen2's attention core — causal, grouped-query (each K/V head
+// serves Hq/Hkv query heads), tokens laid out [T, heads, headDim] with the batch's samples side by side
+// in T. `segments[t]` names t's sample (−1 = padding): a token attends to the earlier tokens of its own run
+// of equal ids only, so padded or packed batches never attend across samples or to padding.
+//
+// Tiled with an online softmax (FlashAttention-2's scheme): a workgroup owns 64 queries of one head and
+// streams 16-key tiles of K and V through workgroup memory, so no L×L score matrix exists, forward or
+// backward. The forward keeps only the output and each row's log-sum-exp; the backward recomputes the
+// probabilities, once query-major for dQ and once key-major for dK/dV (each key thread sums over every
+// query head of its group), so no gradient needs atomics and every sum has a fixed order.
+import type { KernelDef } from '../kernel.ts';
+import { grid1d } from '../kernels/elementwise.ts';
+import { shapeString, type Tensor } from '../tensor.ts';
+
+/** Queries (forward, dQ) or keys (dK/dV) per workgroup: one per thread. */
+const WG = 64;
+/** Keys (forward, dQ) or queries (dK/dV) staged per tile. */
+const TILE = 16;
+
+// ---- kernels
+const kernels = new Map<string, KernelDef>();
+
+function cached(key: string, make: () => KernelDef): KernelDef {
+  let k = kernels.get(key);
+  if (!k) {
+    k = make();
+    kernels.set(key, k);
+  }
+  return k;
+}
+
+/** WGSL shared by the three tiled kernels: constants and the workgroup's [lo, hi) range. */
+function prelude(hd: number): string {
+  return /* wgsl */ `
+const HD = ${hd}u;
+const WG = ${WG}u;
+const TILE = ${TILE}u;
+var<workgroup> wlo: u32;
+var<workgroup> whi: u32;
+fn dot_tile(a: ptr<function, array<f32, ${hd}>>, tile: u32) -> f32 {
+  var s = 0.0;
+  for (var d = 0u; d < HD; d++) { s += (*a)[d] * tt[tile * HD + d]; }
+  return s;
+}`;
+}
+
+function forwardKernel(hd: number): KernelDef {
+  return cached(`fwd${hd}`, () => ({
+    name: `causal_attention_${hd}`,
+    uniforms: ['T', 'Hq', 'Hkv', 'G', 'scale:f32'],
+    storage: [
+      { name: 'q', access: 'read' },
+      { name: 'k', access: 'read' },
+      { name: 'v', access: 'read' },
+      { name: 'kstart', access: 'read', type: 'u32' },
+      { name: 'blocks', access: 'read', type: 'u32' },
+      { name: 'o', access: 'read_write' },
+      { name: 'lse', access: 'read_write' },
+    ],
+    body: /* wgsl */ `${prelude(hd)}
+var<workgroup> tt: array<f32, ${TILE * hd}>;
+var<workgroup> vt: array<f32, ${TILE * hd}>;
+@compute @workgroup_size(${WG}) fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) li: u32) {
+  let h = wid.y;
+  let hk = h / P.G;
+  let t = wid.x * WG + li;
+  if (li == 0u) { wlo = blocks[2u * wid.x]; whi = blocks[2u * wid.x + 1u]; }
+  let lo = workgroupUniformLoad(&wlo);
+  let hi = workgroupUniformLoad(&whi);
+  var qv: array<f32, ${hd}>;
+  var acc: array<f32, ${hd}>;
+  var myLo = 0u;
+  var myHi = 0u;
+  if (t < P.T) {
+    myLo = kstart[t];
+    myHi = t + 1u;
+    for (var d = 0u; d < HD; d++) { qv[d] = q[(t * P.Hq + h) * HD + d] * P.scale; }
+  }
+  var m = -3.0e38;
+  var l = 0.0;
+  for (var k0 = lo; k0 < hi; k0 += TILE) {
+    for (var e = li; e < TILE * HD; e += WG) {
+      let j = k0 + e / HD;
+      var kv = 0.0;
+      var vv = 0.0;
+      if (j < hi) {
+        let off = (j * P.Hkv + hk) * HD + e % HD;
+        kv = k[off];
+        vv = v[off];
+      }
+      tt[e] = kv;
+      vt[e] = vv;
+    }
+    workgroupBarrier();
+    for (var jj = 0u; jj < TILE; jj++) {
+      let j = k0 + jj;
+      if (j >= myLo && j < myHi) {
+        let s = dot_tile(&qv, jj);
+        let mn = max(m, s);
+        let corr = exp(m - mn);
+        let p = exp(s - mn);
+        l = l * corr + p;
+        for (var d = 0u; d < HD; d++) { acc[d] = acc[d] * corr + p * vt[jj * HD + d]; }
+        m = mn;
+      }
+    }
+    workgroupBarrier();
+  }
+  if (t < P.T) {
+    let inv = select(0.0, 1.0 / l, l > 0.0);
+    for (var d = 0u; d < HD; d++) { o[(t * P.Hq + h) * HD + d] = acc[d] * inv; }
+    lse[t * P.Hq + h] = select(0.0, m + log(l), l > 0.0);
+  }
+}`,
+  }));
+}
+
+/** Δ[t, h] = dO[t, h]·O[t, h], the row term of softmax's backward. */
+function deltaKernel(hd: number): KernelDef {
+  return cached(`delta${hd}`, () => ({
+    name: `causal_attention_delta_${hd}`,
+    uniforms: ['n'],
+    storage: [
+      { name: 'dout', access: 'read' },
+      { name: 'o', access: 'read' },
+      { name: 'delta', access: 'read_write' },
+    ],
+    body: /* wgsl */ `
+@compute @workgroup_size(256) fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {
+  let i = (wid.y * nwg.x + wid.x) * 256u + li;
+  if (i >= P.n) { return; }
+  var s = 0.0;
+  for (var d = 0u; d < ${hd}u; d++) { s += dout[i * ${hd}u + d] * o[i * ${hd}u + d]; }
+  delta[i] = s;
+}`,
+  }));
+}
+
+/** dQ_i = scale · Σ_j P_ij (dO_i·v_j − Δ_i) k_j, query-major like the forward. */
+function dqKernel(hd: number): KernelDef {
+  return cached(`dq${hd}`, () => ({
+    name: `causal_attention_dq_${hd}`,
+    uniforms: ['T', 'Hq', 'Hkv', 'G', 'scale:f32'],
+    storage: [
+      { name: 'q', access: 'read' },
+      { name: 'k', access: 'read' },
+      { name: 'v', access: 'read' },
+      { name: 'dout', access: 'read' },
+      { name: 'lse', access: 'read' },
+      { name: 'delta', access: 'read' },
+      { name: 'kstart', access: 'read', type: 'u32' },
+      { name: 'blocks', access: 'read', type: 'u32' },
+      { name: 'dq', access: 'read_write' },
+    ],
+    body: /* wgsl */ `${prelude(hd)}
+var<workgroup> tt: array<f32, ${TILE * hd}>;
+var<workgroup> vt: array<f32, ${TILE * hd}>;
+@compute @workgroup_size(${WG}) fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) li: u32) {
+  let h = wid.y;
+  let hk = h / P.G;
+  let t = wid.x * WG + li;
+  if (li == 0u) { wlo = blocks[2u * wid.x]; whi = blocks[2u * wid.x + 1u]; }
+  let lo = workgroupUniformLoad(&wlo);
+  let hi = workgroupUniformLoad(&whi);
+  var qv: array<f32, ${hd}>;
+  var dov: array<f32, ${hd}>;
+  var acc: array<f32, ${hd}>;
+  var myLo = 0u;
+  var myHi = 0u;
+  var L = 0.0;
+  var D = 0.0;
+  if (t < P.T) {
+    myLo = kstart[t];
+    myHi = t + 1u;
+    for (var d = 0u; d < HD; d++) {
+      qv[d] = q[(t * P.Hq + h) * HD + d] * P.scale;
+      dov[d] = dout[(t * P.Hq + h) * HD + d];
+    }
+    L = lse[t * P.Hq + h];
+    D = delta[t * P.Hq + h];
+  }
+  for (var k0 = lo; k0 < hi; k0 += TILE) {
+    for (var e = li; e < TILE * HD; e += WG) {
+      let j = k0 + e / HD;
+      var kv = 0.0;
+      var vv = 0.0;
+      if (j < hi) {
+        let off = (j * P.Hkv + hk) * HD + e % HD;
+        kv = k[off];
+        vv = v[off];
+      }
+      tt[e] = kv;
+      vt[e] = vv;
+    }
+    workgroupBarrier();
+    for (var jj = 0u; jj < TILE; jj++) {
+      let j = k0 + jj;
+      if (j >= myLo && j < myHi) {
+        let p = exp(dot_tile(&qv, jj) - L);
+        var dp = 0.0;
+        for (var d = 0u; d < HD; d++) { dp += dov[d] * vt[jj * HD + d]; }
+        let ds = p * (dp - D);
+        for (var d = 0u; d < HD; d++) { acc[d] += ds * tt[jj * HD + d]; }
+      }
+    }
+    workgroupBarrier();
+  }
+  if (t < P.T) {
+    for (var d = 0u; d < HD; d++) { dq[(t * P.Hq + h) * HD + d] = acc[d] * P.scale; }
+  }
+}`,
+  }));
+}
+
+/**
+ * dV_j = Σ_i P_ij dO_i and dK_j = scale · Σ_i P_ij (dO_i·v_j − Δ_i) q_i over the queries i ≥ j of j's sample
+ * and every query head of j's group: key-major, 64 keys of one K/V head per workgroup.
+ */
+function dkvKernel(hd: number): KernelDef {
+  return cached(`dkv${hd}`, () => ({
+    name: `causal_attention_dkv_${hd}`,
+    uniforms: ['T', 'Hq', 'Hkv', 'G', 'scale:f32'],
+    storage: [
+      { name: 'q', access: 'read' },
+      { name: 'k', access: 'read' },
+      { name: 'v', access: 'read' },
+      { name: 'dout', access: 'read' },
+      { name: 'lse', access: 'read' },
+      { name: 'delta', access: 'read' },
+      { name: 'qend', access: 'read', type: 'u32' },
+      { name: 'blocks', access: 'read', type: 'u32' },
+      { name: 'dk', access: 'read_write' },
+      { name: 'dv', access: 'read_write' },
+    ],
+    body: /* wgsl */ `${prelude(hd)}
+var<workgroup> tt: array<f32, ${TILE * hd}>;
+var<workgroup> ot: array<f32, ${TILE * hd}>;
+var<workgroup> lt: array<f32, ${TILE}>;
+var<workgroup> dt: array<f32, ${TILE}>;
+@compute @workgroup_size(${WG}) fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) li: u32) {
+  let hk = wid.y;
+  let j = wid.x * WG + li;
+  if (li == 0u) { wlo = blocks[2u * wid.x]; whi = blocks[2u * wid.x + 1u]; }
+  let lo = workgroupUniformLoad(&wlo);
+  let hi = workgroupUniformLoad(&whi);
+  var kv: array<f32, ${hd}>;
+  var vv: array<f32, ${hd}>;
+  var dkacc: array<f32, ${hd}>;
+  var dvacc: array<f32, ${hd}>;
+  var myLo = 0u;
+  var myHi = 0u;
+  if (j < P.T) {
+    myLo = j;
+    myHi = qend[j];
+    for (var d = 0u; d < HD; d++) {
+      kv[d] = k[(j * P.Hkv + hk) * HD + d] * P.scale;
+      vv[d] = v[(j * P.Hkv + hk) * HD + d];
+    }
+  }
+  for (var g = 0u; g < P.G; g++) {
+    let h = hk * P.G + g;
+    for (var i0 = lo; i0 < hi; i0 += TILE) {
+      for (var e = li; e < TILE * HD; e += WG) {
+        let i = i0 + e / HD;
+        var qx = 0.0;
+        var ox = 0.0;
+        if (i < hi) {
+          let off = (i * P.Hq + h) * HD + e % HD;
+          qx = q[off];
+          ox = dout[off];
+        }
+        tt[e] = qx;
+        ot[e] = ox;
+      }
+      if (li < TILE) {
+        let i = i0 + li;
+        var lx = 0.0;
+        var dx = 0.0;
+        if (i < hi) {
+          lx = lse[i * P.Hq + h];
+          dx = delta[i * P.Hq + h];
+        }
+        lt[li] = lx;
+        dt[li] = dx;
+      }
+      workgroupBarrier();
+      for (var ii = 0u; ii < TILE; ii++) {
+        let i = i0 + ii;
+        if (i >= myLo && i < myHi) {
+          let p = exp(dot_tile(&kv, ii) - lt[ii]);
+          var dp = 0.0;
+          for (var d = 0u; d < HD; d++) {
+            let dov = ot[ii * HD + d];
+            dvacc[d] += p * dov;
+            dp += dov * vv[d];
+          }
+          let ds = p * (dp - dt[ii]);
+          for (var d = 0u; d < HD; d++) { dkacc[d] += ds * tt[ii * HD + d]; }
+        }
+      }
+      workgroupBarrier();
+    }
+  }
+  if (j < P.T) {
+    for (var d = 0u; d < HD; d++) {
+      dk[(j * P.Hkv + hk) * HD + d] = dkacc[d] * P.scale;
+      dv[(j * P.Hkv + hk) * HD + d] = dvacc[d];
+    }
+  }
+}`,
+  }));
+}
+
+/** Per-token key start / query end of each token's sample run, and each 64-block's [lo, hi) range. */
+interface SegmentPlan {
+  kstart: Uint32Array;
+  qend: Uint32Array;
+  queryBlocks: Uint32Array;
+  keyBlocks: Uint32Array;
+}
+
+function planSegments(segments: Int32Array): SegmentPlan {
+  const T = segments.length;
+  const kstart = new Uint32Array(T);
+  const qend = new Uint32Array(T);
+  for (let t = 0; t < T; t++) {
+    const s = segments[t] as number;
+    if (s < 0) kstart[t] = t + 1;
+    else kstart[t] = t > 0 && segments[t - 1] === s ? (kstart[t - 1] as number) : t;
+  }
+  for (let t = T - 1; t >= 0; t--) {
+    const s = segments[t] as number;
+    if (s < 0) qend[t] = t;
+    else qend[t] = t + 1 < T && segments[t + 1] === s ? (qend[t + 1] as number) : t + 1;
+  }
+  const nb = Math.ceil(T / WG);
+  const queryBlocks = new Uint32Array(2 * nb);
+  const keyBlocks = new Uint32Array(2 * nb);
+  for (let b = 0; b < nb; b++) {
+    let qlo = T;
+    let qhi = 0;
+    let klo = T;
+    let khi = 0;
+    for (let t = b * WG; t < Math.min(T, (b + 1) * WG); t++) {
+      if ((segments[t] as number) < 0) continue;
+      qlo = Math.min(qlo, kstart[t] as number);
+      qhi = Math.max(qhi, t + 1);
+      klo = Math.min(klo, t);
+      khi = Math.max(khi, qend[t] as number);
+    }
+    queryBlocks.set(qhi > 0 ? [qlo, qhi] : [0, 0], 2 * b);
+    keyBlocks.set(khi > 0 ? [klo, khi] : [0, 0], 2 * b);
+  }
+  return { kstart, qend, queryBlocks, keyBlocks };
+}
+
+export interface CausalAttentionOptions {
+  /** Default 1/√headDim. */
+  scale?: number;
+}
+
+// ---- forward
+export function causalAttention(
+  q: Tensor,
+  k: Tensor,
+  v: Tensor,
+  segments: Int32Array,
+  o: CausalAttentionOptions = {},
+): Tensor {
+  const [T, Hq, hd] = q.shape as [number, number, number];
+  const Hkv = k.shape[1] as number;
+  if (
+    q.rank !== 3 ||
+    k.rank !== 3 ||
+    v.rank !== 3 ||
+    k.shape[0] !== T ||
+    k.shape[2] !== hd ||
+    v.shape.some((d, i) => d !== k.shape[i]) ||
+    Hq % Hkv !== 0 ||
+    segments.length !== T
+  ) {
+    throw new Error(
+      `causalAttention: q ${shapeString(q.shape)}, k ${shapeString(k.shape)}, v ${shapeString(v.shape)}, ` +
+        `${segments.length} segment ids (want [T, Hq, d], [T, Hkv, d] twice with Hkv dividing Hq, T ids)`,
+    );
+  }
+  const eng = q.engine;
+  const scale = o.scale ?? 1 / Math.sqrt(hd);
+  const G = Hq / Hkv;
+  const plan = planSegments(segments);
+  const nb = Math.ceil(T / WG);
+  const u = { T, Hq, Hkv, G, scale };
+  const y = eng.empty([T, Hq, hd]);
+  const lse = eng.empty([T, Hq]);
+  const kstart = eng.uploadBits(plan.kstart, [T]);
+  const qRanges = eng.uploadBits(plan.queryBlocks, [2 * nb]);
+  eng.dispatch(
+    forwardKernel(hd),
+    [q.range(), k.range(), v.range(), kstart.range(), qRanges.range(), y.range(), lse.range()],
+    u,
+    [nb, Hq],
+  );
+  eng.record('causalAttention', [q, k, v], y, [y, lse, kstart, qRanges], (dy, needs) => {
+    // ---- gradient
+    const delta = eng.empty([T, Hq]);
+    eng.dispatch(deltaKernel(hd), [dy.range(), y.range(), delta.range()], { n: T * Hq }, grid1d(eng, T * Hq));
+    let dq: Tensor | undefined;
+    if (needs[0]) {
+      dq = eng.empty(q.shape);
+      eng.dispatch(
+        dqKernel(hd),
+        [
+          q.range(),
+          k.range(),
+          v.range(),
+          dy.range(),
+          lse.range(),
+          delta.range(),
+          kstart.range(),
+          qRanges.range(),
+          dq.range(),
+        ],
+        u,
+        [nb, Hq],
+      );
+    }
+    if (!needs[1] && !needs[2]) return [dq, undefined, undefined];
+    const qend = eng.uploadBits(plan.qend, [T]);
+    const kRanges = eng.uploadBits(plan.keyBlocks, [2 * nb]);
+    const dk = eng.empty(k.shape);
+    const dv = eng.empty(v.shape);
+    eng.dispatch(
+      dkvKernel(hd),
+      [
+        q.range(),
+        k.range(),
+        v.range(),
+        dy.range(),
+        lse.range(),
+        delta.range(),
+        qend.range(),
+        kRanges.range(),
+        dk.range(),
+        dv.range(),
+      ],
+      u,
+      [nb, Hkv],
+    );
+    return [dq, needs[1] ? dk : undefined, needs[2] ? dv : undefined];
+  });
+  if (!eng.gradEnabled || !y.requiresGrad) {
+    for (const t of [lse, kstart, qRanges]) t.dispose();
+  }
+  return y;
+}
