@@ -89,7 +89,8 @@ export function encodeSafetensors(
   entries.sort(
     ([an, a], [bn, b]) => DTYPE_BYTES[b.dtype] - DTYPE_BYTES[a.dtype] || (an < bn ? -1 : an > bn ? 1 : 0),
   );
-  const header: Record<string, unknown> = {};
+  // Null prototype: a tensor named "__proto__" must become a key, not the object's prototype.
+  const header: Record<string, unknown> = Object.create(null);
   if (Object.keys(metadata).length > 0) {
     for (const [k, v] of Object.entries(metadata)) {
       if (typeof v !== 'string') throw new RangeError(`metadata "${k}" must be a string`);
@@ -173,7 +174,7 @@ function parseHeader(
         throw fail('__metadata__ must be an object');
       for (const [k, v] of Object.entries(value as Record<string, unknown>)) {
         if (typeof v !== 'string') throw fail(`__metadata__.${k} must be a string`);
-        metadata[k] = v;
+        setOwn(metadata, k, v);
       }
       continue;
     }
@@ -316,4 +317,9 @@ export async function writeSafetensors(
 ): Promise<void> {
   const uri = normaliseUri(location);
   await storageFor(uri).writeAtomic(uri, encodeSafetensors(tensors, metadata));
+}
+
+/** obj[key] = value as an own data property, also for "__proto__" (plain assignment would set the prototype). */
+function setOwn(obj: Record<string, string>, key: string, value: string): void {
+  Object.defineProperty(obj, key, { value, enumerable: true, writable: true, configurable: true });
 }

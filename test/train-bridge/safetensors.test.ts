@@ -134,6 +134,25 @@ describe('safetensors', () => {
     );
   });
 
+  it('keeps a tensor and a metadata key named "__proto__" (regression: they became the header\'s prototype)', () => {
+    const metadata = JSON.parse('{"__proto__":"m","format":"pt"}') as Record<string, string>;
+    const file = decodeSafetensors(
+      encodeSafetensors(
+        [
+          ['__proto__', { dtype: 'F32', shape: [2], data: Float32Array.of(1, 2) }],
+          ['constructor', { dtype: 'F32', shape: [1], data: Float32Array.of(3) }],
+        ],
+        metadata,
+      ),
+    );
+    assert.deepEqual([...file.tensors.keys()].sort(), ['__proto__', 'constructor']);
+    assert.deepEqual(toFloat32(file.tensors.get('__proto__')!), Float32Array.of(1, 2));
+    assert.deepEqual(Object.entries(file.metadata).sort(), [
+      ['__proto__', 'm'],
+      ['format', 'pt'],
+    ]);
+  });
+
   it('refuses files that break the spec, naming the problem', () => {
     const ok = '{"x":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}';
     const bad: Array<[Uint8Array, RegExp]> = [
