@@ -1,13 +1,14 @@
 // The npm-shipped Qwen tokenizer against published Qwen2 ids: the integration sequences of transformers'
 // Qwen2 tokenizer tests (tests/models/qwen2/test_tokenization_qwen2.py, Qwen/Qwen-tokenizer) and the ChatML ids.
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import {
   loadQwen2Tokenizer,
   type Qwen2Tokenizer,
+  shippedTokenizerPath,
   TokenizerFileError,
 } from '../../../train-bridge/text/index.ts';
 import { setUpInBefore } from '../../helpers/hooks.ts';
@@ -87,12 +88,19 @@ describe('loadQwen2Tokenizer errors', () => {
   const dir = mkdtempSync(join(tmpdir(), 'mixforge-tok-'));
   after(() => rmSync(dir, { recursive: true, force: true }));
 
+  it("loads a checkpoint folder's tokenizer.json alone (no tokenizer_config.json beside it)", async () => {
+    copyFileSync(shippedTokenizerPath(), join(dir, 'tokenizer.json'));
+    const tok = await loadQwen2Tokenizer(join(dir, 'tokenizer.json'));
+    assert.deepEqual(tok.encode(PUBLISHED[2][0]), PUBLISHED[2][1]);
+    assert.equal(tok.decode([151644, 872, 198]), '<|im_start|>user\n');
+  });
+
   it('names the file and field when tokenizer.json is not a BPE tokenizer', async () => {
-    const file = join(dir, 'tokenizer.json');
+    const file = join(dir, 'unigram.json');
     writeFileSync(file, JSON.stringify({ added_tokens: [], model: { type: 'Unigram', vocab: {} } }));
     await assert.rejects(loadQwen2Tokenizer(file), (e: unknown) => {
       assert.ok(e instanceof TokenizerFileError);
-      assert.match(e.message, /tokenizer\.json: field model\.type/);
+      assert.match(e.message, /unigram\.json: field model\.type/);
       return true;
     });
   });
