@@ -216,6 +216,10 @@ export class MixedStreamingDataset implements AsyncIterable<MixedSample> {
     return this.order().total;
   }
 
+  get epochIndex(): number {
+    return this.epoch;
+  }
+
   /** Samples each stream gives this epoch (after any resume). */
   get counts(): readonly number[] {
     return this.segment!.counts;
@@ -278,13 +282,20 @@ export class MixedStreamingDataset implements AsyncIterable<MixedSample> {
     return this.stateAfter(this.consumed);
   }
 
-  resume(state: MixState): void {
+  /**
+   * Continue after `state` (any world size; other weights start a new segment). `stayInEpoch`: a state at the end
+   * of the epoch stays there instead of moving to the next one (packing still holds samples of this epoch).
+   */
+  resume(state: MixState, opts: { stayInEpoch?: boolean } = {}): void {
+    this.stayInEpoch = opts.stayInEpoch ?? false;
     if (!this.segment) {
       this.pendingResume = state;
       return;
     }
     this.applyResume(state);
   }
+
+  private stayInEpoch = false;
 
   private applyResume(state: MixState): void {
     this.pendingResume = undefined;
@@ -308,7 +319,7 @@ export class MixedStreamingDataset implements AsyncIterable<MixedSample> {
       notes.push(
         `world size ${state.worldSizeAtSave} → ${this.worldSize}: the same remaining samples, split anew`,
       );
-    if (state.position >= state.total) {
+    if (state.position >= state.total && !this.stayInEpoch) {
       this.epoch = state.epoch + 1;
       this.setSegment({ start: 0, base: this.streams.map(() => 0), counts: this.targets() });
       notes.push(`epoch ${state.epoch} was complete: starting epoch ${this.epoch}`);
@@ -357,6 +368,33 @@ export class MixedStreamingDataset implements AsyncIterable<MixedSample> {
     const st = this.streams[stream];
     const { pass, position } = streamItem(item, st.size);
     return this.orderOf(st, pass).addressOf(position);
+  }
+
+  /** The row of item `item` of stream `stream`. */
+  async rowOf(stream: number, item: number): Promise<ShardRow> {
+    const at = this.addressOf(stream, item);
+    const rows = await this.streams[stream].source.rows(at.shard, at.group);
+    return rows[at.row];
+  }
+
+  /** Where this epoch's current segment starts, and each stream's count there. */
+  segmentStart(): { position: number; counts: number[] } {
+    return { position: this.segment!.start, counts: [...this.segment!.base] };
+  }
+
+  /**
+   * Every (stream, item) of the epoch from `position` (with each stream's count there) to the end, in order: the
+   * global order, whatever this loader's rank.
+   */
+  *itemsFrom(position: number, counts: readonly number[]): Generator<{ stream: number; item: number }> {
+    const cursor = new MixCursor(this.order(), position, [...counts]);
+    const total = this.total;
+    while (cursor.position < total) yield cursor.next();
+  }
+
+  /** The resume point (position, and each stream's count there). */
+  resumePoint(): { position: number; counts: number[] } {
+    return { position: this.start, counts: [...this.startCounts] };
   }
 
   /**
