@@ -7,6 +7,7 @@ import { registerGpu } from './commands/gpu.ts';
 import { registerModel } from './commands/model.ts';
 import { registerSources } from './commands/sources.ts';
 import { registerStream } from './commands/stream.ts';
+import { registerTokens } from './commands/tokens.ts';
 import { registerTrain } from './commands/train.ts';
 import { registerWorker } from './commands/worker.ts';
 
@@ -24,6 +25,7 @@ registerGpu(program);
 registerModel(program);
 registerSources(program);
 registerStream(program);
+registerTokens(program);
 registerTrain(program);
 registerWorker(program);
 

@@ -231,3 +231,28 @@ describe('PackedDataset', () => {
       assert.equal(first.samples[i].id, (await mix.rowOf(r.stream, r.item)).id);
   });
 });
+
+describe('mixforge tokens', () => {
+  it('counts a mixture, then resumes with nothing to do; a bad resolution is one clear line', async () => {
+    const { execFile } = await import('node:child_process');
+    const { promisify } = await import('node:util');
+    const run = promisify(execFile);
+    const d = await mkdtemp(join(tmpdir(), 'mixforge-tokens-cli-'));
+    try {
+      await writeFixtureMixture(d, { shards: [10, 5] });
+      const cli = [...['--import', 'tsx'], join(import.meta.dirname, '../../../cli/main.ts'), 'tokens'];
+      const manifest = join(d, 'manifest.json');
+      const first = await run(process.execPath, [...cli, manifest, '--resolution', '128']);
+      assert.match(first.stdout, /2 shards \(2 counted, 0 already done\)/);
+      const again = await run(process.execPath, [...cli, manifest, '--resolution', '128']);
+      assert.match(again.stdout, /2 shards \(0 counted, 2 already done\)/);
+      assert.equal((await readTokenCounts(manifest, 128))[1].length, 5);
+      await assert.rejects(
+        run(process.execPath, [...cli, manifest, '--resolution', '100']),
+        /multiple of 64/,
+      );
+    } finally {
+      await rm(d, { recursive: true, force: true });
+    }
+  });
+});

@@ -1,0 +1,65 @@
+// `mixforge tokens <manifest>`: write the token-count sidecar (rendered conversation + image tokens per sample at a
+// resolution) that packing, length grouping and the report use. Resumable: a rerun counts only missing shards.
+import type { Command } from 'commander';
+import { InvalidArgumentError } from 'commander';
+import { intFlag } from '../flags.ts';
+
+export function registerTokens(program: Command): void {
+  program
+    .command('tokens <manifest>')
+    .description('count each sample’s training tokens (Qwen2 chat template + image tokens) into tokens/r<R>/')
+    .option(
+      '--resolution <r>',
+      'image resolution (tokens per image = (r/64)²)',
+      intFlag('--resolution', 64),
+      1024,
+    )
+    .option(
+      '--tokenizer <file>',
+      "a checkpoint's tokenizer.json (default: the Qwen2 vocabulary shipped with mixforge)",
+    )
+    .option('--image-token-position <p>', 'data (default) or front, as `train` renders', (v) => {
+      if (v !== 'data' && v !== 'front')
+        throw new InvalidArgumentError(`--image-token-position must be data or front, got "${v}"`);
+      return v;
+    })
+    .option('--concurrency <n>', 'shards counted at once', intFlag('--concurrency', 1), 2)
+    .action(
+      async (
+        manifest: string,
+        flags: {
+          resolution: number;
+          tokenizer?: string;
+          imageTokenPosition?: 'data' | 'front';
+          concurrency: number;
+        },
+      ) => {
+        if (flags.resolution % 64 !== 0)
+          throw new InvalidArgumentError(
+            `--resolution must be a multiple of 64 (FastViTHD's stride), got ${flags.resolution}`,
+          );
+        const { normaliseUri } = await import('../../core/storage/index.ts');
+        const { writeTokenCounts, tokenCountsDir } = await import(
+          '../../train-bridge/loader/token-counts.ts'
+        );
+        const { manifestRoot } = await import('../../manifests/manifest.ts');
+        const uri = normaliseUri(manifest);
+        let counted = 0;
+        let skipped = 0;
+        const index = await writeTokenCounts(uri, {
+          resolution: flags.resolution,
+          tokenizerPath: flags.tokenizer,
+          imageTokenPosition: flags.imageTokenPosition,
+          concurrency: flags.concurrency,
+          onShard: (done, total, skip) => {
+            if (skip) skipped++;
+            else counted++;
+            process.stderr.write(`tokens: ${done}/${total} shards\n`);
+          },
+        });
+        process.stdout.write(
+          `${index.shards.length} shards (${counted} counted, ${skipped} already done) → ${tokenCountsDir(manifestRoot(uri), flags.resolution)}\n`,
+        );
+      },
+    );
+}
