@@ -8,6 +8,7 @@ import { attentionCases } from './selftest/attention.ts';
 import { causalAttentionCases } from './selftest/causal-attention.ts';
 import { contrastiveCases } from './selftest/contrastive.ts';
 import { convolutionCases } from './selftest/convolution.ts';
+import { crossEntropyCases } from './selftest/cross-entropy.ts';
 import { decoderCases } from './selftest/decoder.ts';
 import { elementwiseCases } from './selftest/elementwise.ts';
 import { type Case, runCase, type SelftestReport, type SelftestResult, type Tf } from './selftest/harness.ts';
@@ -29,6 +30,7 @@ function cases(): Case[] {
     ...contrastiveCases(),
     ...decoderCases(),
     ...causalAttentionCases(),
+    ...crossEntropyCases(),
   ];
 }
 

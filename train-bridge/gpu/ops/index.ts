@@ -11,6 +11,7 @@ export { exp } from './exp.ts';
 export { gelu } from './gelu.ts';
 export { layerNormChannel } from './layer-norm-channel.ts';
 export { linear } from './linear.ts';
+export { type LmHeadCrossEntropyOptions, lmHeadCrossEntropy } from './lm-head-cross-entropy.ts';
 export { type MatmulOptions, matmul } from './matmul.ts';
 export { meanSpatial } from './mean-spatial.ts';
 export { mul } from './mul.ts';
