@@ -9,6 +9,7 @@ import { getReader } from '../../sources/registry.ts';
 import type { ReadItem } from '../../sources/types.ts';
 import type { BuildContext } from '../context.ts';
 import { addDrop, type ComponentCounts, emptyCounts, sortedDrops } from '../counts.ts';
+import { encodeKeyRows, type KeyRow } from '../keys-file.ts';
 import { buildLayout } from '../layout.ts';
 import { orderedMap } from '../ordered-map.ts';
 import { makeRecordProcessor, type ProcessOutcome } from '../record-processor.ts';
@@ -40,7 +41,7 @@ export async function runIngest(ctx: BuildContext, n: number, signal?: AbortSign
 
   const counts = emptyCounts();
   const quarantine: QuarantineRecord[] = [];
-  const keys: string[] = [];
+  const keys: KeyRow[] = [];
   const partStream = new PassThrough({ highWaterMark: 4 * 1024 * 1024 });
   // A failed read destroys the stream with the error; the writer reports it through `written`, so no crash here.
   partStream.on('error', () => undefined);
@@ -68,7 +69,7 @@ export async function runIngest(ctx: BuildContext, n: number, signal?: AbortSign
         const takeKey = keyHex(keyedHash64(ctx.spec.seed, `take:${component.name}`, s.id));
         const frame = encodeRecord({ ...s, component: component.name, dedupKey: outcome.dedupKey, takeKey });
         bytes += frame.length;
-        keys.push(`${takeKey}\t${outcome.dedupKey}\t${frame.length}\t${s.id}`);
+        keys.push({ takeKey, dedupKey: outcome.dedupKey, bytes: frame.length, id: s.id });
         if (!partStream.write(frame)) await once(partStream, 'drain');
       }
     }
@@ -81,7 +82,7 @@ export async function runIngest(ctx: BuildContext, n: number, signal?: AbortSign
   } finally {
     await process.close();
   }
-  await storageFor(ctx.out).writeAtomic(layout.partKeys(n), keys.length ? `${keys.join('\n')}\n` : '');
+  await storageFor(ctx.out).writeAtomic(layout.partKeys(n), encodeKeyRows(keys));
   await storageFor(ctx.out).writeAtomic(
     layout.partQuarantine(n),
     quarantine.map((q) => `${JSON.stringify({ ...q, component: component.name })}\n`).join(''),

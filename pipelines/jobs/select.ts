@@ -6,9 +6,9 @@
 import { appendFile, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { storageFor } from '../../core/storage/index.ts';
 import { takeSize } from '../../manifests/spec-schema.ts';
 import type { BuildContext } from '../context.ts';
+import { type KeyRow, readKeysFile } from '../keys-file.ts';
 import { buildLayout } from '../layout.ts';
 import { defineStage } from '../stage.ts';
 import { readJson, writeJson } from '../storage-json.ts';
@@ -33,31 +33,13 @@ export interface Selection {
   >;
 }
 
-interface KeyRow {
-  takeKey: string;
-  dedupKey: string;
-  /** Encoded size of the record (images included), for `output.max_shard_bytes`. */
-  bytes: number;
-  id: string;
-}
-
 /** Key rows per dedup bucket held in memory at once (~150 B each). */
 export const DEFAULT_SELECT_BUCKET_ROWS = 500_000;
 /** Spilled bucket lines buffered before appending to their files. */
 const SPILL_BYTES = 8 * 1024 * 1024;
 const HIST_BINS = 1 << 16;
 
-async function readKeys(ctx: BuildContext, n: number): Promise<KeyRow[]> {
-  const uri = buildLayout(ctx.out).partKeys(n);
-  const text = Buffer.from(await storageFor(uri).readAll(uri)).toString('utf8');
-  return text
-    .split('\n')
-    .filter((l) => l.length > 0)
-    .map((l) => {
-      const [takeKey, dedupKey, bytes, ...rest] = l.split('\t');
-      return { takeKey, dedupKey, bytes: Number(bytes), id: rest.join('\t') };
-    });
-}
+const readKeys = (ctx: BuildContext, n: number) => readKeysFile(buildLayout(ctx.out).partKeys(n));
 
 /** Total order on (take key, id): the take order and the dedup tie-break. */
 function before(a: { takeKey: string; id: string }, b: { takeKey: string; id: string }): boolean {
@@ -70,26 +52,50 @@ const setBit = (bits: Uint8Array, i: number) => {
   bits[i >> 3] |= 1 << (i & 7);
 };
 
+/** What dedup leaves: a loser bit per row of each part, and per component its winners and their take-key histogram. */
+interface DedupResult {
+  losers: Uint8Array[];
+  components: { winners: number; hist: Uint32Array }[];
+}
+
+/** A component's take: k rows, and for a partial take the largest (take key, id) kept. */
+interface Take {
+  k: number;
+  /** Undefined when the take keeps all winners or none. */
+  threshold?: KeyRow;
+}
+
 export async function runSelect(ctx: BuildContext, signal?: AbortSignal): Promise<Selection> {
   const layout = buildLayout(ctx.out);
   const plan = await readJson<BuildPlan>(layout.plan);
-  const componentIndex = new Map(ctx.spec.components.map((c, i) => [c.name, i]));
   const parts: PartSummary[] = [];
   for (let n = 0; n < plan.partitions.length; n++)
     parts.push(await readJson<PartSummary>(layout.partSummary(n)));
+  const dedup = await dedupByContent(ctx, parts, signal);
+  const takes = await findTakes(ctx, parts, dedup);
+  const selection = await writeKeepMasks(ctx, parts, dedup, takes);
+  await writeJson(layout.select, selection);
+  return selection;
+}
+
+/**
+ * Exact dedup: spills every key row to a local bucket file by its content key, then per bucket picks the winner of
+ * each content key (earliest component, then take order), marks the losers and histograms the winners' take keys.
+ */
+async function dedupByContent(
+  ctx: BuildContext,
+  parts: PartSummary[],
+  signal?: AbortSignal,
+): Promise<DedupResult> {
+  const componentIndex = new Map(ctx.spec.components.map((c, i) => [c.name, i]));
   const totalRows = parts.reduce((a, p) => a + p.rows, 0);
   const bucketRows = ctx.options.selectBucketRows ?? DEFAULT_SELECT_BUCKET_ROWS;
   const buckets = Math.max(1, Math.ceil(totalRows / bucketRows));
   const losers = parts.map((p) => new Uint8Array(Math.ceil(p.rows / 8)));
-  const components = ctx.spec.components.map(() => ({
-    winners: 0,
-    dedup: 0,
-    hist: new Uint32Array(HIST_BINS),
-  }));
+  const components = ctx.spec.components.map(() => ({ winners: 0, hist: new Uint32Array(HIST_BINS) }));
 
   const spill = await mkdtemp(join(tmpdir(), 'mixforge-select-'));
   try {
-    // Pass 1: spill every key row to the bucket of its content key (one local file per bucket).
     const pending: string[][] = Array.from({ length: buckets }, () => []);
     let pendingBytes = 0;
     const flush = async () => {
@@ -111,7 +117,6 @@ export async function runSelect(ctx: BuildContext, signal?: AbortSignal): Promis
     }
     await flush();
 
-    // Pass 2: per bucket, the winner of every content key; mark losers, histogram winners' take keys.
     for (let b = 0; b < buckets; b++) {
       signal?.throwIfAborted();
       const text = await readFile(join(spill, String(b)), 'utf8').catch(() => '');
@@ -141,44 +146,60 @@ export async function runSelect(ctx: BuildContext, signal?: AbortSignal): Promis
   } finally {
     await rm(spill, { recursive: true, force: true });
   }
+  return { losers, components };
+}
 
-  // Take sizes, and for partial takes the histogram bin holding the k-th smallest take key.
-  const takes = ctx.spec.components.map((c, ci) => {
-    const n = components[ci].winners;
-    const k = takeSize(c.take, n);
-    if (k === n || k === 0) return { k, bin: -1, rank: 0, threshold: undefined as KeyRow | undefined };
+/**
+ * Each component's take: its size, and for a partial take the threshold, the k-th smallest winner. The histogram
+ * gives the bin holding it; one more pass collects that bin's winners and sorts them.
+ */
+async function findTakes(ctx: BuildContext, parts: PartSummary[], dedup: DedupResult): Promise<Take[]> {
+  const componentIndex = new Map(ctx.spec.components.map((c, i) => [c.name, i]));
+  const bins = ctx.spec.components.map((c, ci) => {
+    const { winners, hist } = dedup.components[ci];
+    const k = takeSize(c.take, winners);
+    if (k === winners || k === 0) return { k, bin: -1, rank: 0 };
     let cum = 0;
     let bin = 0;
-    while (cum + components[ci].hist[bin] < k) cum += components[ci].hist[bin++];
-    return { k, bin, rank: k - cum, threshold: undefined as KeyRow | undefined };
+    while (cum + hist[bin] < k) cum += hist[bin++];
+    return { k, bin, rank: k - cum };
   });
-  // Pass 3: collect the winners in each partial take's bin; the rank-th smallest is the threshold.
+  const takes: Take[] = bins.map((b) => ({ k: b.k }));
+  if (bins.every((b) => b.bin < 0)) return takes;
   const inBin = ctx.spec.components.map(() => [] as KeyRow[]);
-  if (takes.some((t) => t.bin >= 0)) {
-    for (const [pi, p] of parts.entries()) {
-      const ci = componentIndex.get(p.component) as number;
-      if (takes[ci].bin < 0) continue;
-      for (const [row, k] of (await readKeys(ctx, p.part)).entries())
-        if (!isSet(losers[pi], row) && histBin(k.takeKey) === takes[ci].bin) inBin[ci].push(k);
-    }
-    for (const [ci, t] of takes.entries()) {
-      if (t.bin < 0) continue;
-      inBin[ci].sort((a, b) => (before(a, b) ? -1 : before(b, a) ? 1 : 0));
-      t.threshold = inBin[ci][t.rank - 1];
-      inBin[ci] = [];
-    }
+  for (const [pi, p] of parts.entries()) {
+    const ci = componentIndex.get(p.component) as number;
+    if (bins[ci].bin < 0) continue;
+    for (const [row, k] of (await readKeys(ctx, p.part)).entries())
+      if (!isSet(dedup.losers[pi], row) && histBin(k.takeKey) === bins[ci].bin) inBin[ci].push(k);
   }
+  for (const [ci, b] of bins.entries()) {
+    if (b.bin < 0) continue;
+    inBin[ci].sort((x, y) => (before(x, y) ? -1 : before(y, x) ? 1 : 0));
+    takes[ci].threshold = inBin[ci][b.rank - 1];
+    inBin[ci] = [];
+  }
+  return takes;
+}
+
+/** Writes a keep-mask per part and returns the selection: per-component totals and the shard count. */
+async function writeKeepMasks(
+  ctx: BuildContext,
+  parts: PartSummary[],
+  dedup: DedupResult,
+  takes: Take[],
+): Promise<Selection> {
+  const layout = buildLayout(ctx.out);
+  const componentIndex = new Map(ctx.spec.components.map((c, i) => [c.name, i]));
   const taken = (ci: number, k: KeyRow) => {
     const t = takes[ci];
     if (t.k === 0) return false;
-    if (t.bin < 0) return true;
-    return !before(t.threshold as KeyRow, k);
+    if (!t.threshold) return true;
+    return !before(t.threshold, k);
   };
-
-  // Pass 4: a keep-mask per part, and the bytes and rows the mixture will hold.
   const summary: Selection['components'] = {};
   for (const [ci, c] of ctx.spec.components.entries()) {
-    const n = components[ci].winners;
+    const n = dedup.components[ci].winners;
     const repeat = c.repeat ?? 1;
     summary[c.name] = {
       candidates: n,
@@ -196,10 +217,10 @@ export async function runSelect(ctx: BuildContext, signal?: AbortSignal): Promis
     const keys = await readKeys(ctx, p.part);
     const mask = Buffer.alloc(Math.ceil(keys.length / 8));
     let kept = 0;
-    let dedup = 0;
+    let dropped = 0;
     let notTaken = 0;
     for (const [row, k] of keys.entries()) {
-      if (isSet(losers[pi], row)) dedup++;
+      if (isSet(dedup.losers[pi], row)) dropped++;
       else if (taken(ci, k)) {
         setBit(mask, row);
         kept++;
@@ -207,8 +228,14 @@ export async function runSelect(ctx: BuildContext, signal?: AbortSignal): Promis
       } else notTaken++;
     }
     totalEmitted += kept * repeat;
-    summary[p.component].dedup += dedup;
-    const sel: PartSelection = { part: p.part, mask: mask.toString('base64'), kept, dedup, notTaken };
+    summary[p.component].dedup += dropped;
+    const sel: PartSelection = {
+      part: p.part,
+      mask: mask.toString('base64'),
+      kept,
+      dedup: dropped,
+      notTaken,
+    };
     await writeJson(layout.partSelection(p.part), sel);
   }
   // Enough shards for both limits; key ranges make shard sizes vary around the mean, so max_shard_bytes is a target.
@@ -218,9 +245,7 @@ export async function runSelect(ctx: BuildContext, signal?: AbortSignal): Promis
     Math.ceil(totalEmitted / ctx.spec.output.shard_rows),
     maxBytes ? Math.ceil(totalBytes / maxBytes) : 1,
   );
-  const selection: Selection = { shards, totalEmitted, components: summary };
-  await writeJson(layout.select, selection);
-  return selection;
+  return { shards, totalEmitted, components: summary };
 }
 
 export const select = defineStage({
