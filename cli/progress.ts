@@ -1,6 +1,6 @@
 // Renders build events: live bars per stage on a terminal (cli-progress), plain log lines otherwise, or JSON lines.
 import cliProgress from 'cli-progress';
-import type { BuildEvent, BuildEventSink } from '../pipelines/events.ts';
+import { type BuildEvent, type BuildEventSink, noticeLine } from '../pipelines/events.ts';
 
 export function progressSink(mode: { json: boolean; tty: boolean }): {
   sink: BuildEventSink;
@@ -14,7 +14,9 @@ export function progressSink(mode: { json: boolean; tty: boolean }): {
   }
   if (!mode.tty) {
     const sink = (e: BuildEvent) => {
-      if (e.type === 'stage-done')
+      const notice = noticeLine(e);
+      if (notice) process.stderr.write(`${notice}\n`);
+      else if (e.type === 'stage-done')
         process.stderr.write(`${e.stage}: ${e.total} jobs, ${e.rows} rows, ${e.seconds.toFixed(1)} s\n`);
       else if (e.type === 'build-done')
         process.stderr.write(`build: ${e.rows} rows in ${e.shards} shards, ${e.seconds.toFixed(1)} s\n`);
@@ -34,7 +36,12 @@ export function progressSink(mode: { json: boolean; tty: boolean }): {
   );
   const bars = new Map<string, { bar: cliProgress.SingleBar; rows: number; t0: number }>();
   const sink = (e: BuildEvent) => {
-    if (e.type === 'stage-start') {
+    const notice = noticeLine(e);
+    if (notice) {
+      // Before the first bar the multibar is not drawing, and its log buffer would wait for it.
+      if (bars.size) multi.log(`${notice}\n`);
+      else process.stderr.write(`${notice}\n`);
+    } else if (e.type === 'stage-start') {
       bars.set(e.stage, {
         bar: multi.create(e.total, 0, { stage: e.stage.padEnd(8), rows: 0, rate: '0' }),
         rows: 0,

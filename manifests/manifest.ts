@@ -21,7 +21,14 @@ export interface Manifest {
   specHash: string;
   spec: MixtureSpec;
   inputs: { uri: string; component: string; size: number; etag?: string; mtimeMs?: number }[];
-  components: { name: string; format: string; transform: string | null; counts: ManifestCounts }[];
+  components: {
+    name: string;
+    format: string;
+    transform: string | null;
+    counts: ManifestCounts;
+    /** Only when `take.count` asked for more samples than the component had (after dedup): all were kept. */
+    take?: { asked: number; available: number; kept: number };
+  }[];
   totals: { rows: number; shards: number; bytes: number; quarantined: number };
   shards: { path: string; rows: number; bytes: number; sha256: string }[];
   quarantine: { path: string; rows: number; bytes: number; sha256: string };

@@ -3,7 +3,12 @@
 
 import { cpus } from 'node:os';
 import type { Manifest } from '../manifests/manifest.ts';
-import { cleanUpAfterFinalize, runBuildEnvelope } from './build-envelope.ts';
+import {
+  BuildInterruptedError,
+  cleanUpAfterFinalize,
+  removeStrayTemps,
+  runBuildEnvelope,
+} from './build-envelope.ts';
 import type { BuildContext } from './context.ts';
 import type { BuildEventSink } from './events.ts';
 import { STAGES, type Stage } from './graph.ts';
@@ -13,18 +18,29 @@ import { shutdownRecordProcessing } from './record-processor.ts';
 export interface InProcessOptions {
   concurrency?: number;
   onEvent?: BuildEventSink;
+  /** Write into an output folder that holds files the build did not write (they are left alone). */
+  force?: boolean;
+  /**
+   * Aborted on Ctrl-C / SIGTERM: no new job starts, running jobs stop between records and write nothing half, and
+   * the build rejects with BuildInterruptedError once they have (a rerun resumes from the finished jobs).
+   */
+  signal?: AbortSignal;
 }
 
-/** Runs `fn` over 0..n-1 with at most `limit` in flight; rejects on the first failure after in-flight work ends. */
+/**
+ * Runs `fn` over 0..n-1 with at most `limit` in flight; rejects on the first failure after in-flight work ends.
+ * Once `signal` is aborted no new call starts.
+ */
 export async function forEachLimited(
   n: number,
   limit: number,
   fn: (i: number) => Promise<void>,
+  signal?: AbortSignal,
 ): Promise<void> {
   let next = 0;
   let failed: unknown;
   const worker = async () => {
-    while (next < n && failed === undefined) {
+    while (next < n && failed === undefined && !signal?.aborted) {
       const i = next++;
       try {
         await fn(i);
@@ -40,9 +56,20 @@ export async function forEachLimited(
 export async function runBuildInProcess(ctx: BuildContext, opts: InProcessOptions = {}): Promise<Manifest> {
   const concurrency = opts.concurrency ?? Math.max(1, cpus().length);
   const emit: BuildEventSink = opts.onEvent ?? (() => undefined);
-  const manifest = await runBuildEnvelope(ctx, emit, async () => {
+  const { signal } = opts;
+  const manifest = await runBuildEnvelope(ctx, { emit, force: opts.force }, async () => {
+    // This process is the output's only writer: what an earlier killed run was writing can go.
+    await removeStrayTemps(ctx.out);
     try {
-      for (const stage of STAGES) await runStage(ctx, stage, concurrency, emit);
+      for (const stage of STAGES) {
+        signal?.throwIfAborted();
+        await runStage(ctx, stage, concurrency, emit, signal);
+      }
+    } catch (err) {
+      if (!signal?.aborted) throw err;
+      // Every running job has stopped (its atomic writes removed their temp files); sweep anyway, then say so.
+      await removeStrayTemps(ctx.out);
+      throw new BuildInterruptedError();
     } finally {
       await shutdownRecordProcessing();
     }
@@ -58,18 +85,25 @@ async function runStage(
   stage: Stage,
   concurrency: number,
   emit: BuildEventSink,
+  signal: AbortSignal | undefined,
 ): Promise<void> {
   const t = Date.now();
   const total = await stageSize(ctx, stage);
   emit({ type: 'stage-start', stage, total });
   let done = 0;
   let rows = 0;
-  await forEachLimited(total, concurrency, async (n) => {
-    const r = await runJobOnce(ctx, stage, n);
-    done++;
-    const jobRows = typeof r.result.rows === 'number' ? r.result.rows : 0;
-    rows += jobRows;
-    emit({ type: 'job-done', stage, n, ran: r.ran, done, total, rows: jobRows });
-  });
+  await forEachLimited(
+    total,
+    concurrency,
+    async (n) => {
+      const r = await runJobOnce(ctx, stage, n, signal);
+      done++;
+      const jobRows = typeof r.result.rows === 'number' ? r.result.rows : 0;
+      rows += jobRows;
+      emit({ type: 'job-done', stage, n, ran: r.ran, done, total, rows: jobRows });
+    },
+    signal,
+  );
+  signal?.throwIfAborted();
   emit({ type: 'stage-done', stage, total, rows, seconds: (Date.now() - t) / 1000 });
 }

@@ -25,6 +25,8 @@ export interface QueueBuildOptions {
   retry?: RetryPolicy;
   /** How often the follower reads job states from Redis. */
   pollMs?: number;
+  /** Write into an output folder that holds files the build did not write (they are left alone). */
+  force?: boolean;
 }
 
 export class BuildFailedError extends MixforgeError {
@@ -168,7 +170,7 @@ export async function runBuildOnQueue(
   opts: QueueBuildOptions,
 ): Promise<Manifest | undefined> {
   const emit: BuildEventSink = opts.onEvent ?? (() => undefined);
-  return runBuildEnvelope(ctx, emit, async () => {
+  return runBuildEnvelope(ctx, { emit, force: opts.force }, async () => {
     const redis = connectRedis(opts.redis);
     const queues = new BuildQueues(redis);
     try {

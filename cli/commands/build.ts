@@ -2,6 +2,7 @@
 import type { Command } from 'commander';
 import { normaliseUri } from '../../core/storage/index.ts';
 import { intFlag } from '../flags.ts';
+import { onStopSignals } from '../signals.ts';
 
 interface SpecFlags {
   set: string[];
@@ -65,6 +66,7 @@ export function registerBuild(program: Command): void {
     .option('--json', 'machine-readable progress events on stdout')
     .option('--redis <url>', 'run on BullMQ workers through this Redis instead of in-process')
     .option('--detach', 'with --redis: enqueue and return at once')
+    .option('--force', 'build into an --out folder that holds files mixforge did not write (they are kept)')
     .action(
       async (
         specPath: string,
@@ -77,6 +79,7 @@ export function registerBuild(program: Command): void {
           json?: boolean;
           redis?: string;
           detach?: boolean;
+          force?: boolean;
         },
       ) => {
         const spec = await loadSpecFromFlags(specPath, flags);
@@ -95,6 +98,7 @@ export function registerBuild(program: Command): void {
               redis: flags.redis,
               detach: Boolean(flags.detach),
               onEvent: progress.sink,
+              force: flags.force,
             });
             if (flags.detach) process.stdout.write(`${ctx.buildId}\n`);
             else if (manifest && !flags.json)
@@ -104,11 +108,25 @@ export function registerBuild(program: Command): void {
             return;
           }
           const { runBuildInProcess } = await import('../../pipelines/executor-inprocess.ts');
+          const { BuildInterruptedError } = await import('../../pipelines/build-envelope.ts');
+          // First Ctrl-C / SIGTERM: finish cleanly (running jobs stop, no half-written files); a second one exits.
+          const stop = new AbortController();
+          const offSignals = onStopSignals((_signal, n) => (n === 1 ? stop.abort() : process.exit(130)));
           const manifest = await runBuildInProcess(ctx, {
             concurrency: flags.concurrency,
             onEvent: progress.sink,
-          });
-          if (!flags.json)
+            force: flags.force,
+            signal: stop.signal,
+          })
+            .catch((err: unknown) => {
+              if (!(err instanceof BuildInterruptedError)) throw err;
+              progress.stop();
+              process.stderr.write(`${err.message}\n`);
+              process.exitCode = 130;
+              return undefined;
+            })
+            .finally(offSignals);
+          if (manifest && !flags.json)
             process.stdout.write(
               `${ctx.out}/manifest.json: ${manifest.totals.rows} rows, ${manifest.totals.shards} shards\n`,
             );

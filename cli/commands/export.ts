@@ -10,6 +10,7 @@ interface ExportFlags {
   jsonName: string;
   samplesPerShard: number;
   maxShardBytes?: number;
+  force?: boolean;
 }
 
 export function registerExport(program: Command): void {
@@ -34,6 +35,10 @@ export function registerExport(program: Command): void {
       'webdataset: start a new shard past this size',
       intFlag('--max-shard-bytes', 1),
     )
+    .option(
+      '--force',
+      'export into a --dest folder that holds files this export did not write (they are kept)',
+    )
     .action(async (out: string, flags: ExportFlags) => {
       const { normaliseUri } = await import('../../core/storage/index.ts');
       const uri = normaliseUri(out);
@@ -44,6 +49,7 @@ export function registerExport(program: Command): void {
           dest: flags.dest,
           jsonName: flags.jsonName,
           onProgress: progress,
+          force: flags.force,
         });
         process.stderr.write('\n');
         process.stdout.write(`${r.samples} samples, ${r.images} images → ${r.json}\n`);
@@ -54,6 +60,7 @@ export function registerExport(program: Command): void {
           samplesPerShard: flags.samplesPerShard,
           maxShardBytes: flags.maxShardBytes,
           onProgress: progress,
+          force: flags.force,
         });
         process.stderr.write('\n');
         process.stdout.write(`${r.samples} samples → ${r.shards.length} tar shards in ${flags.dest}\n`);

@@ -81,12 +81,19 @@ export async function runFinalize(ctx: BuildContext): Promise<Manifest> {
       etag: i.etag,
       mtimeMs: i.mtimeMs,
     })),
-    components: ctx.spec.components.map((c) => ({
-      name: c.name,
-      format: c.source.format,
-      transform: c.transform ?? null,
-      counts: sortedDrops(counts.get(c.name) as ComponentCounts),
-    })),
+    components: ctx.spec.components.map((c) => {
+      const sel = selection.components[c.name];
+      const asked = c.take?.count;
+      return {
+        name: c.name,
+        format: c.source.format,
+        transform: c.transform ?? null,
+        counts: sortedDrops(counts.get(c.name) as ComponentCounts),
+        ...(asked !== undefined && asked > sel.candidates
+          ? { take: { asked, available: sel.candidates, kept: sel.kept } }
+          : {}),
+      };
+    }),
     totals: {
       rows,
       shards: shards.length,

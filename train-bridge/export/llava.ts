@@ -5,6 +5,7 @@ import { once } from 'node:events';
 import { createWriteStream } from 'node:fs';
 import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
+import { refuseForeignFiles } from '../../core/foreign-files.ts';
 import type { Sample } from '../../core/schema.ts';
 import { readManifest } from '../../manifests/manifest.ts';
 import { imageExtension, mixtureSamples } from './mixture-samples.ts';
@@ -15,6 +16,8 @@ export interface LlavaExportOptions {
   jsonName?: string;
   /** Called every 1000 samples and at the end. */
   onProgress?: (samples: number, total: number) => void;
+  /** Write into a dest that holds files this export would not write (they are left alone). */
+  force?: boolean;
 }
 
 export interface LlavaRecord {
@@ -67,7 +70,15 @@ export async function exportLlava(
 ): Promise<{ samples: number; images: number; json: string }> {
   const manifest = await readManifest(out);
   const total = manifest.totals.rows;
-  const jsonPath = join(opts.dest, opts.jsonName ?? 'mixture.json');
+  const jsonName = opts.jsonName ?? 'mixture.json';
+  const jsonPath = join(opts.dest, jsonName);
+  // Only the JSON file (and its temp copy) and images/ are ours: anything else in dest is someone's, not ours to overwrite.
+  await refuseForeignFiles(
+    '--dest',
+    opts.dest,
+    (rel) => rel.startsWith('images/') || rel.replace(/\.tmp-\d+$/, '') === jsonName,
+    opts.force,
+  );
   await mkdir(opts.dest, { recursive: true });
   const tmp = `${jsonPath}.tmp-${process.pid}`;
   const json = createWriteStream(tmp);

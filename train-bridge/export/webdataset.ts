@@ -5,6 +5,7 @@ import { mkdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import tar from 'tar-stream';
+import { refuseForeignFiles } from '../../core/foreign-files.ts';
 import type { Sample } from '../../core/schema.ts';
 import { readManifest } from '../../manifests/manifest.ts';
 import { imageExtension, mixtureSamples } from './mixture-samples.ts';
@@ -16,6 +17,8 @@ export interface WebDatasetExportOptions {
   /** Start a new shard once a shard holds this many bytes. */
   maxShardBytes?: number;
   onProgress?: (samples: number, total: number) => void;
+  /** Write into a dest that holds files this export would not write (they are left alone). */
+  force?: boolean;
 }
 
 export interface WebDatasetJson {
@@ -82,6 +85,13 @@ export async function exportWebDataset(
   const maxBytes = opts.maxShardBytes ?? 1024 ** 3;
   if (!Number.isInteger(perShard) || perShard < 1)
     throw new RangeError(`samplesPerShard must be ≥ 1, got ${perShard}`);
+  // Only tar shards named like ours (and their temp copies) may be overwritten; anything else in dest is someone's.
+  await refuseForeignFiles(
+    '--dest',
+    opts.dest,
+    (rel) => /^shard-\d{6,}\.tar(\.tmp-\d+)?$/.test(rel),
+    opts.force,
+  );
   await mkdir(opts.dest, { recursive: true });
   const shards: string[] = [];
   let writer: ShardWriter | undefined;
