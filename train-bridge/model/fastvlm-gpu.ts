@@ -8,9 +8,8 @@ import { VISION_TOWER_PREFIX } from './fastvlm.ts';
 import { forwardFastViTHD, forwardProjector } from './forward.ts';
 import { GpuBackend, type GpuBatchNormMode } from './gpu-backend.ts';
 import { GpuWeights } from './gpu-weights.ts';
-import type { HostTensor } from './host-tensor.ts';
 import type { Linear } from './layers.ts';
-import { type AttentionLayout, IGNORE_INDEX, LmOps } from './lm-ops.ts';
+import { IGNORE_INDEX, LmOps } from './lm-ops.ts';
 import { headDim, type Qwen2DecoderLayer } from './qwen2.ts';
 
 /** One micro-batch of token sequences (right-padded to seqLen) and where each image's tokens go. */
@@ -111,19 +110,15 @@ export class FastVLMGpu {
   /** The final hidden states [B·L, D] (after the last RMSNorm). */
   decode(x: Tensor, batch: LmBatch): Tensor {
     const c = this.model.config.lm;
-    const layout: AttentionLayout = {
-      batch: batch.batch,
-      seqLen: batch.seqLen,
-      keyValid: Uint8Array.from({ length: batch.batch * batch.seqLen }, (_, i) =>
-        batch.attentionMask[i] ? 1 : 0,
-      ),
-    };
-    const positions = Int32Array.from(
-      { length: batch.batch * batch.seqLen },
-      (_, i) => batch.positionIds[i] as number,
+    const T = batch.batch * batch.seqLen;
+    // Each sample is its own segment; padding (mask 0) is −1 and attends to nothing.
+    const segments = Int32Array.from({ length: T }, (_, i) =>
+      batch.attentionMask[i] ? Math.floor(i / batch.seqLen) : -1,
     );
+    const positions = Int32Array.from({ length: T }, (_, i) => batch.positionIds[i] as number);
+    const rope = this.lmOps.ropeTable(positions, headDim(c), c.rope_theta);
     let h = x;
-    for (const layer of this.model.model.layers.items) h = this.layer(layer, h, layout, positions);
+    for (const layer of this.model.model.layers.items) h = this.layer(layer, h, segments, rope);
     return this.lmOps.rmsNorm(h, this.weights.tensor(this.model.model.norm.weight), c.rms_norm_eps);
   }
 
@@ -131,28 +126,24 @@ export class FastVLMGpu {
     return ops.linear(x, this.weights.tensor(l.weight), l.bias ? this.weights.tensor(l.bias) : undefined);
   }
 
-  private layer(layer: Qwen2DecoderLayer, h: Tensor, layout: AttentionLayout, positions: Int32Array): Tensor {
+  private layer(layer: Qwen2DecoderLayer, h: Tensor, segments: Int32Array, rope: ops.RopeTable): Tensor {
     const c = this.model.config.lm;
-    const { batch: B, seqLen: L } = layout;
-    const T = B * L;
+    const T = segments.length;
     const H = c.num_attention_heads;
     const KV = c.num_key_value_heads;
     const hd = headDim(c);
-    const w = (t: HostTensor) => this.weights.tensor(t);
     const a = layer.selfAttn;
-    const n1 = this.lmOps.rmsNorm(h, w(layer.inputLayernorm.weight), c.rms_norm_eps);
-    const q = this.lmOps.rope(ops.reshape(this.linear(n1, a.qProj), [T, H, hd]), positions, c.rope_theta);
-    const k = this.lmOps.rope(ops.reshape(this.linear(n1, a.kProj), [T, KV, hd]), positions, c.rope_theta);
-    const v = this.linear(n1, a.vProj);
-    const attended = this.lmOps.attention(
-      ops.reshape(q, [B, L, H, hd]),
-      ops.reshape(k, [B, L, KV, hd]),
-      ops.reshape(v, [B, L, KV, hd]),
-      layout,
-      hd ** -0.5,
-    );
+    const n1 = this.lmOps.rmsNorm(h, this.weights.tensor(layer.inputLayernorm.weight), c.rms_norm_eps);
+    const q = this.lmOps.rope(ops.reshape(this.linear(n1, a.qProj), [T, H, hd]), rope);
+    const k = this.lmOps.rope(ops.reshape(this.linear(n1, a.kProj), [T, KV, hd]), rope);
+    const v = ops.reshape(this.linear(n1, a.vProj), [T, KV, hd]);
+    const attended = this.lmOps.attention(q, k, v, segments, hd ** -0.5);
     const h1 = ops.add(h, this.linear(ops.reshape(attended, [T, H * hd]), a.oProj));
-    const n2 = this.lmOps.rmsNorm(h1, w(layer.postAttentionLayernorm.weight), c.rms_norm_eps);
+    const n2 = this.lmOps.rmsNorm(
+      h1,
+      this.weights.tensor(layer.postAttentionLayernorm.weight),
+      c.rms_norm_eps,
+    );
     const m = layer.mlp;
     const act = this.lmOps.siluMul(this.linear(n2, m.gateProj), this.linear(n2, m.upProj));
     return ops.add(h1, this.linear(act, m.downProj));
@@ -181,7 +172,6 @@ export class FastVLMGpu {
   }
 
   dispose(): void {
-    this.lmOps.dispose();
     this.visionTrain.dispose();
     this.visionEval.dispose();
     this.visionBatchStats.dispose();

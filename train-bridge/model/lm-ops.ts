@@ -9,9 +9,6 @@ import type { Tensor } from '../gpu/tensor.ts';
 /** Labels at this value take no part in the loss (Hugging Face's and LLaVA's IGNORE_INDEX). */
 export const IGNORE_INDEX = -100;
 
-/** Keys at this additive bias are masked out of attention (large and finite: a fully masked row stays NaN-free). */
-const MASKED = -1e9;
-
 /** Rows of logits per cross-entropy chunk: never all [tokens, vocab] logits at once. */
 const CE_ROWS = 64;
 
@@ -25,35 +22,8 @@ function log(x: Tensor): Tensor {
   return y;
 }
 
-/** The attention layout of one micro-batch: B sequences of L positions, which keys each may see. */
-export interface AttentionLayout {
-  batch: number;
-  seqLen: number;
-  /** B·L: 1 where a token is real, 0 for padding (keys at 0 are never attended to). */
-  keyValid: Uint8Array;
-  /** Optional B·L segment ids (packing): a query sees keys of its own segment only. */
-  segments?: Int32Array;
-}
-
 export class LmOps {
-  private readonly cache = new Map<string, Tensor>();
-
   constructor(readonly eng: Engine) {}
-
-  private constant(key: string, make: () => [Float32Array, number[]]): Tensor {
-    let t = this.cache.get(key);
-    if (!t) {
-      const [data, shape] = make();
-      t = this.eng.keep(this.eng.upload(data, shape));
-      this.cache.set(key, t);
-    }
-    return t;
-  }
-
-  dispose(): void {
-    for (const t of this.cache.values()) t.dispose();
-    this.cache.clear();
-  }
 
   /** Rows of `table` [V, D] at `ids` → [ids.length, D]; id −1 gives a zero row. Gradient: a keyed gather, no atomics. */
   embed(table: Tensor, ids: Int32Array): Tensor {
@@ -65,60 +35,22 @@ export class LmOps {
     return ops.rmsNorm(x, weight, eps);
   }
 
-  /**
-   * Rotary position embedding of x [T, H, hd] at per-token positions: x·cos + rotate_half(x)·sin with
-   * inv_freq = θ^(−2i/hd) and the halves layout of Hugging Face's Qwen2 (cos = [cos(f), cos(f)]).
-   */
-  rope(x: Tensor, positions: Int32Array, theta: number): Tensor {
-    const [T, H, hd] = x.shape as [number, number, number];
-    if (positions.length !== T) throw new Error(`rope: ${positions.length} positions for ${T} tokens`);
-    const half = hd / 2;
-    const rotate = this.constant(`rotate-half:${hd}`, () => {
-      // y = x·R: y[j] = −x[j + hd/2] for j < hd/2, x[j − hd/2] after.
-      const r = new Float32Array(hd * hd);
-      for (let j = 0; j < half; j++) {
-        r[(j + half) * hd + j] = -1;
-        r[j * hd + j + half] = 1;
-      }
-      return [r, [hd, hd]];
-    });
-    const { cos, sin } = rotaryTables(positions, H, hd, theta);
-    const cosT = this.eng.upload(cos, [T, H, hd]);
-    const sinT = this.eng.upload(sin, [T, H, hd]);
-    const rotated = ops.reshape(ops.matmul(ops.reshape(x, [T * H, hd]), rotate), [T, H, hd]);
-    return ops.add(ops.mul(x, cosT), ops.mul(rotated, sinT));
+  /** The rotary angles of a batch's per-token positions, made once and shared by every layer's q and k. */
+  ropeTable(positions: Int32Array, headDim: number, theta: number): ops.RopeTable {
+    return ops.ropeTable(this.eng, positions, headDim, theta);
+  }
+
+  /** Rotary position embedding of x [T, heads, hd] (Qwen2's rotate_half convention). */
+  rope(x: Tensor, table: ops.RopeTable): Tensor {
+    return ops.rope(x, table);
   }
 
   /**
-   * Causal grouped-query attention: q [B, L, H, hd], k and v [B, L, KV, hd] (query head h reads KV head
-   * h / (H/KV), as repeat_kv does) → [B, L, H, hd]. Scores of masked keys get a −1e9 bias before the softmax.
+   * Causal grouped-query attention over [T, heads, hd] (query head h reads KV head ⌊h·KV/H⌋, as repeat_kv):
+   * a token sees the earlier tokens of its own segment (sample); segment −1 is padding.
    */
-  attention(q: Tensor, k: Tensor, v: Tensor, layout: AttentionLayout, scale: number): Tensor {
-    const [B, L, H, hd] = q.shape as [number, number, number, number];
-    const KV = k.shape[2] as number;
-    const heads = (t: Tensor, n: number) =>
-      ops.reshape(ops.permute(this.expandHeads(t, n, H), [0, 2, 1, 3]), [B * H, L, hd]);
-    const qh = ops.reshape(ops.permute(q, [0, 2, 1, 3]), [B * H, L, hd]);
-    const kh = heads(k, KV);
-    const vh = heads(v, KV);
-    const mask = this.eng.upload(attentionBias(layout, H), [B * H, L, L]);
-    const scores = ops.add(ops.matmul(qh, kh, { transB: true, alpha: scale }), mask);
-    const out = ops.matmul(ops.softmax(scores), vh);
-    return ops.permute(ops.reshape(out, [B, H, L, hd]), [0, 2, 1, 3]);
-  }
-
-  /** [B, L, KV, hd] → [B, L, H, hd] with head h = KV head h / (H/KV): a 0/1 matmul, so the gradient sums the copies. */
-  private expandHeads(t: Tensor, KV: number, H: number): Tensor {
-    if (KV === H) return t;
-    const [B, L, , hd] = t.shape as [number, number, number, number];
-    const rep = H / KV;
-    const expand = this.constant(`expand:${KV}:${H}`, () => {
-      const e = new Float32Array(KV * H);
-      for (let h = 0; h < H; h++) e[Math.floor(h / rep) * H + h] = 1;
-      return [e, [KV, H]];
-    });
-    const lastKv = ops.reshape(ops.permute(t, [0, 1, 3, 2]), [B * L * hd, KV]);
-    return ops.permute(ops.reshape(ops.matmul(lastKv, expand), [B, L, hd, H]), [0, 1, 3, 2]);
+  attention(q: Tensor, k: Tensor, v: Tensor, segments: Int32Array, scale: number): Tensor {
+    return ops.causalAttention(q, k, v, segments, { scale });
   }
 
   /** silu(gate)·up (SwiGLU). */
@@ -157,49 +89,4 @@ export class LmOps {
     }
     return ops.scale(total!, -1 / rows.length);
   }
-}
-
-/** cos and sin tables [T, H, hd] of Hugging Face's rotary embedding (float32 inv_freq and angles, as it computes them). */
-export function rotaryTables(
-  positions: Int32Array,
-  heads: number,
-  hd: number,
-  theta: number,
-): { cos: Float32Array; sin: Float32Array } {
-  const half = hd / 2;
-  const invFreq = Float32Array.from({ length: half }, (_, i) => 1 / theta ** ((2 * i) / hd));
-  const T = positions.length;
-  const cos = new Float32Array(T * heads * hd);
-  const sin = new Float32Array(T * heads * hd);
-  const angle = new Float32Array(1);
-  for (let t = 0; t < T; t++) {
-    for (let i = 0; i < hd; i++) {
-      angle[0] = (positions[t] as number) * (invFreq[i % half] as number);
-      const c = Math.cos(angle[0] as number);
-      const s = Math.sin(angle[0] as number);
-      for (let h = 0; h < heads; h++) {
-        cos[(t * heads + h) * hd + i] = c;
-        sin[(t * heads + h) * hd + i] = s;
-      }
-    }
-  }
-  return { cos, sin };
-}
-
-/** The additive score bias [B·H, L, L]: 0 where query i may attend key j (j ≤ i, key real, same segment), else −1e9. */
-export function attentionBias(layout: AttentionLayout, heads: number): Float32Array {
-  const { batch: B, seqLen: L, keyValid, segments } = layout;
-  const out = new Float32Array(B * heads * L * L);
-  for (let b = 0; b < B; b++) {
-    const plane = new Float32Array(L * L);
-    for (let i = 0; i < L; i++) {
-      for (let j = 0; j < L; j++) {
-        const ok =
-          j <= i && keyValid[b * L + j] === 1 && (!segments || segments[b * L + i] === segments[b * L + j]);
-        plane[i * L + j] = ok ? 0 : MASKED;
-      }
-    }
-    for (let h = 0; h < heads; h++) out.set(plane, (b * heads + h) * L * L);
-  }
-  return out;
 }
