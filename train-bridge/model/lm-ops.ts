@@ -5,9 +5,9 @@ import type { Engine } from '../gpu/engine.ts';
 import { binaryKernel, runBinary, runUnary, unaryKernel } from '../gpu/kernels/elementwise.ts';
 import * as ops from '../gpu/ops/index.ts';
 import type { Tensor } from '../gpu/tensor.ts';
+import { IGNORE_INDEX } from '../text/constants.ts';
 
-/** Labels at this value take no part in the loss (Hugging Face's and LLaVA's IGNORE_INDEX). */
-export const IGNORE_INDEX = -100;
+export { IGNORE_INDEX };
 
 /** Rows of logits per cross-entropy chunk: never all [tokens, vocab] logits at once. */
 const CE_ROWS = 64;

@@ -1,9 +1,16 @@
 // Fixtures for the FastVLM objective tests: a fastvlm-tiny whose every tensor is far from its init (so each one
 // changes the loss measurably), seeded images, and micro-batches of the sample kinds the recipe trains on.
 import { FastVLM, fastVLMConfig, initFastVLM } from '../../../train-bridge/model/fastvlm.ts';
-import type { LmBatch } from '../../../train-bridge/model/fastvlm-gpu.ts';
 import { fillUniform, TensorRandom } from '../../../train-bridge/model/init.ts';
-import { IGNORE_INDEX } from '../../../train-bridge/model/lm-ops.ts';
+import {
+  type ConversationTurn,
+  collate,
+  layoutSequence,
+  loadQwen2Tokenizer,
+  type TextBatch,
+  tokenizeConversation,
+  tokensPerImageAt,
+} from '../../../train-bridge/text/index.ts';
 import { perturbStatistics } from './fixtures.ts';
 
 /** fastvlm-tiny with BN/layer scales perturbed and LM weights at O(1/√fan-in), norms at 1 ± 0.3, biases ± 0.1. */
@@ -40,65 +47,45 @@ export function toNhwc(data: Float32Array, shape: readonly number[]): Float32Arr
   return out;
 }
 
-type Segment = { text: number; labelled?: boolean } | { image: true };
+/** The oracle's conversations: before/after-placed triplets, a multi-turn, a text-only and a two-image sample. */
+export const ORACLE_CONVERSATIONS: ConversationTurn[][] = [
+  [
+    { from: 'human', value: '<image>\nWhat is in this photo?' },
+    { from: 'gpt', value: 'A red bicycle leans against a brick wall.' },
+  ],
+  [
+    { from: 'human', value: 'Describe the image in detail.\n<image>' },
+    { from: 'gpt', value: 'Two cats sleep on a blue sofa near a window.' },
+  ],
+  [
+    { from: 'human', value: '<image>\nWhat colour is the car?' },
+    { from: 'gpt', value: 'It is green.' },
+    { from: 'human', value: 'How many wheels can you see?' },
+    { from: 'gpt', value: 'Three of them.' },
+  ],
+  [
+    { from: 'human', value: 'What is the capital of France?' },
+    { from: 'gpt', value: 'Paris.' },
+  ],
+  [
+    { from: 'human', value: '<image>\n<image>\nWhat differs between the two pictures?' },
+    { from: 'gpt', value: 'The second one is taken at night.' },
+  ],
+];
 
-/**
- * Right-padded batch of sequences made of segments (random ids; labels on `labelled` text), image segments
- * filled by `tokensPerImage` slots; images stacked in slot order.
- */
-export function segmentBatch(samples: Segment[][], tokensPerImage: number, seed: number): LmBatch {
-  const lengths = samples.map((s) => s.reduce((n, g) => n + ('image' in g ? tokensPerImage : g.text), 0));
-  const L = Math.max(...lengths);
-  const B = samples.length;
-  const rng = new TensorRandom(seed, 'oracle-ids', 'batch');
-  const tokenIds = new Int32Array(B * L).fill(151643);
-  const labels = new Int32Array(B * L).fill(IGNORE_INDEX);
-  const positionIds = new Int32Array(B * L);
-  const attentionMask = new Uint8Array(B * L);
-  const imageSlots: LmBatch['imageSlots'][number][] = [];
-  samples.forEach((segments, b) => {
-    let p = 0;
-    for (const g of segments) {
-      if ('image' in g) {
-        imageSlots.push({ sample: b, start: p, count: tokensPerImage });
-        for (let j = 0; j < tokensPerImage; j++) tokenIds[b * L + p++] = -1;
-        continue;
-      }
-      for (let j = 0; j < g.text; j++, p++) {
-        const id = Math.floor(rng.nextUniform() * 151936);
-        tokenIds[b * L + p] = id;
-        if (g.labelled) labels[b * L + p] = id;
-      }
-    }
-    for (let i = 0; i < p; i++) {
-      positionIds[b * L + i] = i;
-      attentionMask[b * L + i] = 1;
-    }
-  });
-  return { batch: B, seqLen: L, tokenIds, labels, positionIds, attentionMask, imageSlots };
-}
-
-/** The oracle's micro-batch: before/after triplets, a multi-turn, a text-only and a two-image sample. */
-export async function oracleBatch(resolution: number) {
-  const perImage = (resolution / 64) ** 2;
-  const sys = { text: 6 };
-  const batch = segmentBatch(
-    [
-      [sys, { image: true }, { text: 5 }, { text: 7, labelled: true }],
-      [sys, { text: 5 }, { image: true }, { text: 9, labelled: true }],
-      [
-        sys,
-        { image: true },
-        { text: 4 },
-        { text: 5, labelled: true },
-        { text: 4 },
-        { text: 6, labelled: true },
-      ],
-      [sys, { text: 6 }, { text: 8, labelled: true }],
-      [sys, { image: true }, { image: true }, { text: 3 }, { text: 4, labelled: true }],
-    ],
-    perImage,
-    11,
+/** The oracle's micro-batch, tokenized and laid out by the text path exactly as training does. */
+export async function oracleBatch(
+  resolution: number,
+): Promise<{ batch: TextBatch; images: { data: Float32Array; shape: number[] } }> {
+  const tok = await loadQwen2Tokenizer();
+  const perImage = tokensPerImageAt(resolution);
+  const layouts = ORACLE_CONVERSATIONS.map((turns) =>
+    layoutSequence(
+      tokenizeConversation(turns, tok, { imageTokenPosition: 'data', maxLength: 512 }),
+      perImage,
+      512,
+    ),
   );
+  const batch = collate(layouts, tok.padId);
   return { batch, images: randomImages(batch.imageSlots.length, resolution, 5) };
 }

@@ -74,6 +74,10 @@ describe('FastVLM objective on the engine vs PyTorch', {
   it('gives the same loss and gradients for every tensor family', async () => {
     const model = oracleModel(7);
     const { batch, images } = await oracleBatch(128);
+    // Images per sample: before- and after-placed triplets, multi-turn, text-only, two images.
+    const perSample = [0, 1, 2, 3, 4].map((b) => batch.imageSlots.filter((s) => s.sample === b).length);
+    assert.deepEqual(perSample, [1, 1, 1, 0, 2]);
+    assert.ok(batch.attentionMask.includes(0), 'the batch pads some sample');
     // PyTorch first: the engine's train-mode BatchNorm updates the host running statistics' GPU copies only.
     const ref = await torchLoss(model, batch, images);
     const gpu = new FastVLMGpu(eng, model, ALL_PARTS);
