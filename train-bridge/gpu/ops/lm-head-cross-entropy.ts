@@ -17,6 +17,11 @@ export interface LmHeadCrossEntropyOptions {
   ignoreIndex?: number;
   /** Vocabulary rows per chunk (default: up to 16 Mi logits per chunk, within one binding). */
   chunk?: number;
+  /**
+   * `weight` is [D, V] (an untied lm_head uploaded as a linear's [in, out]) instead of [V, D]; its chunks
+   * are column windows, so the whole weight must fit one storage binding.
+   */
+  weightTransposed?: boolean;
 }
 
 // ---- kernels
@@ -140,11 +145,12 @@ export function lmHeadCrossEntropy(
   o: LmHeadCrossEntropyOptions = {},
 ): Tensor {
   const [T, D] = hidden.shape as [number, number];
-  const V = weight.shape[0] as number;
-  if (hidden.rank !== 2 || weight.rank !== 2 || weight.shape[1] !== D || labels.length !== T) {
+  const tw = !!o.weightTransposed;
+  const V = weight.shape[tw ? 1 : 0] as number;
+  if (hidden.rank !== 2 || weight.rank !== 2 || weight.shape[tw ? 0 : 1] !== D || labels.length !== T) {
     throw new Error(
       `lmHeadCrossEntropy: hidden ${shapeString(hidden.shape)}, weight ${shapeString(weight.shape)}, ` +
-        `${labels.length} labels (want [T, D], [V, D] and T labels)`,
+        `${labels.length} labels (want [T, D], ${tw ? '[D, V]' : '[V, D]'} and T labels)`,
     );
   }
   const ignore = o.ignoreIndex ?? -100;
@@ -175,10 +181,13 @@ export function lmHeadCrossEntropy(
   const zt = eng.zeros([T]);
   const lse = eng.empty([T]);
   const loss = eng.empty([1]);
-  /** logits[T, rows] of vocabulary rows v0.. into `out`. */
+  // Where vocabulary entry v0 starts in the weight, and the weight's row pitch.
+  const wAt = (v0: number) => (tw ? v0 : v0 * D);
+  const ldw = tw ? V : D;
+  /** logits[T, rows] of vocabulary entries v0.. into `out`. */
   const chunkLogits = (v0: number, rows: number, out: Tensor) =>
-    gemm(gemmCall(T, rows, D, { transB: true, lda: D, ldb: D, ldc: rows }), hidden, weight, out, {
-      b: v0 * D,
+    gemm(gemmCall(T, rows, D, { transB: !tw, lda: D, ldb: ldw, ldc: rows }), hidden, weight, out, {
+      b: wAt(v0),
     });
   if (T > 0) {
     for (let v0 = 0; v0 < V; v0 += chunk) {
@@ -204,8 +213,8 @@ export function lmHeadCrossEntropy(
   eng.record('lmHeadCrossEntropy', [hidden, weight], loss, [labelsT, lse], (dy, needs) => {
     // ---- gradient, chunk by chunk: dlogits = (softmax − onehot)·dy/N
     const dh = needs[0] ? eng.zeros([T, D]) : undefined;
-    if (T === 0) return [dh, needs[1] ? eng.zeros([V, D]) : undefined];
-    const dw = needs[1] ? eng.empty([V, D]) : undefined;
+    if (T === 0) return [dh, needs[1] ? eng.zeros(weight.shape) : undefined];
+    const dw = needs[1] ? eng.empty(weight.shape) : undefined;
     for (let v0 = 0; v0 < V; v0 += chunk) {
       const rows = Math.min(chunk, V - v0);
       const dl = eng.empty([T, rows]);
@@ -216,12 +225,18 @@ export function lmHeadCrossEntropy(
         { T, C: rows, v0, invN },
         grid1d(eng, T * rows),
       );
-      if (dh)
-        gemm(gemmCall(T, D, rows, { lda: rows, ldb: D, ldc: D, beta: 1 }), dl, weight, dh, { b: v0 * D });
-      if (dw)
-        gemm(gemmCall(rows, D, T, { transA: true, lda: rows, ldb: D, ldc: D }), dl, hidden, dw, {
-          c: v0 * D,
-        });
+      // dh += dl·W_chunk; dW_chunk = dlᵀ·hidden (stored transposed: hiddenᵀ·dl).
+      if (dh) {
+        const sh = gemmCall(T, D, rows, { transB: tw, lda: rows, ldb: ldw, ldc: D, beta: 1 });
+        gemm(sh, dl, weight, dh, { b: wAt(v0) });
+      }
+      if (dw && tw) {
+        const sh = gemmCall(D, rows, T, { transA: true, lda: D, ldb: rows, ldc: V });
+        gemm(sh, hidden, dl, dw, { c: v0 });
+      } else if (dw) {
+        const sh = gemmCall(rows, D, T, { transA: true, lda: rows, ldb: D, ldc: D });
+        gemm(sh, dl, hidden, dw, { c: v0 * D });
+      }
       dl.dispose();
     }
     return [dh, dw];

@@ -18,17 +18,31 @@ function refCrossEntropy(tf: Tf, h: TF.Tensor, w: TF.Tensor, labels: Int32Array)
   return tf.reshape(tf.div(tf.neg(tf.sum(tf.mul(logp, tf.tensor2d(pick, [labels.length, V])))), n), [1]);
 }
 
-function ceCase(name: string, T: number, D: number, V: number, labels: Int32Array, chunk?: number): Case {
+function ceCase(
+  name: string,
+  T: number,
+  D: number,
+  V: number,
+  labels: Int32Array,
+  chunk?: number,
+  weightTransposed = false,
+): Case {
   // With the default chunk the weight (V·D) decides the chunking: two chunks on 128 KiB bindings.
   return {
     op: 'lmHeadCrossEntropy',
     name,
     inputs: [
       { shape: [T, D], grad: true },
-      { shape: [V, D], grad: true },
+      { shape: weightTransposed ? [D, V] : [V, D], grad: true },
     ],
-    gpu: ([h, w]) => ops.lmHeadCrossEntropy(h as Tensor, w as Tensor, labels, { chunk }),
-    ref: (tf, [h, w]) => refCrossEntropy(tf, h as TF.Tensor, w as TF.Tensor, labels),
+    gpu: ([h, w]) => ops.lmHeadCrossEntropy(h as Tensor, w as Tensor, labels, { chunk, weightTransposed }),
+    ref: (tf, [h, w]) =>
+      refCrossEntropy(
+        tf,
+        h as TF.Tensor,
+        weightTransposed ? tf.transpose(w as TF.Tensor) : (w as TF.Tensor),
+        labels,
+      ),
     chunked: chunk === undefined,
   };
 }
@@ -37,6 +51,7 @@ export function crossEntropyCases(): Case[] {
   const labels = Int32Array.from([5, -100, 299, 64, 63, -100, 0, 130, 200]);
   return [
     ceCase('T=9 D=16 V=300, chunks of 64 (ragged), 2 ignored', 9, 16, 300, labels, 64),
+    ceCase('untied [D, V] weight, chunks of 64', 9, 16, 300, labels, 64, true),
     ceCase('T=9 D=16 V=2500, default chunks', 9, 16, 2500, Int32Array.from([2499, ...labels.slice(1)])),
   ];
 }
