@@ -6,9 +6,9 @@ import { joinUri, storageFor } from '../core/storage/index.ts';
 import { type MixtureSpec, specHash } from '../manifests/spec-schema.ts';
 
 export interface BuildOptions {
-  /** Aim for parquet partitions of about this many records. */
+  /** Aim for partitions of about this many records (parquet: whole row groups; json/jsonl: at most this many). */
   partitionRecords: number;
-  /** Aim for json/jsonl partitions of about this many bytes. */
+  /** Aim for json/jsonl partitions of at most about this many bytes. */
   partitionBytes: number;
   /** Keep `_build/parts` and `_build/buckets` after finalize (they hold a copy of every image). */
   keepIntermediate: boolean;

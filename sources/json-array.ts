@@ -255,11 +255,15 @@ export interface ArrayCut {
 }
 
 /**
- * Cut one JSON array file into byte ranges of about `targetBytes`, each starting at an element's first byte.
- * Every file is scanned once, streaming, with constant memory, so each partition knows its exact item count
- * (`mixforge plan` prints it; ~100 MB/s).
+ * Cut one JSON array file into byte ranges of about `targetBytes` and at most `targetRecords` items, each starting
+ * at an element's first byte. Every file is scanned once, streaming, with constant memory, so each partition knows
+ * its exact item count (`mixforge plan` prints it; ~100 MB/s).
  */
-export async function planJsonArray(file: ObjectInfo, targetBytes: number): Promise<ArrayCut[]> {
+export async function planJsonArray(
+  file: ObjectInfo,
+  targetBytes: number,
+  targetRecords = Number.POSITIVE_INFINITY,
+): Promise<ArrayCut[]> {
   const cuts: ArrayCut[] = [{ start: 0, firstItem: 0, items: 0 }];
   let nextCut = targetBytes;
   const scanner = new JsonArrayScanner(file.uri, {
@@ -268,7 +272,7 @@ export async function planJsonArray(file: ObjectInfo, targetBytes: number): Prom
     atFileStart: true,
     collect: false,
     onElementStart(offset, index) {
-      if (offset >= nextCut) {
+      if (offset >= nextCut || index - (cuts.at(-1) as ArrayCut).firstItem >= targetRecords) {
         cuts.push({ start: offset, firstItem: index, items: 0 });
         nextCut = offset + targetBytes;
       }

@@ -189,6 +189,8 @@ export function llavaJsonReader(spec: LlavaReaderSpec): SourceReader {
     format: spec.format,
     async plan(files: ObjectInfo[], options: PlanOptions): Promise<Partition[]> {
       const target = options.targetBytes ?? DEFAULT_TARGET_BYTES;
+      // Each record costs image work, so a file of small records is cut by count too: both cores get jobs.
+      const records = options.targetRecords ?? Number.POSITIVE_INFINITY;
       const out: Partition[] = [];
       for (const file of files) {
         const imageRoot =
@@ -196,8 +198,8 @@ export function llavaJsonReader(spec: LlavaReaderSpec): SourceReader {
           (spec.defaultImageRoot ? await spec.defaultImageRoot(file) : dirnameUri(file.uri));
         const cuts =
           spec.layout === 'json-array'
-            ? (await planJsonArray(file, target)).map((c) => ({ ...c, records: c.items }))
-            : (await planJsonl(file, target)).map((c) => ({ ...c, records: c.lines }));
+            ? (await planJsonArray(file, target, records)).map((c) => ({ ...c, records: c.items }))
+            : (await planJsonl(file, target, records)).map((c) => ({ ...c, records: c.lines }));
         cuts.forEach((cut, k) => {
           const partition: Partition = {
             format: spec.format,

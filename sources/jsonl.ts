@@ -15,11 +15,15 @@ export interface LineCut {
 }
 
 /**
- * Cut a jsonl file into ranges of about `targetBytes` starting at line starts. Every file is scanned once for
+ * Cut a jsonl file into ranges of about `targetBytes` and at most `targetRecords` lines, starting at line starts. Every file is scanned once for
  * newlines (streamed, constant memory) so that each partition knows the number of its first line and its line
  * count (`mixforge plan` prints it).
  */
-export async function planJsonl(file: ObjectInfo, targetBytes: number): Promise<LineCut[]> {
+export async function planJsonl(
+  file: ObjectInfo,
+  targetBytes: number,
+  targetRecords = Number.POSITIVE_INFINITY,
+): Promise<LineCut[]> {
   const cuts: LineCut[] = [{ start: 0, firstItem: 0 }];
   let nextCut = targetBytes;
   let pos = 0;
@@ -31,7 +35,8 @@ export async function planJsonl(file: ObjectInfo, targetBytes: number): Promise<
       for (let nl = buf.indexOf(NEWLINE); nl !== -1; nl = buf.indexOf(NEWLINE, nl + 1)) {
         lineIndex++;
         const lineStart = pos + nl + 1;
-        if (lineStart >= nextCut && lineStart < file.size) {
+        const full = lineStart >= nextCut || lineIndex - (cuts.at(-1) as LineCut).firstItem >= targetRecords;
+        if (full && lineStart < file.size) {
           cuts.push({ start: lineStart, firstItem: lineIndex });
           nextCut = lineStart + targetBytes;
         }

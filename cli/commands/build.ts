@@ -19,16 +19,16 @@ export function registerBuild(program: Command): void {
   program
     .command('plan <spec>')
     .description(
-      'resolve inputs; print per-component record counts and estimated output size (no image work)',
+      'resolve inputs; print per-component record counts and estimated output size (reads a few images per json source)',
     )
     .option('--set <path=value>', 'override a spec field (repeatable)', collect, [])
     .option('--json', 'print the plan summary as JSON')
     .action(async (specPath: string, flags: SpecFlags & { json?: boolean }) => {
       const spec = await loadSpecFromFlags(specPath, flags);
       const { makeBuildContext } = await import('../../pipelines/context.ts');
-      const { planBuild, summarisePlan } = await import('../../pipelines/jobs/plan.ts');
+      const { planBuild, sampleImageBytes, summarisePlan } = await import('../../pipelines/jobs/plan.ts');
       const plan = await planBuild(makeBuildContext(spec, normaliseUri('plan-only')));
-      const summary = summarisePlan(spec, plan);
+      const summary = summarisePlan(spec, plan, await sampleImageBytes(spec, plan));
       if (flags.json) {
         process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
         return;
@@ -54,12 +54,12 @@ export function registerBuild(program: Command): void {
     .option('--concurrency <n>', 'jobs in flight (default: number of cores)', intFlag('--concurrency', 1))
     .option(
       '--partition-records <n>',
-      'aim for parquet partitions of about n records',
+      'aim for partitions of about n records (parquet: whole row groups; json/jsonl: at most n; default 10000)',
       intFlag('--partition-records', 1),
     )
     .option(
       '--partition-bytes <n>',
-      'aim for json/jsonl partitions of about n bytes',
+      'json/jsonl partitions of at most about n bytes (default 64 MiB)',
       intFlag('--partition-bytes', 1),
     )
     .option('--keep-intermediate', 'keep _build/parts and _build/buckets after finalize')

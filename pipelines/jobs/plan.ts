@@ -56,14 +56,62 @@ export interface PlanSummary {
     recordsExact: boolean;
     /** Rows after take and repeat, before filters, dedup and quarantine (which only lower it). */
     expectedRows: number;
+    /** Image bytes per record found by sampleImageBytes (json/jsonl: images are outside the annotation files). */
+    imageBytesPerRecord: number;
     estimatedBytes: number;
   }[];
   expectedRows: number;
   estimatedBytes: number;
 }
 
-/** What `mixforge plan` prints: per-component record counts and an output-size estimate from the input sizes. */
-export function summarisePlan(spec: BuildContext['spec'], plan: BuildPlan): PlanSummary {
+/** Records read per sampled partition, and partitions sampled per component, by sampleImageBytes. */
+const SAMPLE_RECORDS = 8;
+const SAMPLE_PARTITIONS = 4;
+
+/**
+ * Mean image bytes per record of each json/jsonl component, from a few records at the start of up to four
+ * partitions spread over it: their images live in an image root, not in the annotation files whose sizes the plan
+ * knows. Parquet components carry their images inline, so their input sizes already count them (absent here).
+ */
+export async function sampleImageBytes(
+  spec: BuildContext['spec'],
+  plan: BuildPlan,
+): Promise<Record<string, number>> {
+  const out: Record<string, number> = {};
+  for (const c of spec.components) {
+    const parts = plan.partitions.filter((p) => p.component === c.name && p.partition.kind === 'bytes');
+    if (parts.length === 0) continue;
+    const reader = await getReader(c.source.format);
+    const picked = new Set(
+      Array.from({ length: Math.min(SAMPLE_PARTITIONS, parts.length) }, (_, i) =>
+        Math.floor((i * parts.length) / Math.min(SAMPLE_PARTITIONS, parts.length)),
+      ),
+    );
+    let records = 0;
+    let bytes = 0;
+    for (const i of picked) {
+      let taken = 0;
+      for await (const item of reader.read(parts[i].partition)) {
+        if (item.kind !== 'record') continue;
+        records++;
+        for (const image of item.record.images) bytes += image.bytes.byteLength;
+        if (++taken >= SAMPLE_RECORDS) break;
+      }
+    }
+    if (records > 0) out[c.name] = bytes / records;
+  }
+  return out;
+}
+
+/**
+ * What `mixforge plan` prints: per-component record counts and an output-size estimate from the input sizes,
+ * plus `imageBytesPerRecord` (sampleImageBytes) for components whose images are not in their input files.
+ */
+export function summarisePlan(
+  spec: BuildContext['spec'],
+  plan: BuildPlan,
+  imageBytesPerRecord: Record<string, number> = {},
+): PlanSummary {
   const components = spec.components.map((c) => {
     const files = plan.inputs.filter((i) => i.component === c.name);
     const parts = plan.partitions.filter((p) => p.component === c.name);
@@ -71,7 +119,10 @@ export function summarisePlan(spec: BuildContext['spec'], plan: BuildPlan): Plan
     const recordsExact = parts.every((p) => p.partition.kind === 'row-groups');
     const expectedRows = takeSize(c.take, records) * (c.repeat ?? 1);
     const inputBytes = files.reduce((a, f) => a + f.size, 0);
-    const estimatedBytes = records ? Math.round((inputBytes * expectedRows) / records) : 0;
+    const perImage = imageBytesPerRecord[c.name] ?? 0;
+    const estimatedBytes = records
+      ? Math.round((inputBytes * expectedRows) / records + perImage * expectedRows)
+      : 0;
     return {
       name: c.name,
       format: c.source.format,
@@ -80,6 +131,7 @@ export function summarisePlan(spec: BuildContext['spec'], plan: BuildPlan): Plan
       records,
       recordsExact,
       expectedRows,
+      imageBytesPerRecord: Math.round(perImage),
       estimatedBytes,
     };
   });
