@@ -4,6 +4,8 @@ import type { Stage } from './graph.ts';
 export type BuildEvent =
   | { type: 'stage-start'; stage: Stage; total: number }
   | { type: 'job-done'; stage: Stage; n: number; ran: boolean; done: number; total: number; rows: number }
+  /** A running job's records so far (ingest reports every PROGRESS_EVERY records), so progress moves within a job. */
+  | { type: 'job-progress'; stage: Stage; n: number; rows: number }
   | { type: 'stage-done'; stage: Stage; total: number; rows: number; seconds: number }
   | { type: 'build-done'; rows: number; shards: number; seconds: number }
   | { type: 'job-failed'; stage: Stage; n: number; error: string; attempt: number }

@@ -96,7 +96,9 @@ async function runStage(
     total,
     concurrency,
     async (n) => {
-      const r = await runJobOnce(ctx, stage, n, signal);
+      const r = await runJobOnce(ctx, stage, n, signal, (rows) =>
+        emit({ type: 'job-progress', stage, n, rows }),
+      );
       done++;
       const jobRows = typeof r.result.rows === 'number' ? r.result.rows : 0;
       rows += jobRows;

@@ -42,6 +42,8 @@ export async function runJobOnce(
   n: number,
   /** Aborted when the executor gives up on the job (time limit, cancel, Ctrl-C): it stops between records. */
   signal?: AbortSignal,
+  /** Told the records a running job has handled so far (ingest), for progress displays. */
+  onProgress?: (rows: number) => void,
 ): Promise<{ ran: boolean; result: Record<string, unknown> }> {
   const l = buildLayout(ctx.out);
   if (await isJobDone(ctx, stage, n)) {
@@ -50,7 +52,7 @@ export async function runJobOnce(
   }
   const def = stageDef(stage);
   const startedAt = new Date().toISOString();
-  const result = def.summary(await def.run(ctx, n, signal));
+  const result = def.summary(await def.run(ctx, n, signal, onProgress));
   const outputs: DoneMarker['outputs'] = [];
   const stats = orderedMap(await def.outputs(ctx, n), STATS_IN_FLIGHT, async (uri) => {
     const info = await storageFor(uri).stat(uri);

@@ -21,7 +21,13 @@ export interface StageDef<N extends string = string, R = unknown> {
   /** Every file job `n` writes; its done marker records their sizes, and a rerun checks them. */
   outputs(ctx: BuildContext, n: number): Promise<string[]>;
   /** Does job `n`. Writes only under deterministic keys, so running twice rewrites the same bytes. */
-  run(ctx: BuildContext, n: number, signal?: AbortSignal): Promise<R>;
+  run(
+    ctx: BuildContext,
+    n: number,
+    signal?: AbortSignal,
+    /** Told the records handled so far by a job that reports them (ingest), for progress displays. */
+    onProgress?: (rows: number) => void,
+  ): Promise<R>;
   /** The small result kept in the done marker and on Redis (counts for progress, never sample data). */
   summary(result: R): Record<string, unknown>;
 }

@@ -29,7 +29,15 @@ export interface PartSummary {
 
 type Outcome = { item: ReadItem; outcome?: ProcessOutcome };
 
-export async function runIngest(ctx: BuildContext, n: number, signal?: AbortSignal): Promise<PartSummary> {
+/** Records between two progress reports of a running ingest. */
+export const PROGRESS_EVERY = 50;
+
+export async function runIngest(
+  ctx: BuildContext,
+  n: number,
+  signal?: AbortSignal,
+  onProgress?: (records: number) => void,
+): Promise<PartSummary> {
   const layout = buildLayout(ctx.out);
   const plan = await readJson<BuildPlan>(layout.plan);
   const planned = plan.partitions[n];
@@ -56,6 +64,7 @@ export async function runIngest(ctx: BuildContext, n: number, signal?: AbortSign
     for await (const { item, outcome } of results) {
       signal?.throwIfAborted();
       counts.in++;
+      if (counts.in % PROGRESS_EVERY === 0) onProgress?.(counts.in);
       if (item.kind === 'quarantine') {
         quarantine.push(item.record);
         addDrop(counts, `quarantine:${item.record.reason}`);

@@ -69,6 +69,23 @@ describe('mixforge plan/build/verify/inspect/report', () => {
     assert.ok(existsSync(join(out, 'report.html')));
   });
 
+  it('without a terminal, build logs a progress line every few seconds and one per stage', () => {
+    const out = join(tmp, 'logged');
+    // stderr is a pipe here; 0.2 s instead of the default 5 s so a demo build shows several lines.
+    const b = mixforge(['build', shippedSpecPath('demo'), '--out', out, '--concurrency', '2'], {
+      MIXFORGE_PROGRESS_SECONDS: '0.2',
+    });
+    assert.equal(b.code, 0, b.stderr);
+    const lines = b.stderr.trim().split('\n');
+    const periodic = lines.filter((l) => /^[a-z]+: \d+\/\d+ jobs, \d+ rows, \d+ rows\/s, \d+ s$/.test(l));
+    assert.ok(periodic.length >= 2, b.stderr);
+    assert.deepEqual(
+      lines.flatMap((l) => /^([a-z]+): \d+ jobs, \d+ rows, [\d.]+ s$/.exec(l)?.[1] ?? []),
+      ['plan', 'ingest', 'select', 'shuffle', 'route', 'write', 'finalize'],
+    );
+    assert.match(lines.at(-1) ?? '', /^build: \d+ rows in \d+ shards, [\d.]+ s$/);
+  });
+
   it('verify exits non-zero when a shard is missing', async () => {
     const out = join(tmp, 'broken');
     assert.equal(mixforge(['build', shippedSpecPath('demo'), '--out', out]).code, 0);

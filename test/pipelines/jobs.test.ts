@@ -6,10 +6,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { shippedSpecPath } from '../../demo/spec-overrides.ts';
-import { loadSpec } from '../../manifests/spec.ts';
+import { loadSpec, parseSpec } from '../../manifests/spec.ts';
 import { makeBuildContext, writeBuildContext } from '../../pipelines/context.ts';
 import { runBuildInProcess } from '../../pipelines/executor-inprocess.ts';
 import { isJobDone, runJobOnce } from '../../pipelines/job-envelope.ts';
+import { PROGRESS_EVERY } from '../../pipelines/jobs/ingest.ts';
 import { runRoute, type ShardRoute } from '../../pipelines/jobs/route.ts';
 import type { BucketIndex } from '../../pipelines/jobs/shuffle.ts';
 import { runWrite } from '../../pipelines/jobs/write.ts';
@@ -40,6 +41,27 @@ describe('jobs', () => {
     const again = await runJobOnce(ctx, 'ingest', 0);
     assert.equal(again.ran, true);
     assert.equal(await isJobDone(ctx, 'ingest', 0), true);
+  });
+
+  it('a running ingest reports its records every PROGRESS_EVERY, so progress moves within a job', async () => {
+    const file = join(tmp, 'progress.json');
+    // 120 records whose images are missing: each is read and quarantined, which is enough to count.
+    const rows = Array.from({ length: 120 }, (_, i) =>
+      JSON.stringify({ id: `p${i}`, image: `none/${i}.jpg`, conversations: [{ from: 'human', value: 'q' }] }),
+    );
+    await writeFile(file, `[${rows.join(',')}]`);
+    const spec = parseSpec(
+      `name: progress\nseed: 1\noutput:\n  shard_rows: 100\ncomponents:\n  - name: p\n    source:\n      format: llava-json\n      uris: ["${file}"]\n`,
+      { file: 'progress.yaml', env: {} },
+    );
+    const ctx = makeBuildContext(spec, join(tmp, 'progress-out'));
+    await writeBuildContext(ctx);
+    await runJobOnce(ctx, 'plan', 0);
+    const seen: number[] = [];
+    const r = await runJobOnce(ctx, 'ingest', 0, undefined, (n) => seen.push(n));
+    assert.equal(PROGRESS_EVERY, 50);
+    assert.deepEqual(seen, [50, 100]);
+    assert.equal(r.result.in, 120);
   });
 
   it('route: the same range lists in one pass or many, every row routed once; write rejects a wrong count', async () => {
