@@ -23,7 +23,7 @@ export async function runDemo(opts: { data: string; out: string; onEvent?: Build
   const manifest = await runBuildInProcess(ctx, { onEvent: opts.onEvent });
   const problems = await verifyBuild(ctx.out);
   if (problems.length) throw new Error(`demo build does not verify:\n  ${problems.join('\n  ')}`);
-  const report = await writeReport(ctx.out);
+  const report = await writeReport(ctx.out, { verifyProblems: problems });
   process.stdout.write(
     `built ${manifest.totals.rows} rows in ${manifest.totals.shards} shards from ${manifest.components.length} sources\n`,
   );
