@@ -120,20 +120,6 @@ async function chartJsSource(): Promise<string> {
   return readFile(join(dirname(require.resolve('chart.js')), 'chart.umd.min.js'), 'utf8');
 }
 
-/** The take counts a manifest may carry per component (asked by the spec, available after filters, kept). */
-interface TakeCounts {
-  asked: number;
-  available: number;
-  kept: number;
-}
-
-function takeOf(c: Manifest['components'][number]): TakeCounts | undefined {
-  const t = (c as { take?: Partial<TakeCounts> }).take;
-  return t && typeof t.asked === 'number' && typeof t.available === 'number' && typeof t.kept === 'number'
-    ? { asked: t.asked, available: t.available, kept: t.kept }
-    : undefined;
-}
-
 const pct = (part: number, whole: number) => (whole > 0 ? `${((100 * part) / whole).toFixed(1)} %` : '–');
 const mb = (bytes: number) => `${(bytes / 1e6).toFixed(1)} MB`;
 const row = (cells: (string | number)[], cls = '') =>
@@ -199,10 +185,8 @@ function componentSection(m: Manifest): string {
       ]),
     )
     .join('\n');
-  const takes = m.components.flatMap((c) => {
-    const t = takeOf(c);
-    return t ? [{ name: c.name, ...t }] : [];
-  });
+  // The manifest carries take counts only where take.count asked for more than the component had.
+  const takes = m.components.flatMap((c) => (c.take ? [{ name: c.name, ...c.take }] : []));
   const takeTable = takes.length
     ? `<h3>Take: asked / available / kept</h3>
 <table id="take">${head(['component', 'asked', 'available', 'kept', ''])}
