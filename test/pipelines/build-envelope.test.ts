@@ -1,11 +1,13 @@
 // What every build does around its jobs: it never deletes or overwrites a file it did not write, says when it
 // resumes, stops cleanly when interrupted (no temp files left), and warns about a take larger than its component.
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createInterface } from 'node:readline';
 import { after, before, describe, it } from 'node:test';
 import { ForeignFilesError } from '../../core/foreign-files.ts';
 import { shippedSpecPath } from '../../demo/spec-overrides.ts';
@@ -18,6 +20,7 @@ import { runBuildInProcess } from '../../pipelines/executor-inprocess.ts';
 import { demoDataDir } from '../helpers/demo-data.ts';
 
 let tmp = '';
+let data = '';
 let spec: MixtureSpec;
 
 /** Every file under `dir`, relative, with `/`. */
@@ -56,7 +59,7 @@ async function build(out: string, s: MixtureSpec, opts: { force?: boolean; signa
 }
 
 before(async () => {
-  const data = await demoDataDir();
+  data = await demoDataDir();
   tmp = await mkdtemp(join(tmpdir(), 'mixforge-envelope-'));
   const demo = await loadSpec(shippedSpecPath('demo'), { env: { MIXFORGE_DEMO_DATA: data } });
   // Two parquet components keep the builds here small: recap (take.count 20) and pretrain (no take).
@@ -170,5 +173,46 @@ describe('build envelope', () => {
       [],
     );
     assert.deepEqual(published(out), published(clean));
+  });
+  it('mixforge build stops on SIGTERM: says how to resume, exits 130, leaves no temp file', async () => {
+    const out = join(tmp, 'sigterm');
+    const child = spawn(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        'cli/main.ts',
+        'build',
+        shippedSpecPath('demo'),
+        '--out',
+        out,
+        '--json',
+        '--concurrency',
+        '1',
+        '--partition-records',
+        '3',
+        '--partition-bytes',
+        '1500',
+      ],
+      { env: { ...process.env, MIXFORGE_DEMO_DATA: data }, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let stderr = '';
+    child.stderr.on('data', (b: Buffer) => {
+      stderr += b.toString();
+    });
+    const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+    // Small partitions: after the 4th of some sixty ingest jobs the build is far from done.
+    let ingested = 0;
+    for await (const line of createInterface({ input: child.stdout })) {
+      const e = JSON.parse(line) as BuildEvent;
+      if (e.type === 'job-done' && e.stage === 'ingest' && ++ingested === 4) child.kill('SIGTERM');
+    }
+    assert.equal(await exited, 130, stderr);
+    assert.match(stderr, /interrupted — rerun the same command to resume/);
+    assert.equal(existsSync(join(out, 'manifest.json')), false);
+    assert.deepEqual(
+      filesUnder(out).filter((f) => f.includes('.tmp')),
+      [],
+    );
   });
 });
