@@ -129,36 +129,30 @@ function engineShape(host: HostTensor, layout: Layout): number[] {
 }
 
 function toEngineLayout(host: HostTensor, layout: Layout): Float32Array {
-  const src = host.data;
-  if (layout === 'squeeze') return src;
-  const out = new Float32Array(src.length);
-  if (layout === 'linear') {
-    const [o, i] = host.shape;
-    for (let r = 0; r < o; r++) for (let c = 0; c < i; c++) out[c * o + r] = src[r * i + c];
-    return out;
-  }
-  const [o, i, kh, kw] = host.shape;
-  for (let a = 0; a < o; a++)
-    for (let b = 0; b < i; b++)
-      for (let y = 0; y < kh; y++)
-        for (let x = 0; x < kw; x++)
-          out[((y * kw + x) * i + b) * o + a] = src[((a * i + b) * kh + y) * kw + x];
-  return out;
+  return relayout(host.data, host, layout, true);
 }
 
 function fromEngineLayout(data: Float32Array, host: HostTensor, layout: Layout): Float32Array {
-  if (layout === 'squeeze') return data;
-  const out = new Float32Array(data.length);
+  return relayout(data, host, layout, false);
+}
+
+/** Moves values between PyTorch's layout and the engine's, in the direction `toEngine` says. */
+function relayout(src: Float32Array, host: HostTensor, layout: Layout, toEngine: boolean): Float32Array {
+  if (layout === 'squeeze') return src;
+  const out = new Float32Array(src.length);
+  const move = (hostAt: number, engineAt: number) => {
+    if (toEngine) out[engineAt] = src[hostAt] as number;
+    else out[hostAt] = src[engineAt] as number;
+  };
   if (layout === 'linear') {
-    const [o, i] = host.shape;
-    for (let r = 0; r < o; r++) for (let c = 0; c < i; c++) out[r * i + c] = data[c * o + r];
+    const [o, i] = host.shape as [number, number];
+    for (let r = 0; r < o; r++) for (let c = 0; c < i; c++) move(r * i + c, c * o + r);
     return out;
   }
-  const [o, i, kh, kw] = host.shape;
+  const [o, i, kh, kw] = host.shape as [number, number, number, number];
   for (let a = 0; a < o; a++)
     for (let b = 0; b < i; b++)
       for (let y = 0; y < kh; y++)
-        for (let x = 0; x < kw; x++)
-          out[((a * i + b) * kh + y) * kw + x] = data[((y * kw + x) * i + b) * o + a];
+        for (let x = 0; x < kw; x++) move(((a * i + b) * kh + y) * kw + x, ((y * kw + x) * i + b) * o + a);
   return out;
 }

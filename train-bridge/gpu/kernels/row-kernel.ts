@@ -59,3 +59,13 @@ export function rowGrid(eng: Engine, rows: number): [number, number] {
   const gx = Math.min(rows, eng.maxWorkgroupsPerDim);
   return [gx, Math.ceil(rows / gx)];
 }
+
+/** WGSL `row_sum(v, li)`: the row's sum (LayerNormChannel, RMSNorm). */
+export const ROW_SUM = rowReduction('row_sum', '', 'red[li] += red[li + s];');
+
+/** WGSL `row_reduce(v, li, is_max)`: the row's max or sum (softmax, cross-entropy). */
+export const ROW_MAX_OR_SUM = rowReduction(
+  'row_reduce',
+  ', is_max: bool',
+  'red[li] = select(red[li] + red[li + s], max(red[li], red[li + s]), is_max);',
+);

@@ -8,7 +8,7 @@
 // backward. The forward keeps only the output and each row's log-sum-exp; the backward recomputes the
 // probabilities, once query-major for dQ and once key-major for dK/dV (each key thread sums over every
 // query head of its group), so no gradient needs atomics and every sum has a fixed order.
-import type { KernelDef } from '../kernel.ts';
+import type { KernelDef, StorageBinding } from '../kernel.ts';
 import { grid1d } from '../kernels/elementwise.ts';
 import { shapeString, type Tensor } from '../tensor.ts';
 
@@ -18,6 +18,15 @@ const WG = 64;
 const TILE = 16;
 
 // ---- kernels
+/** The bindings both backward kernels read first. */
+const GRAD_INPUTS: StorageBinding[] = [
+  { name: 'q', access: 'read' },
+  { name: 'k', access: 'read' },
+  { name: 'v', access: 'read' },
+  { name: 'dout', access: 'read' },
+  { name: 'lse', access: 'read' },
+  { name: 'delta', access: 'read' },
+];
 const kernels = new Map<string, KernelDef>();
 
 function cached(key: string, make: () => KernelDef): KernelDef {
@@ -142,12 +151,7 @@ function dqKernel(hd: number): KernelDef {
     name: `causal_attention_dq_${hd}`,
     uniforms: ['T', 'Hq', 'Hkv', 'G', 'scale:f32'],
     storage: [
-      { name: 'q', access: 'read' },
-      { name: 'k', access: 'read' },
-      { name: 'v', access: 'read' },
-      { name: 'dout', access: 'read' },
-      { name: 'lse', access: 'read' },
-      { name: 'delta', access: 'read' },
+      ...GRAD_INPUTS,
       { name: 'kstart', access: 'read', type: 'u32' },
       { name: 'blocks', access: 'read', type: 'u32' },
       { name: 'dq', access: 'read_write' },
@@ -221,12 +225,7 @@ function dkvKernel(hd: number): KernelDef {
     name: `causal_attention_dkv_${hd}`,
     uniforms: ['T', 'Hq', 'Hkv', 'G', 'scale:f32'],
     storage: [
-      { name: 'q', access: 'read' },
-      { name: 'k', access: 'read' },
-      { name: 'v', access: 'read' },
-      { name: 'dout', access: 'read' },
-      { name: 'lse', access: 'read' },
-      { name: 'delta', access: 'read' },
+      ...GRAD_INPUTS,
       { name: 'qend', access: 'read', type: 'u32' },
       { name: 'blocks', access: 'read', type: 'u32' },
       { name: 'dk', access: 'read_write' },

@@ -2,11 +2,10 @@
 // FastViTHD's LayerNormChannel does before attention. One workgroup per pixel row.
 
 import { reduceRows } from '../kernels/reduce-rows.ts';
-import { rowGrid, rowKernel, rowReduction, ROW_WG as WG } from '../kernels/row-kernel.ts';
+import { ROW_SUM, rowGrid, rowKernel, ROW_WG as WG } from '../kernels/row-kernel.ts';
 import { shapeString, type Tensor } from '../tensor.ts';
 
 // ---- kernels
-const ROW_SUM = rowReduction('row_sum', '', 'red[li] += red[li + s];');
 
 const FORWARD = rowKernel({
   name: 'layer_norm_channel',

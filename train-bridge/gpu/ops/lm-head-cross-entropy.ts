@@ -9,7 +9,7 @@ import { gemm } from '../gemm/gemm.ts';
 import type { GemmShape } from '../gemm/spec.ts';
 import type { KernelDef } from '../kernel.ts';
 import { grid1d } from '../kernels/elementwise.ts';
-import { rowGrid, rowKernel, rowReduction, ROW_WG as WG } from '../kernels/row-kernel.ts';
+import { ROW_MAX_OR_SUM, rowGrid, rowKernel, ROW_WG as WG } from '../kernels/row-kernel.ts';
 import { shapeString, type Tensor } from '../tensor.ts';
 
 export interface LmHeadCrossEntropyOptions {
@@ -25,12 +25,6 @@ export interface LmHeadCrossEntropyOptions {
 }
 
 // ---- kernels
-const ROW_REDUCE = rowReduction(
-  'row_reduce',
-  ', is_max: bool',
-  'red[li] = select(red[li] + red[li + s], max(red[li], red[li + s]), is_max);',
-);
-
 /** Folds one chunk's logits into each row's running max m and Σexp s; picks the target's logit. */
 const CHUNK_STATS = rowKernel({
   name: 'ce_chunk_stats',
@@ -42,7 +36,7 @@ const CHUNK_STATS = rowKernel({
     { name: 's', access: 'read_write' },
     { name: 'zt', access: 'read_write' },
   ],
-  helpers: ROW_REDUCE,
+  helpers: ROW_MAX_OR_SUM,
   body: /* wgsl */ `  var mx = -3.0e38;
   for (var c = li; c < P.C; c += ${WG}u) { mx = max(mx, logits[base + c]); }
   let mc = row_reduce(mx, li, true);

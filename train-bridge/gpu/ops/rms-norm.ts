@@ -1,11 +1,10 @@
 // rmsNorm(x, weight, eps) = x / √(mean(x²) + eps) · weight over the last dim, as Qwen2RMSNorm computes it
 // (in f32). One workgroup per row; only the per-row 1/rms is kept for the backward.
 import { reduceRows } from '../kernels/reduce-rows.ts';
-import { rowGrid, rowKernel, rowReduction, ROW_WG as WG } from '../kernels/row-kernel.ts';
+import { ROW_SUM, rowGrid, rowKernel, ROW_WG as WG } from '../kernels/row-kernel.ts';
 import { shapeString, type Tensor } from '../tensor.ts';
 
 // ---- kernels
-const ROW_SUM = rowReduction('row_sum', '', 'red[li] += red[li + s];');
 
 const FORWARD = rowKernel({
   name: 'rms_norm',

@@ -1,12 +1,6 @@
 // softmax(x) over the last dim (attention scores). One workgroup per row; max-subtracted for range.
-import { rowGrid, rowKernel, rowReduction, ROW_WG as WG } from '../kernels/row-kernel.ts';
+import { ROW_MAX_OR_SUM, rowGrid, rowKernel, ROW_WG as WG } from '../kernels/row-kernel.ts';
 import type { Tensor } from '../tensor.ts';
-
-const ROW_REDUCE = rowReduction(
-  'row_reduce',
-  ', is_max: bool',
-  'red[li] = select(red[li] + red[li + s], max(red[li], red[li + s]), is_max);',
-);
 
 // ---- kernels
 const FORWARD = rowKernel({
@@ -15,7 +9,7 @@ const FORWARD = rowKernel({
     { name: 'x', access: 'read' },
     { name: 'y', access: 'read_write' },
   ],
-  helpers: ROW_REDUCE,
+  helpers: ROW_MAX_OR_SUM,
   body: /* wgsl */ `  var m = -3.4e38;
   for (var c = li; c < P.C; c += ${WG}u) { m = max(m, x[base + c]); }
   let mx = row_reduce(m, li, true);
@@ -33,7 +27,7 @@ const GRAD = rowKernel({
     { name: 'dy', access: 'read' },
     { name: 'dx', access: 'read_write' },
   ],
-  helpers: ROW_REDUCE,
+  helpers: ROW_MAX_OR_SUM,
   body: /* wgsl */ `  var s = 0.0;
   for (var c = li; c < P.C; c += ${WG}u) { s += dy[base + c] * y[base + c]; }
   let d = row_reduce(s, li, false);
