@@ -41,9 +41,14 @@ const BUILD_FILES = [
   /^report\.html$/,
   /^quarantine\/quarantine\.(parquet|jsonl)$/,
   SHARD_FILE,
+  // `mixforge tokens`: token counts per shard, checked against the manifest's shard hashes when read.
+  /^tokens\/r\d+\//,
 ];
 
-/** True for a path (relative to the output) that a build, or `report` after it, writes: the build may replace it. */
+/**
+ * True for a path (relative to the output) that mixforge writes there: the build, `report` and `tokens` after it.
+ * Any other file in a build's output is someone else's, and stops the build.
+ */
 export function isBuildFile(rel: string): boolean {
   const name = rel.replace(TEMP_SUFFIX, '');
   return BUILD_FILES.some((re) => re.test(name));
