@@ -4,15 +4,8 @@ import { joinUri } from '../../core/storage/index.ts';
 import { type Manifest, manifestRoot, readManifest } from '../../manifests/manifest.ts';
 import { SHARD_ROW_GROUP } from '../../manifests/shard-format.ts';
 import { EpochOrder } from './epoch-order.ts';
-import {
-  checkPartition,
-  type PartitionSpec,
-  positionAfter,
-  type RemainderPolicy,
-  rankCount,
-  rankPosition,
-  workerCount,
-} from './partition.ts';
+import { type PartitionSpec, positionAfter, rankCount, rankPosition, workerCount } from './partition.ts';
+import { RANKED_DEFAULTS, RankedLoader, type RankedLoaderOptions } from './ranked-loader.ts';
 import { RowGroupSource, type ShardRow } from './row-group-source.ts';
 import { ShardCache } from './shard-cache.ts';
 import {
@@ -23,20 +16,11 @@ import {
   layoutHash,
 } from './state.ts';
 
-export interface StreamingDatasetOptions {
-  rank?: number;
-  worldSize?: number;
-  /** This iterator's worker among the rank's workers: it serves the rank's samples k ≡ workerId (mod numWorkers). */
-  workerId?: number;
-  numWorkers?: number;
+export interface StreamingDatasetOptions extends RankedLoaderOptions {
   /** Seed of the epoch order; defaults to the mixture's seed. */
   seed?: number;
-  epoch?: number;
   /** Rows shuffled together, summed over lanes (each lane shuffles windows of ceil(shuffleBuffer / lanes)). */
   shuffleBuffer?: number;
-  /** Canonical partitions of the order; ranks read disjoint row groups when the world size divides it. */
-  lanes?: number;
-  remainder?: RemainderPolicy;
   /** Local cache folder for remote (s3://) shards. */
   cacheDir?: string;
   cacheMaxBytes?: number;
@@ -45,12 +29,24 @@ export interface StreamingDatasetOptions {
 }
 
 export const LOADER_DEFAULTS = {
+  ...RANKED_DEFAULTS,
   shuffleBuffer: 2048,
-  lanes: 8,
-  remainder: 'pad' as RemainderPolicy,
   cacheMaxBytes: 8 * 1024 ** 3,
   prefetchGroups: 4,
 };
+
+/** The shuffle window per lane and the local shard cache (if any) that a loader's options give. */
+export function loaderStorage(
+  opts: Pick<StreamingDatasetOptions, 'shuffleBuffer' | 'cacheDir' | 'cacheMaxBytes'>,
+  lanes: number,
+): { shuffleWindow: number; cache: ShardCache | undefined } {
+  return {
+    shuffleWindow: Math.ceil((opts.shuffleBuffer ?? LOADER_DEFAULTS.shuffleBuffer) / lanes),
+    cache: opts.cacheDir
+      ? new ShardCache(opts.cacheDir, opts.cacheMaxBytes ?? LOADER_DEFAULTS.cacheMaxBytes)
+      : undefined,
+  };
+}
 
 /** A sample as the loader yields it: the row plus where it sits in the epoch order. */
 export interface LoaderSample extends ShardRow {
@@ -61,16 +57,9 @@ export interface LoaderSample extends ShardRow {
   rankIndex: number;
 }
 
-export class StreamingDataset implements AsyncIterable<LoaderSample> {
-  readonly rank: number;
-  readonly worldSize: number;
-  readonly workerId: number;
-  readonly numWorkers: number;
+export class StreamingDataset extends RankedLoader implements AsyncIterable<LoaderSample> {
   private seed: number | undefined;
-  private epoch: number;
-  private lanes: number;
   private shuffleWindow: number | undefined;
-  private remainder: RemainderPolicy;
   private start = 0;
   private consumed = 0;
   private manifest: Manifest | undefined;
@@ -84,25 +73,8 @@ export class StreamingDataset implements AsyncIterable<LoaderSample> {
     readonly manifestUri: string,
     readonly opts: StreamingDatasetOptions = {},
   ) {
-    this.rank = opts.rank ?? 0;
-    this.worldSize = opts.worldSize ?? 1;
-    this.workerId = opts.workerId ?? 0;
-    this.numWorkers = opts.numWorkers ?? 1;
+    super(opts);
     this.seed = opts.seed;
-    this.epoch = opts.epoch ?? 0;
-    this.lanes = opts.lanes ?? LOADER_DEFAULTS.lanes;
-    this.remainder = opts.remainder ?? LOADER_DEFAULTS.remainder;
-    checkPartition({ ...this.partitionBase(), start: 0, total: 0 });
-  }
-
-  private partitionBase() {
-    return {
-      rank: this.rank,
-      worldSize: this.worldSize,
-      workerId: this.workerId,
-      numWorkers: this.numWorkers,
-      remainder: this.remainder,
-    };
   }
 
   /** Read the manifest and set up readers; iteration calls it, `state()` needs it. */
@@ -112,10 +84,8 @@ export class StreamingDataset implements AsyncIterable<LoaderSample> {
       this.manifest = m;
       this.layout = layoutHash(m.shards);
       this.seed ??= m.seed;
-      this.shuffleWindow = Math.ceil((this.opts.shuffleBuffer ?? LOADER_DEFAULTS.shuffleBuffer) / this.lanes);
-      const cache = this.opts.cacheDir
-        ? new ShardCache(this.opts.cacheDir, this.opts.cacheMaxBytes ?? LOADER_DEFAULTS.cacheMaxBytes)
-        : undefined;
+      const { shuffleWindow, cache } = loaderStorage(this.opts, this.lanes);
+      this.shuffleWindow = shuffleWindow;
       this.source = new RowGroupSource(manifestRoot(this.manifestUri), m.shards, {
         rowGroupSize: SHARD_ROW_GROUP,
         decodedGroups: 1,

@@ -4,13 +4,13 @@
 import { keyedHash64 } from '../../core/keyed-hash.ts';
 import { type Manifest, manifestRoot, readManifest } from '../../manifests/manifest.ts';
 import { SHARD_ROW_GROUP } from '../../manifests/shard-format.ts';
-import { LOADER_DEFAULTS } from './dataset.ts';
+import { loaderStorage } from './dataset.ts';
 import { EpochOrder } from './epoch-order.ts';
 import { countsFromWeights, MixOrder, type MixSegment, streamItem } from './mix-order.ts';
 import { MIX_STATE_KIND, MIX_STATE_VERSION, type MixState, MixStateError } from './mix-state.ts';
-import { checkPartition, type RemainderPolicy, rankCount, workerCount } from './partition.ts';
+import { rankCount, workerCount } from './partition.ts';
+import { RankedLoader, type RankedLoaderOptions } from './ranked-loader.ts';
 import { RowGroupSource, type ShardRow } from './row-group-source.ts';
-import { ShardCache } from './shard-cache.ts';
 import { layoutHash } from './state.ts';
 
 export interface MixStreamSpec {
@@ -24,18 +24,11 @@ export interface MixStreamSpec {
   name?: string;
 }
 
-export interface MixedDatasetOptions {
-  rank?: number;
-  worldSize?: number;
-  workerId?: number;
-  numWorkers?: number;
+export interface MixedDatasetOptions extends RankedLoaderOptions {
   seed?: number;
-  epoch?: number;
   /** Samples per epoch when streams have weights (default: the sum of the streams' sizes). */
   epochSize?: number;
   shuffleBuffer?: number;
-  lanes?: number;
-  remainder?: RemainderPolicy;
   cacheDir?: string;
   cacheMaxBytes?: number;
 }
@@ -93,15 +86,8 @@ class MixCursor {
   }
 }
 
-export class MixedStreamingDataset implements AsyncIterable<MixedSample> {
-  readonly rank: number;
-  readonly worldSize: number;
-  readonly workerId: number;
-  readonly numWorkers: number;
-  private readonly remainder: RemainderPolicy;
-  private readonly lanes: number;
+export class MixedStreamingDataset extends RankedLoader implements AsyncIterable<MixedSample> {
   private seed = 0;
-  private epoch: number;
   private shuffleWindow = 1;
   private streams: OpenStream[] = [];
   private segment: MixSegment | undefined;
@@ -117,38 +103,19 @@ export class MixedStreamingDataset implements AsyncIterable<MixedSample> {
     readonly specs: readonly MixStreamSpec[],
     readonly opts: MixedDatasetOptions = {},
   ) {
+    super(opts);
     if (!specs.length) throw new RangeError('mix: give at least one stream');
     for (const s of specs)
       if ((s.weight === undefined) === (s.samples === undefined))
         throw new RangeError(`mix: stream ${s.name ?? s.manifest} needs exactly one of weight or samples`);
-    this.rank = opts.rank ?? 0;
-    this.worldSize = opts.worldSize ?? 1;
-    this.workerId = opts.workerId ?? 0;
-    this.numWorkers = opts.numWorkers ?? 1;
-    this.epoch = opts.epoch ?? 0;
-    this.lanes = opts.lanes ?? LOADER_DEFAULTS.lanes;
-    this.remainder = opts.remainder ?? LOADER_DEFAULTS.remainder;
-    checkPartition({ ...this.partitionBase(), start: 0, total: 0 });
-  }
-
-  private partitionBase() {
-    return {
-      rank: this.rank,
-      worldSize: this.worldSize,
-      workerId: this.workerId,
-      numWorkers: this.numWorkers,
-      remainder: this.remainder,
-    };
   }
 
   open(): Promise<void> {
     this.opening ??= (async () => {
       const manifests = await Promise.all(this.specs.map((s) => readManifest(s.manifest)));
       this.seed = this.opts.seed ?? manifests[0].seed;
-      this.shuffleWindow = Math.ceil((this.opts.shuffleBuffer ?? LOADER_DEFAULTS.shuffleBuffer) / this.lanes);
-      const cache = this.opts.cacheDir
-        ? new ShardCache(this.opts.cacheDir, this.opts.cacheMaxBytes ?? LOADER_DEFAULTS.cacheMaxBytes)
-        : undefined;
+      const { shuffleWindow, cache } = loaderStorage(this.opts, this.lanes);
+      this.shuffleWindow = shuffleWindow;
       const perLane = Math.ceil(this.shuffleWindow / SHARD_ROW_GROUP) + 1;
       this.streams = this.specs.map((spec, i) => {
         const m = manifests[i];

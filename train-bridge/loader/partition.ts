@@ -40,6 +40,21 @@ export function checkPartition(p: PartitionSpec): void {
     throw new RangeError(`partition: start ${p.start} past the end of the epoch (${p.total})`);
 }
 
+/** A loader's place among ranks and workers. */
+export type RankSlot = Pick<PartitionSpec, 'rank' | 'worldSize' | 'workerId' | 'numWorkers'>;
+
+/** The slot a loader's options name (defaults: one rank, one worker), checked. */
+export function rankSlot(o: Partial<RankSlot>): RankSlot {
+  const slot = {
+    rank: o.rank ?? 0,
+    worldSize: o.worldSize ?? 1,
+    workerId: o.workerId ?? 0,
+    numWorkers: o.numWorkers ?? 1,
+  };
+  checkPartition({ ...slot, start: 0, total: 0, remainder: 'pad' });
+  return slot;
+}
+
 /** Samples each rank serves from `start` to the end of the epoch. */
 export function rankCount(p: Pick<PartitionSpec, 'worldSize' | 'start' | 'total' | 'remainder'>): number {
   const left = p.total - p.start;
