@@ -12,6 +12,8 @@ export interface BuildJobs {
     stage: Stage,
     n: number,
     signal?: AbortSignal,
+    /** Told the records a running job has handled so far (ingest), for progress displays. */
+    onProgress?: (rows: number) => void,
   ): Promise<{ ran: boolean; result: Record<string, unknown> }>;
   /** A count the graph's fan-outs use (partitions, shards), read from the outputs of the stage that fixes it. */
   count(ctx: BuildContext, c: Count): Promise<number>;

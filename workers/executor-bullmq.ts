@@ -58,6 +58,7 @@ export async function followBuild(
   const pollMs = opts.pollMs ?? 500;
   const completed = new Map<Stage, Set<number>>(STEPS.map((s) => [s, new Set<number>()]));
   const reportedAttempts = new Map<string, number>();
+  const reportedProgress = new Map<string, number>();
   let current = 0;
   let stageStarted = false;
   let stageRows = 0;
@@ -93,6 +94,10 @@ export async function followBuild(
         if (s.attemptsMade > seen && s.failedReason && s.state !== 'failed' && s.state !== 'completed') {
           reportedAttempts.set(s.id, s.attemptsMade);
           emit({ type: 'job-failed', stage, n: s.n, error: s.failedReason, attempt: s.attemptsMade });
+        }
+        if (s.state === 'active' && s.progress !== undefined && s.progress !== reportedProgress.get(s.id)) {
+          reportedProgress.set(s.id, s.progress);
+          emit({ type: 'job-progress', stage, n: s.n, rows: s.progress });
         }
         if (s.state !== 'completed') continue;
         done.add(s.n);

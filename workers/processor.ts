@@ -88,6 +88,21 @@ async function assertNotCancelled(redis: Redis, buildId: string): Promise<void> 
     throw new UnrecoverableError(`build ${buildId} was cancelled`);
 }
 
+/** Seconds between two progress writes of one job to Redis (each is a round trip). */
+const PROGRESS_WRITE_MS = 1000;
+
+/** Stores a running job's records so far as its BullMQ progress (at most once a second), for `build --redis`. */
+function progressReporter(job: Job): (rows: number) => void {
+  let last = 0;
+  return (rows) => {
+    const now = Date.now();
+    if (now - last < PROGRESS_WRITE_MS) return;
+    last = now;
+    // Progress is for display only: a failed write must not fail the job.
+    job.updateProgress(rows).catch(() => undefined);
+  };
+}
+
 async function runStep(
   s: ProcessorSettings,
   job: Job,
@@ -103,7 +118,7 @@ async function runStep(
   for (const child of isHead ? level.children : [])
     await checkChildrenDone(job, step, child, await size(child));
 
-  const r = await s.jobs.run(ctx, step, p.n, abandon);
+  const r = await s.jobs.run(ctx, step, p.n, abandon, progressReporter(job));
   const ran = r.ran;
   const rows = rowsOf(r.result);
   // A head extends the flow: it records the count its outputs fixed, then adds the next level. The job's own

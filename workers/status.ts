@@ -28,6 +28,8 @@ export interface JobSnapshot {
   /** When the last attempt started and when the job finished (ms since epoch), for stage timings. */
   processedOn?: number;
   finishedOn?: number;
+  /** Records a running job reported so far (ingest), when it reported any. */
+  progress?: number;
 }
 
 /** The step queues over one Redis client. */
@@ -74,6 +76,7 @@ export class BuildQueues {
     if (job.failedReason) snap.failedReason = job.failedReason;
     if (job.processedOn) snap.processedOn = job.processedOn;
     if (job.finishedOn) snap.finishedOn = job.finishedOn;
+    if (typeof job.progress === 'number' && job.progress > 0) snap.progress = job.progress;
     if (state === 'completed') {
       const r = jobResultSchema.safeParse(job.returnvalue);
       if (r.success) snap.result = r.data;

@@ -135,7 +135,7 @@ export function countingBuild(params: CountingBuildParams, beforeRun?: Hook): Bu
     async readContext(out) {
       return read<BuildContext>(b(out, 'context.json'));
     },
-    async run(ctx, stage, n) {
+    async run(ctx, stage, n, _signal, onProgress) {
       const marker = b(ctx.out, 'done', `${stage}-${n}.json`);
       if (await storageFor(marker).stat(marker))
         return { ran: false, result: await read<Record<string, unknown>>(marker) };
@@ -145,6 +145,8 @@ export function countingBuild(params: CountingBuildParams, beforeRun?: Hook): Bu
         await appendFile(log, `${stage}.${n}\n`);
       }
       await beforeRun?.(stage, n);
+      // Half an ingest's records "handled" before its delay, so a follower can see progress within the job.
+      if (stage === 'ingest') onProgress?.(Math.floor(params.recordsPerPartition / 2));
       await sleep(params.delayMs + (params.slow?.[`${stage}.${n}`] ?? 0));
       const rows = await execute(ctx, stage, n);
       await write(marker, { rows });

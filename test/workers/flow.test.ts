@@ -123,6 +123,19 @@ describe('BullMQ executor (counting build, in-process workers)', () => {
     assert.deepEqual(j?.data, { out: ctx.out, buildId: ctx.buildId, step: 'write', n: 2 });
   });
 
+  it('a running job’s progress reaches the follower before the job is done', async () => {
+    const { ctx, expected } = await newBuild();
+    // ingest 1 reports 20 of its 40 records, then works for 1.5 s: many 50 ms polls see it active.
+    const w = await worker(countingBuild({ ...PARAMS, slow: { 'ingest.1': 1500 } }), { concurrency: 2 });
+    const events = await submitAndFollow(ctx, [w], 50);
+    assert.deepEqual(await readCountingManifest(ctx.out), expected);
+    const progress = events.findIndex((e) => e.type === 'job-progress' && e.stage === 'ingest' && e.n === 1);
+    assert.ok(progress >= 0, 'a job-progress event for ingest 1');
+    assert.deepEqual(events[progress], { type: 'job-progress', stage: 'ingest', n: 1, rows: 20 });
+    const done = events.findIndex((e) => e.type === 'job-done' && e.stage === 'ingest' && e.n === 1);
+    assert.ok(done > progress, 'progress came before the job was done');
+  });
+
   it('enqueueing the same build twice runs each job once', async () => {
     const { ctx, expected } = await newBuild();
     const ref = { buildId: ctx.buildId, out: ctx.out, retry: RETRY };
