@@ -11,7 +11,14 @@ import { convolutionCases } from './selftest/convolution.ts';
 import { crossEntropyCases } from './selftest/cross-entropy.ts';
 import { decoderCases } from './selftest/decoder.ts';
 import { elementwiseCases } from './selftest/elementwise.ts';
-import { type Case, runCase, type SelftestReport, type SelftestResult, type Tf } from './selftest/harness.ts';
+import {
+  type Case,
+  runCase,
+  runForwardOnly,
+  type SelftestReport,
+  type SelftestResult,
+  type Tf,
+} from './selftest/harness.ts';
 import { gemmParity, matmulCases } from './selftest/matmul.ts';
 import { normalisationCases } from './selftest/normalisation.ts';
 import { optimiserCases } from './selftest/optimiser.ts';
@@ -63,7 +70,10 @@ export async function runSelftest(o: SelftestOptions = {}): Promise<SelftestRepo
   const eng = await Engine.create(o);
   const adapter = eng.ctx.adapter.description || eng.ctx.adapter.device;
   try {
-    for (const [i, c] of all.entries()) emit(await runCase(eng, tf, c, (o.seed ?? 1) * 1000 + i));
+    for (const [i, c] of all.entries()) {
+      const seed = (o.seed ?? 1) * 1000 + i;
+      emit(await (c.forwardOnly ? runForwardOnly(eng, tf, c, seed) : runCase(eng, tf, c, seed)));
+    }
     if (!o.filter || 'adamw clipGradNorm'.includes(o.filter))
       for (const r of await optimiserCases(eng)) emit(r);
     if (!o.filter || o.filter.startsWith('gemm')) for (const r of await gemmParity(eng, tf)) emit(r);

@@ -43,6 +43,7 @@ test('every op forward and backward matches the TF.js CPU reference', async () =
     'rmsNorm',
     'rope',
     'causalAttention',
+    'decodeAttention',
     'lmHeadCrossEntropy',
     'siluMul',
     'gemm:rowb8x64',

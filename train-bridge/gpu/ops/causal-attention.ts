@@ -8,6 +8,7 @@
 // backward. The forward keeps only the output and each row's log-sum-exp; the backward recomputes the
 // probabilities, once query-major for dQ and once key-major for dK/dV (each key thread sums over every
 // query head of its group), so no gradient needs atomics and every sum has a fixed order.
+// decodeAttention, below, is the same forward over explicit key ranges of a KV cache (inference).
 import type { KernelDef, StorageBinding } from '../kernel.ts';
 import { grid1d } from '../kernels/elementwise.ts';
 import { shapeString, type Tensor } from '../tensor.ts';
@@ -61,7 +62,7 @@ function forwardKernel(hd: number): KernelDef {
       { name: 'q', access: 'read' },
       { name: 'k', access: 'read' },
       { name: 'v', access: 'read' },
-      { name: 'kstart', access: 'read', type: 'u32' },
+      { name: 'krange', access: 'read', type: 'u32' },
       { name: 'blocks', access: 'read', type: 'u32' },
       { name: 'o', access: 'read_write' },
       { name: 'lse', access: 'read_write' },
@@ -81,8 +82,8 @@ var<workgroup> vt: array<f32, ${TILE * hd}>;
   var myLo = 0u;
   var myHi = 0u;
   if (t < P.T) {
-    myLo = kstart[t];
-    myHi = t + 1u;
+    myLo = krange[2u * t];
+    myHi = krange[2u * t + 1u];
     for (var d = 0u; d < HD; d++) { qv[d] = q[(t * P.Hq + h) * HD + d] * P.scale; }
   }
   var m = -3.0e38;
@@ -152,7 +153,7 @@ function dqKernel(hd: number): KernelDef {
     uniforms: ['T', 'Hq', 'Hkv', 'G', 'scale:f32'],
     storage: [
       ...GRAD_INPUTS,
-      { name: 'kstart', access: 'read', type: 'u32' },
+      { name: 'krange', access: 'read', type: 'u32' },
       { name: 'blocks', access: 'read', type: 'u32' },
       { name: 'dq', access: 'read_write' },
     ],
@@ -174,8 +175,8 @@ var<workgroup> vt: array<f32, ${TILE * hd}>;
   var L = 0.0;
   var D = 0.0;
   if (t < P.T) {
-    myLo = kstart[t];
-    myHi = t + 1u;
+    myLo = krange[2u * t];
+    myHi = krange[2u * t + 1u];
     for (var d = 0u; d < HD; d++) {
       qv[d] = q[(t * P.Hq + h) * HD + d] * P.scale;
       dov[d] = dout[(t * P.Hq + h) * HD + d];
@@ -226,7 +227,7 @@ function dkvKernel(hd: number): KernelDef {
     uniforms: ['T', 'Hq', 'Hkv', 'G', 'scale:f32'],
     storage: [
       ...GRAD_INPUTS,
-      { name: 'qend', access: 'read', type: 'u32' },
+      { name: 'qrange', access: 'read', type: 'u32' },
       { name: 'blocks', access: 'read', type: 'u32' },
       { name: 'dk', access: 'read_write' },
       { name: 'dv', access: 'read_write' },
@@ -249,8 +250,8 @@ var<workgroup> dt: array<f32, ${TILE}>;
   var myLo = 0u;
   var myHi = 0u;
   if (j < P.T) {
-    myLo = j;
-    myHi = qend[j];
+    myLo = qrange[2u * j];
+    myHi = qrange[2u * j + 1u];
     for (var d = 0u; d < HD; d++) {
       kv[d] = k[(j * P.Hkv + hk) * HD + d] * P.scale;
       vv[d] = v[(j * P.Hkv + hk) * HD + d];
@@ -310,47 +311,46 @@ var<workgroup> dt: array<f32, ${TILE}>;
   }));
 }
 
-/** Per-token key start / query end of each token's sample run, and each 64-block's [lo, hi) range. */
+/** Each token's [lo, hi) of keys it attends (query-major) and of queries that attend it (key-major). */
 interface SegmentPlan {
-  kstart: Uint32Array;
-  qend: Uint32Array;
-  queryBlocks: Uint32Array;
-  keyBlocks: Uint32Array;
+  keyRanges: Uint32Array;
+  queryRanges: Uint32Array;
 }
 
 function planSegments(segments: Int32Array): SegmentPlan {
   const T = segments.length;
-  const kstart = new Uint32Array(T);
-  const qend = new Uint32Array(T);
+  const keyRanges = new Uint32Array(2 * T);
+  const queryRanges = new Uint32Array(2 * T);
   for (let t = 0; t < T; t++) {
     const s = segments[t] as number;
-    if (s < 0) kstart[t] = t + 1;
-    else kstart[t] = t > 0 && segments[t - 1] === s ? (kstart[t - 1] as number) : t;
+    const lo = s < 0 ? t + 1 : t > 0 && segments[t - 1] === s ? (keyRanges[2 * t - 2] as number) : t;
+    keyRanges.set([lo, Math.max(lo, t + 1)], 2 * t);
   }
   for (let t = T - 1; t >= 0; t--) {
     const s = segments[t] as number;
-    if (s < 0) qend[t] = t;
-    else qend[t] = t + 1 < T && segments[t + 1] === s ? (qend[t + 1] as number) : t + 1;
+    const hi = s < 0 ? t : t + 1 < T && segments[t + 1] === s ? (queryRanges[2 * t + 3] as number) : t + 1;
+    queryRanges.set([t, hi], 2 * t);
   }
+  return { keyRanges, queryRanges };
+}
+
+/** The [lo, hi) a 64-token block's threads visit together: the union of their non-empty ranges. */
+function blockRanges(ranges: Uint32Array): Uint32Array {
+  const T = ranges.length / 2;
   const nb = Math.ceil(T / WG);
-  const queryBlocks = new Uint32Array(2 * nb);
-  const keyBlocks = new Uint32Array(2 * nb);
+  const out = new Uint32Array(2 * nb);
   for (let b = 0; b < nb; b++) {
-    let qlo = T;
-    let qhi = 0;
-    let klo = T;
-    let khi = 0;
+    let lo = Infinity;
+    let hi = 0;
     for (let t = b * WG; t < Math.min(T, (b + 1) * WG); t++) {
-      if ((segments[t] as number) < 0) continue;
-      qlo = Math.min(qlo, kstart[t] as number);
-      qhi = Math.max(qhi, t + 1);
-      klo = Math.min(klo, t);
-      khi = Math.max(khi, qend[t] as number);
+      const [l, h] = [ranges[2 * t] as number, ranges[2 * t + 1] as number];
+      if (h <= l) continue;
+      lo = Math.min(lo, l);
+      hi = Math.max(hi, h);
     }
-    queryBlocks.set(qhi > 0 ? [qlo, qhi] : [0, 0], 2 * b);
-    keyBlocks.set(khi > 0 ? [klo, khi] : [0, 0], 2 * b);
+    if (hi > 0) out.set([lo, hi], 2 * b);
   }
-  return { kstart, qend, queryBlocks, keyBlocks };
+  return out;
 }
 
 export interface CausalAttentionOptions {
@@ -391,15 +391,15 @@ export function causalAttention(
   const u = { T, Hq, Hkv, G, scale };
   const y = eng.empty([T, Hq, hd]);
   const lse = eng.empty([T, Hq]);
-  const kstart = eng.uploadBits(plan.kstart, [T]);
-  const qRanges = eng.uploadBits(plan.queryBlocks, [2 * nb]);
+  const krange = eng.uploadBits(plan.keyRanges, [2 * T]);
+  const qBlocks = eng.uploadBits(blockRanges(plan.keyRanges), [2 * nb]);
   eng.dispatch(
     forwardKernel(hd),
-    [q.range(), k.range(), v.range(), kstart.range(), qRanges.range(), y.range(), lse.range()],
+    [q.range(), k.range(), v.range(), krange.range(), qBlocks.range(), y.range(), lse.range()],
     u,
     [nb, Hq],
   );
-  eng.record('causalAttention', [q, k, v], y, [y, lse, kstart, qRanges], (dy, needs) => {
+  eng.record('causalAttention', [q, k, v], y, [y, lse, krange, qBlocks], (dy, needs) => {
     // ---- gradient
     const delta = eng.empty([T, Hq]);
     eng.dispatch(deltaKernel(hd), [dy.range(), y.range(), delta.range()], { n: T * Hq }, grid1d(eng, T * Hq));
@@ -415,8 +415,8 @@ export function causalAttention(
           dy.range(),
           lse.range(),
           delta.range(),
-          kstart.range(),
-          qRanges.range(),
+          krange.range(),
+          qBlocks.range(),
           dq.range(),
         ],
         u,
@@ -424,8 +424,8 @@ export function causalAttention(
       );
     }
     if (!needs[1] && !needs[2]) return [dq, undefined, undefined];
-    const qend = eng.uploadBits(plan.qend, [T]);
-    const kRanges = eng.uploadBits(plan.keyBlocks, [2 * nb]);
+    const qrange = eng.uploadBits(plan.queryRanges, [2 * T]);
+    const kBlocks = eng.uploadBits(blockRanges(plan.queryRanges), [2 * nb]);
     const dk = eng.empty(k.shape);
     const dv = eng.empty(v.shape);
     eng.dispatch(
@@ -437,8 +437,8 @@ export function causalAttention(
         dy.range(),
         lse.range(),
         delta.range(),
-        qend.range(),
-        kRanges.range(),
+        qrange.range(),
+        kBlocks.range(),
         dk.range(),
         dv.range(),
       ],
@@ -448,7 +448,59 @@ export function causalAttention(
     return [dq, needs[1] ? dk : undefined, needs[2] ? dv : undefined];
   });
   if (!eng.gradEnabled || !y.requiresGrad) {
-    for (const t of [lse, kstart, qRanges]) t.dispose();
+    for (const t of [lse, krange, qBlocks]) t.dispose();
   }
+  return y;
+}
+
+/**
+ * decodeAttention(q, k, v, keyRanges): inference-time attention for decoding with a KV cache — query t
+ * attends keys [keyRanges[2t], keyRanges[2t+1]) of k/v, which may hold more tokens than q (each sample's
+ * cached keys plus its new ones). Grouped-query heads as causalAttention; the same tiled forward kernel.
+ * Forward only: it records nothing, so call it under eng.noGrad.
+ */
+export function decodeAttention(
+  q: Tensor,
+  k: Tensor,
+  v: Tensor,
+  keyRanges: Int32Array,
+  o: CausalAttentionOptions = {},
+): Tensor {
+  const [Tq, Hq, hd] = q.shape as [number, number, number];
+  const [Tk, Hkv] = k.shape as [number, number, number];
+  if (
+    q.rank !== 3 ||
+    k.rank !== 3 ||
+    k.shape[2] !== hd ||
+    v.shape.some((d, i) => d !== k.shape[i]) ||
+    Hq % Hkv !== 0 ||
+    keyRanges.length !== 2 * Tq
+  ) {
+    throw new Error(
+      `decodeAttention: q ${shapeString(q.shape)}, k ${shapeString(k.shape)}, v ${shapeString(v.shape)}, ` +
+        `${keyRanges.length} range bounds (want [Tq, Hq, d], [Tk, Hkv, d] twice, 2·Tq bounds)`,
+    );
+  }
+  for (let t = 0; t < Tq; t++) {
+    const [lo, hi] = [keyRanges[2 * t] as number, keyRanges[2 * t + 1] as number];
+    if (!(lo >= 0 && lo <= hi && hi <= Tk))
+      throw new Error(`decodeAttention: query ${t} range [${lo}, ${hi}) outside the ${Tk} keys`);
+  }
+  if (q.engine.gradEnabled && [q, k, v].some((t) => t.requiresGrad))
+    throw new Error('decodeAttention: forward only (no gradient); run it under eng.noGrad');
+  const eng = q.engine;
+  const ranges = Uint32Array.from(keyRanges);
+  const nb = Math.ceil(Tq / WG);
+  const y = eng.empty([Tq, Hq, hd]);
+  const lse = eng.empty([Tq, Hq]);
+  const krange = eng.uploadBits(ranges, [2 * Tq]);
+  const qBlocks = eng.uploadBits(blockRanges(ranges), [2 * nb]);
+  eng.dispatch(
+    forwardKernel(hd),
+    [q.range(), k.range(), v.range(), krange.range(), qBlocks.range(), y.range(), lse.range()],
+    { T: Tq, Hq, Hkv, G: Hq / Hkv, scale: o.scale ?? 1 / Math.sqrt(hd) },
+    [nb, Hq],
+  );
+  for (const t of [lse, krange, qBlocks]) t.dispose();
   return y;
 }

@@ -3,7 +3,7 @@ export { add } from './add.ts';
 export { attention } from './attention.ts';
 export { type AvgPoolOptions, avgPool2d } from './avg-pool2d.ts';
 export { type BatchNormState, batchNorm } from './batch-norm.ts';
-export { type CausalAttentionOptions, causalAttention } from './causal-attention.ts';
+export { type CausalAttentionOptions, causalAttention, decodeAttention } from './causal-attention.ts';
 export { type Conv2dOptions, conv2d } from './conv2d.ts';
 export { embedding } from './embedding.ts';
 export { embeddingBag } from './embedding-bag.ts';

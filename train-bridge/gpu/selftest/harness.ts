@@ -41,6 +41,8 @@ export interface Case {
   tol?: number;
   /** Run on the small-binding engine too (inputs sized past 128 KiB there). */
   chunked?: boolean;
+  /** An inference op: compare the output only, under noGrad. */
+  forwardOnly?: boolean;
 }
 
 export function rng(seed: number): () => number {
