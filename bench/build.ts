@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { rerunWithProcessEnv } from '../bin/process-env.js';
+import { CONVERSATIONS_FIELD } from '../core/parquet/sample-schema.ts';
 import { type ParquetField, writeParquet } from '../core/parquet/write.ts';
 import { grainyPhoto } from '../demo/images.ts';
 import { jpegEncoderOptions } from '../transforms/image-normalise.ts';
@@ -36,18 +37,7 @@ const FIELDS: ParquetField[] = [
       { name: 'path', type: 'string' },
     ],
   },
-  {
-    name: 'conversations',
-    type: 'list',
-    element: {
-      name: 'element',
-      type: 'struct',
-      fields: [
-        { name: 'from', type: 'string' },
-        { name: 'value', type: 'string' },
-      ],
-    },
-  },
+  CONVERSATIONS_FIELD,
   { name: 'data_source', type: 'string' },
 ];
 

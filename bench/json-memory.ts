@@ -85,6 +85,17 @@ async function childRead(format: string, file: string): Promise<ChildResult> {
   };
 }
 
+/** A child that only read (no plan, no quarantine): its record count, time since `t0` and peak RSS. */
+function readOnlyResult(records: number, t0: number): ChildResult {
+  return {
+    records,
+    quarantined: 0,
+    planSeconds: 0,
+    readSeconds: (performance.now() - t0) / 1000,
+    maxRssMB: process.resourceUsage().maxRSS / 1024,
+  };
+}
+
 /** stream-json's documented way to stream the elements of a top-level array, as the baseline. */
 async function childStreamJson(file: string): Promise<ChildResult> {
   const { default: streamArray } = await import('stream-json/streamers/stream-array.js');
@@ -95,13 +106,7 @@ async function childStreamJson(file: string): Promise<ChildResult> {
   for await (const item of pipeline as AsyncIterable<{ key: number; value: { id?: unknown } }>) {
     if (item.value.id !== undefined) records++;
   }
-  return {
-    records,
-    quarantined: 0,
-    planSeconds: 0,
-    readSeconds: (performance.now() - t) / 1000,
-    maxRssMB: process.resourceUsage().maxRSS / 1024,
-  };
+  return readOnlyResult(records, t);
 }
 
 /** Our element scan + JSON.parse per element, without images, comparable with stream-json. */
@@ -116,13 +121,7 @@ async function childScanParse(file: string): Promise<ChildResult> {
     );
     if (v.id !== undefined) records++;
   }
-  return {
-    records,
-    quarantined: 0,
-    planSeconds: 0,
-    readSeconds: (performance.now() - t) / 1000,
-    maxRssMB: process.resourceUsage().maxRSS / 1024,
-  };
+  return readOnlyResult(records, t);
 }
 
 function runChild(mode: string, ...args: string[]): ChildResult {

@@ -3,6 +3,20 @@ import type { Sample } from '../schema.ts';
 import { SAMPLE_SCHEMA_VERSION } from '../schema.ts';
 import type { ParquetField } from './write.ts';
 
+/** `conversations`: list<struct<from, value>>, as LLaVA's JSON and our shards spell it. */
+export const CONVERSATIONS_FIELD: ParquetField = {
+  name: 'conversations',
+  type: 'list',
+  element: {
+    name: 'element',
+    type: 'struct',
+    fields: [
+      { name: 'from', type: 'string' },
+      { name: 'value', type: 'string' },
+    ],
+  },
+};
+
 export const SAMPLE_PARQUET_FIELDS: ParquetField[] = [
   { name: 'id', type: 'string' },
   { name: 'source', type: 'string' },
@@ -21,18 +35,7 @@ export const SAMPLE_PARQUET_FIELDS: ParquetField[] = [
       ],
     },
   },
-  {
-    name: 'conversations',
-    type: 'list',
-    element: {
-      name: 'element',
-      type: 'struct',
-      fields: [
-        { name: 'from', type: 'string' },
-        { name: 'value', type: 'string' },
-      ],
-    },
-  },
+  CONVERSATIONS_FIELD,
   { name: 'origin', type: 'string' },
   { name: 'key', type: 'uint64' },
 ];
