@@ -1,5 +1,6 @@
 // S3 storage through the real @aws-sdk/client-s3. Configuration comes from the usual AWS environment
-// variables (region, credentials, AWS_ENDPOINT_URL[_S3]) plus S3_ENDPOINT for S3-compatible servers.
+// variables (region, credentials, AWS_ENDPOINT_URL[_S3]) plus S3_ENDPOINT for S3-compatible servers and
+// S3_CONNECT_TIMEOUT_MS / S3_RESPONSE_TIMEOUT_MS, so a silent endpoint fails instead of hanging.
 
 import { Readable } from 'node:stream';
 import {
@@ -13,6 +14,7 @@ import {
 import { Upload } from '@aws-sdk/lib-storage';
 import { StorageError } from '../errors.ts';
 import { withRetry } from './retry.ts';
+import { describeS3Failure } from './s3-errors.ts';
 import type { ObjectInfo, Storage, WriteBody } from './types.ts';
 
 /** Objects larger than this are written with a multipart upload. */
@@ -25,14 +27,44 @@ export function parseS3Uri(uri: string): { bucket: string; key: string } {
   return { bucket: m[1], key: m[2] };
 }
 
+export interface S3Timeouts {
+  /** Milliseconds to establish a TCP connection. */
+  connectMs: number;
+  /** Milliseconds the socket may stay silent while waiting for (or reading) a response. */
+  responseMs: number;
+}
+
+/** Defaults: generous for a real S3, short enough that a dead endpoint fails in minutes, not never. */
+export const DEFAULT_S3_TIMEOUTS: S3Timeouts = { connectMs: 5_000, responseMs: 30_000 };
+
+function positiveMs(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
+  const v = env[name];
+  if (v === undefined || v === '') return fallback;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n <= 0)
+    throw new StorageError('s3://', `${name} must be a positive number of milliseconds, got "${v}"`);
+  return n;
+}
+
+export function s3TimeoutsFromEnv(env: NodeJS.ProcessEnv = process.env): S3Timeouts {
+  return {
+    connectMs: positiveMs(env, 'S3_CONNECT_TIMEOUT_MS', DEFAULT_S3_TIMEOUTS.connectMs),
+    responseMs: positiveMs(env, 'S3_RESPONSE_TIMEOUT_MS', DEFAULT_S3_TIMEOUTS.responseMs),
+  };
+}
+
 export function s3ClientFromEnv(env: NodeJS.ProcessEnv = process.env): S3Client {
   const endpoint = env.S3_ENDPOINT ?? env.AWS_ENDPOINT_URL_S3 ?? env.AWS_ENDPOINT_URL;
   const pathStyle = env.S3_FORCE_PATH_STYLE ? env.S3_FORCE_PATH_STYLE !== 'false' : endpoint !== undefined;
+  const timeouts = s3TimeoutsFromEnv(env);
   return new S3Client({
     region: env.AWS_REGION ?? env.AWS_DEFAULT_REGION ?? 'us-east-1',
     endpoint,
     forcePathStyle: pathStyle,
     maxAttempts: Number(env.AWS_MAX_ATTEMPTS ?? 5),
+    // socketTimeout is an inactivity limit: a slow large download is fine, a server that stops answering is not.
+    // Each of the SDK's attempts gets these limits.
+    requestHandler: { connectionTimeout: timeouts.connectMs, socketTimeout: timeouts.responseMs },
     // S3-compatible servers (MinIO, s3rver, Ceph) do not all accept the newer default checksums.
     requestChecksumCalculation: 'WHEN_REQUIRED',
     responseChecksumValidation: 'WHEN_REQUIRED',
@@ -48,11 +80,35 @@ async function bodyToBytes(body: unknown, uri: string): Promise<Uint8Array> {
 export class S3Storage implements Storage {
   constructor(readonly client: S3Client = s3ClientFromEnv()) {}
 
+  /** The endpoint as a user configured it, for messages. */
+  private async endpointName(): Promise<string> {
+    const provider = this.client.config.endpoint;
+    if (!provider) return `AWS (region ${await this.client.config.region().catch(() => '?')})`;
+    const ep = await provider().catch(() => undefined);
+    return ep ? `${ep.protocol}//${ep.hostname}${ep.port ? `:${ep.port}` : ''}` : 'the configured endpoint';
+  }
+
+  /** One request with the transient-failure retries; a failure becomes a StorageError that says what to do. */
+  private async request<T>(what: string, uri: string, send: () => Promise<T>): Promise<T> {
+    try {
+      return await withRetry(`${what} ${uri}`, send);
+    } catch (err) {
+      const sdkError = (err as { cause?: unknown }).cause ?? err;
+      throw describeS3Failure(sdkError, what, uri, await this.endpointName());
+    }
+  }
+
+  /** True for the error `request` throws when the object does not exist. */
+  private static notFound(err: unknown): boolean {
+    const cause = (err as { cause?: { $metadata?: { httpStatusCode?: number }; name?: string } }).cause;
+    return cause?.$metadata?.httpStatusCode === 404 || cause?.name === 'NotFound';
+  }
+
   async *list(prefixUri: string): AsyncIterable<ObjectInfo> {
     const { bucket, key: prefix } = parseS3Uri(prefixUri);
     let token: string | undefined;
     do {
-      const page = await withRetry(`list ${prefixUri}`, () =>
+      const page = await this.request('list', prefixUri, () =>
         this.client.send(
           new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, ContinuationToken: token }),
         ),
@@ -68,21 +124,20 @@ export class S3Storage implements Storage {
   async stat(uri: string): Promise<ObjectInfo | undefined> {
     const { bucket, key } = parseS3Uri(uri);
     try {
-      const h = await withRetry(`head ${uri}`, () =>
+      const h = await this.request('head', uri, () =>
         this.client.send(new HeadObjectCommand({ Bucket: bucket, Key: key })),
       );
       return { uri, size: h.ContentLength ?? 0, etag: h.ETag?.replaceAll('"', '') };
     } catch (err) {
-      const cause = (err as { cause?: { $metadata?: { httpStatusCode?: number }; name?: string } }).cause;
-      if (cause?.$metadata?.httpStatusCode === 404 || cause?.name === 'NotFound') return undefined;
-      throw new StorageError(uri, (err as Error).message, { cause: err });
+      if (S3Storage.notFound(err)) return undefined;
+      throw err;
     }
   }
 
   async readRange(uri: string, start: number, end: number): Promise<Uint8Array> {
     if (end <= start) return new Uint8Array(0);
     const { bucket, key } = parseS3Uri(uri);
-    return withRetry(`read ${uri} bytes ${start}-${end - 1}`, async () => {
+    return this.request(`read bytes ${start}-${end - 1}`, uri, async () => {
       const r = await this.client.send(
         new GetObjectCommand({ Bucket: bucket, Key: key, Range: `bytes=${start}-${end - 1}` }),
       );
@@ -92,7 +147,7 @@ export class S3Storage implements Storage {
 
   async readAll(uri: string): Promise<Uint8Array> {
     const { bucket, key } = parseS3Uri(uri);
-    return withRetry(`read ${uri}`, async () => {
+    return this.request('read', uri, async () => {
       const r = await this.client.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
       return bodyToBytes(r.Body, uri);
     });
@@ -101,7 +156,7 @@ export class S3Storage implements Storage {
   async createReadStream(uri: string, range?: { start: number; end: number }): Promise<Readable> {
     if (range && range.end <= range.start) return Readable.from([]);
     const { bucket, key } = parseS3Uri(uri);
-    const r = await withRetry(`open ${uri}`, () =>
+    const r = await this.request('open', uri, () =>
       this.client.send(
         new GetObjectCommand({
           Bucket: bucket,
@@ -119,7 +174,7 @@ export class S3Storage implements Storage {
     const bytes = typeof body === 'string' ? Buffer.from(body) : body;
     if (bytes instanceof Uint8Array && bytes.byteLength < MULTIPART_THRESHOLD) {
       // A single PUT is atomic on S3: readers see the old object or the whole new one.
-      await withRetry(`write ${uri}`, () =>
+      await this.request('write', uri, () =>
         this.client.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: bytes })),
       );
     } else {
@@ -131,8 +186,8 @@ export class S3Storage implements Storage {
         queueSize: 4,
         leavePartsOnError: false,
       });
-      await upload.done().catch((err: unknown) => {
-        throw new StorageError(uri, `multipart upload failed: ${(err as Error).message}`, { cause: err });
+      await upload.done().catch(async (err: unknown) => {
+        throw describeS3Failure(err, 'multipart upload', uri, await this.endpointName());
       });
     }
     const info = await this.stat(uri);
@@ -142,7 +197,7 @@ export class S3Storage implements Storage {
 
   async delete(uri: string): Promise<void> {
     const { bucket, key } = parseS3Uri(uri);
-    await withRetry(`delete ${uri}`, () =>
+    await this.request('delete', uri, () =>
       this.client.send(new DeleteObjectCommand({ Bucket: bucket, Key: key })),
     );
   }
