@@ -40,6 +40,17 @@ export class StorageError extends MixforgeError {
   }
 }
 
+/** Bytes read from a built shard do not match the manifest's hash: never used, never cached. */
+export class CorruptShardError extends MixforgeError {
+  override name = 'CorruptShardError';
+  constructor(
+    readonly uri: string,
+    message: string,
+  ) {
+    super(`${uri}: ${message}`);
+  }
+}
+
 /** Deterministic bad input: retrying cannot help (the BullMQ executor maps it to UnrecoverableError). */
 export class DeterministicInputError extends MixforgeError {
   override name = 'DeterministicInputError';

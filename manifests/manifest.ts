@@ -1,8 +1,10 @@
-// The built-mixture manifest (`manifest.json`) and `verify`: re-hash every shard, re-count its rows, and check
-// that the counts add up. No timestamps live in the manifest (they go to `_build/log.jsonl`).
+// The built-mixture manifest (`manifest.json`) and `verify`: re-hash every shard, its row groups and footer, re-count
+// its rows, and check that the counts add up. No timestamps live in the manifest (they go to `_build/log.jsonl`).
 import { createHash } from 'node:crypto';
+import { openParquet } from '../core/parquet/read.ts';
 import { joinUri, storageFor } from '../core/storage/index.ts';
 import { shardRowCount } from './shard-format.ts';
+import { rowGroupSpan, type ShardHashes, SpanHasher } from './shard-integrity.ts';
 import type { MixtureSpec } from './spec-schema.ts';
 import type { ShardStats } from './stats.ts';
 
@@ -11,6 +13,17 @@ export interface ManifestCounts {
   kept: number;
   emitted: number;
   dropped: Record<string, number>;
+}
+
+/**
+ * One shard. `rowGroupSha256` and `footer` (manifests built since they were added) let a reader check each ranged
+ * read; without them a reader checks the whole-file `sha256`.
+ */
+export interface ManifestShard extends Partial<ShardHashes> {
+  path: string;
+  rows: number;
+  bytes: number;
+  sha256: string;
 }
 
 export interface Manifest {
@@ -30,7 +43,7 @@ export interface Manifest {
     take?: { asked: number; available: number; kept: number };
   }[];
   totals: { rows: number; shards: number; bytes: number; quarantined: number };
-  shards: { path: string; rows: number; bytes: number; sha256: string }[];
+  shards: ManifestShard[];
   quarantine: { path: string; rows: number; bytes: number; sha256: string };
   stats: ShardStats;
 }
@@ -55,10 +68,35 @@ export async function readManifest(outOrManifest: string): Promise<Manifest> {
   return m;
 }
 
-async function sha256Of(uri: string): Promise<string> {
-  const h = createHash('sha256');
-  for await (const chunk of await storageFor(uri).createReadStream(uri)) h.update(chunk as Buffer);
-  return h.digest('hex');
+/**
+ * The whole-file sha256 of a shard and, when the manifest has them, the sha256 of each row group (spans from the
+ * file's own footer) and of the footer span: all in one read of the file.
+ */
+async function hashShard(
+  uri: string,
+  f: { bytes: number; footer?: { offset: number } },
+): Promise<{ sha256: string; rowGroups: string[]; footer?: string }> {
+  const spans: { start: number; end: number }[] = [];
+  if (f.footer) {
+    const metadata = await openParquet(uri, f.bytes).then(
+      (h) => h.metadata,
+      () => undefined, // unreadable footer: the whole-file and footer hashes report it
+    );
+    if (metadata) for (let g = 0; g < metadata.row_groups.length; g++) spans.push(rowGroupSpan(metadata, g));
+    spans.push({ start: f.footer.offset, end: f.bytes });
+  }
+  const whole = createHash('sha256');
+  const parts = new SpanHasher(spans);
+  for await (const chunk of await storageFor(uri).createReadStream(uri)) {
+    whole.update(chunk as Buffer);
+    parts.update(chunk as Buffer);
+  }
+  const digests = parts.digests();
+  return {
+    sha256: whole.digest('hex'),
+    rowGroups: digests.slice(0, -1),
+    footer: f.footer ? digests.at(-1) : undefined,
+  };
 }
 
 /** Every mismatch between the manifest and what is on storage; empty when the build verifies. */
@@ -66,7 +104,7 @@ export async function verifyBuild(out: string): Promise<string[]> {
   const root = manifestRoot(out);
   const m = await readManifest(out);
   const problems: string[] = [];
-  const files = [...m.shards, m.quarantine];
+  const files: ManifestShard[] = [...m.shards, m.quarantine];
   for (const f of files) {
     const uri = joinUri(root, f.path);
     const info = await storageFor(uri).stat(uri);
@@ -75,9 +113,23 @@ export async function verifyBuild(out: string): Promise<string[]> {
       continue;
     }
     if (info.size !== f.bytes) problems.push(`${f.path}: ${info.size} bytes, manifest says ${f.bytes}`);
-    const sha = await sha256Of(uri);
+    const hashes = await hashShard(uri, f);
+    const sha = hashes.sha256;
     if (sha !== f.sha256) problems.push(`${f.path}: sha256 ${sha}, manifest says ${f.sha256}`);
-    else {
+    if (f.rowGroupSha256 && f.footer) {
+      if (hashes.footer !== f.footer.sha256)
+        problems.push(`${f.path}: footer sha256 ${hashes.footer}, manifest says ${f.footer.sha256}`);
+      if (hashes.rowGroups.length !== f.rowGroupSha256.length)
+        problems.push(
+          `${f.path}: ${hashes.rowGroups.length} row groups, manifest lists ${f.rowGroupSha256.length}`,
+        );
+      f.rowGroupSha256.forEach((expected, g) => {
+        const actual = hashes.rowGroups[g];
+        if (actual !== undefined && actual !== expected)
+          problems.push(`${f.path}: row group ${g} sha256 ${actual}, manifest says ${expected}`);
+      });
+    }
+    if (sha === f.sha256) {
       const rows = await shardRowCount(uri);
       if (rows !== f.rows) problems.push(`${f.path}: ${rows} rows, manifest says ${f.rows}`);
     }

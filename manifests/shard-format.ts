@@ -31,7 +31,8 @@ export async function shardRowCount(uri: string): Promise<number> {
 
 const text = (v: unknown) => (v instanceof Uint8Array ? Buffer.from(v).toString('utf8') : String(v));
 
-function toSample(r: Record<string, unknown>): Sample {
+/** A decoded shard row (all columns) as a Sample. */
+export function toSample(r: Record<string, unknown>): Sample {
   const images = (r.images as Record<string, unknown>[] | null) ?? [];
   const turns = (r.conversations as Record<string, unknown>[] | null) ?? [];
   return {

@@ -100,7 +100,13 @@ export async function runFinalize(ctx: BuildContext): Promise<Manifest> {
       bytes: shards.reduce((a, s) => a + s.bytes, 0),
       quarantined: quarantineLines.length,
     },
-    shards: shards.map((s) => ({ path: s.path, rows: s.rows, bytes: s.bytes, sha256: s.sha256 })),
+    shards: shards.map((s) => ({
+      path: s.path,
+      rows: s.rows,
+      bytes: s.bytes,
+      sha256: s.sha256,
+      ...(s.rowGroupSha256 && s.footer ? { rowGroupSha256: s.rowGroupSha256, footer: s.footer } : {}),
+    })),
     quarantine: q,
     stats,
   };

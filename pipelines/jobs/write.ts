@@ -1,9 +1,10 @@
 // write(shard): merge this shard's bucket ranges (from its route file), sort rows by key, write the Parquet shard
-// (schema mixforge.sample/v1) and record rows, bytes, sha256 and the statistics the report draws.
+// (schema mixforge.sample/v1) and record rows, bytes, hashes (file, row groups, footer) and the report's statistics.
 import { createHash } from 'node:crypto';
 import type { Sample } from '../../core/schema.ts';
 import { storageFor } from '../../core/storage/index.ts';
 import { writeSampleShard } from '../../manifests/shard-format.ts';
+import { shardHashes } from '../../manifests/shard-integrity.ts';
 import { addSampleToStats, emptyShardStats, type ShardStats } from '../../manifests/stats.ts';
 import type { BuildContext } from '../context.ts';
 import { buildLayout } from '../layout.ts';
@@ -19,6 +20,9 @@ export interface ShardResult {
   rows: number;
   bytes: number;
   sha256: string;
+  /** Per-row-group and footer hashes, so readers can check each ranged read (absent in older write records). */
+  rowGroupSha256?: string[];
+  footer?: { offset: number; sha256: string };
   stats: ShardStats;
 }
 
@@ -79,6 +83,7 @@ export async function runWrite(ctx: BuildContext, s: number, signal?: AbortSigna
     rows: rows.length,
     bytes: bytes.byteLength,
     sha256: createHash('sha256').update(bytes).digest('hex'),
+    ...shardHashes(bytes),
     stats,
   };
   await writeJson(layout.done('write-result', s), result);

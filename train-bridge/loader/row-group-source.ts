@@ -1,10 +1,11 @@
-// Reads row groups of a built mixture's shards (local or S3) for the loader: one ranged read per row group (only the
-// loader's columns), optionally through the local ShardCache, with a bounded LRU of decoded groups and of footers.
+// Reads row groups of a built mixture's shards (local or S3) for the loader: one ranged read per row group, checked
+// against the manifest's hash, optionally through the local ShardCache, with a bounded LRU of decoded groups and footers.
 
-import { errorMessage, SourceFileError } from '../../core/errors.ts';
-import { openParquet, type ParquetFileHandle, readRowGroups } from '../../core/parquet/read.ts';
+import { SourceFileError } from '../../core/errors.ts';
 import type { SampleImage, Turn } from '../../core/schema.ts';
-import { isS3Uri, joinUri, storageFor } from '../../core/storage/index.ts';
+import { isS3Uri, joinUri } from '../../core/storage/index.ts';
+import type { ManifestShard } from '../../manifests/manifest.ts';
+import { VerifiedShard } from '../../manifests/verified-shard.ts';
 import type { ShardCache } from './shard-cache.ts';
 
 /** The columns the loader reads; `origin` and `key` are skipped. */
@@ -18,12 +19,7 @@ export interface ShardRow {
   conversations: Turn[];
 }
 
-export interface ShardEntry {
-  path: string;
-  rows: number;
-  bytes: number;
-  sha256: string;
-}
+export type ShardEntry = ManifestShard;
 
 const text = (v: unknown) => (v instanceof Uint8Array ? Buffer.from(v).toString('utf8') : String(v));
 
@@ -81,7 +77,7 @@ export interface RowGroupSourceOptions {
 }
 
 export class RowGroupSource {
-  private readonly footers: PromiseLru<ParquetFileHandle>;
+  private readonly footers: PromiseLru<VerifiedShard>;
   private readonly groups: PromiseLru<ShardRow[]>;
   /** Remote bytes fetched (ranged reads), for tests and the benchmark. */
   bytesFetched = 0;
@@ -104,11 +100,12 @@ export class RowGroupSource {
     this.groups.resize(n);
   }
 
-  private footer(shard: number): Promise<ParquetFileHandle> {
+  /** The shard opened with its footer checked against the manifest, and its layout against the loader's. */
+  private footer(shard: number): Promise<VerifiedShard> {
     return this.footers.get(String(shard), async () => {
       const entry = this.shards[shard];
-      const uri = this.shardUri(shard);
-      const handle = await openParquet(uri, entry.bytes);
+      const verified = await VerifiedShard.open(this.root, entry);
+      const { handle, uri } = verified;
       if (handle.numRows !== entry.rows)
         throw new SourceFileError(uri, `${handle.numRows} rows, the manifest says ${entry.rows}`);
       handle.rowGroups.forEach((g) => {
@@ -122,68 +119,31 @@ export class RowGroupSource {
       for (const c of LOADER_COLUMNS)
         if (!handle.columns.includes(c))
           throw new SourceFileError(uri, `no column "${c}" (not a mixforge.sample/v1 shard)`);
-      return handle;
+      return verified;
     });
   }
 
-  /** Byte span of the loader's columns in row group g (column chunks of a group are contiguous in the file). */
-  private groupSpan(handle: ParquetFileHandle, g: number): { start: number; end: number } {
-    let start = Number.POSITIVE_INFINITY;
-    let end = 0;
-    for (const c of handle.metadata.row_groups[g].columns) {
-      const m = c.meta_data;
-      if (!m || !LOADER_COLUMNS.includes(m.path_in_schema[0])) continue;
-      const s = Number(m.dictionary_page_offset ?? m.data_page_offset);
-      const chunkStart = m.dictionary_page_offset !== undefined && s > 0 ? s : Number(m.data_page_offset);
-      start = Math.min(start, chunkStart);
-      end = Math.max(end, chunkStart + Number(m.total_compressed_size));
-    }
-    return { start, end };
-  }
-
+  /**
+   * One ranged read of the whole row group, checked against the manifest's hash before the cache keeps it or the
+   * decoder sees it (the group's origin and key columns come along: a few bytes a row, and what makes one hash
+   * cover exactly what is read).
+   */
   private async load(shard: number, group: number): Promise<ShardRow[]> {
-    const handle = await this.footer(shard);
-    const uri = handle.uri;
-    const span = this.groupSpan(handle, group);
-    const fetch = async () => {
-      const b = await storageFor(uri).readRange(uri, span.start, span.end);
+    const verified = await this.footer(shard);
+    const cache = this.opts.cache;
+    const counted = (fetch: () => Promise<Uint8Array>) => async () => {
+      const b = await fetch();
       this.bytesFetched += b.byteLength;
       return b;
     };
-    const cache = this.opts.cache;
-    const bytes =
-      cache && isS3Uri(uri)
-        ? await cache.rowGroupBytes(this.shards[shard].sha256, group, fetch)
-        : await fetch();
-    if (bytes.byteLength !== span.end - span.start)
-      throw new SourceFileError(
-        uri,
-        `row group ${group}: read ${bytes.byteLength} bytes, expected ${span.end - span.start}`,
-      );
-    const inner = handle.file;
-    // Serve hyparquet's slices of this group from the one ranged read; anything else (never expected) falls through.
-    const file = {
-      byteLength: inner.byteLength,
-      slice(s: number, e = inner.byteLength) {
-        if (s >= span.start && e <= span.end) {
-          const view = bytes.subarray(s - span.start, e - span.start);
-          return view.buffer.slice(view.byteOffset, view.byteOffset + view.byteLength) as ArrayBuffer;
-        }
-        return inner.slice(s, e);
-      },
-    };
-    const rows: ShardRow[] = [];
-    try {
-      for await (const rg of readRowGroups(
-        { ...handle, file },
-        { start: group, end: group + 1, columns: LOADER_COLUMNS },
-      ))
-        for (const r of rg.rows) rows.push(toRow(r));
-    } catch (err) {
-      throw err instanceof SourceFileError
-        ? err
-        : new SourceFileError(uri, `row group ${group}: ${errorMessage(err)}`);
-    }
+    const bytes = await verified.groupBytes(group, (key, fetch, verify) => {
+      if (cache && isS3Uri(verified.uri)) return cache.rowGroupBytes(key, counted(fetch), verify);
+      return counted(fetch)().then((b) => {
+        verify(b);
+        return b;
+      });
+    });
+    const rows = (await verified.decode(group, bytes, LOADER_COLUMNS)).map(toRow);
     this.groupsDecoded++;
     return rows;
   }

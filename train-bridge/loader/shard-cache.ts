@@ -1,5 +1,6 @@
-// A bounded local cache of remote shard bytes, at the grain the loader reads: one row group's byte range per file,
-// named by the shard's sha256 (content-addressed, so a stale entry can never be served). LRU by bytes.
+// A bounded local cache of remote shard bytes, at the grain the loader reads: one row group's bytes per file, named by
+// their sha256 from the manifest (content-addressed). Bytes are checked before they are stored and again when served,
+// so a corrupt read is never kept and a damaged entry is fetched again. LRU by bytes.
 import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
@@ -12,6 +13,15 @@ export interface ShardCacheStats {
 }
 
 let tempCounter = 0;
+
+function passes(verify: (bytes: Uint8Array) => void, bytes: Uint8Array): boolean {
+  try {
+    verify(bytes);
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 export class ShardCache {
   /** Entry name → size, in least-recently-used-first order (Map keeps insertion order; a hit re-inserts). */
@@ -72,31 +82,38 @@ export class ShardCache {
   }
 
   /**
-   * Bytes [start, end) of row group `group` of the shard with this sha256: from the cache, else fetched once
-   * (concurrent callers share the fetch), stored, and older entries evicted past maxBytes.
+   * The bytes stored under `key` (a row group's sha256): from the cache when they still pass `verify`, else fetched
+   * once (concurrent callers share the fetch), checked with `verify` (which throws on a mismatch, so nothing is
+   * stored), stored, and older entries evicted past maxBytes.
    */
-  async rowGroupBytes(sha256: string, group: number, fetch: () => Promise<Uint8Array>): Promise<Uint8Array> {
+  async rowGroupBytes(
+    key: string,
+    fetch: () => Promise<Uint8Array>,
+    verify: (bytes: Uint8Array) => void,
+  ): Promise<Uint8Array> {
     await this.init();
-    const name = `${sha256}-${group}.rg`;
+    const name = `${key}.rg`;
     const size = this.entries.get(name);
     if (size !== undefined) {
       const bytes = await readFile(join(this.dir, name)).catch(() => undefined);
-      if (bytes && bytes.byteLength === size) {
+      if (bytes && bytes.byteLength === size && passes(verify, bytes)) {
         this.stats.hits++;
         this.entries.delete(name);
         this.entries.set(name, size);
         return bytes;
       }
-      // Removed or truncated behind our back: forget it and fetch again.
+      // Removed, truncated or damaged behind our back: forget it and fetch again.
       this.entries.delete(name);
       this.bytes -= size;
       this.sync();
+      await rm(join(this.dir, name), { force: true });
     }
     const running = this.inflight.get(name);
     if (running) return running;
     const job = (async () => {
       this.stats.misses++;
       const bytes = await fetch();
+      verify(bytes);
       // An entry larger than the whole cache is served but not kept.
       if (bytes.byteLength <= this.maxBytes) {
         const tmp = join(this.dir, `${name}.tmp-${process.pid}-${tempCounter++}`);

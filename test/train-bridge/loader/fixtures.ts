@@ -9,6 +9,7 @@ import type { Sample, SampleImage } from '../../../core/schema.ts';
 import { type DemoImageFormat, drawDemoImage } from '../../../demo/images.ts';
 import type { Manifest } from '../../../manifests/manifest.ts';
 import { writeSampleShard } from '../../../manifests/shard-format.ts';
+import { shardHashes } from '../../../manifests/shard-integrity.ts';
 import type { MixtureSpec } from '../../../manifests/spec-schema.ts';
 import { emptyShardStats } from '../../../manifests/stats.ts';
 
@@ -22,6 +23,8 @@ export interface FixtureOptions {
   imageCount?: (shard: number, i: number) => number;
   /** Draw images at this size instead of the demo's varied sizes. */
   imageSize?: { width: number; height: number };
+  /** Write the manifest as builds did before per-row-group hashes (whole-file sha256 only). */
+  wholeFileHashOnly?: boolean;
 }
 
 export const fixtureId = (shard: number, i: number) => `fixture/s${shard}-${i}`;
@@ -68,6 +71,7 @@ export async function writeFixtureMixture(dir: string, opts: FixtureOptions): Pr
       rows,
       bytes: bytes.byteLength,
       sha256: createHash('sha256').update(bytes).digest('hex'),
+      ...(opts.wholeFileHashOnly ? {} : shardHashes(bytes)),
     });
   }
   const total = shards.reduce((a, s) => a + s.rows, 0);
