@@ -1,16 +1,19 @@
 // Loader throughput at model resolution against a PyTorch DataLoader + PIL doing the same pad + resize + to-tensor
 // on the same images (read from our LLaVA export), same number of workers, in the same run; prints the ratios.
 //   npx tsx bench/loader.ts [--images 160] [--workers 2] [--batch 8] [--res 1024] [--rounds 1] [--only u8,pairs]
+//   (--only keys: f32 u8 f16 f32-reuse f16-reuse u8-reuse pairs u8-nocheck, and check for the hash-cost section alone)
 //                           [--no-micro]
 // Runs, like the mixforge CLI, with bin/process-env.js's malloc tuning (re-running itself to set it); the PyTorch
 // baseline inherits the same environment. `GLIBC_TUNABLES= npx tsx bench/loader.ts` measures both without it.
-// Also measures, single-threaded, the two orders of pad/resize and the u8 → f32 conversion (docs/decisions.md).
+// Also measures, single-threaded, the two orders of pad/resize and the u8 → f32 conversion (docs/decisions.md), and
+// what checking each row group against the manifest's sha256 costs the loader (ratio with/without, same run).
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { parquetMetadata } from 'hyparquet';
 import sharp from 'sharp';
 import { rerunWithProcessEnv } from '../bin/process-env.js';
 import { keyedHash64 } from '../core/keyed-hash.ts';
@@ -18,6 +21,7 @@ import type { Sample } from '../core/schema.ts';
 import { grainyPhoto } from '../demo/images.ts';
 import type { Manifest } from '../manifests/manifest.ts';
 import { writeSampleShard } from '../manifests/shard-format.ts';
+import { rowGroupSpan, sha256Hex, shardHashes } from '../manifests/shard-integrity.ts';
 import type { MixtureSpec } from '../manifests/spec-schema.ts';
 import { emptyShardStats } from '../manifests/stats.ts';
 import { exportLlava } from '../train-bridge/export/llava.ts';
@@ -47,6 +51,8 @@ const { values: args } = parseArgs({
     /** Comma-separated keys of our configurations to run (f32,u8,f16,f32-reuse,f16-reuse,u8-reuse,pairs). */
     only: { type: 'string' },
     'no-micro': { type: 'boolean', default: false },
+    /** Skip the PyTorch baseline (where torch is not installed); ratios between our configurations still print. */
+    'no-torch': { type: 'boolean', default: false },
   },
 });
 const N = Number(args.images);
@@ -102,6 +108,7 @@ async function writeMixture(dir: string): Promise<number> {
         rows: N,
         bytes: shard.byteLength,
         sha256: createHash('sha256').update(shard).digest('hex'),
+        ...shardHashes(shard),
       },
     ],
     quarantine: { path: 'quarantine.parquet', rows: 0, bytes: 0, sha256: '' },
@@ -150,10 +157,15 @@ function runClock() {
   };
 }
 
-async function runOurs(manifest: string, dtype: ImageDtype, reuseBuffers = false): Promise<Run> {
+async function runOurs(
+  manifest: string,
+  dtype: ImageDtype,
+  reuseBuffers = false,
+  checkRowGroups = true,
+): Promise<Run> {
   const clock = runClock();
   const pool = new PreprocessPool(WORKERS);
-  const loader = new BatchLoader(new StreamingDataset(manifest, { seed: 1 }), {
+  const loader = new BatchLoader(new StreamingDataset(manifest, { seed: 1, checkRowGroups }), {
     batchSize: BATCH,
     resolution: R,
     dtype,
@@ -276,6 +288,45 @@ async function microbench(photos: Uint8Array[]): Promise<void> {
   );
 }
 
+/**
+ * What checking every row group against the manifest's sha256 costs: the dataset alone (read + hash + decode, no
+ * image preprocessing: the worst case for the ratio), with and without the check, alternated, best of 5 each; plus
+ * the bytes the whole-group reads add over the loader's columns (origin and key ride along so one hash covers a read).
+ */
+async function checkCost(manifest: string, shardPath: string): Promise<void> {
+  const pass = async (checkRowGroups: boolean) => {
+    const t0 = performance.now();
+    let n = 0;
+    for await (const _ of new StreamingDataset(manifest, { seed: 1, checkRowGroups })) n++;
+    if (n !== N) throw new Error(`dataset gave ${n} samples, expected ${N}`);
+    return (performance.now() - t0) / 1000;
+  };
+  const best = { on: Number.POSITIVE_INFINITY, off: Number.POSITIVE_INFINITY };
+  for (let k = 0; k < 5; k++) {
+    best.off = Math.min(best.off, await pass(false));
+    best.on = Math.min(best.on, await pass(true));
+  }
+  const shard = await readFile(shardPath);
+  const meta = parquetMetadata(
+    shard.buffer.slice(shard.byteOffset, shard.byteOffset + shard.byteLength) as ArrayBuffer,
+  );
+  let group = 0;
+  let extra = 0;
+  meta.row_groups.forEach((rg, g) => {
+    const span = rowGroupSpan(meta, g);
+    group += span.end - span.start;
+    for (const c of rg.columns)
+      if (c.meta_data && ['origin', 'key'].includes(c.meta_data.path_in_schema[0]))
+        extra += Number(c.meta_data.total_compressed_size);
+  });
+  const t0 = performance.now();
+  for (let k = 0; k < 5; k++) sha256Hex(shard);
+  const hashRate = (5 * shard.byteLength) / 1e6 / ((performance.now() - t0) / 1000);
+  console.log(
+    `row-group sha256 check, dataset only (no preprocessing), best of 5: ${(N / best.off).toFixed(0)} → ${(N / best.on).toFixed(0)} samples/s, time ×${(best.on / best.off).toFixed(3)}; sha256 ${hashRate.toFixed(0)} MB/s; whole-group reads add ${((100 * extra) / (group - extra)).toFixed(2)} % bytes over the loader's columns`,
+  );
+}
+
 async function main(): Promise<void> {
   console.log(`GLIBC_TUNABLES=${process.env.GLIBC_TUNABLES ?? '(unset)'} for both loaders`);
   const dir = await mkdtemp(join(tmpdir(), 'mixforge-loader-bench-'));
@@ -319,21 +370,34 @@ async function main(): Promise<void> {
         run: () => runOurs(manifest, 'u8', true),
       },
       { key: 'pairs', name: 'mixforge train input (PairStream), u8 NHWC', run: () => runPairs(manifest) },
+      // The baseline of the integrity check's cost: the same loader with row-group hashes not checked.
+      {
+        key: 'u8-nocheck',
+        name: 'mixforge BatchLoader, u8 NHWC, hashes not checked',
+        run: () => runOurs(manifest, 'u8', false, false),
+      },
     ];
     const only = args.only ? new Set(args.only.split(',')) : undefined;
     const chosen = configs.filter((c) => !only || only.has(c.key));
     const rate = (c: Counts) => c.images / c.seconds;
-    for (let round = 0; round < Number(args.rounds); round++) {
-      const torch = runTorch(join(exp, 'mixture.json'), exp);
-      const results: [string, Run][] = [['PyTorch DataLoader + PIL, f32 NCHW', torch]];
+    for (let round = 0; round < (chosen.length ? Number(args.rounds) : 0); round++) {
+      const torch = args['no-torch'] ? undefined : runTorch(join(exp, 'mixture.json'), exp);
+      const results: [string, Run][] = torch ? [['PyTorch DataLoader + PIL, f32 NCHW', torch]] : [];
       for (const c of chosen) results.push([c.name, await c.run()]);
       console.log(`round ${round + 1}:`);
+      const byKey = new Map(chosen.map((c, i) => [c.key, results[i + (torch ? 1 : 0)][1]]));
+      const [checked, unchecked] = [byKey.get('u8'), byKey.get('u8-nocheck')];
+      if (checked && unchecked)
+        console.log(
+          `  row-group sha256 check, full loader (u8): img/s ×${(rate(checked) / rate(unchecked)).toFixed(3)}, steady ×${(rate(checked.steady) / rate(unchecked.steady)).toFixed(3)} of unchecked`,
+        );
       for (const [name, r] of results)
         console.log(
-          `  ${name.padEnd(48)} ${rate(r).toFixed(1).padStart(6)} img/s ${(r.batches / r.seconds).toFixed(2).padStart(6)} batches/s ×${(rate(r) / rate(torch)).toFixed(2)}` +
-            ` | steady ${rate(r.steady).toFixed(1).padStart(6)} img/s ×${(rate(r.steady) / rate(torch.steady)).toFixed(2)}`,
+          `  ${name.padEnd(48)} ${rate(r).toFixed(1).padStart(6)} img/s ${(r.batches / r.seconds).toFixed(2).padStart(6)} batches/s${torch ? ` ×${(rate(r) / rate(torch)).toFixed(2)}` : ''}` +
+            ` | steady ${rate(r.steady).toFixed(1).padStart(6)} img/s${torch ? ` ×${(rate(r.steady) / rate(torch.steady)).toFixed(2)}` : ''}`,
         );
     }
+    if (!only || only.has('check')) await checkCost(manifest, join(dir, 'mix', 'shards/shard-00000.parquet'));
     if (!args['no-micro']) await microbench(photos);
   } finally {
     await rm(dir, { recursive: true, force: true });

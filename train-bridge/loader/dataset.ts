@@ -26,6 +26,11 @@ export interface StreamingDatasetOptions extends RankedLoaderOptions {
   cacheMaxBytes?: number;
   /** Row groups loaded ahead of the one being read. */
   prefetchGroups?: number;
+  /**
+   * Check each row group read against the manifest's sha256 (default true). `false` exists only so bench/loader.ts
+   * can measure what the check costs; the footer and byte counts are checked either way.
+   */
+  checkRowGroups?: boolean;
 }
 
 export const LOADER_DEFAULTS = {
@@ -90,6 +95,7 @@ export class StreamingDataset extends RankedLoader implements AsyncIterable<Load
         rowGroupSize: SHARD_ROW_GROUP,
         decodedGroups: 1,
         cache,
+        checkRowGroups: this.opts.checkRowGroups,
       });
       if (this.pendingResume) this.applyResume(this.pendingResume);
       this.rebuildOrder();

@@ -74,6 +74,8 @@ export interface RowGroupSourceOptions {
   footers?: number;
   /** Local cache for remote shards; local shards are read in place. */
   cache?: ShardCache;
+  /** Check each row group against the manifest's sha256 (default true; false only to measure its cost). */
+  checkRowGroups?: boolean;
 }
 
 export class RowGroupSource {
@@ -136,7 +138,8 @@ export class RowGroupSource {
       this.bytesFetched += b.byteLength;
       return b;
     };
-    const bytes = await verified.groupBytes(group, (key, fetch, verify) => {
+    const check = this.opts.checkRowGroups ?? true;
+    const bytes = await verified.groupBytes(group, check, (key, fetch, verify) => {
       if (cache && isS3Uri(verified.uri)) return cache.rowGroupBytes(key, counted(fetch), verify);
       return counted(fetch)().then((b) => {
         verify(b);

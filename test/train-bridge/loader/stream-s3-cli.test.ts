@@ -48,7 +48,7 @@ describe('StreamingDataset over S3', () => {
     const fetched = first.ioStats().bytesFetched;
     const shardBytes = JSON.parse(await readFile(join(dir, 'mix', 'manifest.json'), 'utf8')).totals
       .bytes as number;
-    // Ranged reads of the loader's columns only: less than the shard files (which also hold origin, key, footer).
+    // Ranged reads of the row groups only (each checked against its hash): less than the shard files (footers).
     assert.ok(fetched > 0 && fetched < shardBytes, `${fetched} bytes fetched of ${shardBytes}`);
     const entries = (await readdir(cacheDir)).filter((n) => n.endsWith('.rg'));
     assert.equal(
