@@ -10,6 +10,7 @@ import { registerStream } from './commands/stream.ts';
 import { registerTokens } from './commands/tokens.ts';
 import { registerTrain } from './commands/train.ts';
 import { registerWorker } from './commands/worker.ts';
+import { explainError } from './explain-error.ts';
 
 const program = new Command()
   .name('mixforge')
@@ -30,6 +31,6 @@ registerTrain(program);
 registerWorker(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
-  process.stderr.write(`mixforge: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.stderr.write(`mixforge: ${explainError(err)}\n`);
   process.exit(1);
 });

@@ -23,8 +23,9 @@ export class SpecError extends MixforgeError {
     readonly file: string,
     readonly path: string,
     message: string,
+    options?: { cause?: unknown },
   ) {
-    super(`${file}${path ? ` at ${path}` : ''}: ${message}`);
+    super(`${file}${path ? ` at ${path}` : ''}: ${message}`, options);
   }
 }
 

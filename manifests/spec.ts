@@ -88,7 +88,7 @@ async function readSpecText(uri: string): Promise<string> {
   try {
     return new TextDecoder('utf-8', { fatal: true }).decode(await storageFor(uri).readAll(uri));
   } catch (err) {
-    throw new SpecError(uri, '', `cannot read the spec: ${errorMessage(err)}`);
+    throw new SpecError(uri, '', `cannot read the spec: ${errorMessage(err)}`, { cause: err });
   }
 }
 
