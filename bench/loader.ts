@@ -408,9 +408,13 @@ async function main(): Promise<void> {
     for (let round = 0; round < (chosen.length ? Number(args.rounds) : 0); round++) {
       const torch = args['no-torch'] ? undefined : runTorch(join(exp, 'mixture.json'), exp);
       const results: [string, Run][] = torch ? [['PyTorch DataLoader + PIL, f32 NCHW', torch]] : [];
-      for (const c of chosen) results.push([c.name, await c.run()]);
-      console.log(`round ${round + 1}:`);
-      const byKey = new Map(chosen.map((c, i) => [c.key, results[i + (torch ? 1 : 0)][1]]));
+      // Odd rounds run ours in reverse (ABBA), so warm-up and drift on a busy machine do not favour one side.
+      const order = round % 2 === 0 ? chosen : [...chosen].reverse();
+      const runs = new Map<string, Run>();
+      for (const c of order) runs.set(c.key, await c.run());
+      for (const c of chosen) results.push([c.name, runs.get(c.key) as Run]);
+      console.log(`round ${round + 1}${round % 2 === 1 ? ' (ours in reverse order)' : ''}:`);
+      const byKey = runs;
       const [checked, unchecked] = [byKey.get('u8'), byKey.get('u8-nocheck')];
       if (checked?.cpuSeconds) {
         // The check's cost does not depend on the load of the machine as wall time does: hash CPU per image over
