@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { explainError } from '../../cli/explain-error.ts';
 import { StorageError } from '../../core/errors.ts';
-import { shippedSpecPath } from '../../manifests/demo-overrides.ts';
+import { shippedSpecPath } from '../../demo/spec-overrides.ts';
 import { writeFixtureMixture } from '../train-bridge/loader/fixtures.ts';
 
 const CLI = join(import.meta.dirname, '../../cli/main.ts');

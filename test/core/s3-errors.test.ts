@@ -13,7 +13,7 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { shippedSpecPath } from '../../manifests/demo-overrides.ts';
+import { shippedSpecPath } from '../../demo/spec-overrides.ts';
 import { demoDataDir } from '../helpers/demo-data.ts';
 
 const CLI = join(import.meta.dirname, '../../cli/main.ts');
