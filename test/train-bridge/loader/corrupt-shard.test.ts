@@ -163,6 +163,24 @@ describe('a corrupted shard', () => {
     assert.equal(sha256Hex(await readFile(entry)), badGroup);
   });
 
+  it('is checked without giving up ranged reads: one rank of two fetches about half the bytes', async () => {
+    // Eight row groups of 256 rows; with two lanes, rank 0 of 2 reads the four groups of its lane.
+    const wide = join(dir, 'wide');
+    const manifest = await writeFixtureMixture(wide, { shards: [1024, 1024] });
+    for (const name of ['manifest.json', SHARD, 'shards/shard-00001.parquet'])
+      await s3.client.send(
+        new PutObjectCommand({ Bucket: 'mix', Key: `wide/${name}`, Body: await readFile(join(wide, name)) }),
+      );
+    const rank = new StreamingDataset('s3://mix/wide/manifest.json', { rank: 0, worldSize: 2, lanes: 2 });
+    assert.equal((await collect(rank)).length, 1024);
+    const fetched = rank.ioStats().bytesFetched;
+    // A whole-file check would have fetched both shards entirely.
+    assert.ok(
+      fetched > 0.4 * manifest.totals.bytes && fetched < 0.6 * manifest.totals.bytes,
+      `${fetched} bytes fetched of ${manifest.totals.bytes}: the check forced whole-shard reads`,
+    );
+  });
+
   it('is caught at open when the footer is damaged, and by the whole-file hash of an older manifest', async () => {
     const manifest = JSON.parse(await readFile(join(dir, 'mix', 'manifest.json'), 'utf8')) as Manifest;
     const footerAt = manifest.shards[0].footer?.offset ?? 0;
