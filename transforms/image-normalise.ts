@@ -11,6 +11,7 @@ import sharp, {
 import type { QuarantineReason } from '../core/quarantine.ts';
 import type { SampleImage } from '../core/schema.ts';
 import type { ImageOptions } from './component-options.ts';
+import { hashHex, perceptualHash } from './perceptual-hash.ts';
 
 /** Why an image was re-encoded. None: the original bytes were kept exactly. */
 export type ImageChange =
@@ -33,7 +34,12 @@ export interface NormalisedImage {
   sourceHeight: number;
   /** Empty when the original bytes were kept. */
   changes: ImageChange[];
+  /** The stored image's 64-bit perceptual hash (hex), when asked for (near-duplicate detection). */
+  perceptualHash?: string;
 }
+
+/** The spec's image options, plus whether to compute the perceptual hash (only builds that use it pay for it). */
+export type NormaliseOptions = ImageOptions & { perceptualHash?: boolean };
 
 export type ImageOutcome =
   | { ok: true; value: NormalisedImage }
@@ -157,7 +163,7 @@ function sha256Hex(bytes: Uint8Array): string {
  * quarantine reason (zero bytes, not an image, unsupported format, too many pixels, animated under `reject`,
  * truncated, corrupt).
  */
-export async function normaliseImage(bytes: Uint8Array, options: ImageOptions): Promise<ImageOutcome> {
+export async function normaliseImage(bytes: Uint8Array, options: NormaliseOptions): Promise<ImageOutcome> {
   if (bytes.length === 0) return { ok: false, reason: 'image-empty', message: 'zero bytes' };
   const input = inputOptions(options);
   let meta: Metadata;
@@ -193,9 +199,12 @@ export async function normaliseImage(bytes: Uint8Array, options: ImageOptions): 
   if (!KEPT_FORMATS.has(meta.format)) changes.push('format');
 
   if (changes.length === 0) {
-    // Nothing to change, but the pixels must still decode: the header alone proves little.
+    // Nothing to change, but the pixels must still decode: the header alone proves little. When the hash is wanted,
+    // its thumbnail decode (shrink-on-load, same input options) is that check, so it costs no second decode.
+    let hash: string | undefined;
     try {
-      await sharp(bytes, input).raw().toBuffer();
+      if (options.perceptualHash) hash = hashHex(await perceptualHash(bytes, input));
+      else await sharp(bytes, input).raw().toBuffer();
     } catch (err) {
       return { ok: false, ...classifyError(err, bytes) };
     }
@@ -207,6 +216,7 @@ export async function normaliseImage(bytes: Uint8Array, options: ImageOptions): 
         sourceWidth,
         sourceHeight,
         changes,
+        ...(hash === undefined ? {} : { perceptualHash: hash }),
       },
     };
   }
@@ -233,6 +243,8 @@ export async function normaliseImage(bytes: Uint8Array, options: ImageOptions): 
     return { ok: false, ...classifyError(err, bytes) };
   }
   const outBytes = new Uint8Array(out.data.buffer, out.data.byteOffset, out.data.byteLength);
+  // A re-encoded image is hashed as stored (one more decode, of the smaller normalised image).
+  const hash = options.perceptualHash ? hashHex(await perceptualHash(outBytes, input)) : undefined;
   return {
     ok: true,
     value: {
@@ -241,6 +253,7 @@ export async function normaliseImage(bytes: Uint8Array, options: ImageOptions): 
       sourceWidth,
       sourceHeight,
       changes,
+      ...(hash === undefined ? {} : { perceptualHash: hash }),
     },
   };
 }

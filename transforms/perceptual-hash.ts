@@ -1,7 +1,8 @@
 // Perceptual image hashes for near-duplicate detection: a 64-bit DCT hash (pHash) of the image's 32×32 greyscale
-// thumbnail. Near-identical pictures (resized, re-encoded, slightly cropped, greyscale, small overlays) differ in a
-// few bits; unrelated ones in about half. Deterministic for a given sharp/libvips build.
-import sharp from 'sharp';
+// thumbnail, decoded with shrink-on-load. Near-identical pictures (resized, re-encoded, slightly cropped, greyscale, small overlays) differ in a
+// few bits; unrelated ones in about half. Deterministic for a given libvips decoder (the rest is
+// plain arithmetic here).
+import sharp, { type SharpOptions } from 'sharp';
 
 const SIDE = 32;
 const LOW = 8;
@@ -47,9 +48,14 @@ export function hashFromDct(coefficients: Float64Array): bigint {
   return h;
 }
 
-/** The 32×32 greyscale thumbnail the hash is computed from (alpha flattened onto white, EXIF orientation applied). */
-export async function hashThumbnail(bytes: Uint8Array): Promise<Uint8Array> {
-  const { data } = await sharp(bytes)
+/**
+ * The 32×32 greyscale thumbnail the hash is computed from (EXIF orientation applied, alpha flattened onto white).
+ * libvips shrinks JPEG and WebP while decoding them (shrink-on-load), so this costs about one plain decode: ingest
+ * uses it as its decode check when the hash is wanted (every entropy-coded block is still decoded, and `input`
+ * carries the same failOn and pixel limit), so the hash needs no second decode.
+ */
+export async function hashThumbnail(bytes: Uint8Array, input: SharpOptions = {}): Promise<Uint8Array> {
+  const { data } = await sharp(bytes, input)
     .autoOrient()
     .flatten({ background: '#ffffff' })
     .greyscale()
@@ -60,8 +66,13 @@ export async function hashThumbnail(bytes: Uint8Array): Promise<Uint8Array> {
 }
 
 /** The 64-bit perceptual hash of an encoded image. */
-export async function perceptualHash(bytes: Uint8Array): Promise<bigint> {
-  return hashFromDct(lowFrequencyDct(await hashThumbnail(bytes)));
+export async function perceptualHash(bytes: Uint8Array, input: SharpOptions = {}): Promise<bigint> {
+  return hashFromDct(lowFrequencyDct(await hashThumbnail(bytes, input)));
+}
+
+/** The hash as 16 lower-case hex digits (the keys-file field). */
+export function hashHex(h: bigint): string {
+  return h.toString(16).padStart(16, '0');
 }
 
 /** Bits that differ between two 64-bit hashes. */

@@ -46,16 +46,17 @@ describe('normaliseImage: bad inputs get distinct quarantine reasons', () => {
     corruptPng: 'image-corrupt',
     bombPng: 'image-too-large',
   };
-  for (const [name, reason] of Object.entries(expected)) {
-    it(`${name} → ${reason}`, async () => {
-      const o = await normaliseImage(bad[name as keyof typeof bad], DEFAULTS);
-      assert.equal(o.ok, false, `${name} was accepted`);
-      if (!o.ok) {
-        assert.equal(o.reason, reason, `${name}: ${o.message}`);
-        assert.ok(o.message.length > 0 && o.message.length <= 300);
-      }
-    });
-  }
+  // With the perceptual hash on, its thumbnail decode is the decode check: it must catch the same faults.
+  for (const [name, reason] of Object.entries(expected))
+    for (const perceptualHash of [false, true])
+      it(`${name} → ${reason}${perceptualHash ? ' (perceptual hash on)' : ''}`, async () => {
+        const o = await normaliseImage(bad[name as keyof typeof bad], { ...DEFAULTS, perceptualHash });
+        assert.equal(o.ok, false, `${name} was accepted`);
+        if (!o.ok) {
+          assert.equal(o.reason, reason, `${name}: ${o.message}`);
+          assert.ok(o.message.length > 0 && o.message.length <= 300);
+        }
+      });
 
   it('the pixel limit is the max_pixels option (a real 1200×1000 image over a 1M limit is a bomb)', async () => {
     const img = await noiseJpeg(1200, 1000);
