@@ -5,7 +5,7 @@ import { createBullBoard } from '@bull-board/api';
 import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { ExpressAdapter } from '@bull-board/express';
 import express from 'express';
-import { connectRedis } from './queues.ts';
+import { openRedis } from './redis-client.ts';
 import { BuildQueues } from './status.ts';
 
 export interface Dashboard {
@@ -17,8 +17,9 @@ export async function startDashboard(opts: {
   redis: string;
   port: number;
   host?: string;
+  redisTimeoutMs?: number;
 }): Promise<Dashboard> {
-  const redis = connectRedis(opts.redis);
+  const redis = await openRedis(opts.redis, { timeoutMs: opts.redisTimeoutMs });
   const queues = new BuildQueues(redis);
   const serverAdapter = new ExpressAdapter();
   serverAdapter.setBasePath('/');

@@ -7,18 +7,16 @@ import type { BuildContext } from '../pipelines/context.ts';
 import type { BuildEventSink } from '../pipelines/events.ts';
 import { addedBy, levelOf, type Stage } from '../pipelines/graph.ts';
 import { submitBuild } from './control.ts';
-import {
-  connectRedis,
-  DEFAULT_RETRY,
-  type RetryPolicy,
-  readBuildRecord,
-  STEPS,
-  type Step,
-} from './queues.ts';
+import { DEFAULT_RETRY, type RetryPolicy, readBuildRecord, STEPS, type Step } from './queues.ts';
+import { openRedis, redactRedisUrl } from './redis-client.ts';
 import { BuildQueues, type JobSnapshot, stepTotals } from './status.ts';
 
 export interface QueueBuildOptions {
   redis: string;
+  /** The first connect to Redis must succeed within this time (default 10 s). */
+  redisTimeoutMs?: number;
+  /** Called once the build is recorded in Redis, before it is followed: the CLI prints the id at once. */
+  onSubmitted?: (buildId: string) => void;
   /** Enqueue and return without following. */
   detach?: boolean;
   onEvent?: BuildEventSink;
@@ -176,16 +174,19 @@ export async function runBuildOnQueue(
 ): Promise<Manifest | undefined> {
   const emit: BuildEventSink = opts.onEvent ?? (() => undefined);
   return runBuildEnvelope(ctx, { emit, force: opts.force }, async () => {
-    const redis = connectRedis(opts.redis);
+    const redis = await openRedis(opts.redis, { timeoutMs: opts.redisTimeoutMs });
     const queues = new BuildQueues(redis);
     try {
       await submitBuild(queues, { buildId: ctx.buildId, out: ctx.out, retry: opts.retry ?? DEFAULT_RETRY });
+      opts.onSubmitted?.(ctx.buildId);
       if (opts.detach) return false;
       await followBuild(queues, ctx.buildId, { onEvent: emit, pollMs: opts.pollMs });
       return true;
     } catch (err) {
       if (err instanceof MixforgeError) throw err;
-      throw new MixforgeError(`build ${ctx.buildId} on ${opts.redis}: ${errorMessage(err)}`, { cause: err });
+      throw new MixforgeError(`build ${ctx.buildId} on ${redactRedisUrl(opts.redis)}: ${errorMessage(err)}`, {
+        cause: err,
+      });
     } finally {
       await queues.close();
       redis.disconnect();

@@ -26,6 +26,8 @@ export interface ProcessorSettings {
   cancelPollMs: number;
   /** Set when the worker hands its jobs back: a job it still picks up while closing goes straight back too. */
   handingBack: () => boolean;
+  /** How long handing a job back may wait for Redis; past it the job is left to expire (its lock is not renewed). */
+  handBackTimeoutMs?: number;
   log: (line: string) => void;
 }
 
@@ -187,6 +189,24 @@ async function bounded<T>(
   }
 }
 
+/** True when `work` settles within `ms` (its failure counts as settled: false); never waits longer. */
+async function within(work: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      work.then(
+        () => true,
+        () => false,
+      ),
+      new Promise<boolean>((r) => {
+        timer = setTimeout(() => r(false), ms);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 export function makeProcessor(s: ProcessorSettings) {
   // Three parameters: BullMQ passes the abort signal only to processors that declare it.
   return async (job: Job, token?: string, signal?: AbortSignal): Promise<JobResult> => {
@@ -217,8 +237,18 @@ export function makeProcessor(s: ProcessorSettings) {
       if (err instanceof HandBack) {
         // Graceful shutdown: put the job back in the queue now rather than leave it to the stalled-job check.
         // A manual move to delayed is not a failed attempt.
-        if (token) await job.moveToDelayed(Date.now() + HAND_BACK_DELAY_MS, token);
-        s.log(`${what}: handed back`);
+        // Bounded: with Redis gone the move would wait for it forever, and a stopping worker must not.
+        const moved = token
+          ? await within(
+              job.moveToDelayed(Date.now() + HAND_BACK_DELAY_MS, token),
+              s.handBackTimeoutMs ?? 5000,
+            )
+          : false;
+        s.log(
+          moved
+            ? `${what}: handed back`
+            : `${what}: not handed back (Redis does not answer); its lock expires, then another worker reruns it`,
+        );
         throw new DelayedError();
       }
       const final = err instanceof UnrecoverableError || isDeterministicError(err);

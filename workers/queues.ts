@@ -1,8 +1,7 @@
 // The build graph's names on BullMQ: one queue per step, deterministic job ids, the small job payload, job options
 // (retries, backoff, retention) and the per-build record. Redis carries only these ids, payloads and small results.
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import { z } from 'zod';
-import { MixforgeError } from '../core/errors.ts';
 import { STAGES, type Stage } from '../pipelines/graph.ts';
 
 /**
@@ -94,21 +93,4 @@ export async function readBuildRecord(redis: Redis, buildId: string): Promise<Bu
     shards: num(h.shards),
     cancelled: h.cancelled === '1',
   };
-}
-
-export class RedisUrlError extends MixforgeError {
-  override name = 'RedisUrlError';
-}
-
-/**
- * One ioredis client for a `redis://` or `rediss://` URL. `maxRetriesPerRequest: null` is what BullMQ needs: commands
- * wait through a Redis restart instead of failing after a fixed number of reconnects.
- */
-export function connectRedis(url: string): Redis {
-  if (!/^rediss?:\/\//.test(url))
-    throw new RedisUrlError(`--redis ${url}: expected redis://host:port[/db] or rediss://…`);
-  const client = new Redis(url, { maxRetriesPerRequest: null, lazyConnect: false });
-  // Connection errors are retried by ioredis; without a listener Node would print each one as unhandled.
-  client.on('error', () => undefined);
-  return client;
 }

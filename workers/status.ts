@@ -5,6 +5,7 @@ import type { Redis } from 'ioredis';
 import { LAST_STAGE, stageTotals } from '../pipelines/graph.ts';
 import {
   type BuildRecord,
+  buildRecordKey,
   bullJobId,
   type JobResult,
   jobResultSchema,
@@ -182,5 +183,47 @@ export function formatBuildStatus(s: BuildStatus): string {
       );
     }
   }
+  return `${lines.join('\n')}\n`;
+}
+
+export interface BuildSummary {
+  buildId: string;
+  out: string | undefined;
+  state: BuildStatus['state'];
+  /** Jobs completed and jobs known so far (fan-outs appear as plan and select finish). */
+  done: number;
+  known: number;
+}
+
+/** Every build this Redis has a record of (records are small hashes; SCAN keeps Redis responsive), sorted by id. */
+export async function listBuilds(queues: BuildQueues): Promise<BuildSummary[]> {
+  const ids: string[] = [];
+  let cursor = '0';
+  do {
+    const [next, keys] = await queues.redis.scan(cursor, 'MATCH', buildRecordKey('*'), 'COUNT', 500);
+    cursor = next;
+    for (const k of keys) ids.push(k.slice(buildRecordKey('').length));
+  } while (cursor !== '0');
+  ids.sort();
+  const out: BuildSummary[] = [];
+  for (const buildId of ids) {
+    const s = await readBuildStatus(queues, buildId);
+    if (s.state === 'unknown') continue;
+    const done = s.steps.reduce((a, st) => a + st.counts.completed, 0);
+    const known = s.steps.reduce((a, st) => a + (st.total ?? 0), 0);
+    out.push({ buildId, out: s.out, state: s.state, done, known });
+  }
+  return out;
+}
+
+/** A table for `mixforge builds`. */
+export function formatBuildList(builds: BuildSummary[]): string {
+  if (builds.length === 0) return 'no builds in this Redis\n';
+  const w = Math.max(5, ...builds.map((b) => b.buildId.length));
+  const lines = [`${'build'.padEnd(w)}  ${'state'.padEnd(9)}  ${'jobs done'.padStart(11)}  out`];
+  for (const b of builds)
+    lines.push(
+      `${b.buildId.padEnd(w)}  ${b.state.padEnd(9)}  ${`${b.done}/${b.known}`.padStart(11)}  ${b.out ?? ''}`,
+    );
   return `${lines.join('\n')}\n`;
 }

@@ -6,10 +6,13 @@ import { errorMessage } from '../core/errors.ts';
 import { type BuildJobs, pipelineJobs } from './build-jobs.ts';
 import { BuildFlows } from './flows.ts';
 import { HAND_BACK_REASON, makeProcessor } from './processor.ts';
-import { connectRedis, queueName, STEPS, type Step } from './queues.ts';
+import { queueName, STEPS, type Step } from './queues.ts';
+import { DEFAULT_REDIS_TIMEOUT_MS, openRedis, redactRedisUrl } from './redis-client.ts';
 
 export interface WorkerSettings {
   redis: string;
+  /** The first connect must succeed within this time; also how long a stopping worker waits for a silent Redis. */
+  redisTimeoutMs?: number;
   /** Jobs in flight per step queue. Stages are barriers, so one build keeps at most this many busy. */
   concurrency: number;
   /** Which step queues to serve (default all): e.g. only `ingest` on machines with many cores. */
@@ -39,13 +42,48 @@ export const DEFAULT_WORKER_SETTINGS = {
   name: `${hostname()}-${process.pid}`,
 } as const satisfies Partial<WorkerSettings>;
 
+export interface CloseResult {
+  /**
+   * False when Redis stopped answering while the worker stopped: it exited without recording the end of its jobs
+   * (or handing them back). Their locks expire and other workers take them over; their outputs, if committed, make
+   * the rerun a skip.
+   */
+  clean: boolean;
+  /** Jobs that were still running locally when the worker gave up on Redis (their work was abandoned). */
+  abandoned: string[];
+}
+
 export interface BuildWorker {
-  /** Stops taking jobs; waits for running jobs to finish, or with `handBack` returns them to their queues at once. */
-  close(opts?: { handBack?: boolean }): Promise<void>;
+  /**
+   * Stops taking jobs; waits for running jobs to finish, or with `handBack` returns them to their queues at once.
+   * Bounded whatever Redis does: when Redis stops answering for `redisTimeoutMs`, it gives up on Redis (see
+   * CloseResult) instead of waiting for it.
+   */
+  close(opts?: { handBack?: boolean }): Promise<CloseResult>;
+}
+
+/** Resolves true when Redis answers PING within `ms`, false otherwise (never waits longer). */
+async function answers(redis: import('ioredis').Redis, ms: number): Promise<boolean> {
+  if (redis.status !== 'ready') return false;
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      redis.ping().then(
+        (r) => r === 'PONG',
+        () => false,
+      ),
+      new Promise<boolean>((r) => {
+        timer = setTimeout(() => r(false), ms);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 export async function startBuildWorker(settings: WorkerSettings): Promise<BuildWorker> {
-  const redis = connectRedis(settings.redis);
+  const redisTimeoutMs = settings.redisTimeoutMs ?? DEFAULT_REDIS_TIMEOUT_MS;
+  const redis = await openRedis(settings.redis, { timeoutMs: redisTimeoutMs });
   const jobs = settings.jobs ?? (await pipelineJobs());
   const flows = new BuildFlows(redis);
   let handingBack = false;
@@ -56,11 +94,23 @@ export async function startBuildWorker(settings: WorkerSettings): Promise<BuildW
     jobTimeoutMs: settings.jobTimeoutMs,
     cancelPollMs: settings.cancelPollMs,
     handingBack: () => handingBack,
+    handBackTimeoutMs: Math.min(redisTimeoutMs, 5000),
     log: (line) => settings.log(`[${settings.name}] ${line}`),
   });
+  // Jobs running in this process, tracked here rather than asked of BullMQ: a stopping worker must know when its
+  // own work is over even while Redis does not answer.
+  const running = new Map<string, Promise<unknown>>();
+  const tracked: typeof processor = (job, token, signal) => {
+    const p = processor(job, token, signal);
+    const id = `${job.id}#${token ?? ''}`;
+    running.set(id, p);
+    const untrack = () => running.delete(id);
+    p.then(untrack, untrack);
+    return p;
+  };
   let lastError = '';
   const workers = settings.steps.map((step) => {
-    const w = new Worker(queueName(step), processor, {
+    const w = new Worker(queueName(step), tracked, {
       connection: redis,
       name: settings.name,
       concurrency: settings.concurrency,
@@ -84,19 +134,65 @@ export async function startBuildWorker(settings: WorkerSettings): Promise<BuildW
     `[${settings.name}] serving ${settings.steps.map(queueName).join(', ')} (concurrency ${settings.concurrency}, lock ${settings.lockDurationMs} ms)`,
   );
 
-  let closing: Promise<void> | undefined;
+  /**
+   * The graceful close, bounded: BullMQ's close records each job's end in Redis and retries while Redis is away, so
+   * it is raced with a watchdog that gives up on Redis once it has not answered for `redisTimeoutMs`, or once
+   * this process has no job left and the close still waits on Redis that long.
+   */
+  const closeBounded = async (): Promise<CloseResult> => {
+    const graceful = (async () => {
+      await Promise.all(workers.map((w) => w.close()));
+      await flows.close();
+    })();
+    let closed = false;
+    graceful.then(
+      () => {
+        closed = true;
+      },
+      () => {
+        closed = true;
+      },
+    );
+    let silentSince: number | undefined;
+    let idleSince: number | undefined;
+    while (!closed) {
+      const now = Date.now();
+      idleSince = running.size === 0 ? (idleSince ?? now) : undefined;
+      const ok = await answers(redis, Math.min(2000, redisTimeoutMs));
+      if (closed) break;
+      silentSince = ok ? undefined : (silentSince ?? now);
+      const gone = silentSince !== undefined && Date.now() - silentSince >= redisTimeoutMs;
+      const stuck = idleSince !== undefined && Date.now() - idleSince >= redisTimeoutMs;
+      if (gone || stuck) {
+        const abandoned = [...running.keys()].map((k) => k.slice(0, k.indexOf('#')));
+        settings.log(
+          `[${settings.name}] Redis at ${redactRedisUrl(settings.redis)} does not answer: stopping without it` +
+            (abandoned.length
+              ? `; ${abandoned.join(', ')} abandoned (their locks expire, then another worker reruns them)`
+              : ''),
+        );
+        for (const w of workers) w.cancelAllJobs('mixforge: worker stopping without Redis');
+        for (const w of workers) w.disconnect().catch(() => undefined);
+        redis.disconnect();
+        await jobs.shutdown().catch(() => undefined);
+        return { clean: false, abandoned };
+      }
+      await Promise.race([graceful.catch(() => undefined), new Promise((r) => setTimeout(r, 250))]);
+    }
+    await graceful;
+    await jobs.shutdown();
+    redis.disconnect();
+    return { clean: true, abandoned: [] };
+  };
+
+  let closing: Promise<CloseResult> | undefined;
   return {
     close(opts = {}) {
       if (opts.handBack) {
         handingBack = true;
         for (const w of workers) w.cancelAllJobs(HAND_BACK_REASON);
       }
-      closing ??= (async () => {
-        await Promise.all(workers.map((w) => w.close()));
-        await flows.close();
-        await jobs.shutdown();
-        redis.disconnect();
-      })();
+      closing ??= closeBounded();
       return closing;
     },
   };

@@ -1,7 +1,7 @@
 // `mixforge plan | build | verify | inspect`: the manifest build CLI. Thin: parses flags, calls pipelines/manifests.
 import type { Command } from 'commander';
 import { normaliseUri } from '../../core/storage/index.ts';
-import { intFlag } from '../flags.ts';
+import { intFlag, numberFlag } from '../flags.ts';
 import { onStopSignals } from '../signals.ts';
 
 interface SpecFlags {
@@ -13,6 +13,28 @@ const collect = (v: string, prev: string[]) => [...prev, v];
 async function loadSpecFromFlags(specPath: string, flags: SpecFlags) {
   const { loadSpec } = await import('../../manifests/spec.ts');
   return loadSpec(specPath, { env: process.env, set: flags.set });
+}
+
+/**
+ * An attached `build --redis`: says at once which build it follows, and on Ctrl-C (or SIGTERM) that the build goes on
+ * in the fleet and how to follow or cancel it, then exits; the workers never depended on this process.
+ */
+function announceFleetBuild(buildId: string, redisUrl: string, stopProgress: () => void): void {
+  // redisUrl comes redacted (no password).
+  const redis = `--redis ${redisUrl}`;
+  process.stderr.write(
+    `build ${buildId}: submitted to the fleet; following it (Ctrl-C stops following, not the build)\n`,
+  );
+  const stop = () => {
+    stopProgress();
+    process.stderr.write(
+      `\nbuild ${buildId} goes on in the fleet. Follow it: mixforge status ${buildId} ${redis}; ` +
+        `cancel it: mixforge cancel ${buildId} ${redis}\n`,
+    );
+    process.exit(130);
+  };
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
 }
 
 export function registerBuild(program: Command): void {
@@ -67,6 +89,11 @@ export function registerBuild(program: Command): void {
     .option('--redis <url>', 'run on BullMQ workers through this Redis instead of in-process')
     .option('--detach', 'with --redis: enqueue and return at once')
     .option('--force', 'build into an --out folder that holds files mixforge did not write (they are kept)')
+    .option(
+      '--redis-timeout <s>',
+      'with --redis: give up when Redis does not answer within this many seconds (default 10, or $MIXFORGE_REDIS_TIMEOUT)',
+      numberFlag('--redis-timeout'),
+    )
     .action(
       async (
         specPath: string,
@@ -80,6 +107,7 @@ export function registerBuild(program: Command): void {
           redis?: string;
           detach?: boolean;
           force?: boolean;
+          redisTimeout?: number;
         },
       ) => {
         const spec = await loadSpecFromFlags(specPath, flags);
@@ -94,11 +122,19 @@ export function registerBuild(program: Command): void {
         try {
           if (flags.redis) {
             const { runBuildOnQueue } = await import('../../workers/executor-bullmq.ts');
+            const { redactRedisUrl, redisTimeoutFrom, redisUrlFrom } = await import(
+              '../../workers/redis-client.ts'
+            );
+            const redis = redisUrlFrom(flags.redis);
             const manifest = await runBuildOnQueue(ctx, {
-              redis: flags.redis,
+              redis,
+              redisTimeoutMs: redisTimeoutFrom(flags.redisTimeout),
               detach: Boolean(flags.detach),
               onEvent: progress.sink,
               force: flags.force,
+              onSubmitted: flags.detach
+                ? undefined
+                : (id) => announceFleetBuild(id, redactRedisUrl(redis), progress.stop),
             });
             if (flags.detach) process.stdout.write(`${ctx.buildId}\n`);
             else if (manifest && !flags.json)
