@@ -213,6 +213,8 @@ export function makeProcessor(s: ProcessorSettings) {
     const p = parsePayload(job);
     const what = `${p.step} ${p.n} of ${p.buildId}`;
     const t0 = Date.now();
+    // Job boundaries in the log: operators read them, and the kill tests aim at them (test/workers/kill-points).
+    s.log(`${what}: started (start ${job.attemptsStarted})`);
     try {
       const record = await readBuildRecord(s.redis, p.buildId);
       if (!record)

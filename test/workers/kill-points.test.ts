@@ -1,0 +1,234 @@
+// kill -9 of a real `mixforge worker` at many points of real builds, over several seeds: the worker is the child the
+// launcher (bin/mixforge.js) re-runs itself as, and it is killed when its own log shows a job boundary (a job just
+// started, or its work is committed but not yet recorded as completed in Redis). After every build, each file the
+// build published must be byte-identical to the in-process build of the same spec, and no temp file may be left.
+import assert from 'node:assert/strict';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, relative } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { shippedSpecPath } from '../../demo/spec-overrides.ts';
+import { loadSpec } from '../../manifests/spec.ts';
+import { makeBuildContext } from '../../pipelines/context.ts';
+import { runBuildInProcess } from '../../pipelines/executor-inprocess.ts';
+import { runBuildOnQueue } from '../../workers/executor-bullmq.ts';
+import { demoDataDir } from '../helpers/demo-data.ts';
+import { startRedis, type TestRedis } from '../helpers/redis-server.ts';
+
+const LAUNCHER = join(import.meta.dirname, '..', '..', 'bin', 'mixforge.js');
+
+/** Where a worker dies: when its log says job `step n` started, or finished its work (`done`/`already done`). */
+interface KillPoint {
+  step: string;
+  n: number;
+  at: 'start' | 'done';
+}
+
+/**
+ * Per seed, kill points spread over the graph: mid-job kills (start) and kills between a job's committed work and its
+ * completion in Redis (done) — for a head that is after it added the next level, the window where a late rerun
+ * meets a build that went on without it.
+ */
+const PLANS: { seed: number; kills: KillPoint[] }[] = [
+  {
+    seed: 11,
+    kills: [
+      { step: 'plan', n: 0, at: 'done' },
+      { step: 'ingest', n: 1, at: 'start' },
+      { step: 'shuffle', n: 2, at: 'done' },
+      { step: 'write', n: 0, at: 'start' },
+    ],
+  },
+  {
+    seed: 12,
+    kills: [
+      { step: 'ingest', n: 0, at: 'done' },
+      { step: 'select', n: 0, at: 'done' },
+      { step: 'write', n: 1, at: 'done' },
+      { step: 'finalize', n: 0, at: 'start' },
+    ],
+  },
+  {
+    seed: 13,
+    kills: [
+      { step: 'plan', n: 0, at: 'start' },
+      { step: 'shuffle', n: 0, at: 'start' },
+      { step: 'route', n: 0, at: 'done' },
+      { step: 'finalize', n: 0, at: 'done' },
+    ],
+  },
+];
+
+interface Worker {
+  name: string;
+  launcher: ChildProcess;
+  log: string;
+  exited: Promise<void>;
+}
+
+function childPid(pid: number): number | undefined {
+  try {
+    const first = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(' ')[0];
+    return first ? Number(first) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Every file under `dir` (the build's own `_build/` aside) with its sha256, and every temp file anywhere. */
+async function published(dir: string): Promise<{ files: Map<string, string>; temps: string[] }> {
+  const files = new Map<string, string>();
+  const temps: string[] = [];
+  for (const e of await readdir(dir, { recursive: true, withFileTypes: true })) {
+    if (!e.isFile()) continue;
+    const rel = relative(dir, join(e.parentPath, e.name));
+    if (/\.tmp-/.test(e.name)) temps.push(rel);
+    if (rel.startsWith('_build/')) continue;
+    files.set(
+      rel,
+      createHash('sha256')
+        .update(await readFile(join(dir, rel)))
+        .digest('hex'),
+    );
+  }
+  return { files, temps };
+}
+
+describe('kill -9 of the real worker process at job boundaries, over seeds (local storage)', () => {
+  let redis: TestRedis | undefined;
+  let root = '';
+  let data = '';
+  const workers: Worker[] = [];
+  let spawned = 0;
+  /** What the current build does with a worker's log line (workers outlive builds). */
+  let onLine: (w: Worker, line: string) => void = () => undefined;
+
+  /** The launcher with an untuned environment, so it re-runs itself: the worker proper is its child. */
+  const startWorker = (url: string): Worker => {
+    const env = { ...process.env };
+    delete env.GLIBC_TUNABLES;
+    const name = `w${spawned++}`;
+    const launcher = spawn(
+      process.execPath,
+      // Short locks and stalled checks: a killed worker's job comes back within about 2 s.
+      [
+        LAUNCHER,
+        'worker',
+        '--redis',
+        url,
+        '--name',
+        name,
+        '--lock-duration',
+        '1500',
+        '--stalled-interval',
+        '500',
+        '--max-stalled',
+        '20',
+      ],
+      { env, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    const w: Worker = {
+      name,
+      launcher,
+      log: '',
+      exited: new Promise((r) => launcher.once('exit', () => r())),
+    };
+    let partial = '';
+    const onData = (d: Buffer) => {
+      w.log = (w.log + d.toString('utf8')).slice(-50_000);
+      partial += d.toString('utf8');
+      const lines = partial.split('\n');
+      partial = lines.pop() ?? '';
+      for (const line of lines) onLine(w, line);
+    };
+    launcher.stdout?.on('data', onData);
+    launcher.stderr?.on('data', onData);
+    return w;
+  };
+
+  before(async () => {
+    [redis, data, root] = await Promise.all([
+      startRedis(),
+      demoDataDir(),
+      mkdtemp(join(tmpdir(), 'mixforge-kill-points-')),
+    ]);
+  });
+  after(async () => {
+    for (const w of workers) w.launcher.kill('SIGKILL');
+    await Promise.all(workers.map((w) => w.exited));
+    await redis?.stop();
+    await rm(root, { recursive: true, force: true });
+  });
+
+  it('every build byte-identical to the in-process build, with no temp file left', async (t) => {
+    const url = redis?.url ?? '';
+    for (const plan of PLANS) {
+      const spec = await loadSpec(shippedSpecPath('demo'), {
+        env: { MIXFORGE_DEMO_DATA: data },
+        set: [`seed=${plan.seed}`],
+      });
+      const ref = makeBuildContext(spec, join(root, `ref-${plan.seed}`));
+      await runBuildInProcess(ref, { concurrency: 2 });
+      const ctx = makeBuildContext(spec, join(root, `fleet-${plan.seed}`));
+
+      const pending = [...plan.kills];
+      const killed: string[] = [];
+      onLine = (w: Worker, line: string) => {
+        const m = new RegExp(`\\] (\\w+) (\\d+) of ${ctx.buildId}: (started|done|already done)`).exec(line);
+        if (!m) return;
+        const at = m[3] === 'started' ? 'start' : 'done';
+        const i = pending.findIndex((k) => k.step === m[1] && k.n === Number(m[2]) && k.at === at);
+        if (i < 0) return;
+        const [k] = pending.splice(i, 1);
+        const pid = w.launcher.pid === undefined ? undefined : childPid(w.launcher.pid);
+        assert.ok(pid, `${w.name} runs its worker as a child of the launcher`);
+        process.kill(pid, 'SIGKILL');
+        killed.push(`${k.step} ${k.n} ${k.at} (${w.name})`);
+        // The launcher dies of its child's signal; a replacement keeps two workers in the fleet.
+        workers.push(startWorker(url));
+      };
+      while (workers.filter((w) => w.launcher.exitCode === null && w.launcher.signalCode === null).length < 2)
+        workers.push(startWorker(url));
+      await Promise.all(
+        workers.map(
+          (w) =>
+            new Promise<void>((resolve) => {
+              const check = setInterval(() => {
+                if (
+                  /serving mixforge-/.test(w.log) ||
+                  w.launcher.exitCode !== null ||
+                  w.launcher.signalCode !== null
+                ) {
+                  clearInterval(check);
+                  resolve();
+                }
+              }, 50);
+            }),
+        ),
+      );
+
+      const t0 = Date.now();
+      const manifest = await runBuildOnQueue(ctx, { redis: url, pollMs: 100 });
+      t.diagnostic(
+        `seed ${plan.seed}: ${((Date.now() - t0) / 1000).toFixed(1)} s, killed at ${killed.join(', ')}`,
+      );
+      assert.ok(manifest, 'the followed build returns its manifest');
+      assert.deepEqual(pending, [], `kill points never reached (seed ${plan.seed})`);
+
+      const [mine, theirs] = await Promise.all([published(ctx.out), published(ref.out)]);
+      assert.ok(
+        [...theirs.files.keys()].some((k) => k.startsWith('shards/')),
+        'the reference has shards',
+      );
+      assert.deepEqual(mine.temps, [], `temp files left by killed writes (seed ${plan.seed})`);
+      assert.deepEqual(
+        [...mine.files].sort(),
+        [...theirs.files].sort(),
+        `seed ${plan.seed}: published files differ from the in-process build`,
+      );
+    }
+  });
+});
