@@ -98,7 +98,8 @@ function warnShortTakes(manifest: Manifest, emit: BuildEventSink): void {
 
 /**
  * Removes the temporary files of writes that never finished (a build killed mid-write leaves them) from a local
- * output. Only for a build that is the only writer of its output: a fleet's workers may be writing right now.
+ * output. Only when nothing else writes there: an in-process build that is the only writer of its output, or a
+ * fleet build once finalized (a finished build runs no job again: runJobOnce).
  */
 export async function removeStrayTemps(out: string): Promise<void> {
   if (isS3Uri(out)) return;

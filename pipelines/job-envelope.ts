@@ -50,6 +50,14 @@ export async function runJobOnce(
     const marker = await readJson<DoneMarker>(l.done(stage, n));
     return { ran: false, result: marker.result };
   }
+  // A finished build runs nothing again. On a fleet a job can come back after the build went on without it: a head
+  // killed after it added the next level (its work committed, its completion not yet recorded in Redis) is rerun
+  // once its lock expires, possibly after finalize published the build and removed the scratch folders its
+  // outputs were in. Re-executing it then would read removed inputs and fail a published build, or write into it.
+  if (stage !== LAST_STAGE && (await isJobDone(ctx, LAST_STAGE, 0))) {
+    const marker = await readJsonIfExists<DoneMarker>(l.done(stage, n));
+    return { ran: false, result: marker?.buildId === ctx.buildId ? marker.result : {} };
+  }
   const def = stageDef(stage);
   const startedAt = new Date().toISOString();
   const result = def.summary(await def.run(ctx, n, signal, onProgress));

@@ -17,7 +17,10 @@ export interface BuildJobs {
   ): Promise<{ ran: boolean; result: Record<string, unknown> }>;
   /** A count the graph's fan-outs use (partitions, shards), read from the outputs of the stage that fixes it. */
   count(ctx: BuildContext, c: Count): Promise<number>;
-  /** After finalize: drop the intermediates (parts and buckets hold a copy of every image) unless asked to keep them. */
+  /**
+   * After finalize: drop the intermediates (parts and buckets hold a copy of every image) unless asked to keep them,
+   * and the temp files of writes whose worker was killed.
+   */
   finished(ctx: BuildContext): Promise<void>;
   /** Stops the worker-thread pool for image work. */
   shutdown(): Promise<void>;
@@ -28,7 +31,7 @@ export async function pipelineJobs(): Promise<BuildJobs> {
     { readBuildContext },
     { runJobOnce },
     { readCount },
-    { cleanUpAfterFinalize },
+    { cleanUpAfterFinalize, removeStrayTemps },
     { shutdownRecordProcessing },
   ] = await Promise.all([
     import('../pipelines/context.ts'),
@@ -41,7 +44,12 @@ export async function pipelineJobs(): Promise<BuildJobs> {
     readContext: readBuildContext,
     run: runJobOnce,
     count: readCount,
-    finished: cleanUpAfterFinalize,
+    async finished(ctx) {
+      await cleanUpAfterFinalize(ctx);
+      // A worker killed mid-write leaves its temp file (e.g. shards/shard-00002.parquet.tmp-<pid>-<n>); nobody else
+      // writes into a finished build, so the finalizing worker sweeps them.
+      await removeStrayTemps(ctx.out);
+    },
     shutdown: shutdownRecordProcessing,
   };
 }

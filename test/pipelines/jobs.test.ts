@@ -1,7 +1,7 @@
 // Job-level contracts the executors rely on: a job told to stop stops without marking itself done; route's per-shard
 // range lists do not depend on its memory budget and account for every row; write checks them against the buckets.
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -28,6 +28,35 @@ after(async () => {
 });
 
 describe('jobs', () => {
+  it('a job that comes back after its build finished runs nothing (a fleet head rerun after finalize)', async () => {
+    const data = await demoDataDir();
+    const spec = await loadSpec(shippedSpecPath('demo'), { env: { MIXFORGE_DEMO_DATA: data } });
+    const ctx = makeBuildContext(spec, join(tmp, 'late'));
+    await runBuildInProcess(ctx, { concurrency: 2 });
+    const l = buildLayout(ctx.out);
+    const listing = async () => (await readdir(ctx.out, { recursive: true })).sort();
+    const before = await listing();
+    assert.ok(!before.some((f) => f.startsWith('_build/buckets/')), 'finalize removed the scratch folders');
+    // Before: route re-executed against the removed bucket indexes and failed the published build; ingest wrote its
+    // part files again.
+    for (const [stage, n] of [
+      ['plan', 0],
+      ['ingest', 0],
+      ['select', 0],
+      ['shuffle', 1],
+      ['route', 0],
+      ['write', 2],
+    ] as const) {
+      const marker = JSON.parse(await readFile(l.done(stage, n), 'utf8')) as { result: unknown };
+      assert.deepEqual(
+        await runJobOnce(ctx, stage, n),
+        { ran: false, result: marker.result },
+        `${stage} ${n}`,
+      );
+    }
+    assert.deepEqual(await listing(), before, 'nothing written into the finished build');
+  });
+
   it('an aborted ingest stops with the abort reason and leaves no done marker; rerun completes it', async () => {
     const data = await demoDataDir();
     const spec = await loadSpec(shippedSpecPath('demo'), { env: { MIXFORGE_DEMO_DATA: data } });

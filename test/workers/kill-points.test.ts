@@ -5,10 +5,10 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join, relative } from 'node:path';
+import { dirname, join, relative } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { shippedSpecPath } from '../../demo/spec-overrides.ts';
 import { loadSpec } from '../../manifests/spec.ts';
@@ -37,7 +37,6 @@ const PLANS: { seed: number; kills: KillPoint[] }[] = [
     seed: 11,
     kills: [
       { step: 'plan', n: 0, at: 'done' },
-      { step: 'ingest', n: 1, at: 'start' },
       { step: 'shuffle', n: 2, at: 'done' },
       { step: 'write', n: 0, at: 'start' },
     ],
@@ -45,22 +44,30 @@ const PLANS: { seed: number; kills: KillPoint[] }[] = [
   {
     seed: 12,
     kills: [
-      { step: 'ingest', n: 0, at: 'done' },
+      { step: 'ingest', n: 1, at: 'start' },
       { step: 'select', n: 0, at: 'done' },
-      { step: 'write', n: 1, at: 'done' },
       { step: 'finalize', n: 0, at: 'start' },
     ],
   },
   {
     seed: 13,
     kills: [
-      { step: 'plan', n: 0, at: 'start' },
-      { step: 'shuffle', n: 0, at: 'start' },
+      { step: 'ingest', n: 0, at: 'done' },
       { step: 'route', n: 0, at: 'done' },
-      { step: 'finalize', n: 0, at: 'done' },
+      { step: 'write', n: 1, at: 'start' },
     ],
   },
 ];
+
+/**
+ * What a worker killed inside `writeAtomic` leaves next to the file it was writing: a partial temp file named by its
+ * pid (core/storage/local.ts). The write itself lasts milliseconds, too short to aim a kill at from outside, so a
+ * kill at the start of a job that publishes a file also leaves the temp file such a kill would have left.
+ */
+const PUBLISHES: Record<string, (n: number) => string> = {
+  write: (n) => `shards/shard-${String(n).padStart(5, '0')}.parquet`,
+  finalize: () => 'manifest.json',
+};
 
 interface Worker {
   name: string;
@@ -113,7 +120,7 @@ describe('kill -9 of the real worker process at job boundaries, over seeds (loca
     const name = `w${spawned++}`;
     const launcher = spawn(
       process.execPath,
-      // Short locks and stalled checks: a killed worker's job comes back within about 2 s.
+      // Short locks and stalled checks: a killed worker's job comes back within about 1.5 s.
       [
         LAUNCHER,
         'worker',
@@ -122,9 +129,9 @@ describe('kill -9 of the real worker process at job boundaries, over seeds (loca
         '--name',
         name,
         '--lock-duration',
-        '1500',
+        '1000',
         '--stalled-interval',
-        '500',
+        '250',
         '--max-stalled',
         '20',
       ],
@@ -187,6 +194,12 @@ describe('kill -9 of the real worker process at job boundaries, over seeds (loca
         assert.ok(pid, `${w.name} runs its worker as a child of the launcher`);
         process.kill(pid, 'SIGKILL');
         killed.push(`${k.step} ${k.n} ${k.at} (${w.name})`);
+        const published = PUBLISHES[k.step];
+        if (k.at === 'start' && published) {
+          const file = join(ctx.out, published(k.n));
+          mkdirSync(dirname(file), { recursive: true });
+          writeFileSync(`${file}.tmp-${pid}-0`, 'PAR1 half a shard');
+        }
         // The launcher dies of its child's signal; a replacement keeps two workers in the fleet.
         workers.push(startWorker(url));
       };
