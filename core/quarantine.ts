@@ -8,6 +8,8 @@ export const QUARANTINE_REASONS = [
   'wrong-type', // a field has the wrong type
   'missing-image', // a referenced image does not exist under its root
   'unsafe-image-path', // a path escapes its image root (.., absolute, symlink out)
+  'missing-id', // the record has no id and the source does not derive ids (`ids: derive`)
+  'unsupported-modality', // video or audio (a `video` field, a `<video>` token): mixforge builds image-text data
   // validation
   'image-token-mismatch', // number of <image> tokens != number of images
   'bad-roles', // roles do not alternate human/gpt (optional leading system)

@@ -34,7 +34,10 @@ export interface RawRecord {
   origin: string;
   images: RawImage[];
   conversations: RawTurn[];
-  /** Extra fields the source carried (data_source, model, ...), kept for filters and reports. */
+  /**
+   * Fields the source carried beyond the schema (data_source, model, DocMatix text sources, extra columns):
+   * JSON values only, stored in the sample's `metadata`.
+   */
   meta: Record<string, unknown>;
 }
 
@@ -56,4 +59,9 @@ export interface Sample {
   origin: string;
   /** Keyed 64-bit hash of `id` under the mixture seed: the global order. */
   key: bigint;
+  /**
+   * The record's extra source fields as canonical JSON (keys sorted, so shards stay byte-identical); `{}` when
+   * there are none. Absent on samples from shards written before the column existed.
+   */
+  metadata?: string;
 }

@@ -43,6 +43,10 @@ export async function inspectBuild(out: string, opts: { samples: number; source?
         const v = t.value.length > 300 ? `${t.value.slice(0, 297)}...` : t.value;
         lines.push(`   ${t.from.padEnd(6)} ${v.replaceAll('\n', '\\n')}`);
       }
+      if (s.metadata !== undefined && s.metadata !== '{}') {
+        const m = s.metadata.length > 300 ? `${s.metadata.slice(0, 297)}...` : s.metadata;
+        lines.push(`   meta   ${m}`);
+      }
       if (++shown >= opts.samples) break;
     }
   }

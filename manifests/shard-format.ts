@@ -49,6 +49,8 @@ export function toSample(r: Record<string, unknown>): Sample {
       }),
     ),
     conversations: turns.map((t): Turn => ({ from: text(t.from) as Turn['from'], value: text(t.value) })),
+    // Shards written before the column existed (or a reader that left it out) have no metadata.
+    ...(r.metadata === undefined || r.metadata === null ? {} : { metadata: text(r.metadata) }),
   };
 }
 
@@ -58,6 +60,7 @@ export async function* readShardSamples(
   opts: { columns?: string[]; rowGroups?: { start: number; end: number } } = {},
 ): AsyncGenerator<Sample> {
   const handle = await openParquet(uri);
+  // readRowGroups skips columns a shard lacks, so older shards without `metadata` still read.
   const columns = opts.columns ?? SAMPLE_PARQUET_FIELDS.map((f) => f.name);
   const range = opts.rowGroups ?? { start: 0, end: handle.rowGroups.length };
   for await (const { rows } of readRowGroups(handle, { ...range, columns }))

@@ -7,26 +7,19 @@ import { FilterOptionsSchema, ImageOptionsSchema, TRANSFORM_KINDS } from '../tra
 
 export const COMPRESSIONS = ['zstd', 'snappy', 'gzip', 'none'] as const;
 
-/** Formats whose records reference image files, so an image root means something for them. */
-const REFERENCED_IMAGE_FORMATS: readonly string[] = ['llava-pretrain', 'llava-json', 'cambrian'];
-
-const SourceSchema = z
-  .strictObject({
-    format: z.enum(SOURCE_FORMATS),
-    uris: z
-      .array(z.string().min(1, 'expected a non-empty URI or glob'))
-      .min(1, 'expected at least one URI or glob'),
-    image_root: z.string().min(1, 'expected a non-empty folder, s3:// prefix or archive').optional(),
-  })
-  .superRefine((source, ctx) => {
-    if (source.image_root !== undefined && !REFERENCED_IMAGE_FORMATS.includes(source.format)) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['image_root'],
-        message: `'${source.format}' embeds its images; image_root is only used by ${REFERENCED_IMAGE_FORMATS.join(', ')}`,
-      });
-    }
-  });
+const SourceSchema = z.strictObject({
+  format: z.enum(SOURCE_FORMATS),
+  uris: z
+    .array(z.string().min(1, 'expected a non-empty URI or glob'))
+    .min(1, 'expected at least one URI or glob'),
+  /**
+   * Where referenced images live (json formats: paths in records; parquet formats: image structs that carry a
+   * `path` but no bytes). A folder, an s3:// prefix, or a .zip/.tar archive.
+   */
+  image_root: z.string().min(1, 'expected a non-empty folder, s3:// prefix or archive').optional(),
+  /** `derive`: number records `<file stem>/<position>` instead of reading their `id` (files without ids). */
+  ids: z.enum(['derive']).optional(),
+});
 
 const TakeSchema = z
   .strictObject({

@@ -11,6 +11,8 @@ export interface BuildRecord {
   origin: string;
   conversations: Turn[];
   images: { bytes: Uint8Array; width: number; height: number; format: string }[];
+  /** The sample's metadata column (canonical JSON). */
+  metadata: string;
   /** Hex of the exact-duplicate key (content hash). */
   dedupKey: string;
   /** Hex of h(seed, "take:"+component, id): the take order. */

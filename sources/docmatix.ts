@@ -1,17 +1,20 @@
 // DocMatix (`HuggingFaceM4/Docmatix`, `data/train-….parquet`): per document a list of page images and a list of
 // {user, assistant, source} QA pairs. Each pair becomes a human/gpt turn; `<image>` tokens are added by normalise.
-import type { RawImage, RawTurn } from '../core/schema.ts';
+import type { RawTurn } from '../core/schema.ts';
 import { isPlainObject, reject, typeName } from './field-checks.ts';
-import { checkImage, fileStem, parquetReader, type RowContext, type RowResult } from './parquet-family.ts';
+import {
+  checkImage,
+  derivedRowId,
+  parquetReader,
+  type RowContext,
+  type RowImage,
+  type RowResult,
+} from './parquet-family.ts';
 import type { SourceReader } from './types.ts';
 
-/** DocMatix has no id column: a document is named by its file and row (`train-00000-of-00001/42`). */
-export function docmatixId(ctx: RowContext): string {
-  return `${fileStem(ctx.uri)}/${ctx.row}`;
-}
-
 function docmatixRow(row: Record<string, unknown>, ctx: RowContext): RowResult {
-  const id = docmatixId(ctx);
+  // DocMatix has no id column: a document is named by its file and row, as `ids: derive` names any row.
+  const id = derivedRowId(ctx);
   const imagesValue = row.images;
   if (imagesValue === null || imagesValue === undefined)
     return reject('missing-field', "field 'images' is missing", id);
@@ -25,7 +28,7 @@ function docmatixRow(row: Record<string, unknown>, ctx: RowContext): RowResult {
       id,
     );
   }
-  const images: RawImage[] = [];
+  const images: RowImage[] = [];
   for (let k = 0; k < imagesValue.length; k++) {
     const image = checkImage(imagesValue[k], `images[${k}]`, id);
     if (!image.ok) return image;

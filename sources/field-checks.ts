@@ -83,3 +83,13 @@ export function checkOptionalString(value: unknown, field: string, id: string): 
   if (value === null || value === undefined) return { ok: true, value: undefined };
   return checkString(value, field, id);
 }
+
+/** The hint a record without an id gets: ids can be derived from file and position instead. */
+export const DERIVE_IDS_HINT = ' (set `ids: derive` on the source to number records by file and position)';
+
+/** `checkId`, with a missing id reported as `missing-id` and the hint to derive ids. */
+export function checkOwnId(value: unknown): Checked<string> {
+  const id = checkId(value);
+  if (id.ok || id.reason !== 'missing-field') return id;
+  return reject('missing-id', `no \`id\` field${DERIVE_IDS_HINT}`);
+}

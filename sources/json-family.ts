@@ -1,13 +1,20 @@
-// The LLaVA json families (LLaVA-Pretrain, the 665K mix, Cambrian) share one record shape — {id, image?,
+// The JSON-family reader (LLaVA-Pretrain, the 665K mix, Cambrian, messages files): one record shape — {id, image?,
 // conversations, ...extras} with images referenced by path — so this turns one parsed value into a RawRecord
 // (images loaded from an image root, in order, a few records in flight) or a quarantine record.
 import { MixforgeError } from '../core/errors.ts';
 import type { QuarantineReason, QuarantineRecord } from '../core/quarantine.ts';
 import type { RawImage, RawRecord, RawTurn } from '../core/schema.ts';
-import { dirnameUri, type ObjectInfo } from '../core/storage/index.ts';
+import { basenameUri, dirnameUri, type ObjectInfo } from '../core/storage/index.ts';
 import {
+  checkMessages,
+  otherModalityField,
+  otherModalityToken,
+  withSystemPrompt,
+} from './conversation-shapes.ts';
+import {
+  type Checked,
   checkConversations,
-  checkId,
+  checkOwnId,
   isPlainObject,
   type Rejection,
   reject,
@@ -24,53 +31,80 @@ import type { Partition, PlanOptions, ReadItem, SourceFormat, SourceReader } fro
 export interface LlavaFields {
   id: string;
   imagePaths: string[];
+  /** Turns as spelt, a `system_prompt` already made the leading system turn. */
   conversations: RawTurn[];
+  /** Every other field of the record (the sample's metadata). */
   meta: Record<string, unknown>;
 }
 
 export type FieldCheck = { ok: true; fields: LlavaFields } | Rejection;
 
-const KNOWN_FIELDS = new Set(['id', 'image', 'conversations']);
+/** Fields the record shape consumes; everything else goes to `meta`. */
+const SHAPE_FIELDS = new Set(['id', 'image', 'images', 'conversations', 'messages', 'system_prompt']);
+
+/** `image` (a path or a list of paths, LLaVA) or `images` (a list of paths, LLaMA-Factory). */
+function checkImagePaths(obj: Record<string, unknown>, id: string, requireImage: boolean): Checked<string[]> {
+  const field = obj.image === undefined || obj.image === null ? 'images' : 'image';
+  const image = obj[field];
+  if (
+    image === undefined ||
+    image === null ||
+    (field === 'images' && Array.isArray(image) && image.length === 0)
+  ) {
+    if (requireImage) return reject('missing-field', "field 'image' is missing", id);
+    return { ok: true, value: [] };
+  }
+  if (typeof image === 'string') {
+    if (image === '') return reject('wrong-type', `field '${field}' is an empty string`, id);
+    return { ok: true, value: [image] };
+  }
+  if (Array.isArray(image) && image.length > 0 && image.every((p) => typeof p === 'string' && p !== '')) {
+    return { ok: true, value: image as string[] };
+  }
+  return reject(
+    'wrong-type',
+    `field '${field}' must be a path or a non-empty list of paths, got ${typeName(image)}`,
+    id,
+  );
+}
 
 /**
- * Check the shape of one parsed record. `id` may be a number in the real 665K file (coerced to a string);
- * `image` is a path, a list of paths, or absent/null for text-only records (unless `requireImage`).
+ * Check the shape of one parsed record: `{id, image?, conversations, system_prompt?, ...}` (LLaVA, lmms-finetune)
+ * or `{id?, images?, messages, ...}` (LLaMA-Factory, OpenAI style). `id` may be a number in the real 665K file
+ * (coerced to a string); with `derivedId` the record's id is that one (its own id, if any, goes to `meta`).
+ * Video and audio records are refused as `unsupported-modality`.
  */
-export function checkLlavaFields(value: unknown, options: { requireImage: boolean }): FieldCheck {
+export function checkLlavaFields(
+  value: unknown,
+  options: { requireImage: boolean; derivedId?: string },
+): FieldCheck {
   if (!isPlainObject(value))
     return reject('wrong-type', `record must be a JSON object, got ${typeName(value)}`);
-  const checkedId = checkId(value.id);
-  if (!checkedId.ok) return checkedId;
-  const id = checkedId.value;
-
-  let imagePaths: string[];
-  const image = value.image;
-  if (image === undefined || image === null) {
-    if (options.requireImage) return reject('missing-field', "field 'image' is missing", id);
-    imagePaths = [];
-  } else if (typeof image === 'string') {
-    if (image === '') return reject('wrong-type', "field 'image' is an empty string", id);
-    imagePaths = [image];
-  } else if (
-    Array.isArray(image) &&
-    image.length > 0 &&
-    image.every((p) => typeof p === 'string' && p !== '')
-  ) {
-    imagePaths = image as string[];
-  } else {
-    return reject(
-      'wrong-type',
-      `field 'image' must be a path or a non-empty list of paths, got ${typeName(image)}`,
-      id,
-    );
+  let id: string;
+  if (options.derivedId !== undefined) id = options.derivedId;
+  else {
+    const own = checkOwnId(value.id);
+    if (!own.ok) return own;
+    id = own.value;
   }
+  const modality = otherModalityField(value, id);
+  if (!modality.ok) return modality;
+  const imagePaths = checkImagePaths(value, id, options.requireImage);
+  if (!imagePaths.ok) return imagePaths;
 
-  const conversations = checkConversations(value.conversations, id);
+  const hasMessages = value.conversations === undefined && value.messages !== undefined;
+  const turns = hasMessages ? checkMessages(value.messages, id) : checkConversations(value.conversations, id);
+  if (!turns.ok) return turns;
+  const conversations = withSystemPrompt(turns.value, value.system_prompt, id);
   if (!conversations.ok) return conversations;
+  const token = otherModalityToken(conversations.value, id);
+  if (!token.ok) return token;
 
   const meta: Record<string, unknown> = {};
-  for (const key of Object.keys(value)) if (!KNOWN_FIELDS.has(key)) meta[key] = value[key];
-  return { ok: true, fields: { id, imagePaths, conversations: conversations.value, meta } };
+  for (const key of Object.keys(value)) {
+    if (!SHAPE_FIELDS.has(key) || (key === 'id' && options.derivedId !== undefined)) meta[key] = value[key];
+  }
+  return { ok: true, fields: { id, imagePaths: imagePaths.value, conversations: conversations.value, meta } };
 }
 
 /** Load a record's images: every path is checked before any is read; the first failure wins. */
@@ -96,6 +130,8 @@ export async function loadImages(
 /** One located element of an annotation file, not yet parsed. */
 export interface LocatedText {
   origin: string;
+  /** Item index (json array) or line number (jsonl): with the file name, a derived id. */
+  position: number;
   /** Raw JSON text of the record. */
   text: string;
 }
@@ -104,8 +140,16 @@ export interface LlavaFamily {
   /** The family name used as the source of records whose subset is unknown (unparseable ones). */
   family: string;
   requireImage: boolean;
+  /** Number records `<file stem>/<position>` instead of reading their `id` (the `ids: derive` source option). */
+  deriveIds?: boolean;
   /** `family/subset` for a well-formed record. */
   sourceOf(fields: LlavaFields): string;
+}
+
+/** `<file stem>/<position>`: stable as long as the file is, like DocMatix's ids. */
+function derivedId(located: LocatedText): string {
+  const uri = located.origin.slice(0, located.origin.lastIndexOf('#'));
+  return `${basenameUri(uri).replace(/\.(jsonl?|parquet)$/i, '')}/${located.position}`;
 }
 
 /** Records whose images are being fetched at once: hides storage latency, bounds memory. */
@@ -136,7 +180,10 @@ async function toItem(family: LlavaFamily, root: ImageRoot, located: LocatedText
       undefined,
     );
   }
-  const check = checkLlavaFields(value, { requireImage: family.requireImage });
+  const check = checkLlavaFields(value, {
+    requireImage: family.requireImage,
+    ...(family.deriveIds ? { derivedId: derivedId(located) } : {}),
+  });
   if (!check.ok) return quarantine(located.origin, family.family, check.reason, check.message, check.id);
   const { fields } = check;
   const source = family.sourceOf(fields);
@@ -212,6 +259,7 @@ export function llavaJsonReader(spec: LlavaReaderSpec): SourceReader {
             firstItem: cut.firstItem,
           };
           if (cut.records !== undefined) partition.records = cut.records;
+          if (options.ids === 'derive') partition.deriveIds = true;
           out.push(partition);
         });
       }
@@ -239,6 +287,7 @@ export function llavaJsonReader(spec: LlavaReaderSpec): SourceReader {
                 const b = el.bytes;
                 yield {
                   origin: `${uri}#item=${el.index}`,
+                  position: el.index,
                   text: Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('utf8'),
                 };
               }
@@ -247,10 +296,10 @@ export function llavaJsonReader(spec: LlavaReaderSpec): SourceReader {
               for await (const line of readJsonlLines(uri, range)) {
                 // Blank lines separate nothing and are not records.
                 if (line.text.trim() === '') continue;
-                yield { origin: `${uri}#line=${line.line}`, text: line.text };
+                yield { origin: `${uri}#line=${line.line}`, position: line.line, text: line.text };
               }
             })();
-      yield* readLlavaRecords(spec, root, texts);
+      yield* readLlavaRecords(partition.deriveIds ? { ...spec, deriveIds: true } : spec, root, texts);
     },
   };
 }

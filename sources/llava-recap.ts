@@ -1,6 +1,6 @@
 // LLaVA-ReCap CC3M / CC12M / 558K (`lmms-lab/LLaVA-ReCap-*`): parquet with id, image (embedded HF Image),
 // conversations [{from: human, value: "<image>\n…"}, {from: gpt, value: dense caption}], data_source.
-import { imageConversationRow, parquetReader } from './parquet-family.ts';
+import { IMAGE_CONVERSATION_COLUMNS, imageConversationRow, parquetReader } from './parquet-family.ts';
 import type { SourceReader } from './types.ts';
 
 /**
@@ -14,12 +14,7 @@ export function recapSourceOf(uri: string): string {
 
 export const reader: SourceReader = parquetReader({
   format: 'llava-recap',
-  columns: [
-    { name: 'id', required: true },
-    { name: 'image', required: true },
-    { name: 'conversations', required: true },
-    { name: 'data_source', required: false },
-  ],
+  columns: [...IMAGE_CONVERSATION_COLUMNS, { name: 'image', required: true }],
   sourceOf: recapSourceOf,
-  toRecord: (row) => imageConversationRow(row, { imageRequired: true }),
+  toRecord: (row, ctx) => imageConversationRow(row, ctx, { imageRequired: true }),
 });

@@ -11,6 +11,7 @@ export const SOURCE_FORMATS = [
   'cambrian',
   'llava-onevision',
   'docmatix',
+  'messages',
 ] as const;
 
 export type SourceFormat = (typeof SOURCE_FORMATS)[number];
@@ -37,10 +38,15 @@ export interface Partition {
    * array, the 0-based line index in a jsonl file — so origins (`#item=`, `#line=`) need no rescan.
    */
   firstItem?: number;
+  /** Records are numbered `<file stem>/<position>` instead of read from an `id` field (`ids: derive`). */
+  deriveIds?: boolean;
 }
 
 export interface PlanOptions {
+  /** Where referenced images live; for parquet sources, where image structs with only a `path` resolve. */
   imageRoot?: string;
+  /** `derive`: number records by file and position instead of reading an `id` field. */
+  ids?: 'derive';
   /** Aim for partitions of about this many records (parquet: whole row groups). */
   targetRecords?: number;
   /** Aim for partitions of about this many bytes (json/jsonl). */

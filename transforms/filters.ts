@@ -2,8 +2,8 @@
 // the build), or undefined to keep it. Text filters run before image work; image-size filters after it.
 import picomatch from 'picomatch';
 import type { Turn } from '../core/schema.ts';
-import { IMAGE_TOKEN } from './normalise.ts';
 import type { FilterName, FilterOptions } from './component-options.ts';
+import { IMAGE_TOKEN } from './normalise.ts';
 
 /** Image size as the source has it (after EXIF orientation, before downscaling). */
 export interface ImageSize {

@@ -2,8 +2,8 @@
 // (a forgotten pool never keeps the process alive) and close() ends them all; a crashed worker is replaced.
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
-import { type ImageOutcome, normaliseImage } from './image-normalise.ts';
 import type { ImageOptions } from './component-options.ts';
+import { type ImageOutcome, normaliseImage } from './image-normalise.ts';
 
 /** Anything that normalises images: the worker pool, or the same function run in this thread. */
 export interface ImageNormaliser {

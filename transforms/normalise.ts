@@ -1,5 +1,6 @@
-// Normalise: a reader's RawRecord → the text side of `mixforge.sample/v1`: LLaVA roles, one `<image>` token per
-// image, trimmed turns, component-prefixed id. Pure; a record that cannot be normalised becomes a quarantine record.
+// Normalise: a reader's RawRecord → the text side of `mixforge.sample/v1`: LLaVA roles, one `<image>` token per image,
+// trimmed turns, component-prefixed id, extra fields as canonical JSON metadata. Pure; failures become quarantine.
+import { canonicalJson } from '../core/canonical-json.ts';
 import type { QuarantineReason, QuarantineRecord } from '../core/quarantine.ts';
 import type { RawImage, RawRecord, Role, Sample, Turn } from '../core/schema.ts';
 
@@ -12,10 +13,12 @@ export interface NormalisedRecord {
   origin: string;
   images: RawImage[];
   conversations: Turn[];
+  /** The source's extra fields as canonical JSON (`{}` when none): the sample's `metadata` column. */
+  metadata: string;
 }
 
 /** A finished sample before the build assigns its global-order key. */
-export type NormalisedSample = Omit<Sample, 'key'>;
+export type NormalisedSample = Omit<Sample, 'key' | 'metadata'> & { metadata: string };
 
 /**
  * Role spellings seen across the sources (ShareGPT, OpenAI-style, DocMatix's user/assistant), matched
@@ -106,5 +109,11 @@ export function normaliseRecord(raw: RawRecord, component: string): NormalisedRe
   }
   const tokens = turns.reduce((n, t) => n + countImageTokens(t.value), 0);
   const conversations = tokens === 0 ? placeImageTokens(turns, raw.images.length) : turns;
-  return { id, source: raw.source, origin: raw.origin, images: raw.images, conversations };
+  let metadata: string;
+  try {
+    metadata = canonicalJson(raw.meta ?? {});
+  } catch (err) {
+    return quarantine(raw, 'wrong-type', `metadata has no JSON form: ${(err as Error).message}`, id);
+  }
+  return { id, source: raw.source, origin: raw.origin, images: raw.images, conversations, metadata };
 }

@@ -2,12 +2,12 @@
 // image normalisation → image filters → dedup key. Deterministic in (record, options, seed): any partitioning agrees.
 import type { QuarantineRecord } from '../core/quarantine.ts';
 import type { RawRecord, SampleImage } from '../core/schema.ts';
+import type { ComponentTransformOptions, FilterName } from './component-options.ts';
 import { dedupKey } from './dedup-key.ts';
 import { imageFilter, textFilter } from './filters.ts';
 import type { ImageChange } from './image-normalise.ts';
 import type { ImageNormaliser } from './image-pool.ts';
 import { type NormalisedSample, normaliseRecord } from './normalise.ts';
-import type { ComponentTransformOptions, FilterName } from './component-options.ts';
 import { makeTriplet } from './triplet.ts';
 import { validateRecord } from './validate.ts';
 
@@ -96,6 +96,7 @@ export async function processRecord(raw: RawRecord, ctx: ProcessContext): Promis
       images,
       conversations: record.conversations,
       origin: record.origin,
+      metadata: record.metadata,
     },
     dedupKey: dedupKey(imageDigests, sourceText),
     imageDigests,

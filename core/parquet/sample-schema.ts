@@ -38,6 +38,8 @@ export const SAMPLE_PARQUET_FIELDS: ParquetField[] = [
   CONVERSATIONS_FIELD,
   { name: 'origin', type: 'string' },
   { name: 'key', type: 'uint64' },
+  // The record's extra source fields as canonical JSON text (DuckDB: `json_extract(metadata, '$.data_source')`).
+  { name: 'metadata', type: 'string' },
 ];
 
 /** Footer key-value metadata naming the schema version, so readers can refuse shards they do not understand. */
@@ -56,5 +58,6 @@ export function sampleToParquetRow(s: Sample): Record<string, unknown> {
     conversations: s.conversations.map((t) => ({ from: t.from, value: t.value })),
     origin: s.origin,
     key: s.key,
+    metadata: s.metadata ?? '{}',
   };
 }

@@ -31,6 +31,7 @@ export async function planBuild(ctx: BuildContext): Promise<BuildPlan> {
     const reader = await getReader(c.source.format);
     const parts = await reader.plan(files, {
       imageRoot: c.source.image_root,
+      ids: c.source.ids,
       targetRecords: ctx.options.partitionRecords,
       targetBytes: ctx.options.partitionBytes,
     });

@@ -57,6 +57,7 @@ export async function runWrite(ctx: BuildContext, s: number, signal?: AbortSigna
         conversations: r.conversations,
         origin: r.origin,
         key: BigInt(`0x${r.key}`),
+        metadata: r.metadata,
         component: r.component,
         hexKey: r.key,
       });

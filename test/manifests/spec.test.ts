@@ -270,16 +270,24 @@ describe('parseSpec: errors name the file, the field path, the line and what was
     );
   });
 
-  it('an image root on a format that embeds its images', () => {
+  it('source options: an image root on a parquet format (path-only images), ids: derive, and a bad ids value', () => {
+    const spec = parse(
+      EXAMPLE.replace(
+        'uris: ["s3://my-bucket/docmatix/data/*.parquet"]',
+        'uris: ["s3://my-bucket/docmatix/data/*.parquet"], image_root: /img, ids: derive',
+      ),
+    );
+    assert.equal(spec.components[2].source.image_root, '/img');
+    assert.equal(spec.components[2].source.ids, 'derive');
     rejects(
       () =>
         parse(
           EXAMPLE.replace(
             'uris: ["s3://my-bucket/docmatix/data/*.parquet"]',
-            'uris: ["s3://my-bucket/docmatix/data/*.parquet"], image_root: /img',
+            'uris: ["s3://my-bucket/docmatix/data/*.parquet"], ids: position',
           ),
         ),
-      [{ path: 'components[2].source.image_root', message: /embeds its images/, line: 14 }],
+      [{ path: 'components[2].source.ids', message: /expected one of derive, got 'position'/, line: 14 }],
     );
   });
 

@@ -114,7 +114,7 @@ describe('cambrian reader', () => {
         ['#line=8', 'unsafe-image-path', 'c6'],
         ['#line=9', 'unsafe-image-path', 'c7'],
         ['#line=10', 'missing-image', 'c8'],
-        ['#line=12', 'missing-field', null],
+        ['#line=12', 'missing-id', null],
       ],
     );
   });

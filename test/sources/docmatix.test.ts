@@ -108,7 +108,7 @@ describe('docmatix reader', () => {
         [
           `${uri}#row=4`,
           'missing-image',
-          "field 'images[0].bytes' is null: image 'page-1.png' is not embedded in the file",
+          "field 'images[0].bytes' is null: image 'page-1.png' is not embedded in the file (set the source's image_root to read it from a folder)",
           'train-00000-of-00001/4',
         ],
         [`${uri}#row=6`, 'missing-field', "field 'texts[0].assistant' is missing", 'train-00000-of-00001/6'],

@@ -167,7 +167,7 @@ describe('llava-json reader', () => {
     const reasons = r.quarantined.map((q) => q.reason).sort();
     assert.deepEqual(reasons, [
       'missing-field',
-      'missing-field',
+      'missing-id',
       'missing-image',
       'unreadable-record',
       'unsafe-image-path',

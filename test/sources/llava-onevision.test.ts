@@ -52,7 +52,7 @@ after(() => closeParquetReaderSuite({ dir, s3 }));
 
 describe('llava-onevision reader', () => {
   for (const compression of DUCK_COMPRESSIONS) {
-    it(`reads ${compression} subsets: source from the folder, text-only rows without images`, async () => {
+    it(`reads ${compression} subsets: source from data_source, text-only rows without images`, async () => {
       const root = join(dir, compression);
       const subsets = ['CLEVR-Math(MathV360K)', 'ai2d(gpt4v)'];
       const rowsBySubset = new Map<string, ImageConversationRow[]>();
@@ -91,13 +91,19 @@ describe('llava-onevision reader', () => {
     const folder = join(dir, 'magpie_pro(l3_80b_st)');
     await mkdir(folder, { recursive: true });
     const uri = join(folder, 'train-00000-of-00001.parquet');
-    const rows = oneVisionRows(6, 'magpie');
+    // No data_source either: the subset is the folder's name. Extra columns are kept as metadata.
+    const rows = oneVisionRows(6, 'magpie').map((r) => ({ ...r, data_source: null }));
     await writeImageConversationParquet(uri, rows, { drop: ['image'], extra: true });
     const { records, quarantined } = await readFiles(uri);
     assert.equal(quarantined.length, 0);
     assert.deepEqual(
-      records.map((r) => [r.id, r.images.length, r.source]),
-      rows.map((r) => [r.id, 0, 'llava-onevision/magpie_pro(l3_80b_st)']),
+      records.map((r) => [r.id, r.images.length, r.source, r.meta]),
+      rows.map((r, i) => [
+        r.id,
+        0,
+        'llava-onevision/magpie_pro(l3_80b_st)',
+        { width_hint: i * 7, license: 'cc-by' },
+      ]),
     );
   });
 
@@ -115,9 +121,10 @@ describe('llava-onevision reader', () => {
     assert.deepEqual(
       quarantined.map((q) => [q.origin, q.reason, q.id, q.source]),
       [
-        [`${uri}#row=1`, 'missing-field', undefined, 'llava-onevision/chartqa(cauldron,llava_format)'],
-        [`${uri}#row=4`, 'missing-image', rows[4].id, 'llava-onevision/chartqa(cauldron,llava_format)'],
-        [`${uri}#row=8`, 'missing-field', rows[8].id, 'llava-onevision/chartqa(cauldron,llava_format)'],
+        // data_source (`chartqa`) names the subset, for quarantined rows too.
+        [`${uri}#row=1`, 'missing-id', undefined, 'llava-onevision/chartqa'],
+        [`${uri}#row=4`, 'missing-image', rows[4].id, 'llava-onevision/chartqa'],
+        [`${uri}#row=8`, 'missing-field', rows[8].id, 'llava-onevision/chartqa'],
       ],
     );
     assert.match(quarantined[2].message, /conversations\[0\]\.value/);
@@ -158,7 +165,7 @@ describe('llava-onevision reader', () => {
       full.quarantined.map((q) => q.origin),
       [`${uri}#row=6`],
     );
-    assert.equal(full.records[0].source, 'llava-onevision/geo170k(qa)');
+    assert.equal(full.records[0].source, 'llava-onevision/geo170k');
     for (const target of [1, 3, 4, 10]) {
       const plan = await reader.plan(files, { targetRecords: target });
       const parts = await readPartitions(plan);

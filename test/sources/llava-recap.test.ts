@@ -109,12 +109,19 @@ describe('llava-recap reader', () => {
     assert.deepEqual(
       quarantined.map((q) => [q.origin, q.reason, q.message, q.id, q.stage, q.source]),
       [
-        [`${uri}#row=2`, 'missing-field', "field 'id' is missing", undefined, 'read', 'llava-recap/cc3m'],
+        [
+          `${uri}#row=2`,
+          'missing-id',
+          'no `id` field (set `ids: derive` on the source to number records by file and position)',
+          undefined,
+          'read',
+          'llava-recap/cc3m',
+        ],
         [`${uri}#row=5`, 'missing-field', "field 'image' is missing", rows[5].id, 'read', 'llava-recap/cc3m'],
         [
           `${uri}#row=7`,
           'missing-image',
-          "field 'image.bytes' is null: image 'GCC_train_7.jpg' is not embedded in the file",
+          "field 'image.bytes' is null: image 'GCC_train_7.jpg' is not embedded in the file (set the source's image_root to read it from a folder)",
           rows[7].id,
           'read',
           'llava-recap/cc3m',
@@ -173,14 +180,14 @@ describe('llava-recap reader', () => {
     );
   });
 
-  it('ignores extra columns, defaults a missing optional column, fails on a missing required one', async () => {
+  it('keeps extra columns as metadata, defaults a missing optional column, fails on a missing required one', async () => {
     const rows = recapRows(6);
     const extra = join(dir, 'recap-cc3m-extra.parquet');
     await writeImageConversationParquet(extra, rows, { extra: true, drop: ['data_source'] });
     const { records } = await readFiles(extra);
     assert.equal(records.length, 6);
-    records.forEach((r) => {
-      assert.deepEqual(r.meta, {});
+    records.forEach((r, i) => {
+      assert.deepEqual(r.meta, { width_hint: i * 7, license: 'cc-by' });
     });
     assert.equal(records[3].conversations[1].value, rows[3].conversations?.[1].value);
 

@@ -11,6 +11,7 @@ function record(conversations: Turn[], images = 1): NormalisedRecord {
     origin: '/data/cambrian.jsonl#line=8',
     images: Array.from({ length: images }, () => ({ bytes: new Uint8Array([0]) })),
     conversations,
+    metadata: '{}',
   };
 }
 

@@ -23,6 +23,11 @@ export interface LlavaExportOptions {
 export interface LlavaRecord {
   id: string;
   image?: string | string[];
+  /**
+   * The sample's system turn, as lmms-finetune and LLaVA-style trainers read it: a record field, never a turn
+   * (LLaVA's train.py drops a leading non-human turn, so a system turn in `conversations` would be lost).
+   */
+  system_prompt?: string;
   conversations: { from: string; value: string }[];
 }
 
@@ -51,14 +56,16 @@ export function llavaImagePaths(sample: Pick<Sample, 'id' | 'images'>): string[]
 }
 
 export function llavaRecord(sample: Sample, paths: string[]): LlavaRecord {
-  const rec: LlavaRecord = {
+  // Validation allows a system turn only first; it moves to `system_prompt`.
+  const system = sample.conversations[0]?.from === 'system' ? sample.conversations[0].value : undefined;
+  const turns = system === undefined ? sample.conversations : sample.conversations.slice(1);
+  // Key order as LLaVA writes it: id, image, conversations (system_prompt before them, as lmms-finetune has it).
+  return {
     id: sample.id,
-    conversations: sample.conversations.map((t) => ({ from: t.from, value: t.value })),
+    ...(paths.length === 1 ? { image: paths[0] } : paths.length > 1 ? { image: paths } : {}),
+    ...(system !== undefined ? { system_prompt: system } : {}),
+    conversations: turns.map((t) => ({ from: t.from, value: t.value })),
   };
-  if (paths.length === 1) rec.image = paths[0];
-  else if (paths.length > 1) rec.image = paths;
-  // Key order as LLaVA writes it: id, image, conversations.
-  return paths.length > 0 ? { id: rec.id, image: rec.image, conversations: rec.conversations } : rec;
 }
 
 /** Images written concurrently while the JSON streams on. */
