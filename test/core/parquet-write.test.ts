@@ -46,6 +46,8 @@ before(async () => {
       { from: 'gpt', value: `It shows thing ${i}.` },
     ],
     origin: `/data/train.parquet#row=${i}`,
+    // Older samples have no metadata: written as `{}`.
+    ...(i % 4 === 0 ? {} : { metadata: `{"data_source":"set-${i % 4}","row":${i}}` }),
     // Spread over the whole uint64 range, including values ≥ 2^63 (a signed reader would see them negative).
     key: (BigInt(i) * 0x9e3779b97f4a7c15n) % 2n ** 64n,
   }));
@@ -94,7 +96,13 @@ describe('core/parquet write', () => {
       ['conversations', 'STRUCT("from" VARCHAR, "value" VARCHAR)[]'],
       ['origin', 'VARCHAR'],
       ['key', 'UBIGINT'],
+      ['metadata', 'VARCHAR'],
     ]);
+    const metadata = await duckdbQuery(`SELECT json_extract_string(metadata, '$.data_source') FROM ${f}`);
+    assert.deepEqual(
+      metadata.map((r) => r[0]),
+      samples.map((_, i) => (i % 4 === 0 ? null : `set-${i % 4}`)),
+    );
 
     const rows = await duckdbQuery(
       `SELECT id, source, [md5(im.bytes) || ':' || im.width || 'x' || im.height || ':' || im.format FOR im IN images],

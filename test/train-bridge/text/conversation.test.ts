@@ -53,6 +53,7 @@ function tripletRecord(id: string): NormalisedRecord {
       { from: 'human', value: '<image>\nWrite a caption.' },
       { from: 'gpt', value: CAPTION },
     ],
+    metadata: '{}',
   };
 }
 
