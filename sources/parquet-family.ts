@@ -267,7 +267,9 @@ function checkRow(
   if (!result.ok) return result;
   const meta = { ...result.meta };
   for (const [key, value] of Object.entries(row)) {
-    if (!known.has(key) && value !== null && value !== undefined) meta[key] = jsonValue(value);
+    // With derived ids the row's own id is kept as metadata, as the JSON readers keep it.
+    const unread = !known.has(key) || (key === 'id' && ctx.deriveIds);
+    if (unread && value !== null && value !== undefined) meta[key] = jsonValue(value);
   }
   return { ...result, meta };
 }
