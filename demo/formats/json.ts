@@ -1,5 +1,5 @@
-// Demo data for the three LLaVA json families in their release layouts (LLaVA-Pretrain json + images.zip, the
-// 665K mix json + image folders, Cambrian jsonl + folders and a tar), with a few bad records to quarantine.
+// Demo data for the json families in their release layouts (LLaVA-Pretrain json + images.zip, the 665K mix json +
+// image folders, Cambrian jsonl + folders and a tar, LLaMA-Factory messages), with bad records to quarantine.
 import { createWriteStream } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
@@ -181,6 +181,47 @@ async function writeCambrian(dir: string, count: number): Promise<void> {
   await writeFile(join(root, 'Cambrian7M_withsystemprompt.jsonl'), `${lines.join('\n')}\n`);
 }
 
+/**
+ * LLaMA-Factory's `mllm_demo.json` shape: `messages/mllm_demo.json`, OpenAI-style messages without ids, images
+ * beside the file; a system message on some, one text-only record and one video record (quarantined).
+ */
+async function writeMessages(dir: string, count: number): Promise<void> {
+  const root = join(dir, 'messages');
+  const records: object[] = [];
+  for (let i = 0; i < count; i++) {
+    const system = i % 3 === 0 ? [{ role: 'system', content: 'You are a concise visual assistant.' }] : [];
+    if (i === count - 1) {
+      records.push({
+        messages: [
+          { role: 'user', content: '<video>What happens in the clip?' },
+          { role: 'assistant', content: 'A square slides to the right.' },
+        ],
+        videos: ['clips/0.mp4'],
+      });
+    } else if (i % 5 === 4) {
+      records.push({
+        messages: [
+          ...system,
+          { role: 'user', content: `Name a colour (${i}).` },
+          { role: 'assistant', content: 'Teal.' },
+        ],
+      });
+    } else {
+      const image = `images/${i}.jpg`;
+      await writeImage(root, image, i);
+      records.push({
+        messages: [
+          ...system,
+          { role: 'user', content: '<image>What is in the picture?' },
+          { role: 'assistant', content: CAPTIONS[i % CAPTIONS.length] },
+        ],
+        images: [image],
+      });
+    }
+  }
+  await writeFile(join(root, 'mllm_demo.json'), JSON.stringify(records, null, 2));
+}
+
 /** A plain ustar archive via tar-stream (the demo must not depend on a system `tar`). */
 async function writeTar(path: string, members: { name: string; bytes: Uint8Array }[]): Promise<void> {
   const { pack } = await import('tar-stream');
@@ -191,9 +232,10 @@ async function writeTar(path: string, members: { name: string; bytes: Uint8Array
   await pipeline(p as unknown as Readable, createWriteStream(path));
 }
 
-/** Write the three json families under `dir` (`pretrain/`, `llava665k/`, `cambrian/`). */
+/** Write the json families under `dir` (`pretrain/`, `llava665k/`, `cambrian/`, `messages/`). */
 export async function writeJsonDemoData(dir: string, count = 30): Promise<void> {
   await writePretrain(dir, count);
   await writeMix665k(dir, count);
   await writeCambrian(dir, count);
+  await writeMessages(dir, Math.ceil(count / 2));
 }

@@ -68,7 +68,7 @@ describe('build', () => {
     refOut = out;
     reference = publishedHashes(out);
     assert.deepEqual(await verifyBuild(out), []);
-    assert.equal(manifest.components.length, 6);
+    assert.equal(manifest.components.length, 7);
     for (const c of manifest.components) {
       const dropped = Object.values(c.counts.dropped).reduce((a, b) => a + b, 0);
       assert.equal(c.counts.in, c.counts.kept + dropped, `${c.name} balances`);
@@ -157,6 +157,7 @@ describe('build', () => {
           'conversations:List<Struct<{from:Utf8, value:Utf8}>>',
           'origin:Utf8',
           'key:Uint64',
+          'metadata:Utf8',
         ],
       );
       assert.equal(table.numRows, shard.rows);
