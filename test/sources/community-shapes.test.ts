@@ -118,8 +118,8 @@ describe('community shapes: messages (LLaMA-Factory, OpenAI style)', () => {
     assert.equal(record(withRoot, 'm2').images[0].path, 'images/1.png');
     assert.deepEqual(record(withRoot, 'm0').conversations[0], { from: 'system', value: SYSTEM_PROMPT });
     assert.deepEqual(record(withRoot, 'm1').meta, { source_dataset: 'alpaca' });
-    const escape = withRoot.quarantined.find((q) => q.id === 'm5');
-    assert.match(escape?.message ?? '', /escape\.jpg/);
+    const escaping = withRoot.quarantined.find((q) => q.id === 'm5');
+    assert.match(escaping?.message ?? '', /escape\.jpg/);
 
     const noRoot = await read('messages', 'messages.parquet');
     assert.deepEqual(outcome(noRoot), MESSAGES_PARQUET_NO_ROOT);
