@@ -2,9 +2,9 @@
 // and write its report. Embedded defaults only: local disk, no Redis, no S3.
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { verifyBuild } from '../manifests/manifest.ts';
 import { writeReport } from '../manifests/report.ts';
 import { loadSpec } from '../manifests/spec.ts';
+import { verifyAndRecord } from '../manifests/verify-record.ts';
 import { makeBuildContext } from '../pipelines/context.ts';
 import type { BuildEventSink } from '../pipelines/events.ts';
 import { runBuildInProcess } from '../pipelines/executor-inprocess.ts';
@@ -21,9 +21,9 @@ export async function runDemo(opts: { data: string; out: string; onEvent?: Build
   const spec = await loadSpec(shippedSpecPath('demo'), { env: { ...process.env, MIXFORGE_DEMO_DATA: data } });
   const ctx = makeBuildContext(spec, resolve(opts.out));
   const manifest = await runBuildInProcess(ctx, { onEvent: opts.onEvent });
-  const problems = await verifyBuild(ctx.out);
+  const problems = await verifyAndRecord(ctx.out);
   if (problems.length) throw new Error(`demo build does not verify:\n  ${problems.join('\n  ')}`);
-  const report = await writeReport(ctx.out, { verifyProblems: problems });
+  const report = await writeReport(ctx.out);
   process.stdout.write(
     `built ${manifest.totals.rows} rows in ${manifest.totals.shards} shards from ${manifest.components.length} sources\n`,
   );

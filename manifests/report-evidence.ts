@@ -6,6 +6,7 @@ import { openParquet, readRowGroups } from '../core/parquet/read.ts';
 import { joinUri, storageFor } from '../core/storage/index.ts';
 import { type Manifest, manifestRoot } from './manifest.ts';
 import { readShardSamples } from './shard-format.ts';
+import { readVerifyRecord, type VerifyRecord } from './verify-record.ts';
 
 export interface SamplePreview {
   component: string;
@@ -31,8 +32,8 @@ export interface BuildInfo {
   finished?: string;
   seconds?: number;
   mixforgeVersion: string;
-  /** verify's problems at report time; empty = verified. */
-  verifyProblems: string[];
+  /** The last `mixforge verify` of this manifest (`_build/verify.json`); undefined when it was not verified. */
+  verify?: VerifyRecord;
 }
 
 export interface ReportEvidence {
@@ -146,24 +147,27 @@ async function mixforgeVersion(): Promise<string> {
 }
 
 /** Start and end of the build from its plan and finalize markers (a resumed build counts from its first plan). */
-export async function buildInfo(root: string, verifyProblems: string[]): Promise<BuildInfo> {
+export async function buildInfo(root: string): Promise<BuildInfo> {
   const plan = await doneMarker(root, 'plan');
   const finalize = await doneMarker(root, 'finalize');
   const started = plan?.startedAt;
   const finished = finalize?.finishedAt;
   const seconds = started && finished ? (Date.parse(finished) - Date.parse(started)) / 1000 : undefined;
-  return { started, finished, seconds, mixforgeVersion: await mixforgeVersion(), verifyProblems };
+  const verify = await readVerifyRecord(root);
+  return {
+    started,
+    finished,
+    seconds,
+    mixforgeVersion: await mixforgeVersion(),
+    ...(verify ? { verify } : {}),
+  };
 }
 
-export async function gatherEvidence(
-  m: Manifest,
-  out: string,
-  verifyProblems: string[],
-): Promise<ReportEvidence> {
+export async function gatherEvidence(m: Manifest, out: string): Promise<ReportEvidence> {
   const root = manifestRoot(out);
   return {
     samples: await samplePreviews(m, root),
     quarantine: await quarantineExamples(m, root),
-    build: await buildInfo(root, verifyProblems),
+    build: await buildInfo(root),
   };
 }

@@ -5,10 +5,11 @@ import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { joinUri, storageFor } from '../core/storage/index.ts';
-import { type Manifest, manifestRoot, readManifest, verifyBuild } from './manifest.ts';
+import { type Manifest, manifestRoot, readManifest } from './manifest.ts';
 import { gatherEvidence, type ReportEvidence } from './report-evidence.ts';
 import { takeSize } from './spec-schema.ts';
 import { ASPECT_BINS, CHAR_BINS, SIDE_BINS, TURN_BINS } from './stats.ts';
+import { verifyAndRecord } from './verify-record.ts';
 
 interface Chart {
   id: string;
@@ -135,11 +136,14 @@ function duration(seconds: number): string {
 
 function buildSection(m: Manifest, e: ReportEvidence): string {
   const b = e.build;
-  const verify = b.verifyProblems.length
-    ? `<span class="bad">FAILED: ${b.verifyProblems.length} problem(s)</span><ul>${b.verifyProblems
-        .map((p) => `<li>${esc(p)}</li>`)
-        .join('')}</ul>`
-    : '<span class="ok">ok</span> (every shard re-hashed and re-counted when this report was written)';
+  const v = b.verify;
+  const verify = !v
+    ? '<span class="bad">not verified</span>: run <code>mixforge verify</code> on this output (or <code>mixforge report --verify</code>)'
+    : v.problems.length
+      ? `<span class="bad">FAILED: ${v.problems.length} problem(s)</span> at ${esc(v.checkedAt)}<ul>${v.problems
+          .map((p) => `<li>${esc(p)}</li>`)
+          .join('')}</ul>`
+      : `<span class="ok">ok</span>: every shard re-hashed and re-counted by <code>mixforge verify</code> at ${esc(v.checkedAt)}`;
   const items: [string, string][] = [
     [
       'built',
@@ -268,7 +272,7 @@ export async function renderReport(
   evidence: ReportEvidence = {
     samples: [],
     quarantine: [],
-    build: { mixforgeVersion: '?', verifyProblems: [] },
+    build: { mixforgeVersion: '?' },
   },
 ): Promise<string> {
   const charts = reportCharts(m);
@@ -306,13 +310,13 @@ for (const c of ${data}) {
 }
 
 /**
- * Writes `report.html` next to the manifest; returns its URI. Runs verify unless the caller already did (pass its
- * problems), so the report states whether the shards on storage match the manifest.
+ * Writes `report.html` next to the manifest; returns its URI. It states the last `mixforge verify` of this manifest
+ * (`_build/verify.json`); `verify: true` runs verify first (it re-reads every shard: on S3, the whole build).
  */
-export async function writeReport(out: string, opts: { verifyProblems?: string[] } = {}): Promise<string> {
+export async function writeReport(out: string, opts: { verify?: boolean } = {}): Promise<string> {
+  if (opts.verify) await verifyAndRecord(out);
   const m = await readManifest(out);
-  const verifyProblems = opts.verifyProblems ?? (await verifyBuild(out));
   const uri = joinUri(manifestRoot(out), 'report.html');
-  await storageFor(uri).writeAtomic(uri, await renderReport(m, await gatherEvidence(m, out, verifyProblems)));
+  await storageFor(uri).writeAtomic(uri, await renderReport(m, await gatherEvidence(m, out)));
   return uri;
 }

@@ -176,8 +176,9 @@ export function registerBuild(program: Command): void {
     .command('verify <out>')
     .description('re-hash every shard and check counts against the manifest; non-zero exit on any mismatch')
     .action(async (out: string) => {
-      const { verifyBuild } = await import('../../manifests/manifest.ts');
-      const problems = await verifyBuild(normaliseUri(out));
+      // Recorded in _build/verify.json, so report.html can state it without re-reading the shards.
+      const { verifyAndRecord } = await import('../../manifests/verify-record.ts');
+      const problems = await verifyAndRecord(normaliseUri(out));
       if (problems.length) {
         for (const p of problems) process.stderr.write(`mismatch: ${p}\n`);
         process.exitCode = 1;
@@ -198,9 +199,12 @@ export function registerBuild(program: Command): void {
 
   program
     .command('report <out>')
-    .description('write report.html: composition, drop reasons, image and conversation histograms')
-    .action(async (out: string) => {
+    .description(
+      'write report.html: build metadata, components, sub-sources, charts, sample previews, quarantine examples',
+    )
+    .option('--verify', 'run verify first (re-reads every shard) so the report states a fresh result')
+    .action(async (out: string, flags: { verify?: boolean }) => {
       const { writeReport } = await import('../../manifests/report.ts');
-      process.stdout.write(`${await writeReport(normaliseUri(out))}\n`);
+      process.stdout.write(`${await writeReport(normaliseUri(out), { verify: flags.verify })}\n`);
     });
 }

@@ -3,7 +3,7 @@
 // verify), components with their share, sub-sources, sample previews whose thumbnails decode, quarantine examples,
 // and the take table (with a warning row) when the manifest carries take counts.
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -14,6 +14,7 @@ import { type Manifest, readManifest } from '../../manifests/manifest.ts';
 import { renderReport, reportCharts, writeReport } from '../../manifests/report.ts';
 import { SAMPLES_PER_SOURCE } from '../../manifests/report-evidence.ts';
 import { loadSpec } from '../../manifests/spec.ts';
+import { readVerifyRecord } from '../../manifests/verify-record.ts';
 import { makeBuildContext } from '../../pipelines/context.ts';
 import { runBuildInProcess } from '../../pipelines/executor-inprocess.ts';
 import { launchChromium } from '../helpers/chromium.ts';
@@ -60,7 +61,14 @@ describe('report', () => {
 
   it('renders in headless Chromium: charts at page width, metadata, tables, previews, quarantine', async () => {
     const m = await readManifest(out);
-    const uri = await writeReport(out);
+    // Never verified: the report says so (it does not re-read the shards on its own).
+    assert.match(await readFile(await writeReport(out), 'utf8'), /<span class="bad">not verified<\/span>/);
+    const uri = await writeReport(out, { verify: true });
+    const record = JSON.parse(await readFile(join(out, '_build', 'verify.json'), 'utf8')) as {
+      checkedAt: string;
+      problems: string[];
+    };
+    assert.deepEqual(record.problems, []);
     const manifestBefore = await readFile(join(out, 'manifest.json'), 'utf8');
     const browser = await launchChromium();
     try {
@@ -108,7 +116,10 @@ describe('report', () => {
       assert.match(meta.duration, /^\d+(\.\d)? s$|min/);
       const pkg = JSON.parse(await readFile('package.json', 'utf8')) as { version: string };
       assert.equal(meta.mixforge, pkg.version);
-      assert.match(meta.verify, /^ok /);
+      assert.equal(
+        meta.verify,
+        `ok: every shard re-hashed and re-counted by mixforge verify at ${record.checkedAt}`,
+      );
       assert.doesNotMatch(manifestBefore, /20\d\d-\d\d-\d\dT/);
       const inputs = await tableRows(page, 'inputs');
       assert.deepEqual(
@@ -215,8 +226,20 @@ describe('report', () => {
     const failed = await renderReport(m, {
       samples: [],
       quarantine: [],
-      build: { mixforgeVersion: '0', verifyProblems: ['shards/shard-00000.parquet: missing'] },
+      build: {
+        mixforgeVersion: '0',
+        verify: { checkedAt: 'T', manifestSha256: '', problems: ['shards/shard-00000.parquet: missing'] },
+      },
     });
-    assert.match(failed, /FAILED: 1 problem\(s\)<\/span><ul><li>shards\/shard-00000.parquet: missing<\/li>/);
+    // A verify record of other manifest bytes (an older build in the same folder) does not count.
+    const recordUri = join(out, '_build', 'verify.json');
+    const record = JSON.parse(await readFile(recordUri, 'utf8')) as Record<string, unknown>;
+    assert.ok(await readVerifyRecord(out), 'the record of this manifest counts');
+    await writeFile(recordUri, JSON.stringify({ ...record, manifestSha256: '0'.repeat(64) }));
+    assert.equal(await readVerifyRecord(out), undefined);
+    assert.match(
+      failed,
+      /FAILED: 1 problem\(s\)<\/span> at T<ul><li>shards\/shard-00000.parquet: missing<\/li>/,
+    );
   });
 });
