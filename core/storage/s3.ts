@@ -2,7 +2,7 @@
 // variables (region, credentials, AWS_ENDPOINT_URL[_S3]) plus S3_ENDPOINT for S3-compatible servers and
 // S3_CONNECT_TIMEOUT_MS / S3_RESPONSE_TIMEOUT_MS, so a silent endpoint fails instead of hanging.
 
-import { Readable } from 'node:stream';
+import { PassThrough, Readable } from 'node:stream';
 import {
   DeleteObjectCommand,
   GetObjectCommand,
@@ -166,7 +166,14 @@ export class S3Storage implements Storage {
       ),
     );
     if (!(r.Body instanceof Readable)) throw new StorageError(uri, 'response body is not a Node stream');
-    return r.Body;
+    // A server that stalls mid-body trips the response timeout on the stream itself: say so as for a request.
+    const body = r.Body;
+    const out = new PassThrough();
+    body.on('error', (err: unknown) => {
+      this.endpointName().then((endpoint) => out.destroy(describeS3Failure(err, 'read', uri, endpoint)));
+    });
+    out.on('close', () => body.destroy());
+    return body.pipe(out);
   }
 
   async writeAtomic(uri: string, body: WriteBody): Promise<ObjectInfo> {

@@ -27,6 +27,8 @@ const silentSockets = new Set<Socket>();
 let forbidding: Server;
 let silentEndpoint = '';
 let forbiddingEndpoint = '';
+let stalling: Server;
+let stallingEndpoint = '';
 
 /** The environment with every AWS/S3 setting removed, no shared config, no instance metadata lookups. */
 function cleanEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
@@ -83,12 +85,35 @@ before(async () => {
   });
   await new Promise<void>((r) => forbidding.listen(0, '127.0.0.1', r));
   forbiddingEndpoint = `http://127.0.0.1:${(forbidding.address() as AddressInfo).port}`;
+  // Serves a manifest, then stalls in the middle of the shard's body.
+  const manifest = JSON.stringify({
+    schema: 'mixforge.manifest/v1',
+    shards: [{ path: 'shards/shard-00000.parquet', rows: 1, bytes: 1000, sha256: '0'.repeat(64) }],
+    quarantine: { path: 'quarantine.parquet', rows: 0, bytes: 0, sha256: '' },
+    components: [],
+    totals: { rows: 1, shards: 1, bytes: 1000, quarantined: 0 },
+  });
+  stalling = createServer((req, res) => {
+    req.resume();
+    if (req.url?.includes('manifest.json')) {
+      res.setHeader('content-length', Buffer.byteLength(manifest));
+      res.end(req.method === 'HEAD' ? undefined : manifest);
+      return;
+    }
+    res.setHeader('content-length', 1000);
+    if (req.method === 'HEAD') res.end();
+    else res.write(Buffer.alloc(10)); // and nothing more
+  });
+  await new Promise<void>((r) => stalling.listen(0, '127.0.0.1', r));
+  stallingEndpoint = `http://127.0.0.1:${(stalling.address() as AddressInfo).port}`;
 });
 after(async () => {
   for (const s of silentSockets) s.destroy();
   await new Promise((r) => silent.close(r));
   forbidding.closeAllConnections();
   await new Promise((r) => forbidding.close(r));
+  stalling.closeAllConnections();
+  await new Promise((r) => stalling.close(r));
   await rm(home, { recursive: true, force: true });
 });
 
@@ -113,6 +138,27 @@ describe('S3 failures through the CLI', () => {
       assert.match(r.stderr, /300 ms of inactivity/);
       assert.match(r.stderr, /S3_RESPONSE_TIMEOUT_MS/);
     }
+  });
+
+  it('a server that stalls in the middle of a body fails `verify` the same way', async () => {
+    const r = await mixforge(
+      ['verify', 's3://mix/out'],
+      cleanEnv({
+        ...keys,
+        S3_ENDPOINT: stallingEndpoint,
+        S3_RESPONSE_TIMEOUT_MS: '300',
+        AWS_MAX_ATTEMPTS: '2',
+      }),
+    );
+    assert.equal(r.signal, null, `killed by the guard: the command hung\n${r.stderr}`);
+    assert.notEqual(r.code, 0);
+    assert.match(
+      r.stderr,
+      new RegExp(
+        `shard-00000.parquet: read failed: no answer from S3 at ${stallingEndpoint}: .*300 ms of inactivity`,
+      ),
+      r.stderr,
+    );
   });
 
   it('a 403 with an empty body names the status and the variables to set, not an internal path', async () => {
