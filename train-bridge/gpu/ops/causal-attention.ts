@@ -19,12 +19,32 @@ const WG = 64;
 const TILE = 16;
 
 // ---- kernels
+// Head vectors live in hd/4 named vec4 registers (`rq0`, `rq1`, …), generated unrolled: an array indexed
+// in a loop would sit in scratch memory (per-lane gathers on lavapipe, local memory on a GPU).
+const V4 = 'vec4<f32>';
+
+/** One line per register: `f(i)` for i < n. */
+function unrolled(n: number, f: (i: number) => string): string {
+  return Array.from({ length: n }, (_, i) => f(i)).join('\n  ');
+}
+
+/** A sum of `f(i)` for i < n, as one expression. */
+function summed(n: number, f: (i: number) => string): string {
+  return Array.from({ length: n }, (_, i) => f(i)).join(' + ');
+}
+
+const vec4Binding = (name: string, access: 'read' | 'read_write' = 'read'): StorageBinding => ({
+  name,
+  access,
+  type: V4,
+});
+
 /** The bindings both backward kernels read first. */
 const GRAD_INPUTS: StorageBinding[] = [
-  { name: 'q', access: 'read' },
-  { name: 'k', access: 'read' },
-  { name: 'v', access: 'read' },
-  { name: 'dout', access: 'read' },
+  vec4Binding('q'),
+  vec4Binding('k'),
+  vec4Binding('v'),
+  vec4Binding('dout'),
   { name: 'lse', access: 'read' },
   { name: 'delta', access: 'read' },
 ];
@@ -39,78 +59,83 @@ function cached(key: string, make: () => KernelDef): KernelDef {
   return k;
 }
 
-/** WGSL shared by the three tiled kernels: constants and the workgroup's [lo, hi) range. */
-function prelude(hd: number): string {
+/** WGSL shared by the three tiled kernels: constants, two tiles and the workgroup's [lo, hi) range. */
+function prelude(nv: number, tiles: [string, string]): string {
   return /* wgsl */ `
-const HD = ${hd}u;
 const WG = ${WG}u;
 const TILE = ${TILE}u;
+const NV = ${nv}u;
 var<workgroup> wlo: u32;
 var<workgroup> whi: u32;
-fn dot_tile(a: ptr<function, array<f32, ${hd}>>, tile: u32) -> f32 {
-  var s = 0.0;
-  for (var d = 0u; d < HD; d++) { s += (*a)[d] * tt[tile * HD + d]; }
-  return s;
-}`;
+var<workgroup> ${tiles[0]}: array<${V4}, ${TILE * nv}>;
+var<workgroup> ${tiles[1]}: array<${V4}, ${TILE * nv}>;`;
+}
+
+/** Reads this workgroup's [lo, hi) as uniform values (every thread takes part in the barriers). */
+const BLOCK_RANGE = /* wgsl */ `if (li == 0u) { wlo = blocks[2u * wid.x]; whi = blocks[2u * wid.x + 1u]; }
+  let lo = workgroupUniformLoad(&wlo);
+  let hi = workgroupUniformLoad(&whi);`;
+
+/** Stages rows [i0, min(i0 + TILE, hi)) of head `hh` of `a` and `b` (zeros past hi) into two tiles. */
+function stageTiles(a: string, b: string, ta: string, tb: string, heads: string, hh: string): string {
+  return /* wgsl */ `for (var e = li; e < TILE * NV; e += WG) {
+      let r = i0 + e / NV;
+      var xa = ${V4}(0.0);
+      var xb = ${V4}(0.0);
+      if (r < hi) {
+        let off = (r * ${heads} + ${hh}) * NV + e % NV;
+        xa = ${a}[off];
+        xb = ${b}[off];
+      }
+      ${ta}[e] = xa;
+      ${tb}[e] = xb;
+    }`;
 }
 
 function forwardKernel(hd: number): KernelDef {
+  const nv = hd / 4;
   return cached(`fwd${hd}`, () => ({
     name: `causal_attention_${hd}`,
     uniforms: ['T', 'Hq', 'Hkv', 'G', 'scale:f32'],
     storage: [
-      { name: 'q', access: 'read' },
-      { name: 'k', access: 'read' },
-      { name: 'v', access: 'read' },
+      vec4Binding('q'),
+      vec4Binding('k'),
+      vec4Binding('v'),
       { name: 'krange', access: 'read', type: 'u32' },
       { name: 'blocks', access: 'read', type: 'u32' },
-      { name: 'o', access: 'read_write' },
+      vec4Binding('o', 'read_write'),
       { name: 'lse', access: 'read_write' },
     ],
-    body: /* wgsl */ `${prelude(hd)}
-var<workgroup> tt: array<f32, ${TILE * hd}>;
-var<workgroup> vt: array<f32, ${TILE * hd}>;
+    body: /* wgsl */ `${prelude(nv, ['kt', 'vt'])}
 @compute @workgroup_size(${WG}) fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) li: u32) {
   let h = wid.y;
   let hk = h / P.G;
   let t = wid.x * WG + li;
-  if (li == 0u) { wlo = blocks[2u * wid.x]; whi = blocks[2u * wid.x + 1u]; }
-  let lo = workgroupUniformLoad(&wlo);
-  let hi = workgroupUniformLoad(&whi);
-  var qv: array<f32, ${hd}>;
-  var acc: array<f32, ${hd}>;
+  ${BLOCK_RANGE}
+  ${unrolled(nv, (i) => `var rq${i} = ${V4}(0.0);\n  var ra${i} = ${V4}(0.0);`)}
   var myLo = 0u;
   var myHi = 0u;
   if (t < P.T) {
     myLo = krange[2u * t];
     myHi = krange[2u * t + 1u];
-    for (var d = 0u; d < HD; d++) { qv[d] = q[(t * P.Hq + h) * HD + d] * P.scale; }
+    let qb = (t * P.Hq + h) * NV;
+    ${unrolled(nv, (i) => `rq${i} = q[qb + ${i}u] * P.scale;`)}
   }
   var m = -3.0e38;
   var l = 0.0;
-  for (var k0 = lo; k0 < hi; k0 += TILE) {
-    for (var e = li; e < TILE * HD; e += WG) {
-      let j = k0 + e / HD;
-      var kv = 0.0;
-      var vv = 0.0;
-      if (j < hi) {
-        let off = (j * P.Hkv + hk) * HD + e % HD;
-        kv = k[off];
-        vv = v[off];
-      }
-      tt[e] = kv;
-      vt[e] = vv;
-    }
+  for (var i0 = lo; i0 < hi; i0 += TILE) {
+    ${stageTiles('k', 'v', 'kt', 'vt', 'P.Hkv', 'hk')}
     workgroupBarrier();
     for (var jj = 0u; jj < TILE; jj++) {
-      let j = k0 + jj;
+      let j = i0 + jj;
       if (j >= myLo && j < myHi) {
-        let s = dot_tile(&qv, jj);
+        let b = jj * NV;
+        let s = ${summed(nv, (i) => `dot(rq${i}, kt[b + ${i}u])`)};
         let mn = max(m, s);
         let corr = exp(m - mn);
         let p = exp(s - mn);
         l = l * corr + p;
-        for (var d = 0u; d < HD; d++) { acc[d] = acc[d] * corr + p * vt[jj * HD + d]; }
+        ${unrolled(nv, (i) => `ra${i} = ra${i} * corr + p * vt[b + ${i}u];`)}
         m = mn;
       }
     }
@@ -118,7 +143,8 @@ var<workgroup> vt: array<f32, ${TILE * hd}>;
   }
   if (t < P.T) {
     let inv = select(0.0, 1.0 / l, l > 0.0);
-    for (var d = 0u; d < HD; d++) { o[(t * P.Hq + h) * HD + d] = acc[d] * inv; }
+    let ob = (t * P.Hq + h) * NV;
+    ${unrolled(nv, (i) => `o[ob + ${i}u] = ra${i} * inv;`)}
     lse[t * P.Hq + h] = select(0.0, m + log(l), l > 0.0);
   }
 }`,
@@ -127,20 +153,17 @@ var<workgroup> vt: array<f32, ${TILE * hd}>;
 
 /** Δ[t, h] = dO[t, h]·O[t, h], the row term of softmax's backward. */
 function deltaKernel(hd: number): KernelDef {
+  const nv = hd / 4;
   return cached(`delta${hd}`, () => ({
     name: `causal_attention_delta_${hd}`,
     uniforms: ['n'],
-    storage: [
-      { name: 'dout', access: 'read' },
-      { name: 'o', access: 'read' },
-      { name: 'delta', access: 'read_write' },
-    ],
+    storage: [vec4Binding('dout'), vec4Binding('o'), { name: 'delta', access: 'read_write' }],
     body: /* wgsl */ `
 @compute @workgroup_size(256) fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {
   let i = (wid.y * nwg.x + wid.x) * 256u + li;
   if (i >= P.n) { return; }
   var s = 0.0;
-  for (var d = 0u; d < ${hd}u; d++) { s += dout[i * ${hd}u + d] * o[i * ${hd}u + d]; }
+  for (var d = 0u; d < ${nv}u; d++) { s += dot(dout[i * ${nv}u + d], o[i * ${nv}u + d]); }
   delta[i] = s;
 }`,
   }));
@@ -148,6 +171,7 @@ function deltaKernel(hd: number): KernelDef {
 
 /** dQ_i = scale · Σ_j P_ij (dO_i·v_j − Δ_i) k_j, query-major like the forward. */
 function dqKernel(hd: number): KernelDef {
+  const nv = hd / 4;
   return cached(`dq${hd}`, () => ({
     name: `causal_attention_dq_${hd}`,
     uniforms: ['T', 'Hq', 'Hkv', 'G', 'scale:f32'],
@@ -155,21 +179,15 @@ function dqKernel(hd: number): KernelDef {
       ...GRAD_INPUTS,
       { name: 'krange', access: 'read', type: 'u32' },
       { name: 'blocks', access: 'read', type: 'u32' },
-      { name: 'dq', access: 'read_write' },
+      vec4Binding('dq', 'read_write'),
     ],
-    body: /* wgsl */ `${prelude(hd)}
-var<workgroup> tt: array<f32, ${TILE * hd}>;
-var<workgroup> vt: array<f32, ${TILE * hd}>;
+    body: /* wgsl */ `${prelude(nv, ['kt', 'vt'])}
 @compute @workgroup_size(${WG}) fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) li: u32) {
   let h = wid.y;
   let hk = h / P.G;
   let t = wid.x * WG + li;
-  if (li == 0u) { wlo = blocks[2u * wid.x]; whi = blocks[2u * wid.x + 1u]; }
-  let lo = workgroupUniformLoad(&wlo);
-  let hi = workgroupUniformLoad(&whi);
-  var qv: array<f32, ${hd}>;
-  var dov: array<f32, ${hd}>;
-  var acc: array<f32, ${hd}>;
+  ${BLOCK_RANGE}
+  ${unrolled(nv, (i) => `var rq${i} = ${V4}(0.0);\n  var rg${i} = ${V4}(0.0);\n  var ra${i} = ${V4}(0.0);`)}
   var myLo = 0u;
   var myHi = 0u;
   var L = 0.0;
@@ -177,41 +195,28 @@ var<workgroup> vt: array<f32, ${TILE * hd}>;
   if (t < P.T) {
     myLo = krange[2u * t];
     myHi = krange[2u * t + 1u];
-    for (var d = 0u; d < HD; d++) {
-      qv[d] = q[(t * P.Hq + h) * HD + d] * P.scale;
-      dov[d] = dout[(t * P.Hq + h) * HD + d];
-    }
+    let qb = (t * P.Hq + h) * NV;
+    ${unrolled(nv, (i) => `rq${i} = q[qb + ${i}u] * P.scale;\n    rg${i} = dout[qb + ${i}u];`)}
     L = lse[t * P.Hq + h];
     D = delta[t * P.Hq + h];
   }
-  for (var k0 = lo; k0 < hi; k0 += TILE) {
-    for (var e = li; e < TILE * HD; e += WG) {
-      let j = k0 + e / HD;
-      var kv = 0.0;
-      var vv = 0.0;
-      if (j < hi) {
-        let off = (j * P.Hkv + hk) * HD + e % HD;
-        kv = k[off];
-        vv = v[off];
-      }
-      tt[e] = kv;
-      vt[e] = vv;
-    }
+  for (var i0 = lo; i0 < hi; i0 += TILE) {
+    ${stageTiles('k', 'v', 'kt', 'vt', 'P.Hkv', 'hk')}
     workgroupBarrier();
     for (var jj = 0u; jj < TILE; jj++) {
-      let j = k0 + jj;
+      let j = i0 + jj;
       if (j >= myLo && j < myHi) {
-        let p = exp(dot_tile(&qv, jj) - L);
-        var dp = 0.0;
-        for (var d = 0u; d < HD; d++) { dp += dov[d] * vt[jj * HD + d]; }
-        let ds = p * (dp - D);
-        for (var d = 0u; d < HD; d++) { acc[d] += ds * tt[jj * HD + d]; }
+        let b = jj * NV;
+        let p = exp(${summed(nv, (i) => `dot(rq${i}, kt[b + ${i}u])`)} - L);
+        let ds = p * (${summed(nv, (i) => `dot(rg${i}, vt[b + ${i}u])`)} - D);
+        ${unrolled(nv, (i) => `ra${i} += ds * kt[b + ${i}u];`)}
       }
     }
     workgroupBarrier();
   }
   if (t < P.T) {
-    for (var d = 0u; d < HD; d++) { dq[(t * P.Hq + h) * HD + d] = acc[d] * P.scale; }
+    let qb = (t * P.Hq + h) * NV;
+    ${unrolled(nv, (i) => `dq[qb + ${i}u] = ra${i} * P.scale;`)}
   }
 }`,
   }));
@@ -222,6 +227,7 @@ var<workgroup> vt: array<f32, ${TILE * hd}>;
  * and every query head of j's group: key-major, 64 keys of one K/V head per workgroup.
  */
 function dkvKernel(hd: number): KernelDef {
+  const nv = hd / 4;
   return cached(`dkv${hd}`, () => ({
     name: `causal_attention_dkv_${hd}`,
     uniforms: ['T', 'Hq', 'Hkv', 'G', 'scale:f32'],
@@ -229,49 +235,29 @@ function dkvKernel(hd: number): KernelDef {
       ...GRAD_INPUTS,
       { name: 'qrange', access: 'read', type: 'u32' },
       { name: 'blocks', access: 'read', type: 'u32' },
-      { name: 'dk', access: 'read_write' },
-      { name: 'dv', access: 'read_write' },
+      vec4Binding('dk', 'read_write'),
+      vec4Binding('dv', 'read_write'),
     ],
-    body: /* wgsl */ `${prelude(hd)}
-var<workgroup> tt: array<f32, ${TILE * hd}>;
-var<workgroup> ot: array<f32, ${TILE * hd}>;
+    body: /* wgsl */ `${prelude(nv, ['qt', 'ot'])}
 var<workgroup> lt: array<f32, ${TILE}>;
 var<workgroup> dt: array<f32, ${TILE}>;
 @compute @workgroup_size(${WG}) fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) li: u32) {
   let hk = wid.y;
   let j = wid.x * WG + li;
-  if (li == 0u) { wlo = blocks[2u * wid.x]; whi = blocks[2u * wid.x + 1u]; }
-  let lo = workgroupUniformLoad(&wlo);
-  let hi = workgroupUniformLoad(&whi);
-  var kv: array<f32, ${hd}>;
-  var vv: array<f32, ${hd}>;
-  var dkacc: array<f32, ${hd}>;
-  var dvacc: array<f32, ${hd}>;
+  ${BLOCK_RANGE}
+  ${unrolled(nv, (i) => `var rk${i} = ${V4}(0.0);\n  var rv${i} = ${V4}(0.0);\n  var rdk${i} = ${V4}(0.0);\n  var rdv${i} = ${V4}(0.0);`)}
   var myLo = 0u;
   var myHi = 0u;
   if (j < P.T) {
     myLo = qrange[2u * j];
     myHi = qrange[2u * j + 1u];
-    for (var d = 0u; d < HD; d++) {
-      kv[d] = k[(j * P.Hkv + hk) * HD + d] * P.scale;
-      vv[d] = v[(j * P.Hkv + hk) * HD + d];
-    }
+    let kb = (j * P.Hkv + hk) * NV;
+    ${unrolled(nv, (i) => `rk${i} = k[kb + ${i}u] * P.scale;\n    rv${i} = v[kb + ${i}u];`)}
   }
   for (var g = 0u; g < P.G; g++) {
     let h = hk * P.G + g;
     for (var i0 = lo; i0 < hi; i0 += TILE) {
-      for (var e = li; e < TILE * HD; e += WG) {
-        let i = i0 + e / HD;
-        var qx = 0.0;
-        var ox = 0.0;
-        if (i < hi) {
-          let off = (i * P.Hq + h) * HD + e % HD;
-          qx = q[off];
-          ox = dout[off];
-        }
-        tt[e] = qx;
-        ot[e] = ox;
-      }
+      ${stageTiles('q', 'dout', 'qt', 'ot', 'P.Hq', 'h')}
       if (li < TILE) {
         let i = i0 + li;
         var lx = 0.0;
@@ -287,25 +273,19 @@ var<workgroup> dt: array<f32, ${TILE}>;
       for (var ii = 0u; ii < TILE; ii++) {
         let i = i0 + ii;
         if (i >= myLo && i < myHi) {
-          let p = exp(dot_tile(&kv, ii) - lt[ii]);
-          var dp = 0.0;
-          for (var d = 0u; d < HD; d++) {
-            let dov = ot[ii * HD + d];
-            dvacc[d] += p * dov;
-            dp += dov * vv[d];
-          }
-          let ds = p * (dp - dt[ii]);
-          for (var d = 0u; d < HD; d++) { dkacc[d] += ds * tt[ii * HD + d]; }
+          let b = ii * NV;
+          let p = exp(${summed(nv, (x) => `dot(rk${x}, qt[b + ${x}u])`)} - lt[ii]);
+          ${unrolled(nv, (x) => `rdv${x} += p * ot[b + ${x}u];`)}
+          let ds = p * (${summed(nv, (x) => `dot(ot[b + ${x}u], rv${x})`)} - dt[ii]);
+          ${unrolled(nv, (x) => `rdk${x} += ds * qt[b + ${x}u];`)}
         }
       }
       workgroupBarrier();
     }
   }
   if (j < P.T) {
-    for (var d = 0u; d < HD; d++) {
-      dk[(j * P.Hkv + hk) * HD + d] = dkacc[d] * P.scale;
-      dv[(j * P.Hkv + hk) * HD + d] = dvacc[d];
-    }
+    let kb = (j * P.Hkv + hk) * NV;
+    ${unrolled(nv, (i) => `dk[kb + ${i}u] = rdk${i} * P.scale;\n    dv[kb + ${i}u] = rdv${i};`)}
   }
 }`,
   }));
@@ -376,11 +356,12 @@ export function causalAttention(
     k.shape[2] !== hd ||
     v.shape.some((d, i) => d !== k.shape[i]) ||
     Hq % Hkv !== 0 ||
+    hd % 4 !== 0 ||
     segments.length !== T
   ) {
     throw new Error(
       `causalAttention: q ${shapeString(q.shape)}, k ${shapeString(k.shape)}, v ${shapeString(v.shape)}, ` +
-        `${segments.length} segment ids (want [T, Hq, d], [T, Hkv, d] twice with Hkv dividing Hq, T ids)`,
+        `${segments.length} segment ids (want [T, Hq, d], [T, Hkv, d] twice with Hkv dividing Hq, d a multiple of 4, T ids)`,
     );
   }
   const eng = q.engine;
@@ -474,11 +455,12 @@ export function decodeAttention(
     k.shape[2] !== hd ||
     v.shape.some((d, i) => d !== k.shape[i]) ||
     Hq % Hkv !== 0 ||
+    hd % 4 !== 0 ||
     keyRanges.length !== 2 * Tq
   ) {
     throw new Error(
       `decodeAttention: q ${shapeString(q.shape)}, k ${shapeString(k.shape)}, v ${shapeString(v.shape)}, ` +
-        `${keyRanges.length} range bounds (want [Tq, Hq, d], [Tk, Hkv, d] twice, 2·Tq bounds)`,
+        `${keyRanges.length} range bounds (want [Tq, Hq, d], [Tk, Hkv, d] twice, d a multiple of 4, 2·Tq bounds)`,
     );
   }
   for (let t = 0; t < Tq; t++) {
