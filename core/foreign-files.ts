@@ -19,14 +19,17 @@ export class ForeignFilesError extends MixforgeError {
   }
 }
 
-/** Relative paths (with `/`) of the files under `root` that `isOwn` does not claim, in listing order. */
-export async function foreignFiles(root: string, isOwn: (rel: string) => boolean): Promise<string[]> {
+/** Every file under `root` (a folder or an s3:// prefix), with its path relative to `root` (with `/`). */
+export async function* filesUnder(root: string): AsyncGenerator<{ uri: string; rel: string }> {
   const prefix = `${root.replace(/\/+$/, '')}/`;
+  for await (const o of storageFor(root).list(prefix))
+    yield { uri: o.uri, rel: o.uri.startsWith(prefix) ? o.uri.slice(prefix.length) : o.uri };
+}
+
+/** Relative paths of the files under `root` that `isOwn` does not claim, in listing order. */
+export async function foreignFiles(root: string, isOwn: (rel: string) => boolean): Promise<string[]> {
   const found: string[] = [];
-  for await (const o of storageFor(root).list(prefix)) {
-    const rel = o.uri.startsWith(prefix) ? o.uri.slice(prefix.length) : o.uri;
-    if (!isOwn(rel)) found.push(rel);
-  }
+  for await (const f of filesUnder(root)) if (!isOwn(f.rel)) found.push(f.rel);
   return found;
 }
 

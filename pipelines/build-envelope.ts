@@ -3,7 +3,7 @@
 // run the graph, then read the manifest, warn about short takes, report build-done and clean up.
 import { rm } from 'node:fs/promises';
 import { MixforgeError } from '../core/errors.ts';
-import { refuseForeignFiles } from '../core/foreign-files.ts';
+import { filesUnder, refuseForeignFiles } from '../core/foreign-files.ts';
 import { isS3Uri, joinUri, storageFor } from '../core/storage/index.ts';
 import { type Manifest, readManifest } from '../manifests/manifest.ts';
 import { type BuildContext, writeBuildContext } from './context.ts';
@@ -103,11 +103,8 @@ function warnShortTakes(manifest: Manifest, emit: BuildEventSink): void {
  */
 export async function removeStrayTemps(out: string): Promise<void> {
   if (isS3Uri(out)) return;
-  const root = `${out.replace(/\/+$/, '')}/`;
-  for await (const o of storageFor(out).list(root)) {
-    const rel = o.uri.slice(root.length);
-    if (TEMP_SUFFIX.test(rel) && isBuildFile(rel)) await rm(o.uri, { force: true });
-  }
+  for await (const f of filesUnder(out))
+    if (TEMP_SUFFIX.test(f.rel) && isBuildFile(f.rel)) await rm(f.uri, { force: true });
 }
 
 /** After finalize: parts and buckets hold a copy of every image, so the stages' scratch folders go (unless kept). */

@@ -2,6 +2,7 @@
 // The manifest holds no timestamps: the same spec on the same inputs gives a byte-identical manifest.
 
 import { canonicalJson } from '../../core/canonical-json.ts';
+import { filesUnder } from '../../core/foreign-files.ts';
 import { joinUri, storageFor } from '../../core/storage/index.ts';
 import type { Manifest } from '../../manifests/manifest.ts';
 import { writeQuarantineTable } from '../../manifests/quarantine-table.ts';
@@ -56,11 +57,8 @@ export async function runFinalize(ctx: BuildContext): Promise<Manifest> {
   // anyone globbing shards/*.parquet: remove the shard files this build did not write, by their name only (a
   // file someone else put there stops the build before it starts, see build-envelope.ts).
   const ours = new Set(shards.map((s) => layout.shard(s.shard)));
-  const root = `${ctx.out.replace(/\/+$/, '')}/`;
-  for await (const o of storageFor(ctx.out).list(joinUri(ctx.out, 'shards/'))) {
-    const rel = o.uri.startsWith(root) ? o.uri.slice(root.length) : o.uri;
-    if (SHARD_FILE.test(rel) && !ours.has(o.uri)) await storageFor(ctx.out).delete(o.uri);
-  }
+  for await (const f of filesUnder(joinUri(ctx.out, 'shards')))
+    if (SHARD_FILE.test(`shards/${f.rel}`) && !ours.has(f.uri)) await storageFor(ctx.out).delete(f.uri);
 
   const stats = emptyShardStats();
   for (const s of shards) mergeShardStats(stats, s.stats);
