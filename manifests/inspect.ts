@@ -1,7 +1,6 @@
 // `mixforge inspect`: totals, a per-component/per-source table and a few samples, as plain text.
-import { joinUri } from '../core/storage/index.ts';
 import { manifestRoot, readManifest } from './manifest.ts';
-import { readShardSamples } from './shard-format.ts';
+import { verifiedShardSamples } from './verified-shard.ts';
 
 export async function inspectBuild(out: string, opts: { samples: number; source?: string }): Promise<string> {
   const m = await readManifest(out);
@@ -34,7 +33,7 @@ export async function inspectBuild(out: string, opts: { samples: number; source?
   const root = manifestRoot(out);
   for (const shard of m.shards) {
     if (shown >= opts.samples) break;
-    for await (const s of readShardSamples(joinUri(root, shard.path))) {
+    for await (const s of verifiedShardSamples(root, shard)) {
       if (opts.source && !s.source.startsWith(opts.source)) continue;
       lines.push(`── ${s.id}  [${s.source}]  ${s.origin}`);
       for (const im of s.images)

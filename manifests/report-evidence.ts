@@ -5,7 +5,7 @@ import sharp from 'sharp';
 import { openParquet, readRowGroups } from '../core/parquet/read.ts';
 import { joinUri, storageFor } from '../core/storage/index.ts';
 import { type Manifest, manifestRoot } from './manifest.ts';
-import { readShardSamples } from './shard-format.ts';
+import { verifiedShardSamples } from './verified-shard.ts';
 import { readVerifyRecord, type VerifyRecord } from './verify-record.ts';
 
 export interface SamplePreview {
@@ -79,7 +79,7 @@ export async function samplePreviews(m: Manifest, root: string): Promise<SampleP
   const missing = () => [...wanted.values()].some((n) => n < SAMPLES_PER_SOURCE);
   for (const shard of m.shards.slice(0, MAX_SHARDS_SCANNED)) {
     if (!missing()) break;
-    for await (const s of readShardSamples(joinUri(root, shard.path))) {
+    for await (const s of verifiedShardSamples(root, shard)) {
       const c = component(s.origin);
       const key = `${c}\u0000${s.source}`;
       const have = wanted.get(key) ?? 0;

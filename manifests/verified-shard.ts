@@ -3,8 +3,11 @@
 import { createHash } from 'node:crypto';
 import { CorruptShardError, errorMessage, SourceFileError } from '../core/errors.ts';
 import { openParquet, type ParquetFileHandle, readRowGroups } from '../core/parquet/read.ts';
+import { SAMPLE_PARQUET_FIELDS } from '../core/parquet/sample-schema.ts';
+import type { Sample } from '../core/schema.ts';
 import { joinUri, storageFor } from '../core/storage/index.ts';
 import type { ManifestShard } from './manifest.ts';
+import { toSample } from './shard-format.ts';
 import { checkBytes, footerOffset, rowGroupSpan } from './shard-integrity.ts';
 
 /** Fetches a row group's bytes, possibly through a cache: `verify` must pass before bytes are kept or returned. */
@@ -135,5 +138,19 @@ export class VerifiedShard {
         : new SourceFileError(uri, `row group ${g}: ${errorMessage(err)}`);
     }
     return rows;
+  }
+}
+
+const ALL_COLUMNS = SAMPLE_PARQUET_FIELDS.map((f) => f.name);
+
+/**
+ * The samples of one shard of a manifest rooted at `root`, in stored order, one row group in memory at a time, each
+ * group checked against the manifest before any of its samples is yielded (exports, inspect, report).
+ */
+export async function* verifiedShardSamples(root: string, entry: ManifestShard): AsyncGenerator<Sample> {
+  const shard = await VerifiedShard.open(root, entry);
+  for (let g = 0; g < shard.handle.rowGroups.length; g++) {
+    const rows = await shard.decode(g, await shard.groupBytes(g), ALL_COLUMNS);
+    for (const r of rows) yield toSample(r);
   }
 }

@@ -1,24 +1,14 @@
 // Streams the samples of a built mixture in its stored order (shards in manifest order, rows in key order): the
 // order exports keep. One row group in memory at a time, each checked against the manifest's hashes before use.
 
-import { SAMPLE_PARQUET_FIELDS } from '../../core/parquet/sample-schema.ts';
 import type { Sample } from '../../core/schema.ts';
 import { type Manifest, manifestRoot, readManifest } from '../../manifests/manifest.ts';
-import { toSample } from '../../manifests/shard-format.ts';
-import { VerifiedShard } from '../../manifests/verified-shard.ts';
-
-const ALL_COLUMNS = SAMPLE_PARQUET_FIELDS.map((f) => f.name);
+import { verifiedShardSamples } from '../../manifests/verified-shard.ts';
 
 export async function* mixtureSamples(out: string, manifest?: Manifest): AsyncGenerator<Sample> {
   const m = manifest ?? (await readManifest(out));
   const root = manifestRoot(out);
-  for (const entry of m.shards) {
-    const shard = await VerifiedShard.open(root, entry);
-    for (let g = 0; g < shard.handle.rowGroups.length; g++) {
-      const rows = await shard.decode(g, await shard.groupBytes(g), ALL_COLUMNS);
-      for (const r of rows) yield toSample(r);
-    }
-  }
+  for (const entry of m.shards) yield* verifiedShardSamples(root, entry);
 }
 
 /** File extension of an image format as sharp names it. */

@@ -97,7 +97,7 @@ describe('a corrupted shard', () => {
     assert.equal(ok.stdout.trim().split('\n').length, 340);
   });
 
-  it('stops `mixforge export` (both formats) before the corrupt group is written', async () => {
+  it('stops `mixforge export` (both formats) and `inspect` before the corrupt group is used', async () => {
     const out = await mixtureWith('export', bad);
     for (const format of ['llava', 'webdataset']) {
       const dest = join(dir, `dest-${format}`);
@@ -106,6 +106,10 @@ describe('a corrupted shard', () => {
       assert.match(r.stderr, new RegExp(`${SHARD}: row group 1 .*corrupt on storage`));
       assert.ok(!(await readdir(dest)).includes('mixture.json'), 'no finished export');
     }
+    // `inspect` reads samples the same way.
+    const inspect = await cli(['inspect', out, '--samples', '300']);
+    assert.notEqual(inspect.code, 0);
+    assert.match(inspect.stderr, new RegExp(`${SHARD}: row group 1 .*corrupt on storage`));
     // Row group 0 of the same shard is intact and is read; the export fails at group 1.
     const seen: string[] = [];
     await assert.rejects(
