@@ -1,5 +1,5 @@
-// Training checkpoints: a folder per saved step with the encoder (reference state_dict names, loadable by PyTorch),
-// the heads (projector as LLaVA's mm_projector.*), AdamW moments, and trainer.json (run config, step, loader state).
+// Training checkpoints: a folder per saved step with the model (LM objective: model/ in the published FastVLM layout;
+// contrastive: the encoder with reference names and the heads), AdamW moments, and trainer.json (config, step, loader).
 // Written to a temporary folder and renamed, then `latest.json` is replaced, so a crash never leaves a torn checkpoint.
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -37,8 +37,8 @@ export interface CheckpointContents {
   config: RunConfig;
   loader: LoaderState;
   skipped: number;
-  encoder: FastViTHD;
-  heads: AlignmentHeads;
+  /** Writes the model's files into the checkpoint folder (being assembled at `folder`). */
+  writeModel: (folder: string, metadata: Record<string, string>) => Promise<void>;
   optimizer: AdamWState;
   /** Names of the optimiser's parameters, in its order (moments are stored under these names). */
   paramNames: string[];
@@ -52,15 +52,7 @@ export async function saveCheckpoint(dir: string, c: CheckpointContents): Promis
   await rm(tmp, { recursive: true, force: true });
   await mkdir(tmp, { recursive: true });
   const meta = { 'mixforge.step': String(c.step), 'mixforge.model': c.config.model };
-  await writeSafetensors(join(tmp, 'encoder.safetensors'), stateDictTensors(c.encoder), {
-    format: 'pt',
-    ...meta,
-    'mixforge.form': c.encoder.convExp.inferenceMode ? 'inference' : 'train',
-  });
-  await writeSafetensors(join(tmp, 'heads.safetensors'), stateDictTensors(c.heads), {
-    format: 'pt',
-    ...meta,
-  });
+  await c.writeModel(tmp, meta);
   const { m, v, ...scalars } = c.optimizer;
   const moments: Array<[string, TensorToWrite]> = [];
   c.paramNames.forEach((p, i) => {
@@ -115,6 +107,21 @@ export async function readTrainerState(folder: string): Promise<TrainerState> {
     throw new SourceFileError(file, `at ${issue.path.join('.') || '(root)'}: ${issue.message}`);
   }
   return r.data;
+}
+
+/** The contrastive objective's model files: the encoder (reference names) and the heads. */
+export function contrastiveModelWriter(encoder: FastViTHD, heads: AlignmentHeads) {
+  return async (folder: string, meta: Record<string, string>): Promise<void> => {
+    await writeSafetensors(join(folder, 'encoder.safetensors'), stateDictTensors(encoder), {
+      format: 'pt',
+      ...meta,
+      'mixforge.form': encoder.convExp.inferenceMode ? 'inference' : 'train',
+    });
+    await writeSafetensors(join(folder, 'heads.safetensors'), stateDictTensors(heads), {
+      format: 'pt',
+      ...meta,
+    });
+  };
 }
 
 /** Load model tensors into host trees built from the checkpoint's config (strict names and shapes). */

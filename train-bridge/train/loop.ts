@@ -14,6 +14,7 @@ import { initFastViTHD } from '../model/init.ts';
 import { loadFastViTHD, locateFastViTHD } from '../model/state-dict.ts';
 import { readSafetensorsHeader } from '../safetensors.ts';
 import {
+  contrastiveModelWriter,
   loadCheckpointWeights,
   loadOptimizerState,
   readTrainerState,
@@ -23,7 +24,7 @@ import {
 import type { MetricsLog, StepMetrics } from './metrics.ts';
 import { AlignmentHeads, AlignmentModel, retrievalAccuracy } from './objective.ts';
 import { type PairBatch, PairStream } from './pairs.ts';
-import { extendRun, type RunConfig } from './presets.ts';
+import { contrastiveHeads, extendRun, type RunConfig } from './presets.ts';
 import { cosineWithWarmup } from './schedule.ts';
 
 export interface TrainerOptions {
@@ -80,7 +81,7 @@ export class Trainer {
       encoder = new FastViTHD(arch);
       initFastViTHD(encoder, config.seed);
     }
-    const heads = new AlignmentHeads(encoder.outChannels, config.heads);
+    const heads = new AlignmentHeads(encoder.outChannels, contrastiveHeads(config));
     if (o.resumeFrom) await loadCheckpointWeights(o.resumeFrom, encoder, heads);
     else heads.init(config.seed);
     const model = new AlignmentModel(eng, encoder, heads, config.trainEncoder);
@@ -99,7 +100,7 @@ export class Trainer {
     await dataset.open();
     const pairs = new PairStream(
       dataset,
-      { resolution: config.resolution, text: config.heads.text },
+      { resolution: config.resolution, text: contrastiveHeads(config).text },
       resumed?.loader,
     );
     return new Trainer(eng, config, model, optimizer, pairs, resumed, resumed?.loader ?? dataset.state());
@@ -197,8 +198,7 @@ export class Trainer {
       config: this.config,
       loader: this.consumedState,
       skipped: this.skipped,
-      encoder: this.model.encoder,
-      heads: this.model.heads,
+      writeModel: contrastiveModelWriter(this.model.encoder, this.model.heads),
       optimizer: await this.optimizer.stateDict(),
       paramNames: this.paramNames,
     });

@@ -13,6 +13,9 @@ export interface StepMetrics {
   images: number;
   imagesPerSec: number;
   seconds: number;
+  /** LM objective: real (unpadded) tokens in this update and their throughput. */
+  tokens?: number;
+  tokensPerSec?: number;
 }
 
 export class MetricsLog {

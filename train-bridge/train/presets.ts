@@ -3,12 +3,15 @@
 import { z } from 'zod';
 import { SpecError } from '../../core/errors.ts';
 import { modelConfig } from '../model/fastvithd.ts';
+import { fastVLMConfig, isFastVLMModel } from '../model/fastvlm.ts';
 import type { HeadsConfig } from './objective.ts';
 
 export interface StagePreset {
   description: string;
   /** Stage 1 trains the projector (and our text tower, t, b) only; the encoder is frozen. */
   trainEncoder: boolean;
+  /** Stage 1 freezes the language model too (gradients still flow through it to the projector). */
+  trainLm: boolean;
   lr: number;
   /** Images per optimiser update (reached with gradient accumulation when micro-batches are smaller). */
   batchSize: number;
@@ -24,6 +27,7 @@ export const STAGE_PRESETS: Readonly<Record<string, StagePreset>> = {
   stage1: {
     description: 'projector only, encoder frozen',
     trainEncoder: false,
+    trainLm: false,
     lr: 1e-3,
     batchSize: 256,
     ...common,
@@ -31,6 +35,7 @@ export const STAGE_PRESETS: Readonly<Record<string, StagePreset>> = {
   'stage1.5': {
     description: 'full model on dense captions',
     trainEncoder: true,
+    trainLm: true,
     lr: 2e-5,
     batchSize: 128,
     ...common,
@@ -38,6 +43,7 @@ export const STAGE_PRESETS: Readonly<Record<string, StagePreset>> = {
   stage2: {
     description: 'full model on instruction data',
     trainEncoder: true,
+    trainLm: true,
     lr: 2e-5,
     batchSize: 128,
     ...common,
@@ -70,21 +76,37 @@ export const RunConfigSchema = z.strictObject({
   batchSize: z.number().int().positive(),
   /** Images per forward/backward pass; batchSize / microBatch passes are accumulated per update. */
   microBatch: z.number().int().positive(),
+  /**
+   * `lm`: FastVLM's next-token objective through the Qwen2 decoder (fastvlm-* models); `contrastive`: the SigLIP
+   * image–caption objective of FastViTHD alone (fastvithd* models). Checkpoints from before `lm` existed are contrastive.
+   */
+  objective: z.enum(['lm', 'contrastive']).default('contrastive'),
   trainEncoder: z.boolean(),
+  trainLm: z.boolean().default(false),
   lr: z.number().positive(),
   warmupRatio: z.number().min(0).lt(1),
   weightDecay: z.number().min(0),
   maxGradNorm: z.number().positive(),
   /** Keys weight initialisation (nothing else is random: the data order is the loader's keyed order). */
   seed: z.number().int(),
-  heads: z.strictObject({
-    projectorDim: z.number().int().positive(),
-    text: z.strictObject({
-      buckets: z.number().int().positive(),
-      embedDim: z.number().int().positive(),
-      maxTokens: z.number().int().positive(),
-    }),
-  }),
+  /** The contrastive objective's heads. */
+  heads: z
+    .strictObject({
+      projectorDim: z.number().int().positive(),
+      text: z.strictObject({
+        buckets: z.number().int().positive(),
+        embedDim: z.number().int().positive(),
+        maxTokens: z.number().int().positive(),
+      }),
+    })
+    .optional(),
+  /** The LM objective's text path: model_max_length and where `<image>` goes (docs/training.md). */
+  text: z
+    .strictObject({
+      maxLength: z.number().int().positive(),
+      imageTokenPosition: z.enum(['data', 'front']),
+    })
+    .optional(),
 });
 
 export type RunConfig = z.infer<typeof RunConfigSchema>;
@@ -96,6 +118,18 @@ export interface RunOverrides {
   microBatch?: number;
   lr?: number;
   seed?: number;
+  maxLength?: number;
+  imageTokenPosition?: 'data' | 'front';
+}
+
+/** LLaVA's training scripts cut conversations at model_max_length 2048 tokens (images counted expanded). */
+export const DEFAULT_MAX_LENGTH = 2048;
+
+/** The contrastive heads of a run config (present for every contrastive run). */
+export function contrastiveHeads(config: RunConfig): HeadsConfig {
+  if (!config.heads)
+    throw new Error(`run config of ${config.model}: no contrastive heads (objective ${config.objective})`);
+  return config.heads;
 }
 
 /**
@@ -142,7 +176,8 @@ export function resolveRunConfig(
   overrides: RunOverrides,
   defaultSteps: (batchSize: number) => number,
 ): RunConfig {
-  modelConfig(model, '--model');
+  const lm = isFastVLMModel(model);
+  if (!lm) modelConfig(model, '--model');
   const stage = Object.hasOwn(STAGE_PRESETS, preset) ? STAGE_PRESETS[preset] : undefined;
   if (!stage) {
     throw new SpecError(
@@ -151,13 +186,15 @@ export function resolveRunConfig(
       `unknown preset "${preset}" (known: ${Object.keys(STAGE_PRESETS).join(', ')})`,
     );
   }
-  const defaults = MODEL_DEFAULTS[model];
+  const defaults = lm ? undefined : MODEL_DEFAULTS[model];
   const batchSize = overrides.batchSize ?? stage.batchSize;
   const microBatch = overrides.microBatch ?? batchSize;
   if (batchSize % microBatch !== 0) {
     throw new SpecError('--micro-batch', '', `${microBatch} does not divide the batch size ${batchSize}`);
   }
-  const resolution = checkResolution(overrides.resolution ?? defaults.resolution);
+  const resolution = checkResolution(
+    overrides.resolution ?? (lm ? fastVLMConfig(model).resolution : defaults!.resolution),
+  );
   return RunConfigSchema.parse({
     model,
     preset,
@@ -165,12 +202,20 @@ export function resolveRunConfig(
     steps: overrides.steps ?? Math.max(1, defaultSteps(batchSize)),
     batchSize,
     microBatch,
+    objective: lm ? 'lm' : 'contrastive',
     trainEncoder: stage.trainEncoder,
+    trainLm: lm && stage.trainLm,
     lr: overrides.lr ?? stage.lr,
     warmupRatio: stage.warmupRatio,
     weightDecay: stage.weightDecay,
     maxGradNorm: stage.maxGradNorm,
     seed: overrides.seed ?? 0,
-    heads: defaults.heads,
+    heads: defaults?.heads,
+    text: lm
+      ? {
+          maxLength: overrides.maxLength ?? DEFAULT_MAX_LENGTH,
+          imageTokenPosition: overrides.imageTokenPosition ?? 'data',
+        }
+      : undefined,
   });
 }

@@ -24,7 +24,7 @@ test('fastvithd-tiny learns the demo pairs: loss falls, retrieval rises far abov
   const trainer = await Trainer.create(eng, { manifest, config });
   const probe = new StreamingDataset(manifest);
   await probe.open();
-  const probeStream = new PairStream(probe, { resolution: 64, text: config.heads.text });
+  const probeStream = new PairStream(probe, { resolution: 64, text: config.heads!.text });
   const pairs = await probeStream.next(16);
   await probeStream.close();
   assert.equal(new Set(pairs.captions).size, 16, 'the probe pairs have distinct captions');

@@ -42,7 +42,7 @@ test('presets carry the paper numbers; overrides and accumulation are validated'
   assert.equal(c.batchSize, 256);
   assert.equal(c.microBatch, 16);
   assert.equal(c.steps, 3);
-  assert.equal(c.heads.projectorDim, 896);
+  assert.equal(c.heads?.projectorDim, 896);
   const t = resolveRunConfig(
     'fastvithd-tiny',
     'stage2',
