@@ -1,11 +1,16 @@
-// `mixforge train <manifest>`: image–text alignment training of FastViTHD on the WebGPU engine, streamed from a
-// built mixture, with a progress line (loss, images/s, lr, ETA), JSON-lines metrics, a loss plot and checkpoints.
+// `mixforge train <manifest>`: FastVLM's next-token objective (FastViTHD → projector → Qwen2) on the WebGPU engine, or
+// the SigLIP contrastive objective of FastViTHD alone (--objective contrastive), streamed from a built mixture, with a
+// memory check up front, a progress line, JSON-lines metrics, a loss plot and checkpoints.
 import type { Command } from 'commander';
 import { SpecError } from '../../core/errors.ts';
 import { intFlag } from '../flags.ts';
 
 interface TrainFlags {
-  model: string;
+  objective: string;
+  model?: string;
+  initFrom?: string;
+  maxLength?: number;
+  imageTokenPosition: string;
   preset: string;
   resolution?: string;
   steps?: number;
@@ -33,9 +38,24 @@ export function registerTrain(program: Command): void {
   program
     .command('train <manifest>')
     .description(
-      'train FastViTHD (+ FastVLM projector) on a built mixture with a SigLIP image–text objective',
+      'train FastVLM (FastViTHD + projector + Qwen2) on a built mixture, next-token loss on the answers',
     )
-    .option('--model <name>', 'fastvithd or fastvithd-tiny', 'fastvithd')
+    .option('--objective <o>', 'lm (FastVLM next-token) or contrastive (SigLIP, FastViTHD only)', 'lm')
+    .option('--model <name>', 'lm: fastvlm-0.5b or fastvlm-tiny; contrastive: fastvithd or fastvithd-tiny')
+    .option(
+      '--init-from <dir>',
+      'lm: start from a FastVLM or Qwen2 checkpoint folder (config.json + safetensors)',
+    )
+    .option(
+      '--max-length <N>',
+      'lm: model_max_length in tokens, images expanded (default 2048)',
+      intFlag('--max-length', 1),
+    )
+    .option(
+      '--image-token-position <p>',
+      'lm: data (keep <image> where the sample has it) or front (move it first, as the reference does)',
+      'data',
+    )
     .option('--preset <stage>', 'stage1 (projector only), stage1.5 or stage2 (full model)', 'stage1')
     // No commander parser: checkResolution is the one `model info` uses too, so both reject the same values.
     .option('--resolution <R>', 'square input resolution (multiple of 64; default: the model’s)')
@@ -64,7 +84,10 @@ export function registerTrain(program: Command): void {
       500,
     )
     .option('--resume', 'continue from the latest checkpoint in --checkpoint-dir')
-    .option('--weights <file>', 'start the encoder from these safetensors (e.g. published FastViTHD weights)')
+    .option(
+      '--weights <file>',
+      'contrastive: start the encoder from these safetensors (published FastViTHD weights)',
+    )
     .option(
       '--random-encoder',
       'allow stage1 without --weights (a frozen random encoder: for smoke tests only)',
@@ -75,6 +98,10 @@ export function registerTrain(program: Command): void {
       const { StreamingDataset } = await import('../../train-bridge/loader/dataset.ts');
       const { latestCheckpoint, readTrainerState } = await import('../../train-bridge/train/checkpoint.ts');
       const { Trainer } = await import('../../train-bridge/train/loop.ts');
+      const { LmTrainer } = await import('../../train-bridge/train/lm-loop.ts');
+      const { memoryProblem } = await import('../../train-bridge/train/memory-plan.ts');
+      const { isFastVLMModel } = await import('../../train-bridge/model/fastvlm.ts');
+      const { totalmem } = await import('node:os');
       const { MetricsLog } = await import('../../train-bridge/train/metrics.ts');
       const { writeLossPlot } = await import('../../train-bridge/train/plot.ts');
       const { checkResolution, extendRun, resolveRunConfig } = await import(
@@ -91,7 +118,28 @@ export function registerTrain(program: Command): void {
       if (!Number.isInteger(seed))
         throw new SpecError('--seed', '', `expected an integer, got "${flags.seed}"`);
       const saveEvery = flags.saveEvery;
+      if (flags.objective !== 'lm' && flags.objective !== 'contrastive')
+        throw new SpecError('--objective', '', `expected lm or contrastive, got "${flags.objective}"`);
+      const lm = flags.objective === 'lm';
+      const model = flags.model ?? (lm ? 'fastvlm-0.5b' : 'fastvithd');
+      if (lm !== isFastVLMModel(model)) {
+        throw new SpecError(
+          '--model',
+          '',
+          lm
+            ? `"${model}" is not a FastVLM (fastvlm-0.5b, fastvlm-tiny); for FastViTHD alone pass --objective contrastive`
+            : `the contrastive objective trains FastViTHD alone (fastvithd, fastvithd-tiny), not "${model}"`,
+        );
+      }
+      if (flags.imageTokenPosition !== 'data' && flags.imageTokenPosition !== 'front')
+        throw new SpecError(
+          '--image-token-position',
+          '',
+          `expected data or front, got "${flags.imageTokenPosition}"`,
+        );
       const overrides = {
+        maxLength: flags.maxLength,
+        imageTokenPosition: flags.imageTokenPosition as 'data' | 'front',
         resolution: flags.resolution === undefined ? undefined : checkResolution(flags.resolution),
         steps: flags.steps,
         batchSize: flags.batchSize,
@@ -123,7 +171,7 @@ export function registerTrain(program: Command): void {
         }
         // The data order and the model depend on these: a resumed run cannot change them.
         const given: Array<[string, string, unknown, unknown]> = [
-          ['--model', 'model', flags.model, config.model],
+          ['--model', 'model', model, config.model],
           ['--preset', 'preset', flags.preset, config.preset],
           ['--resolution', 'resolution', overrides.resolution, config.resolution],
           ['--batch-size', 'batchSize', overrides.batchSize, config.batchSize],
@@ -138,17 +186,18 @@ export function registerTrain(program: Command): void {
       } else {
         const probe = new StreamingDataset(manifest);
         await probe.open();
-        config = resolveRunConfig(flags.model, flags.preset, overrides, (b) => Math.floor(probe.total / b));
-        if (!config.trainEncoder && !flags.weights) {
+        config = resolveRunConfig(model, flags.preset, overrides, (b) => Math.floor(probe.total / b));
+        const weightsFlag = lm ? '--init-from' : '--weights';
+        if (!config.trainEncoder && !(lm ? flags.initFrom : flags.weights)) {
           const why =
-            `${config.preset} freezes the encoder, and without --weights it stays at its random initialisation: ` +
+            `${config.preset} freezes the encoder, and without ${weightsFlag} it stays at its random initialisation: ` +
             'a random encoder maps every image to nearly the same features, so the run would learn nothing about images';
           if (!flags.randomEncoder) {
             throw new SpecError(
-              '--weights',
+              weightsFlag,
               '',
-              `${why}. Pass --weights <fastvithd.safetensors>, or --preset stage1.5 / stage2 to train the encoder ` +
-                'too, or --random-encoder to run anyway (smoke tests)',
+              `${why}. Pass ${lm ? '--init-from <fastvlm checkpoint folder>' : '--weights <fastvithd.safetensors>'}, ` +
+                'or --preset stage1.5 / stage2 to train the encoder too, or --random-encoder to run anyway (smoke tests)',
             );
           }
           process.stderr.write(`WARNING: ${why} (--random-encoder given)\n`);
@@ -160,24 +209,43 @@ export function registerTrain(program: Command): void {
         log: (line) => process.stderr.write(`${line}\n`),
       });
       try {
-        const trainer = await Trainer.create(eng, {
-          manifest,
-          config,
-          resumeFrom,
-          extendTo,
-          encoderWeights: flags.weights,
+        // Before any allocation: a run that cannot fit says so in one line, with the change that makes it fit.
+        const limits = eng.device.limits;
+        const problem = memoryProblem(config, {
+          maxBufferSize: limits.maxBufferSize,
+          maxStorageBufferBindingSize: limits.maxStorageBufferBindingSize,
+          totalBytes: eng.ctx.adapter.isCpu ? totalmem() : undefined,
         });
+        if (problem) throw new SpecError('--micro-batch', '', problem);
+        const log = (line: string) => process.stderr.write(`${line}\n`);
+        const trainer =
+          config.objective === 'lm'
+            ? await LmTrainer.create(eng, {
+                manifest,
+                config,
+                resumeFrom,
+                extendTo,
+                initFrom: flags.initFrom,
+                log,
+              })
+            : await Trainer.create(eng, {
+                manifest,
+                config,
+                resumeFrom,
+                extendTo,
+                encoderWeights: flags.weights,
+              });
         const metrics = new MetricsLog(join(dir, 'metrics.jsonl'));
         const history = await metrics.open(resumeFrom ? trainer.step : 0);
         const c = trainer.config;
         process.stderr.write(
-          `training ${c.model} (${c.preset}${c.trainEncoder ? ', full model' : ', projector only'}) at ${c.resolution}² ` +
-            `for ${c.steps} updates of ${c.batchSize} images (${c.batchSize / c.microBatch} × ${c.microBatch})` +
+          `training ${c.model} (${c.objective} objective, ${c.preset}${c.trainEncoder ? ', full model' : ', projector only'}) ` +
+            `at ${c.resolution}² for ${c.steps} updates of ${c.batchSize} samples (${c.batchSize / c.microBatch} × ${c.microBatch})` +
             `${resumeFrom ? `, resuming at update ${trainer.step}` : ''}\n`,
         );
         const tty = Boolean(process.stderr.isTTY);
         const recent: number[] = [];
-        const plotTitle = `${c.model} ${c.preset} — SigLIP loss`;
+        const plotTitle = `${c.model} ${c.preset} — ${c.objective === 'lm' ? 'next-token cross-entropy' : 'SigLIP loss'}`;
         const points = history.map((m) => ({ step: m.step, loss: m.loss }));
         // Ctrl-C (or SIGTERM): finish the update in progress, write a checkpoint, exit 130. A second one quits at once.
         const stop = new AbortController();
@@ -203,6 +271,7 @@ export function registerTrain(program: Command): void {
             const perStep = recent.reduce((a, b) => a + b, 0) / recent.length;
             const line =
               `step ${m.step}/${c.steps}  loss ${m.loss.toFixed(4)}  ${m.imagesPerSec.toFixed(1)} img/s  ` +
+              `${m.tokensPerSec === undefined ? '' : `${m.tokensPerSec.toFixed(0)} tok/s  `}` +
               `lr ${m.lr.toExponential(2)}  |g| ${m.gradNorm.toFixed(3)}  epoch ${m.epoch}  ETA ${duration((c.steps - m.step) * perStep)}`;
             process.stderr.write(tty ? `\r\x1b[2K${line}` : `${line}\n`);
             if (m.step % saveEvery === 0) void writeLossPlot(join(dir, 'loss'), points, plotTitle);

@@ -12,7 +12,18 @@ import { cosineWithWarmup } from '../../train-bridge/train/schedule.ts';
 import { trainPairsMixture } from '../train-bridge/train/fixtures.ts';
 
 const BIN = resolve('bin/mixforge.js');
-const TINY = ['--model', 'fastvithd-tiny', '--preset', 'stage1.5', '--resolution', '64', '--batch-size', '8'];
+const TINY = [
+  '--objective',
+  'contrastive',
+  '--model',
+  'fastvithd-tiny',
+  '--preset',
+  'stage1.5',
+  '--resolution',
+  '64',
+  '--batch-size',
+  '8',
+];
 let manifest: string;
 let root: string;
 before(async () => {
@@ -124,6 +135,8 @@ test('stage1 (the default preset) without --weights is refused before any GPU wo
     manifest,
     '--checkpoint-dir',
     join(root, 'stage1'),
+    '--objective',
+    'contrastive',
     '--model',
     'fastvithd-tiny',
   );
@@ -141,7 +154,7 @@ test('`model info` and `train` accept and reject the same --resolution values', 
       manifest,
       '--checkpoint-dir',
       join(root, 'res'),
-      ...TINY.slice(0, 4),
+      ...TINY.slice(0, 6),
       '--resolution',
       bad,
     );
