@@ -1,6 +1,7 @@
 // The `mixforge` command: thin. Each subcommand lives in cli/commands/<name>.ts and calls the library.
 import { Command } from 'commander';
 import { registerBuild } from './commands/build.ts';
+import { registerCaption } from './commands/caption.ts';
 import { registerDemo } from './commands/demo.ts';
 import { registerExport } from './commands/export.ts';
 import { registerGpu } from './commands/gpu.ts';
@@ -20,6 +21,7 @@ const program = new Command()
 
 // One line per command family; keep alphabetical.
 registerBuild(program);
+registerCaption(program);
 registerDemo(program);
 registerExport(program);
 registerGpu(program);

@@ -116,9 +116,25 @@ export class FastVLMGpu {
       batch.attentionMask[i] ? Math.floor(i / batch.seqLen) : -1,
     );
     const positions = Int32Array.from({ length: T }, (_, i) => batch.positionIds[i] as number);
+    const scale = headDim(c) ** -0.5;
+    return this.runLayers(x, positions, (q, k, v) => this.lmOps.attention(q, k, v, segments, scale));
+  }
+
+  /**
+   * Every decoder layer over hidden states x [T, D] at `positions`, then the final RMSNorm. `attend` gets each
+   * layer's q [T, H, hd] and k, v [T, KV, hd] (RoPE applied) and returns [T, H, hd]: causal attention in training,
+   * attention over a KV cache when generating.
+   */
+  runLayers(
+    x: Tensor,
+    positions: Int32Array,
+    attend: (q: Tensor, k: Tensor, v: Tensor, layer: number) => Tensor,
+  ): Tensor {
+    const c = this.model.config.lm;
     const rope = this.lmOps.ropeTable(positions, headDim(c), c.rope_theta);
     let h = x;
-    for (const layer of this.model.model.layers.items) h = this.layer(layer, h, segments, rope);
+    for (const [i, layer] of this.model.model.layers.items.entries())
+      h = this.layer(layer, h, rope, (q, k, v) => attend(q, k, v, i));
     return this.lmOps.rmsNorm(h, this.weights.tensor(this.model.model.norm.weight), c.rms_norm_eps);
   }
 
@@ -126,9 +142,14 @@ export class FastVLMGpu {
     return ops.linear(x, this.weights.tensor(l.weight), l.bias ? this.weights.tensor(l.bias) : undefined);
   }
 
-  private layer(layer: Qwen2DecoderLayer, h: Tensor, segments: Int32Array, rope: ops.RopeTable): Tensor {
+  private layer(
+    layer: Qwen2DecoderLayer,
+    h: Tensor,
+    rope: ops.RopeTable,
+    attend: (q: Tensor, k: Tensor, v: Tensor) => Tensor,
+  ): Tensor {
     const c = this.model.config.lm;
-    const T = segments.length;
+    const T = h.shape[0] as number;
     const H = c.num_attention_heads;
     const KV = c.num_key_value_heads;
     const hd = headDim(c);
@@ -137,7 +158,7 @@ export class FastVLMGpu {
     const q = this.lmOps.rope(ops.reshape(this.linear(n1, a.qProj), [T, H, hd]), rope);
     const k = this.lmOps.rope(ops.reshape(this.linear(n1, a.kProj), [T, KV, hd]), rope);
     const v = ops.reshape(this.linear(n1, a.vProj), [T, KV, hd]);
-    const attended = this.lmOps.attention(q, k, v, segments, hd ** -0.5);
+    const attended = attend(q, k, v);
     const h1 = ops.add(h, this.linear(ops.reshape(attended, [T, H * hd]), a.oProj));
     const n2 = this.lmOps.rmsNorm(
       h1,
@@ -163,6 +184,11 @@ export class FastVLMGpu {
     const hidden = this.decode(this.inputEmbeddings(batch, imageTokens), batch);
     const { weight, transposed } = this.head();
     return this.lmOps.crossEntropy(hidden, weight, shiftedTargets(batch), transposed);
+  }
+
+  /** The token embedding table [V, D]. */
+  get embedTable(): Tensor {
+    return this.weights.tensor(this.model.model.embedTokens.weight);
   }
 
   /** Logits [rows.length, V] of the given token rows of the final hidden states (decoding). */
