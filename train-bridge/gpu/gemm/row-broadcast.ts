@@ -3,7 +3,13 @@
 // (scalar load + broadcast) and each lane owns CN columns of B (one per-lane load per column per k).
 import type { Engine } from '../engine.ts';
 import type { KernelDef } from '../kernel.ts';
-import { GEMM_UNIFORMS, type GemmKernel, type GemmOperand, type GemmShape } from './spec.ts';
+import {
+  type GemmKernel,
+  type GemmOperand,
+  type GemmShape,
+  SPLIT_K_STORAGE,
+  SPLIT_K_UNIFORMS,
+} from './spec.ts';
 import { encodeSplitK } from './tiled.ts';
 
 export interface RowBroadcastConfig {
@@ -60,13 +66,8 @@ export function rowBroadcastDef(cfg: RowBroadcastConfig, transA: boolean, transB
     .join('\n  ');
   k = {
     name: `gemm_rowb_r${R}c${CN}w${WG}u${unroll}${rf ? 'rf' : ''}_${transA ? 't' : 'n'}${transB ? 't' : 'n'}`,
-    uniforms: [...GEMM_UNIFORMS, 'splits', 'kPerSplit', 'splitStride'],
-    storage: [
-      { name: 'A', access: 'read' },
-      { name: 'B', access: 'read' },
-      { name: 'C', access: 'read_write' },
-      { name: 'part', access: 'read_write' },
-    ],
+    uniforms: SPLIT_K_UNIFORMS,
+    storage: SPLIT_K_STORAGE,
     body: /* wgsl */ `
 fn store(batch: u32, split: u32, m: u32, n: u32, v: f32) {
   if (P.splits > 1u) {

@@ -2,6 +2,7 @@
 // strided, possibly transposed operands. Kernels implement GemmKernel and are chosen per device by the
 // registry, so a faster kernel (e.g. f16 subgroup-matrix) can be swapped in behind a parity test.
 import type { Engine } from '../engine.ts';
+import type { StorageBinding } from '../kernel.ts';
 import type { BufferRange } from '../pipeline-cache.ts';
 
 export interface GemmShape {
@@ -82,4 +83,13 @@ export const GEMM_UNIFORMS = [
   'cBase',
   'alpha:f32',
   'beta:f32',
+];
+
+/** Uniforms and bindings of the split-K kernels (tiled, row-broadcast): K slices write partial tiles to `part`. */
+export const SPLIT_K_UNIFORMS = [...GEMM_UNIFORMS, 'splits', 'kPerSplit', 'splitStride'];
+export const SPLIT_K_STORAGE: StorageBinding[] = [
+  { name: 'A', access: 'read' },
+  { name: 'B', access: 'read' },
+  { name: 'C', access: 'read_write' },
+  { name: 'part', access: 'read_write' },
 ];

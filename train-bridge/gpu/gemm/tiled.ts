@@ -4,7 +4,14 @@
 // × pixels), K is cut into slices written as partial tiles and summed by a second kernel.
 import type { Engine } from '../engine.ts';
 import type { KernelDef } from '../kernel.ts';
-import { GEMM_UNIFORMS, type GemmKernel, type GemmOperand, type GemmShape, gemmUniforms } from './spec.ts';
+import {
+  type GemmKernel,
+  type GemmOperand,
+  type GemmShape,
+  gemmUniforms,
+  SPLIT_K_STORAGE,
+  SPLIT_K_UNIFORMS,
+} from './spec.ts';
 
 const TILE = 64;
 const TK = 16;
@@ -19,13 +26,8 @@ function tiledDef(transA: boolean, transB: boolean): KernelDef {
     const bIdx = transB ? 'n * P.ldb + k' : 'k * P.ldb + n';
     k = {
       name: `gemm_tiled_${transA ? 't' : 'n'}${transB ? 't' : 'n'}`,
-      uniforms: [...GEMM_UNIFORMS, 'splits', 'kPerSplit', 'splitStride'],
-      storage: [
-        { name: 'A', access: 'read' },
-        { name: 'B', access: 'read' },
-        { name: 'C', access: 'read_write' },
-        { name: 'part', access: 'read_write' },
-      ],
+      uniforms: SPLIT_K_UNIFORMS,
+      storage: SPLIT_K_STORAGE,
       body: /* wgsl */ `
 var<workgroup> As: array<vec4<f32>, ${TK * 16}>; // [k][m/4]
 var<workgroup> Bs: array<vec4<f32>, ${TK * 16}>; // [k][n/4]
