@@ -5,7 +5,6 @@ import { canonicalJson } from '../../core/canonical-json.ts';
 import { filesUnder } from '../../core/foreign-files.ts';
 import { joinUri, storageFor } from '../../core/storage/index.ts';
 import type { Manifest } from '../../manifests/manifest.ts';
-import { writeQuarantineTable } from '../../manifests/quarantine-table.ts';
 import { emptyShardStats, mergeShardStats } from '../../manifests/stats.ts';
 import type { BuildContext } from '../context.ts';
 import { type ComponentCounts, checkBalance, emptyCounts, mergeCounts, sortedDrops } from '../counts.ts';
@@ -63,6 +62,8 @@ export async function runFinalize(ctx: BuildContext): Promise<Manifest> {
   const stats = emptyShardStats();
   for (const s of shards) mergeShardStats(stats, s.stats);
   quarantineLines.sort();
+  // Loaded when the job runs: the graph's list, which `status` and `cancel` read, stays without sharp and zstd.
+  const { writeQuarantineTable } = await import('../../manifests/quarantine-table.ts');
   const q = await writeQuarantineTable(layout, quarantineLines);
   const manifest: Manifest = {
     schema: 'mixforge.manifest/v1',

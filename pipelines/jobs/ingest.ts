@@ -12,7 +12,7 @@ import { addDrop, type ComponentCounts, emptyCounts, sortedDrops } from '../coun
 import { encodeKeyRows, type KeyRow } from '../keys-file.ts';
 import { buildLayout } from '../layout.ts';
 import { orderedMap } from '../ordered-map.ts';
-import { makeRecordProcessor, type ProcessOutcome } from '../record-processor.ts';
+import type { ProcessOutcome } from '../record-processor.ts';
 import { encodeRecord } from '../records-file.ts';
 import { defineStage } from '../stage.ts';
 import { readJson, writeJson } from '../storage-json.ts';
@@ -45,6 +45,8 @@ export async function runIngest(
   const component = ctx.spec.components.find((c) => c.name === planned.component);
   if (!component) throw new Error(`ingest ${n}: component '${planned.component}' not in spec`);
   const reader = await getReader(component.source.format);
+  // Loaded when the job runs: the graph's list, which `status` and `cancel` read, stays without sharp and zstd.
+  const { makeRecordProcessor } = await import('../record-processor.ts');
   const process = await makeRecordProcessor(ctx.spec, component);
 
   const counts = emptyCounts();

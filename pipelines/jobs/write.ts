@@ -3,7 +3,6 @@
 import { createHash } from 'node:crypto';
 import type { Sample } from '../../core/schema.ts';
 import { storageFor } from '../../core/storage/index.ts';
-import { writeSampleShard } from '../../manifests/shard-format.ts';
 import { shardHashes } from '../../manifests/shard-integrity.ts';
 import { addSampleToStats, emptyShardStats, type ShardStats } from '../../manifests/stats.ts';
 import type { BuildContext } from '../context.ts';
@@ -73,6 +72,8 @@ export async function runWrite(ctx: BuildContext, s: number, signal?: AbortSigna
   );
   const stats = emptyShardStats();
   for (const r of rows) addSampleToStats(stats, r, r.component);
+  // Loaded when the job runs: the graph's list, which `status` and `cancel` read, stays without sharp and zstd.
+  const { writeSampleShard } = await import('../../manifests/shard-format.ts');
   const bytes = await writeSampleShard(rows, {
     compression: ctx.spec.output.compression,
     mixture: ctx.spec.name,
