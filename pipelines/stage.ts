@@ -2,6 +2,9 @@
 // (outputs, run, summary). Each pipelines/jobs/<stage>.ts exports one; pipelines/graph.ts lists them in build order.
 import type { BuildContext } from './context.ts';
 
+/** Records between two progress reports of a running job (ingest, shuffle, write), so progress moves within a job. */
+export const PROGRESS_EVERY = 50;
+
 /** Job counts known only as the build runs: plan fixes the partitions, select the shards. */
 export type Count = 'partitions' | 'shards';
 

@@ -14,7 +14,7 @@ import { buildLayout } from '../layout.ts';
 import { orderedMap } from '../ordered-map.ts';
 import type { ProcessOutcome } from '../record-processor.ts';
 import { encodeRecord } from '../records-file.ts';
-import { defineStage } from '../stage.ts';
+import { defineStage, PROGRESS_EVERY } from '../stage.ts';
 import { readJson, writeJson } from '../storage-json.ts';
 import type { BuildPlan } from './plan.ts';
 
@@ -28,9 +28,6 @@ export interface PartSummary {
 }
 
 type Outcome = { item: ReadItem; outcome?: ProcessOutcome };
-
-/** Records between two progress reports of a running ingest. */
-export const PROGRESS_EVERY = 50;
 
 export async function runIngest(
   ctx: BuildContext,

@@ -10,7 +10,7 @@ import { storageFor } from '../../core/storage/index.ts';
 import type { BuildContext } from '../context.ts';
 import { buildLayout } from '../layout.ts';
 import { encodeRecord, readRecordStream } from '../records-file.ts';
-import { defineStage } from '../stage.ts';
+import { defineStage, PROGRESS_EVERY } from '../stage.ts';
 import { readJson, writeJson } from '../storage-json.ts';
 import type { PartSummary } from './ingest.ts';
 import type { PartSelection, Selection } from './select.ts';
@@ -28,7 +28,12 @@ export function orderKey(seed: number, id: string): bigint {
   return keyedHash64(seed, 'order', id);
 }
 
-export async function runShuffle(ctx: BuildContext, n: number, signal?: AbortSignal): Promise<BucketIndex> {
+export async function runShuffle(
+  ctx: BuildContext,
+  n: number,
+  signal?: AbortSignal,
+  onProgress?: (rows: number) => void,
+): Promise<BucketIndex> {
   const layout = buildLayout(ctx.out);
   const selection = await readJson<Selection>(layout.select);
   const sel = await readJson<PartSelection>(layout.partSelection(n));
@@ -53,8 +58,10 @@ export async function runShuffle(ctx: BuildContext, n: number, signal?: AbortSig
     };
     if (sel.kept > 0) {
       let i = 0;
+      let routed = 0;
       for await (const rec of readRecordStream(await storageFor(ctx.out).createReadStream(layout.part(n)))) {
         signal?.throwIfAborted();
+        if (i > 0 && i % PROGRESS_EVERY === 0) onProgress?.(routed);
         const keep = (mask[i >> 3] >> (i & 7)) & 1;
         i++;
         if (!keep) continue;
@@ -67,6 +74,7 @@ export async function runShuffle(ctx: BuildContext, n: number, signal?: AbortSig
           list.push(frame);
           buffers.set(s, list);
           rows.set(s, (rows.get(s) ?? 0) + 1);
+          routed++;
           buffered += frame.length;
           if (buffered > SPILL_BUDGET) await flush();
         }

@@ -9,7 +9,7 @@ import type { BuildContext } from '../context.ts';
 import { buildLayout } from '../layout.ts';
 import { orderedMap } from '../ordered-map.ts';
 import { decodeRecords } from '../records-file.ts';
-import { defineStage } from '../stage.ts';
+import { defineStage, PROGRESS_EVERY } from '../stage.ts';
 import { readJson, writeJson } from '../storage-json.ts';
 import type { ShardRoute } from './route.ts';
 
@@ -32,7 +32,12 @@ export interface ShardResult {
  */
 const READS_IN_FLIGHT = 16;
 
-export async function runWrite(ctx: BuildContext, s: number, signal?: AbortSignal): Promise<ShardResult> {
+export async function runWrite(
+  ctx: BuildContext,
+  s: number,
+  signal?: AbortSignal,
+  onProgress?: (rows: number) => void,
+): Promise<ShardResult> {
   const layout = buildLayout(ctx.out);
   const route = await readJson<ShardRoute>(layout.shardRoute(s));
   const rows: (Sample & { component: string; hexKey: string })[] = [];
@@ -44,9 +49,14 @@ export async function runWrite(ctx: BuildContext, s: number, signal?: AbortSigna
       bytes: await storageFor(ctx.out).readRange(layout.bucket(part), offset, offset + length),
     };
   });
+  let reported = 0;
   for await (const { entry, bytes } of ranges) {
     const { part, offset, length, rows: expected } = entry;
     const before = rows.length;
+    if (before - reported >= PROGRESS_EVERY) {
+      reported = before;
+      onProgress?.(before);
+    }
     for (const r of decodeRecords(bytes)) {
       if (!r.key) throw new Error(`shard ${s}: bucket of part ${part} has a row without key (${r.id})`);
       rows.push({

@@ -8,14 +8,15 @@ import { after, before, describe, it } from 'node:test';
 import { shippedSpecPath } from '../../demo/spec-overrides.ts';
 import { loadSpec, parseSpec } from '../../manifests/spec.ts';
 import { makeBuildContext, writeBuildContext } from '../../pipelines/context.ts';
+import type { BuildEvent } from '../../pipelines/events.ts';
 import { runBuildInProcess } from '../../pipelines/executor-inprocess.ts';
 import { isJobDone, runJobOnce } from '../../pipelines/job-envelope.ts';
-import { PROGRESS_EVERY } from '../../pipelines/jobs/ingest.ts';
 import { runRoute, type ShardRoute } from '../../pipelines/jobs/route.ts';
 import type { BucketIndex } from '../../pipelines/jobs/shuffle.ts';
 import { runWrite } from '../../pipelines/jobs/write.ts';
 import { buildLayout } from '../../pipelines/layout.ts';
 import { shutdownRecordProcessing } from '../../pipelines/record-processor.ts';
+import { PROGRESS_EVERY } from '../../pipelines/stage.ts';
 import { demoDataDir } from '../helpers/demo-data.ts';
 
 let tmp = '';
@@ -72,25 +73,46 @@ describe('jobs', () => {
     assert.equal(await isJobDone(ctx, 'ingest', 0), true);
   });
 
-  it('a running ingest reports its records every PROGRESS_EVERY, so progress moves within a job', async () => {
+  it('running ingest, shuffle and write jobs report their rows every PROGRESS_EVERY', async () => {
     const file = join(tmp, 'progress.json');
-    // 120 records whose images are missing: each is read and quarantined, which is enough to count.
+    // 120 text-only records (no images to decode), in two partitions of 60, written to one shard.
     const rows = Array.from({ length: 120 }, (_, i) =>
-      JSON.stringify({ id: `p${i}`, image: `none/${i}.jpg`, conversations: [{ from: 'human', value: 'q' }] }),
+      JSON.stringify({
+        id: `p${i}`,
+        conversations: [
+          { from: 'human', value: `question ${i}` },
+          { from: 'gpt', value: `answer ${i}` },
+        ],
+      }),
     );
     await writeFile(file, `[${rows.join(',')}]`);
     const spec = parseSpec(
-      `name: progress\nseed: 1\noutput:\n  shard_rows: 100\ncomponents:\n  - name: p\n    source:\n      format: llava-json\n      uris: ["${file}"]\n`,
+      `name: progress\nseed: 1\noutput:\n  shard_rows: 1000\ncomponents:\n  - name: p\n    source:\n      format: llava-json\n      uris: ["${file}"]\n`,
       { file: 'progress.yaml', env: {} },
     );
-    const ctx = makeBuildContext(spec, join(tmp, 'progress-out'));
-    await writeBuildContext(ctx);
-    await runJobOnce(ctx, 'plan', 0);
-    const seen: number[] = [];
-    const r = await runJobOnce(ctx, 'ingest', 0, undefined, (n) => seen.push(n));
+    const ctx = makeBuildContext(spec, join(tmp, 'progress-out'), { partitionRecords: 60 });
+    const events: BuildEvent[] = [];
+    const manifest = await runBuildInProcess(ctx, { concurrency: 1, onEvent: (e) => events.push(e) });
+    assert.equal(manifest.totals.rows, 120);
     assert.equal(PROGRESS_EVERY, 50);
-    assert.deepEqual(seen, [50, 100]);
-    assert.equal(r.result.in, 120);
+    const progress = events.flatMap((e) =>
+      e.type === 'job-progress' ? [`${e.stage} ${e.n}: ${e.rows}`] : [],
+    );
+    // ingest: records read; shuffle: rows routed; write: rows gathered before its last bucket range.
+    assert.deepEqual(progress, [
+      'ingest 0: 50',
+      'ingest 1: 50',
+      'shuffle 0: 50',
+      'shuffle 1: 50',
+      'write 0: 60',
+    ]);
+    // Each job's progress comes before its job-done.
+    for (const [i, e] of events.entries())
+      if (e.type === 'job-progress')
+        assert.ok(
+          events.findIndex((d) => d.type === 'job-done' && d.stage === e.stage && d.n === e.n) > i,
+          `${e.stage} ${e.n}`,
+        );
   });
 
   it('route: the same range lists in one pass or many, every row routed once; write rejects a wrong count', async () => {
