@@ -55,13 +55,14 @@ export class VerifiedShard {
       throw err;
     }
     if (footer && entry.rowGroupSha256) {
+      // The footer's bytes first (they do not depend on what was parsed), then the layout they describe.
+      const tail = new Uint8Array(await handle.file.slice(footer.offset, entry.bytes));
+      checkBytes(tail, footer.sha256, uri, 'the footer');
       if (footerOffset(handle.metadata) !== footer.offset)
         throw new CorruptShardError(
           uri,
-          `the footer starts at byte ${footerOffset(handle.metadata)}, the manifest says ${footer.offset}: the shard is corrupt or not the one the manifest lists`,
+          `the footer starts at byte ${footerOffset(handle.metadata)}, the manifest says ${footer.offset}: not the shard the manifest lists`,
         );
-      const tail = new Uint8Array(await handle.file.slice(footer.offset, entry.bytes));
-      checkBytes(tail, footer.sha256, uri, 'the footer');
       if (handle.rowGroups.length !== entry.rowGroupSha256.length)
         throw new CorruptShardError(
           uri,

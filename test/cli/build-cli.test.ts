@@ -1,7 +1,7 @@
 // The build CLI as a user runs it: plan, build (--json events), verify, inspect, report, and spec errors.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -86,13 +86,28 @@ describe('mixforge plan/build/verify/inspect/report', () => {
     assert.match(lines.at(-1) ?? '', /^build: \d+ rows in \d+ shards, [\d.]+ s$/);
   });
 
-  it('verify exits non-zero when a shard is missing', async () => {
+  it('verify exits non-zero when a shard is missing or corrupt; stream refuses a corrupt one', async () => {
     const out = join(tmp, 'broken');
     assert.equal(mixforge(['build', shippedSpecPath('demo'), '--out', out]).code, 0);
     await rm(join(out, 'shards', 'shard-00001.parquet'));
     const v = mixforge(['verify', out]);
     assert.equal(v.code, 1);
     assert.match(v.stderr, /shards\/shard-00001\.parquet: missing/);
+    // One byte flipped in the middle of shard 0 (inside a row group): verify names the group, stream refuses it.
+    const shard0 = join(out, 'shards', 'shard-00000.parquet');
+    const bytes = readFileSync(shard0);
+    bytes[bytes.length >> 1] ^= 0x01;
+    await writeFile(shard0, bytes);
+    assert.match(
+      mixforge(['verify', out]).stderr,
+      /shards\/shard-00000\.parquet: row group \d+ sha256 [0-9a-f]{64}, manifest says/,
+    );
+    const st = mixforge(['stream', out]);
+    assert.equal(st.code, 1);
+    assert.match(
+      st.stderr,
+      /shard-00000\.parquet: row group \d+ \(bytes \d+–\d+\) has sha256 .*corrupt on storage/,
+    );
   });
 
   it('a bad spec fails with the file, the field path and the expectation', async () => {
