@@ -123,8 +123,11 @@ async function chartJsSource(): Promise<string> {
 
 const pct = (part: number, whole: number) => (whole > 0 ? `${((100 * part) / whole).toFixed(1)} %` : '–');
 const mb = (bytes: number) => `${(bytes / 1e6).toFixed(1)} MB`;
+/** Numbers and "12.5 %" / "3.1 MB" cells align right. */
+const cell = (c: string | number) =>
+  typeof c === 'number' || /^[\d.]+ (%|MB)$/.test(c) ? `<td class="n">${c}</td>` : `<td>${c}</td>`;
 const row = (cells: (string | number)[], cls = '') =>
-  `<tr${cls ? ` class="${cls}"` : ''}>${cells.map((c) => (typeof c === 'number' || /^[\d.]+ (%|MB)$/.test(c) ? `<td class="n">${c}</td>` : `<td>${c}</td>`)).join('')}</tr>`;
+  `<tr${cls ? ` class="${cls}"` : ''}>${cells.map(cell).join('')}</tr>`;
 const head = (cells: string[]) => `<tr>${cells.map((c) => `<th>${c}</th>`).join('')}</tr>`;
 
 function duration(seconds: number): string {
