@@ -4,7 +4,8 @@ import { type WorkerProcess, workersWithActiveJobs } from './fleet.ts';
 
 /**
  * Until `kills` workers have been killed with SIGKILL (or the build ends): waits for a worker that holds an active
- * job of the build, kills it, and spawns a replacement. Returns the names of the killed workers.
+ * job of the build, kills it, and spawns a replacement. Returns the names of the killed workers once every
+ * replacement is ready.
  */
 export async function killWorkersDuringBuild(
   queues: BuildQueues,
@@ -23,6 +24,7 @@ export async function killWorkersDuringBuild(
     },
   );
   const killed: string[] = [];
+  const replacements: Promise<void>[] = [];
   let spawned = 0;
   while (killed.length < opts.kills && !ended) {
     const busy = new Set(await workersWithActiveJobs(queues, buildId));
@@ -34,8 +36,13 @@ export async function killWorkersDuringBuild(
     }
     await victim.kill9();
     killed.push(victim.name);
-    fleet.splice(fleet.indexOf(victim), 1, await respawn(spawned++));
+    fleet.splice(fleet.indexOf(victim), 1);
+    // The replacement starts in the background (seconds on a loaded machine): the next kill need not wait for it,
+    // or a short build ends before the planned kills land.
+    replacements.push(respawn(spawned++).then((w) => void fleet.push(w)));
     await new Promise((r) => setTimeout(r, opts.pauseMs));
   }
+  // Every replacement joins the fleet before returning, so the suite's teardown stops it too.
+  await Promise.all(replacements);
   return killed;
 }
