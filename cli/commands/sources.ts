@@ -8,7 +8,6 @@ import type { QuarantineRecord } from '../../core/quarantine.ts';
 import type { Partition, ReadItem } from '../../sources/types.ts';
 import type { ComponentTransformOptions } from '../../transforms/component-options.ts';
 import type { ImageNormaliser } from '../../transforms/image-pool.ts';
-import type { ProcessOutcome } from '../../transforms/process.ts';
 import { intFlag, numberFlag } from '../flags.ts';
 
 // Library modules load inside the action (sharp, readers, worker pool): other commands start without them.
@@ -18,6 +17,7 @@ export interface ReadFlags {
   partition?: string;
   quarantine?: string;
   imageRoot?: string;
+  deriveIds?: boolean;
   component?: string;
   transform?: string;
   seed?: string;
@@ -108,6 +108,8 @@ export interface SampleLine {
   origin: string;
   images: { width: number; height: number; format: string; sha256: string }[];
   conversations: { from: string; value: string }[];
+  /** Fields the source carried beyond the schema (the shard's metadata column). */
+  metadata: Record<string, unknown>;
   dedup_key: string;
 }
 
@@ -126,7 +128,7 @@ async function writeLine(stream: NodeJS.WritableStream | WriteStream, line: stri
 export async function runSourcesRead(format: string, uris: string[], flags: ReadFlags): Promise<ReadSummary> {
   const { createWriteStream } = await import('node:fs');
   const { expandGlobs } = await import('../../core/storage/index.ts');
-  const { orderedMap } = await import('../../pipelines/ordered-map.ts');
+  const { ingestStream } = await import('../../pipelines/ingest-stream.ts');
   const { getReader } = await import('../../sources/registry.ts');
   const { createImagePool, inlineImageNormaliser } = await import('../../transforms/image-pool.ts');
   const { processRecord } = await import('../../transforms/process.ts');
@@ -137,6 +139,7 @@ export async function runSourcesRead(format: string, uris: string[], flags: Read
   if (files.length === 0) throw new SpecError('command line', '<uri…>', `no files match ${uris.join(' ')}`);
   const planned = await reader.plan(files, {
     ...(flags.imageRoot ? { imageRoot: flags.imageRoot } : {}),
+    ...(flags.deriveIds ? { ids: 'derive' as const } : {}),
     ...(flags.targetRecords ? { targetRecords: flags.targetRecords } : {}),
     ...(flags.targetBytes ? { targetBytes: flags.targetBytes } : {}),
   });
@@ -169,19 +172,15 @@ export async function runSourcesRead(format: string, uris: string[], flags: Read
   }
 
   try {
-    const results = orderedMap<ReadItem, { item: ReadItem; outcome?: ProcessOutcome }>(
+    const outcomes = ingestStream(
       items(),
+      (raw) => processRecord(raw, { component, options, images }),
       window,
-      async (item) =>
-        item.kind === 'record'
-          ? { item, outcome: await processRecord(item.record, { component, options, images }) }
-          : { item },
     );
-    for await (const { item, outcome } of results) {
-      if (item.kind === 'quarantine') await onQuarantine(item.record);
-      else if (outcome?.kind === 'quarantine') await onQuarantine(outcome.record);
-      else if (outcome?.kind === 'filtered') bump(summary.filtered, outcome.filter);
-      else if (outcome?.kind === 'kept') {
+    for await (const outcome of outcomes) {
+      if (outcome.kind === 'quarantine') await onQuarantine(outcome.record);
+      else if (outcome.kind === 'filtered') bump(summary.filtered, outcome.filter);
+      else {
         summary.kept++;
         const s = outcome.sample;
         const line: SampleLine = {
@@ -195,6 +194,7 @@ export async function runSourcesRead(format: string, uris: string[], flags: Read
             sha256: outcome.imageDigests[i],
           })),
           conversations: s.conversations,
+          metadata: JSON.parse(s.metadata) as Record<string, unknown>,
           dedup_key: outcome.dedupKey,
         };
         await writeLine(process.stdout, `${JSON.stringify(line)}\n`);
@@ -225,6 +225,7 @@ export function registerSources(program: Command): void {
     .option('--target-bytes <n>', 'plan json/jsonl partitions of about n bytes', intFlag('--target-bytes'))
     .option('--quarantine <file>', 'write quarantine records here as JSON lines')
     .option('--image-root <dir>', 'folder, s3:// prefix or archive holding referenced images')
+    .option('--derive-ids', 'number records <file stem>/<position> instead of reading their id (ids: derive)')
     .option('--component <name>', 'component name prefixing every id (default: the format)')
     .option('--spec <file>', 'YAML with {transform, filters, images, seed}; flags override it')
     .option('--transform <kind>', 'triplet | none')

@@ -6,13 +6,11 @@ import { keyedHash64, keyHex } from '../../core/keyed-hash.ts';
 import type { QuarantineRecord } from '../../core/quarantine.ts';
 import { storageFor } from '../../core/storage/index.ts';
 import { getReader } from '../../sources/registry.ts';
-import type { ReadItem } from '../../sources/types.ts';
 import type { BuildContext } from '../context.ts';
 import { addDrop, type ComponentCounts, emptyCounts, sortedDrops } from '../counts.ts';
+import { dropName, ingestStream } from '../ingest-stream.ts';
 import { encodeKeyRows, type KeyRow } from '../keys-file.ts';
 import { buildLayout } from '../layout.ts';
-import { orderedMap } from '../ordered-map.ts';
-import type { ProcessOutcome } from '../record-processor.ts';
 import { encodeRecord } from '../records-file.ts';
 import { defineStage, PROGRESS_EVERY } from '../stage.ts';
 import { readJson, writeJson } from '../storage-json.ts';
@@ -26,8 +24,6 @@ export interface PartSummary {
   rows: number;
   bytes: number;
 }
-
-type Outcome = { item: ReadItem; outcome?: ProcessOutcome };
 
 export async function runIngest(
   ctx: BuildContext,
@@ -55,24 +51,15 @@ export async function runIngest(
   const written = storageFor(ctx.out).writeAtomic(layout.part(n), partStream);
   let bytes = 0;
   try {
-    const results = orderedMap<ReadItem, Outcome>(
-      reader.read(planned.partition),
-      process.window,
-      async (item) => (item.kind === 'record' ? { item, outcome: await process.run(item.record) } : { item }),
-    );
-    for await (const { item, outcome } of results) {
+    const outcomes = ingestStream(reader.read(planned.partition), process.run, process.window);
+    for await (const outcome of outcomes) {
       signal?.throwIfAborted();
       counts.in++;
       if (counts.in % PROGRESS_EVERY === 0) onProgress?.(counts.in);
-      if (item.kind === 'quarantine') {
-        quarantine.push(item.record);
-        addDrop(counts, `quarantine:${item.record.reason}`);
-      } else if (outcome?.kind === 'quarantine') {
-        quarantine.push(outcome.record);
-        addDrop(counts, `quarantine:${outcome.record.reason}`);
-      } else if (outcome?.kind === 'filtered') {
-        addDrop(counts, `filter:${outcome.filter}`);
-      } else if (outcome?.kind === 'kept') {
+      const drop = dropName(outcome);
+      if (drop !== undefined) addDrop(counts, drop);
+      if (outcome.kind === 'quarantine') quarantine.push(outcome.record);
+      else if (outcome.kind === 'kept') {
         const s = outcome.sample;
         const takeKey = keyHex(keyedHash64(ctx.spec.seed, `take:${component.name}`, s.id));
         const frame = encodeRecord({ ...s, component: component.name, dedupKey: outcome.dedupKey, takeKey });

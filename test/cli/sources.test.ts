@@ -141,6 +141,8 @@ describe('mixforge sources read', () => {
         { from: 'human', value: '<image>\nWhat is in picture 0?' },
         { from: 'gpt', value: 'Picture 0 shows a blue field.' },
       ],
+      // Cambrian's `source` field names the subset and is kept with the sample.
+      metadata: { source: 'coco_caption' },
       dedup_key: s0?.dedup_key,
     });
     assert.match(s0?.dedup_key ?? '', /^[0-9a-f]{64}$/);
