@@ -11,10 +11,10 @@ import { join, relative } from 'node:path';
 import { Redis } from 'ioredis';
 import { generateDemoData } from '../demo/generate.ts';
 import { shippedSpecPath } from '../demo/spec-overrides.ts';
+import { startRedis } from '../dev/redis-server.ts';
 import { loadSpec } from '../manifests/spec.ts';
 import { makeBuildContext } from '../pipelines/context.ts';
 import { runBuildInProcess } from '../pipelines/executor-inprocess.ts';
-import { startRedis } from '../test/helpers/redis-server.ts';
 import { runBuildOnQueue } from '../workers/executor-bullmq.ts';
 
 const runs = Number(process.argv[2] ?? 15);

@@ -10,9 +10,9 @@ import sharp, { type JpegOptions } from 'sharp';
 import { keyedHash64 } from '../core/keyed-hash.ts';
 import type { RawRecord } from '../core/schema.ts';
 import { grainyPhoto } from '../demo/images.ts';
+import { ComponentTransformOptionsSchema } from '../transforms/component-options.ts';
 import { jpegEncoderOptions } from '../transforms/image-normalise.ts';
 import { createImagePool } from '../transforms/image-pool.ts';
-import { ComponentTransformOptionsSchema } from '../transforms/component-options.ts';
 import { processRecord } from '../transforms/process.ts';
 
 const { values: args } = parseArgs({

@@ -6,11 +6,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { generateDemoData } from '../demo/generate.ts';
 import { shippedSpecPath } from '../demo/spec-overrides.ts';
+import { startRedis } from '../dev/redis-server.ts';
+import { spawnWorker, type WorkerProcess } from '../dev/worker-process.ts';
 import { loadSpec } from '../manifests/spec.ts';
 import { makeBuildContext } from '../pipelines/context.ts';
 import { runBuildInProcess } from '../pipelines/executor-inprocess.ts';
-import { startRedis } from '../test/helpers/redis-server.ts';
-import { spawnWorker, type WorkerProcess } from '../test/workers/fleet.ts';
+import { GRAPH } from '../pipelines/graph.ts';
 import { runBuildOnQueue } from '../workers/executor-bullmq.ts';
 
 const runs = Number(process.argv[2] ?? 3);
@@ -92,12 +93,12 @@ try {
       },
     });
   });
-  jobs += 1; // the gate
   const afterMem = Number((await redis.info('memory')).get('used_memory'));
   const perJob = (afterMem - before) / jobs;
-  // A million samples at the default 10,000 records per partition: P = 100 partitions; shards of ~10,000 rows (the
-  // shipped specs' shard_rows) S = 100; jobs = plan + P ingest + select + P shuffle + gate + S write + finalize.
-  const jobsPerMillion = 1 + 100 + 1 + 100 + 1 + 100 + 1;
+  // A million samples at 10,000 records per partition: P = 100 partitions; shards of ~10,000 rows (the shipped
+  // specs' shard_rows) S = 100; one job per stage and partition or shard, as the build graph fans out.
+  const fanOut = { one: 1, partitions: 100, shards: 100 };
+  const jobsPerMillion = GRAPH.reduce((n, stage) => n + fanOut[stage.fanOut], 0);
 
   const f = (x: number) => x.toFixed(2);
   const mi1 = median(inproc1);

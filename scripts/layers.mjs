@@ -5,7 +5,7 @@ import { writeFileSync } from 'node:fs';
 /** DESIGN.md's dependency direction, lowest first. */
 const LAYERS = ['core', 'sources', 'transforms', 'manifests', 'pipelines', 'workers', 'train-bridge', 'cli'];
 /** Folders outside the product: only tests may import tests; the demo may use the product but not the CLI. */
-const TOOLING = ['demo', 'bench', 'test', 'scripts'];
+const TOOLING = ['demo', 'dev', 'bench', 'test', 'scripts'];
 
 const forbidden = [
   {
@@ -37,6 +37,13 @@ const forbidden = [
     severity: 'error',
     from: { path: '^bench/' },
     to: { path: '^test/' },
+  },
+  {
+    name: 'dev-helpers-import-only-the-product',
+    comment: 'dev/ serves tests and benchmarks; it never imports them.',
+    severity: 'error',
+    from: { path: '^dev/' },
+    to: { path: '^(test|bench|demo|cli)/' },
   },
 ];
 

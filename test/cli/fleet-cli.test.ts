@@ -9,8 +9,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { shippedSpecPath } from '../../demo/spec-overrides.ts';
+import { startRedis, type TestRedis } from '../../dev/redis-server.ts';
 import { demoDataDir } from '../helpers/demo-data.ts';
-import { startRedis, type TestRedis } from '../helpers/redis-server.ts';
 
 const CLI = join(import.meta.dirname, '..', '..', 'cli', 'main.ts');
 

@@ -8,7 +8,7 @@ import { join, resolve } from 'node:path';
 import { after, before, test } from 'node:test';
 import { pathToFileURL } from 'node:url';
 import { GLIBC_TUNABLES } from '../../bin/process-env.js';
-import { startRedis } from '../helpers/redis-server.ts';
+import { startRedis } from '../../dev/redis-server.ts';
 
 let dir: string;
 let script: string;

@@ -1,8 +1,8 @@
 // Setup shared by the multi-process tests of the counting build: a private Redis, a temp folder, worker processes
 // running counting-worker.ts, and the in-process reference build the queue build must equal.
 import { join } from 'node:path';
+import type { RedisServerOptions } from '../../dev/redis-server.ts';
 import type { BuildContext } from '../../pipelines/context.ts';
-import type { RedisServerOptions } from '../helpers/redis-server.ts';
 import {
   type CountingBuildParams,
   type CountingManifest,

@@ -11,12 +11,12 @@ import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { shippedSpecPath } from '../../demo/spec-overrides.ts';
+import { startRedis, type TestRedis } from '../../dev/redis-server.ts';
 import { loadSpec } from '../../manifests/spec.ts';
 import { makeBuildContext } from '../../pipelines/context.ts';
 import { runBuildInProcess } from '../../pipelines/executor-inprocess.ts';
 import { runBuildOnQueue } from '../../workers/executor-bullmq.ts';
 import { demoDataDir } from '../helpers/demo-data.ts';
-import { startRedis, type TestRedis } from '../helpers/redis-server.ts';
 
 const LAUNCHER = join(import.meta.dirname, '..', '..', 'bin', 'mixforge.js');
 

@@ -5,9 +5,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before } from 'node:test';
 import { Redis } from 'ioredis';
+import { type RedisServerOptions, startRedis, type TestRedis } from '../../dev/redis-server.ts';
 import { BuildQueues } from '../../workers/status.ts';
 import { setUpInBefore } from '../helpers/hooks.ts';
-import { type RedisServerOptions, startRedis, type TestRedis } from '../helpers/redis-server.ts';
 import type { WorkerProcess } from './fleet.ts';
 
 export interface PrivateQueuesOptions {

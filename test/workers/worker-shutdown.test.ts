@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { startRedis } from '../helpers/redis-server.ts';
+import { startRedis } from '../../dev/redis-server.ts';
 
 const LAUNCHER = join(import.meta.dirname, '..', '..', 'bin', 'mixforge.js');
 
