@@ -7,4 +7,7 @@ bash scripts/setup-system.sh
 [ -d node_modules ] && [ node_modules/.package-lock.json -nt package-lock.json ] || npm ci --no-audit --no-fund
 npx tsc --noEmit
 npx biome check .
+# Structure: DESIGN.md's layer order and no import cycle (.dependency-cruiser.json, from scripts/layers.mjs).
+npx depcruise --config .dependency-cruiser.json --output-type err core sources transforms manifests pipelines workers \
+  train-bridge cli demo dev bench test
 node scripts/run-tests.mjs "$@"
