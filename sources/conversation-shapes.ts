@@ -1,7 +1,8 @@
 // The record shapes both reader families accept beyond LLaVA's {from, value} turns: OpenAI-style `messages`,
 // a `system_prompt` field, and the video/audio records mixforge refuses (`unsupported-modality`) rather than keep.
 import type { RawTurn } from '../core/schema.ts';
-import { type Checked, checkString, isPlainObject, reject, typeName } from './field-checks.ts';
+import { typeName } from '../core/type-name.ts';
+import { type Checked, checkString, isPlainObject, reject } from './field-checks.ts';
 
 /** Fields whose non-empty value means the record needs a modality mixforge does not build (video, audio). */
 const OTHER_MODALITY_FIELDS = ['video', 'videos', 'audio', 'audios'] as const;

@@ -1,7 +1,8 @@
 // DocMatix (`HuggingFaceM4/Docmatix`, `data/train-….parquet`): per document a list of page images and a list of
 // {user, assistant, source} QA pairs. Each pair becomes a human/gpt turn; `<image>` tokens are added by normalise.
 import type { RawTurn } from '../core/schema.ts';
-import { isPlainObject, reject, typeName } from './field-checks.ts';
+import { typeName } from '../core/type-name.ts';
+import { isPlainObject, reject } from './field-checks.ts';
 import {
   checkImage,
   derivedRowId,

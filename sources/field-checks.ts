@@ -2,6 +2,7 @@
 // LLaVA conversations, optional strings. A failed check carries the quarantine reason and a message naming the field.
 import type { QuarantineReason } from '../core/quarantine.ts';
 import type { RawTurn } from '../core/schema.ts';
+import { typeName } from '../core/type-name.ts';
 
 /** A check's outcome: the value, or why the record is rejected (with its id when it is known). */
 export type Checked<T> = { ok: true; value: T } | Rejection;
@@ -15,15 +16,6 @@ export interface Rejection {
 
 export function reject(reason: QuarantineReason, message: string, id?: string): Rejection {
   return id === undefined ? { ok: false, reason, message } : { ok: false, reason, message, id };
-}
-
-/** How a value's type is named in messages: JSON names, plus `bytes` for binary parquet values. */
-export function typeName(v: unknown): string {
-  if (v === null) return 'null';
-  if (v === undefined) return 'undefined';
-  if (v instanceof Uint8Array) return 'bytes';
-  if (Array.isArray(v)) return 'array';
-  return typeof v;
 }
 
 /** A JSON object or a parquet struct (not a list, not binary). */

@@ -1,10 +1,10 @@
-// The JSON-family reader (LLaVA-Pretrain, the 665K mix, Cambrian, messages files): one record shape — {id, image?,
-// conversations, ...extras} with images referenced by path — so this turns one parsed value into a RawRecord
-// (images loaded from an image root, in order, a few records in flight) or a quarantine record.
+// The JSON-family reader (LLaVA-Pretrain, the 665K mix, Cambrian, messages files): one record shape — {id, image(s)?,
+// conversations | messages, system_prompt?, ...extras} with images by path — turned into RawRecords or quarantine.
 import { MixforgeError } from '../core/errors.ts';
 import type { QuarantineReason, QuarantineRecord } from '../core/quarantine.ts';
 import type { RawImage, RawRecord, RawTurn } from '../core/schema.ts';
 import { basenameUri, dirnameUri, type ObjectInfo } from '../core/storage/index.ts';
+import { typeName } from '../core/type-name.ts';
 import {
   checkMessages,
   otherModalityField,
@@ -18,7 +18,6 @@ import {
   isPlainObject,
   type Rejection,
   reject,
-  typeName,
 } from './field-checks.ts';
 import type { ImageRoot } from './image-root/index.ts';
 import { openImageRoot } from './image-root/index.ts';

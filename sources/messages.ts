@@ -2,8 +2,9 @@
 // images: [...]}` records in a .json array, a .jsonl file or a .parquet file; the file's extension picks the reader.
 import { SourceFileError } from '../core/errors.ts';
 import type { ObjectInfo } from '../core/storage/index.ts';
+import { typeName } from '../core/type-name.ts';
 import { checkMessages, otherModalityToken } from './conversation-shapes.ts';
-import { reject, typeName } from './field-checks.ts';
+import { reject } from './field-checks.ts';
 import { firstSegment, llavaJsonReader } from './json-family.ts';
 import {
   checkImage,

@@ -5,6 +5,7 @@ import { openParquet, type ParquetFileHandle, readRowGroups } from '../core/parq
 import type { QuarantineRecord } from '../core/quarantine.ts';
 import type { RawImage, RawRecord, RawTurn } from '../core/schema.ts';
 import { basenameUri, dirnameUri, type ObjectInfo } from '../core/storage/index.ts';
+import { typeName } from '../core/type-name.ts';
 import { otherModalityField, otherModalityToken, withSystemPrompt } from './conversation-shapes.ts';
 import {
   type Checked,
@@ -14,7 +15,6 @@ import {
   isPlainObject,
   type Rejection,
   reject,
-  typeName,
 } from './field-checks.ts';
 import { type ImageRoot, openImageRoot, readImage } from './image-root/index.ts';
 import type { Partition, PlanOptions, ReadItem, SourceFormat, SourceReader } from './types.ts';

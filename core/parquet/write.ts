@@ -3,6 +3,7 @@
 import { gzipSync } from 'node:zlib';
 import { ByteWriter, parquetWrite, type SchemaElement } from 'hyparquet-writer';
 import { errorMessage, MixforgeError } from '../errors.ts';
+import { typeName } from '../type-name.ts';
 import { parquetCodecsReady, zstdCompressPage } from './compressors.ts';
 
 export type ParquetPrimitive = 'string' | 'binary' | 'int32' | 'int64' | 'uint64' | 'boolean' | 'double';
@@ -88,13 +89,6 @@ function schemaElements(field: ParquetField, name = field.name): SchemaElement[]
   return [primitiveElement(name, field.type, repetition)];
 }
 
-function describe(v: unknown): string {
-  if (v === null) return 'null';
-  if (v instanceof Uint8Array) return 'bytes';
-  if (Array.isArray(v)) return 'array';
-  return typeof v;
-}
-
 /** Check one value against its field; throws naming the path (e.g. `images[0].width`). */
 function checkValue(field: ParquetField, value: unknown, path: string): void {
   if (value === null || value === undefined) {
@@ -102,7 +96,7 @@ function checkValue(field: ParquetField, value: unknown, path: string): void {
     return;
   }
   const fail = (expected: string) => {
-    throw new Error(`${path}: expected ${expected}, got ${describe(value)}`);
+    throw new Error(`${path}: expected ${expected}, got ${typeName(value)}`);
   };
   switch (field.type) {
     case 'string':
