@@ -26,7 +26,8 @@ process.stdout.write('ready\n');
 let signals = 0;
 const onSignal = () => {
   signals++;
-  worker.close({ handBack: signals > 1 }).then(() => process.exit(0));
+  // As `mixforge worker`: non-zero when it had to stop without Redis.
+  worker.close({ handBack: signals > 1 }).then((r) => process.exit(r.clean ? 0 : 1));
 };
 process.on('SIGTERM', onSignal);
 process.on('SIGINT', onSignal);

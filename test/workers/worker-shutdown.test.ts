@@ -2,9 +2,16 @@
 // record or hand back anything then, so it says so and exits instead of waiting for Redis forever.
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import { Redis } from 'ioredis';
 import { startRedis } from '../../dev/redis-server.ts';
+import { spawnWorker } from '../../dev/worker-process.ts';
+import { submitBuild } from '../../workers/control.ts';
+import { BuildQueues } from '../../workers/status.ts';
+import { countingContext, writeCountingContext } from './counting-build.ts';
 
 const LAUNCHER = join(import.meta.dirname, '..', '..', 'bin', 'mixforge.js');
 
@@ -62,4 +69,63 @@ describe('mixforge worker with its Redis gone', () => {
       }
     });
   }
+});
+
+describe('a worker running a job when its Redis goes away', () => {
+  it('stops on SIGTERM within the bound, abandoning the job it cannot record (its lock expires instead)', async () => {
+    const redis = await startRedis();
+    const root = await mkdtemp(join(tmpdir(), 'mixforge-shutdown-'));
+    const ctx = countingContext('shutdown-0', join(root, 'out'));
+    await writeCountingContext(ctx);
+    // plan takes a minute: it is running when Redis goes away, and SIGTERM asks the worker to finish it first.
+    const params = {
+      partitions: 1,
+      recordsPerPartition: 1,
+      shardRows: 1,
+      delayMs: 0,
+      slow: { 'plan.0': 60_000 },
+    };
+    const settings = {
+      redis: redis.url,
+      name: 'w',
+      params,
+      lockDurationMs: 30_000,
+      stalledIntervalMs: 30_000,
+    };
+    const worker = await spawnWorker(
+      'w',
+      join(import.meta.dirname, 'counting-worker.ts'),
+      [JSON.stringify(settings)],
+      {
+        readyText: /^ready$/m,
+      },
+    );
+    const client = new Redis(redis.url, { maxRetriesPerRequest: null });
+    const queues = new BuildQueues(client);
+    try {
+      await submitBuild(queues, {
+        buildId: ctx.buildId,
+        out: ctx.out,
+        retry: { attempts: 1, backoffMs: 100 },
+      });
+      for (let i = 0; i < 600 && !/plan 0 of shutdown-0: started/.test(worker.log()); i++)
+        await new Promise((r) => setTimeout(r, 50));
+      assert.match(worker.log(), /plan 0 of shutdown-0: started/);
+      await queues.close();
+      client.disconnect();
+      await redis.stop();
+      const exited = new Promise<number | null>((r) => worker.proc.once('exit', (code) => r(code)));
+      const t0 = Date.now();
+      worker.proc.kill('SIGTERM');
+      const code = await exited;
+      const ms = Date.now() - t0;
+      assert.ok(ms < 20_000, `took ${ms} ms:\n${worker.log()}`);
+      assert.equal(code, 1, worker.log());
+      assert.match(worker.log(), /does not answer: stopping without it; shutdown-0\.plan\.0 abandoned/);
+    } finally {
+      await worker.stop();
+      await redis.stop();
+      await rm(root, { recursive: true, force: true });
+    }
+  });
 });
