@@ -68,7 +68,7 @@ describe('fleet commands with Redis unreachable', () => {
     url = `redis://127.0.0.1:${await deadPort()}`;
   });
 
-  it('status, cancel, retry-failed, builds and build --redis exit non-zero at the timeout, naming the URL', async () => {
+  it('status, cancel, retry-failed, builds, worker, dashboard and build --redis exit non-zero at the timeout, naming the URL', async () => {
     const data = await demoDataDir();
     const out = await mkdtemp(join(tmpdir(), 'mixforge-fleet-cli-'));
     try {
@@ -77,6 +77,8 @@ describe('fleet commands with Redis unreachable', () => {
         mixforge(['cancel', 'demo-0123456789ab', '--redis', url, '--redis-timeout', '1']),
         mixforge(['retry-failed', 'demo-0123456789ab', '--redis', url, '--redis-timeout', '1']),
         mixforge(['builds', '--redis', url, '--redis-timeout', '1']),
+        mixforge(['worker', '--redis', url, '--redis-timeout', '1']),
+        mixforge(['dashboard', '--redis', url, '--redis-timeout', '1', '--port', '1']),
         mixforge(['build', shippedSpecPath('demo'), '--out', out, '--redis', url, '--redis-timeout', '1'], {
           MIXFORGE_DEMO_DATA: data,
         }),
@@ -88,7 +90,7 @@ describe('fleet commands with Redis unreachable', () => {
         assert.ok(r.ms < 30_000, `took ${r.ms} ms`);
       }
       assert.equal(
-        runs[4]?.stderr.includes('_build'),
+        runs.at(-1)?.stderr.includes('_build'),
         false,
         'the build wrote nothing and said nothing of its outputs',
       );
