@@ -1,5 +1,5 @@
 // The build's quarantine records as a Parquet table (`quarantine/quarantine.parquet`), queryable like the shards.
-import { createHash } from 'node:crypto';
+import { sha256Hex } from '../core/canonical-json.ts';
 import { writeParquet } from '../core/parquet/write.ts';
 import { storageFor } from '../core/storage/index.ts';
 
@@ -35,6 +35,6 @@ export async function writeQuarantineTable(
     path: 'quarantine/quarantine.parquet',
     rows: rows.length,
     bytes: bytes.byteLength,
-    sha256: createHash('sha256').update(bytes).digest('hex'),
+    sha256: sha256Hex(bytes),
   };
 }

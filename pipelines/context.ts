@@ -1,7 +1,6 @@
 // The build context every job reads: the resolved spec, the output URI and the build options.
 // Written once as `_build/context.json` so jobs on any machine (BullMQ) see the same inputs; Redis carries only ids.
-import { createHash } from 'node:crypto';
-import { canonicalJson } from '../core/canonical-json.ts';
+import { canonicalJson, sha256Hex } from '../core/canonical-json.ts';
 import { joinUri, storageFor } from '../core/storage/index.ts';
 import { type MixtureSpec, specHash } from '../manifests/spec-schema.ts';
 
@@ -37,7 +36,7 @@ export function makeBuildContext(
   options: Partial<BuildOptions> = {},
 ): BuildContext {
   const hash = specHash(spec);
-  const buildId = `${spec.name}-${createHash('sha256').update(`${hash}\u0000${out}`).digest('hex').slice(0, 12)}`;
+  const buildId = `${spec.name}-${sha256Hex(`${hash}\u0000${out}`).slice(0, 12)}`;
   return { buildId, out, spec, specHash: hash, options: { ...DEFAULT_BUILD_OPTIONS, ...options } };
 }
 

@@ -1,6 +1,5 @@
 // Image normalisation with sharp: decode every image fully (a pixel limit guards against bombs), then keep the
 // original bytes when they already are an upright 8-bit sRGB JPEG/PNG/WebP within max_side, else re-encode once.
-import { createHash } from 'node:crypto';
 import sharp, {
   type JpegOptions,
   type Metadata,
@@ -8,6 +7,7 @@ import sharp, {
   type PngOptions,
   type SharpOptions,
 } from 'sharp';
+import { sha256Hex } from '../core/canonical-json.ts';
 import type { QuarantineReason } from '../core/quarantine.ts';
 import type { SampleImage } from '../core/schema.ts';
 import type { ImageOptions } from './component-options.ts';
@@ -152,10 +152,6 @@ export function iccDescription(icc: Uint8Array): string | undefined {
 /** sRGB profiles go by many names (`sRGB IEC61966-2.1`, `sRGB built-in`, `sRGB2014`): all say sRGB. */
 export function isSrgbProfile(icc: Uint8Array): boolean {
   return /srgb/i.test(iccDescription(icc) ?? '');
-}
-
-function sha256Hex(bytes: Uint8Array): string {
-  return createHash('sha256').update(bytes).digest('hex');
 }
 
 /**
