@@ -1,26 +1,11 @@
 // The language-model ops the Qwen2 forward needs (embedding, RMSNorm, RoPE, causal GQA attention, SiLU·mul,
-// cross-entropy with ignore-index): the engine's dedicated ops where it has them, the rest composed from its tested
-// primitives (exact, and differentiable through the engine's own gradient rules) until fused kernels replace them.
+// cross-entropy with ignore-index), each one of the engine's dedicated ops, under the names the model code uses.
 import type { Engine } from '../gpu/engine.ts';
-import { binaryKernel, runBinary, runUnary, unaryKernel } from '../gpu/kernels/elementwise.ts';
 import * as ops from '../gpu/ops/index.ts';
 import type { Tensor } from '../gpu/tensor.ts';
 import { IGNORE_INDEX } from '../text/constants.ts';
 
 export { IGNORE_INDEX };
-
-/** Rows of logits per cross-entropy chunk: never all [tokens, vocab] logits at once. */
-const CE_ROWS = 64;
-
-const LOG = unaryKernel('log', 'log(v)');
-const DIV = binaryKernel('div', 'vb / va');
-
-/** ln x, elementwise; d/dx = 1/x. */
-function log(x: Tensor): Tensor {
-  const y = runUnary(LOG, x);
-  x.engine.record('log', [x], y, [x], (dy) => [runBinary(DIV, x, dy)]);
-  return y;
-}
 
 export class LmOps {
   constructor(readonly eng: Engine) {}
@@ -60,33 +45,14 @@ export class LmOps {
 
   /**
    * Mean cross-entropy of next-token targets over the tokens whose target is not IGNORE_INDEX: hidden
-   * h [T, D], head [V, D] (`headTransposed`: [D, V]), targets T ids. Logits are made CE_ROWS rows at a time.
-   * Returns a scalar [1]; with no target at all, 0 (still differentiable: a zero multiple of h).
+   * h [T, D], head [V, D] (`headTransposed`: [D, V]), targets T ids. The engine's chunked lm_head with an
+   * online log-sum-exp: at most [T, chunk] logits exist at a time, forward or backward. Returns a scalar
+   * [1]; with no target at all, 0 (and zero gradients).
    */
   crossEntropy(h: Tensor, head: Tensor, targets: Int32Array, headTransposed = false): Tensor {
-    const V = (headTransposed ? head.shape[1] : head.shape[0]) as number;
-    const rows: number[] = [];
-    for (let t = 0; t < targets.length; t++) {
-      const id = targets[t] as number;
-      if (id === IGNORE_INDEX) continue;
-      if (id < 0 || id >= V)
-        throw new Error(`crossEntropy: target ${id} at token ${t} outside the vocabulary of ${V}`);
-      rows.push(t);
-    }
-    if (rows.length === 0) return ops.scale(ops.sum(h), 0);
-    let total: Tensor | undefined;
-    for (let s = 0; s < rows.length; s += CE_ROWS) {
-      const chunk = rows.slice(s, s + CE_ROWS);
-      const hs = this.embed(h, Int32Array.from(chunk));
-      const logits = ops.matmul(hs, head, { transB: !headTransposed });
-      const p = ops.reshape(ops.softmax(logits), [chunk.length * V, 1]);
-      const picked = this.embed(
-        p,
-        Int32Array.from(chunk, (t, i) => i * V + (targets[t] as number)),
-      );
-      const part = ops.sum(log(picked));
-      total = total ? ops.add(total, part) : part;
-    }
-    return ops.scale(total!, -1 / rows.length);
+    return ops.lmHeadCrossEntropy(h, head, targets, {
+      ignoreIndex: IGNORE_INDEX,
+      weightTransposed: headTransposed,
+    });
   }
 }
