@@ -71,7 +71,7 @@ describe('FastVLM objective on the engine vs PyTorch', {
     return readSafetensors(output);
   }
 
-  it('gives the same loss and gradients for every tensor family', async () => {
+  it('gives the same loss and gradients for every tensor family', { timeout: 900_000 }, async () => {
     const model = oracleModel(7);
     const { batch, images } = await oracleBatch(128);
     // Images per sample: before- and after-placed triplets, multi-turn, text-only, two images.

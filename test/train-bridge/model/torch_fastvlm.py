@@ -69,14 +69,19 @@ def decoder(sd, lm, x, position_ids, attention_mask):
     return rms_norm(x, sd["model.norm.weight"], eps)
 
 
-def main():
-    config = json.loads(sys.argv[1])
-    lm = config["lm"]
-    sd = read_safetensors(sys.argv[2])
-    batch = {k: sd.pop(k) for k in ["images", "token_ids", "labels", "position_ids", "attention_mask", "image_slots"] if k in sd}
-    torch.set_num_threads(1)
-    params = {k: v.requires_grad_(True) for k, v in sd.items() if v.dtype == torch.float32 and not k.endswith(("running_mean", "running_var"))}
+BATCH_KEYS = ["images", "token_ids", "labels", "position_ids", "attention_mask", "image_slots"]
 
+
+def split(sd):
+    """The batch tensors out of a loaded file, and the float parameters (made leaves that require grad)."""
+    batch = {k: sd.pop(k) for k in BATCH_KEYS if k in sd}
+    params = {k: v.requires_grad_(True) for k, v in sd.items() if v.dtype == torch.float32 and not k.endswith(("running_mean", "running_var"))}
+    return batch, params
+
+
+def fastvlm_loss(sd, batch, config):
+    """Mean next-token cross-entropy over the non-ignored labels of the batch."""
+    lm = config["lm"]
     embed = sd["model.embed_tokens.weight"]
     ids = batch["token_ids"].long()
     x = F.embedding(ids.clamp(min=0), embed)
@@ -86,7 +91,8 @@ def main():
         feats = FastViTHD(vision, config["vision"], config["visionTrain"]).forward(batch["images"])
         # The gradient reaching the encoder is a transposed (non-contiguous) view; Debian's torch CPU kernels
         # get some convolution backward passes wrong on such strides, so it is made contiguous first.
-        feats.register_hook(lambda g: g.contiguous())
+        if feats.requires_grad:
+            feats.register_hook(lambda g: g.contiguous())
         tokens = feats.flatten(2).transpose(1, 2)
         tokens = F.linear(tokens, sd["model.mm_projector.0.weight"], sd["model.mm_projector.0.bias"])
         tokens = F.linear(F.gelu(tokens), sd["model.mm_projector.2.weight"], sd["model.mm_projector.2.bias"])
@@ -97,7 +103,15 @@ def main():
     head = sd["lm_head.weight"] if not lm["tie_word_embeddings"] else embed
     logits = hidden @ head.t()
     labels = batch["labels"].long()
-    loss = F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]), labels[:, 1:].reshape(-1), ignore_index=-100)
+    return F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]), labels[:, 1:].reshape(-1), ignore_index=-100)
+
+
+def main():
+    config = json.loads(sys.argv[1])
+    sd = read_safetensors(sys.argv[2])
+    torch.set_num_threads(1)
+    batch, params = split(sd)
+    loss = fastvlm_loss(sd, batch, config)
     loss.backward()
     out = {"loss": loss.detach().reshape(1)}
     for name, p in params.items():

@@ -12,7 +12,10 @@ import { useTrainerSuite } from './trainer-suite.ts';
 
 const suite = useTrainerSuite();
 
-test('LM objective: stop at step k, resume: bit-identical weights, moments and loader state at step n', async () => {
+// Three short runs of a model with Qwen2's 151,936-token vocabulary: minutes on a loaded lavapipe.
+test('LM objective: stop at step k, resume: bit-identical weights, moments and loader state at step n', {
+  timeout: 900_000,
+}, async () => {
   const { eng, manifest, dir } = suite;
   // Micro-batches of 4 accumulated to 8; 4 steps = 32 samples cross the epoch boundary (26 conversations).
   const config = resolveRunConfig(

@@ -1,0 +1,122 @@
+// Training-step throughput of fastvlm-tiny (FastViTHD-tiny → projector → Qwen2-tiny with Qwen2's 151,936-token
+// vocabulary) on the WebGPU engine against Debian's python3-torch on the CPU running the same step (forward, next-token
+// loss, backward, AdamW) on the same weights and batch, in the same run. Prints tokens/s of each and the ratio.
+// Usage: npx tsx bench/train-lm.ts [--resolution 64] [--repeat 2] [--steps 3] [--torch-threads N]
+import { spawnSync } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { availableParallelism, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { ORACLE_CONVERSATIONS, randomImages, toNhwc } from '../test/train-bridge/model/fastvlm-fixtures.ts';
+import { Engine } from '../train-bridge/gpu/engine.ts';
+import { AdamW } from '../train-bridge/gpu/optim/adamw.ts';
+import { FastVLM, fastVLMConfig, initFastVLM } from '../train-bridge/model/fastvlm.ts';
+import { FastVLMGpu } from '../train-bridge/model/fastvlm-gpu.ts';
+import { stateDictTensors } from '../train-bridge/model/state-dict.ts';
+import { type TensorToWrite, writeSafetensors } from '../train-bridge/safetensors.ts';
+import {
+  collate,
+  layoutSequence,
+  loadQwen2Tokenizer,
+  tokenizeConversation,
+  tokensPerImageAt,
+} from '../train-bridge/text/index.ts';
+
+const { values } = parseArgs({
+  options: {
+    resolution: { type: 'string', default: '64' },
+    repeat: { type: 'string', default: '2' },
+    steps: { type: 'string', default: '3' },
+    'torch-threads': { type: 'string', default: String(availableParallelism()) },
+  },
+});
+const r = Number(values.resolution);
+const steps = Number(values.steps);
+const config = fastVLMConfig('fastvlm-tiny');
+
+// The oracle's five conversations (triplets before/after, multi-turn, text-only, two images), `repeat` times.
+const tok = await loadQwen2Tokenizer();
+const convs = Array.from({ length: Number(values.repeat) }, () => ORACLE_CONVERSATIONS).flat();
+const batch = collate(
+  convs.map((t) =>
+    layoutSequence(
+      tokenizeConversation(t, tok, { imageTokenPosition: 'data', maxLength: 512 }),
+      tokensPerImageAt(r),
+      512,
+    ),
+  ),
+  tok.padId,
+);
+const tokens = batch.attentionMask.reduce((a, b) => a + b, 0);
+const images = randomImages(batch.imageSlots.length, r, 1);
+const model = new FastVLM(config);
+initFastVLM(model, 0);
+
+// The PyTorch side reads the weights and batch before the engine trains (and changes) them.
+const dir = await mkdtemp(join(tmpdir(), 'mixforge-bench-lm-'));
+const file = join(dir, 'in.safetensors');
+const f32 = (a: ArrayLike<number>) => Float32Array.from(a);
+const bl = [batch.batch, batch.seqLen];
+const extra: Array<[string, TensorToWrite]> = [
+  ['images', { dtype: 'F32', shape: images.shape, data: images.data }],
+  ['token_ids', { dtype: 'F32', shape: bl, data: f32(batch.tokenIds) }],
+  ['labels', { dtype: 'F32', shape: bl, data: f32(batch.labels) }],
+  ['position_ids', { dtype: 'F32', shape: bl, data: f32(batch.positionIds) }],
+  ['attention_mask', { dtype: 'F32', shape: bl, data: f32(batch.attentionMask) }],
+  [
+    'image_slots',
+    {
+      dtype: 'F32',
+      shape: [batch.imageSlots.length, 3],
+      data: Float32Array.from(batch.imageSlots.flatMap((s) => [s.sample, s.start, s.count])),
+    },
+  ],
+];
+await writeSafetensors(file, [...stateDictTensors(model), ...extra]);
+
+async function engineStep(): Promise<{ seconds: number; adapter: string }> {
+  const eng = await Engine.create();
+  const gpu = new FastVLMGpu(eng, model);
+  const params = gpu.weights.trainable().map((p) => p.tensor);
+  const optimizer = new AdamW(params, { lr: 1e-4, weightDecay: 0 });
+  const pixels = eng.upload(toNhwc(images.data, images.shape), [images.shape[0] as number, r, r, 3]);
+  const times: number[] = [];
+  for (let i = 0; i <= steps; i++) {
+    const t0 = performance.now();
+    const loss = eng.tidy(() => gpu.loss(batch, pixels));
+    eng.backward(loss);
+    optimizer.step();
+    eng.zeroGrad(params);
+    await loss.read();
+    loss.dispose();
+    if (i > 0) times.push((performance.now() - t0) / 1000);
+  }
+  const adapter = eng.ctx.adapter.description || eng.ctx.adapter.device;
+  gpu.dispose();
+  eng.destroy();
+  return { seconds: times.reduce((a, b) => a + b, 0) / times.length, adapter };
+}
+
+const torch = spawnSync(
+  '/usr/bin/python3',
+  [
+    'bench/train_lm_torch.py',
+    JSON.stringify({ vision: config.vision, lm: config.lm, visionTrain: true }),
+    file,
+    String(steps),
+    values['torch-threads'],
+  ],
+  { encoding: 'utf8' },
+);
+await rm(dir, { recursive: true, force: true });
+if (torch.status !== 0) throw new Error(`train_lm_torch.py failed: ${torch.stderr}`);
+const t = JSON.parse(torch.stdout.trim().split('\n').at(-1) ?? '{}') as { seconds: number; torch: string };
+const gpu = await engineStep();
+const row = (name: string, seconds: number) =>
+  `${name.padEnd(40)} ${(seconds * 1000).toFixed(0).padStart(7)} ms/step  ${(tokens / seconds).toFixed(1).padStart(8)} tokens/s`;
+console.log(
+  `fastvlm-tiny at ${r}², ${batch.batch} sequences of ≤ ${batch.seqLen} (${tokens} real tokens, ${batch.imageSlots.length} images), ${steps} timed steps`,
+);
+console.log(row(`WebGPU engine (${gpu.adapter})`, gpu.seconds));
+console.log(row(`PyTorch ${t.torch} CPU (${values['torch-threads']} threads)`, t.seconds));
+console.log(`ratio engine/torch tokens/s: ${(t.seconds / gpu.seconds).toFixed(2)}×`);
