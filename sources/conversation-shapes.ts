@@ -1,5 +1,5 @@
 // The record shapes both reader families accept beyond LLaVA's {from, value} turns: OpenAI-style `messages`,
-// a `system_prompt` field, and the video/audio records mixforge refuses (`unsupported-modality`) rather than keep.
+// a system prompt field, and the video/audio records mixforge refuses (`unsupported-modality`) rather than keep.
 import type { RawTurn } from '../core/schema.ts';
 import { typeName } from '../core/type-name.ts';
 import { type Checked, checkString, isPlainObject, reject } from './field-checks.ts';
@@ -115,21 +115,29 @@ export function checkMessages(value: unknown, id: string): Checked<RawTurn[]> {
   return { ok: true, value: turns };
 }
 
+/** Record fields that hold a system prompt: lmms-finetune's `system_prompt`, LLaMA-Factory's `system`. */
+export const SYSTEM_PROMPT_FIELDS = ['system_prompt', 'system'] as const;
+
 /**
- * A `system_prompt` field (lmms-finetune) becomes the leading system turn. A record that has both the field and
- * a leading system turn is refused: which one the trainer should see cannot be guessed.
+ * A system prompt field (`system_prompt`, lmms-finetune; `system`, LLaMA-Factory) becomes the leading system
+ * turn. A record with two of them, or with one and a leading system turn, is refused: which one the trainer
+ * should see cannot be guessed.
  */
-export function withSystemPrompt(turns: RawTurn[], systemPrompt: unknown, id: string): Checked<RawTurn[]> {
-  if (systemPrompt === null || systemPrompt === undefined) return { ok: true, value: turns };
-  if (typeof systemPrompt !== 'string')
-    return reject('wrong-type', `field 'system_prompt' must be a string, got ${typeName(systemPrompt)}`, id);
-  if (systemPrompt.trim() === '') return { ok: true, value: turns };
-  if (turns[0]?.from.trim().toLowerCase() === 'system') {
-    return reject(
-      'bad-roles',
-      "both a 'system_prompt' field and a leading system turn: keep one of them",
-      id,
-    );
-  }
-  return { ok: true, value: [{ from: 'system', value: systemPrompt }, ...turns] };
+export function withSystemPrompt(
+  turns: RawTurn[],
+  record: Record<string, unknown>,
+  id: string,
+): Checked<RawTurn[]> {
+  const set = SYSTEM_PROMPT_FIELDS.filter((f) => record[f] !== null && record[f] !== undefined);
+  if (set.length === 0) return { ok: true, value: turns };
+  if (set.length > 1)
+    return reject('bad-roles', `both '${set[0]}' and '${set[1]}' fields: keep one of them`, id);
+  const field = set[0];
+  const prompt = record[field];
+  if (typeof prompt !== 'string')
+    return reject('wrong-type', `field '${field}' must be a string, got ${typeName(prompt)}`, id);
+  if (prompt.trim() === '') return { ok: true, value: turns };
+  if (turns[0]?.from.trim().toLowerCase() === 'system')
+    return reject('bad-roles', `both a '${field}' field and a leading system turn: keep one of them`, id);
+  return { ok: true, value: [{ from: 'system', value: prompt }, ...turns] };
 }

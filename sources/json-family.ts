@@ -9,6 +9,7 @@ import {
   checkMessages,
   otherModalityField,
   otherModalityToken,
+  SYSTEM_PROMPT_FIELDS,
   withSystemPrompt,
 } from './conversation-shapes.ts';
 import {
@@ -39,7 +40,14 @@ export interface LlavaFields {
 export type FieldCheck = { ok: true; fields: LlavaFields } | Rejection;
 
 /** Fields the record shape consumes; everything else goes to `meta`. */
-const SHAPE_FIELDS = new Set(['id', 'image', 'images', 'conversations', 'messages', 'system_prompt']);
+const SHAPE_FIELDS = new Set<string>([
+  'id',
+  'image',
+  'images',
+  'conversations',
+  'messages',
+  ...SYSTEM_PROMPT_FIELDS,
+]);
 
 /** `image` (a path or a list of paths, LLaVA) or `images` (a list of paths, LLaMA-Factory). */
 function checkImagePaths(obj: Record<string, unknown>, id: string, requireImage: boolean): Checked<string[]> {
@@ -68,7 +76,8 @@ function checkImagePaths(obj: Record<string, unknown>, id: string, requireImage:
 }
 
 /**
- * Check the shape of one parsed record: `{id, image?, conversations, system_prompt?, ...}` (LLaVA, lmms-finetune)
+ * Check the shape of one parsed record: `{id, image?, conversations, system_prompt?, ...}` (LLaVA, lmms-finetune,
+ * LLaMA-Factory's sharegpt with `images` and `system`)
  * or `{id?, images?, messages, ...}` (LLaMA-Factory, OpenAI style). `id` may be a number in the real 665K file
  * (coerced to a string); with `derivedId` the record's id is that one (its own id, if any, goes to `meta`).
  * Video and audio records are refused as `unsupported-modality`.
@@ -94,7 +103,7 @@ export function checkLlavaFields(
   const hasMessages = value.conversations === undefined && value.messages !== undefined;
   const turns = hasMessages ? checkMessages(value.messages, id) : checkConversations(value.conversations, id);
   if (!turns.ok) return turns;
-  const conversations = withSystemPrompt(turns.value, value.system_prompt, id);
+  const conversations = withSystemPrompt(turns.value, value, id);
   if (!conversations.ok) return conversations;
   const token = otherModalityToken(conversations.value, id);
   if (!token.ok) return token;

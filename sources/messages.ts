@@ -3,7 +3,7 @@
 import { SourceFileError } from '../core/errors.ts';
 import type { ObjectInfo } from '../core/storage/index.ts';
 import { typeName } from '../core/type-name.ts';
-import { checkMessages, otherModalityToken } from './conversation-shapes.ts';
+import { checkMessages, otherModalityToken, withSystemPrompt } from './conversation-shapes.ts';
 import { reject } from './field-checks.ts';
 import { firstSegment, llavaJsonReader } from './json-family.ts';
 import {
@@ -53,7 +53,9 @@ function messagesRow(row: Record<string, unknown>, ctx: RowContext): RowResult {
       images.push(image.value);
     }
   }
-  const turns = checkMessages(row.messages, id.value);
+  const messages = checkMessages(row.messages, id.value);
+  if (!messages.ok) return messages;
+  const turns = withSystemPrompt(messages.value, row, id.value);
   if (!turns.ok) return turns;
   const token = otherModalityToken(turns.value, id.value);
   if (!token.ok) return token;
@@ -67,6 +69,7 @@ const parquet = parquetReader({
     { name: 'id', required: false },
     { name: 'messages', required: true },
     { name: 'images', required: false },
+    { name: 'system', required: false },
   ],
   sourceOf: (uri) => `messages/${fileStem(uri)}`,
   toRecord: messagesRow,

@@ -321,7 +321,7 @@ export function imageConversationRow(
     return reject('missing-field', "field 'image' is missing", id.value);
   const turns = checkConversations(row.conversations, id.value);
   if (!turns.ok) return turns;
-  const conversations = withSystemPrompt(turns.value, row.system_prompt, id.value);
+  const conversations = withSystemPrompt(turns.value, row, id.value);
   if (!conversations.ok) return conversations;
   const token = otherModalityToken(conversations.value, id.value);
   if (!token.ok) return token;
@@ -342,4 +342,5 @@ export const IMAGE_CONVERSATION_COLUMNS: ParquetColumn[] = [
   { name: 'conversations', required: true },
   { name: 'data_source', required: false },
   { name: 'system_prompt', required: false },
+  { name: 'system', required: false },
 ];

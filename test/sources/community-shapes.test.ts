@@ -3,7 +3,7 @@
 // kept as metadata, id-less records (missing-id, or numbered with ids: derive), messages, path-only parquet images,
 // and parquet list encodings of different writers read alike. Expected counts live beside the generators.
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -145,6 +145,37 @@ describe('community shapes: messages (LLaMA-Factory, OpenAI style)', () => {
     } finally {
       await rm(other, { recursive: true, force: true });
     }
+  });
+});
+
+describe('community shapes: LLaMA-Factory sharegpt records', () => {
+  it('a `system` field becomes the system turn; `images` are paths; two system prompts are refused', async () => {
+    const file = 'sharegpt.jsonl';
+    const lines = [
+      {
+        conversations: [
+          { from: 'human', value: '<image>What is this?' },
+          { from: 'gpt', value: 'A pattern.' },
+        ],
+        system: SYSTEM_PROMPT,
+        images: ['images/2.webp'],
+      },
+      {
+        conversations: [
+          { from: 'human', value: 'Hi' },
+          { from: 'gpt', value: 'Hello' },
+        ],
+        system: 'One.',
+        system_prompt: 'Two.',
+      },
+    ];
+    await writeFile(join(dir, file), `${lines.map((l) => JSON.stringify(l)).join('\n')}\n`);
+    const r = await read('messages', file, { ids: 'derive' });
+    assert.deepEqual(outcome(r), { kept: ['sharegpt/1'], dropped: { 'bad-roles': 1 } });
+    assert.deepEqual(record(r, 'sharegpt/1').conversations[0], { from: 'system', value: SYSTEM_PROMPT });
+    assert.deepEqual(Buffer.from(record(r, 'sharegpt/1').images[0].bytes), Buffer.from(images[2]));
+    assert.deepEqual(record(r, 'sharegpt/1').meta, {});
+    assert.match(r.quarantined[0].message, /both 'system_prompt' and 'system' fields/);
   });
 });
 
