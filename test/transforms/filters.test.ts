@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { Turn } from '../../core/schema.ts';
-import { countChars, estimateTokens, imageFilter, textFilter } from '../../transforms/filters.ts';
 import { FilterOptionsSchema } from '../../transforms/component-options.ts';
+import { countChars, estimateTokens, imageFilter, textFilter } from '../../transforms/filters.ts';
 
 const turns = (...values: string[]): Turn[] =>
   values.map((value, i) => ({ from: i % 2 ? 'gpt' : 'human', value }));

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { before, describe, it } from 'node:test';
 import sharp from 'sharp';
+import { type ImageOptions, ImageOptionsSchema } from '../../transforms/component-options.ts';
 import {
   type ImageOutcome,
   iccDescription,
@@ -10,7 +11,6 @@ import {
   type NormalisedImage,
   normaliseImage,
 } from '../../transforms/image-normalise.ts';
-import { type ImageOptions, ImageOptionsSchema } from '../../transforms/component-options.ts';
 import { BLUE, badCorpus, goodCorpus, near, noiseJpeg, pixelAt, RED } from './image-corpus.ts';
 
 const DEFAULTS: ImageOptions = ImageOptionsSchema.parse({});

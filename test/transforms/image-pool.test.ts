@@ -6,9 +6,9 @@ import { join, resolve } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { pathToFileURL } from 'node:url';
 import sharp from 'sharp';
+import { type ImageOptions, ImageOptionsSchema } from '../../transforms/component-options.ts';
 import { normaliseImage } from '../../transforms/image-normalise.ts';
 import { createImagePool, ImagePoolError } from '../../transforms/image-pool.ts';
-import { type ImageOptions, ImageOptionsSchema } from '../../transforms/component-options.ts';
 import { badCorpus, goodCorpus } from './image-corpus.ts';
 
 const DEFAULTS: ImageOptions = ImageOptionsSchema.parse({});

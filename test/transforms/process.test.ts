@@ -5,10 +5,13 @@ import fc from 'fast-check';
 import sharp from 'sharp';
 import { QUARANTINE_REASONS } from '../../core/quarantine.ts';
 import type { RawRecord, RawTurn } from '../../core/schema.ts';
+import {
+  type ComponentTransformOptions,
+  ComponentTransformOptionsSchema,
+} from '../../transforms/component-options.ts';
 import { dedupKey } from '../../transforms/dedup-key.ts';
 import { inlineImageNormaliser } from '../../transforms/image-pool.ts';
 import { countImageTokens } from '../../transforms/normalise.ts';
-import { type ComponentTransformOptions, ComponentTransformOptionsSchema } from '../../transforms/component-options.ts';
 import { type ProcessContext, type ProcessOutcome, processRecord } from '../../transforms/process.ts';
 import { roleProblem } from '../../transforms/validate.ts';
 import { bombPng, exifRotatedJpeg } from './image-corpus.ts';

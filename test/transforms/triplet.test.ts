@@ -2,9 +2,9 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import sharp from 'sharp';
 import type { RawRecord } from '../../core/schema.ts';
+import { ComponentTransformOptionsSchema } from '../../transforms/component-options.ts';
 import { createImagePool, inlineImageNormaliser } from '../../transforms/image-pool.ts';
 import { type NormalisedRecord, normaliseRecord } from '../../transforms/normalise.ts';
-import { ComponentTransformOptionsSchema } from '../../transforms/component-options.ts';
 import { type ProcessOutcome, processRecord } from '../../transforms/process.ts';
 import {
   imageBeforeQuestion,
