@@ -7,7 +7,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { ORACLE_CONVERSATIONS, randomImages, toNhwc } from '../test/train-bridge/model/fastvlm-fixtures.ts';
+import { ORACLE_CONVERSATIONS, randomImages, toNhwc } from '../dev/fastvlm-samples.ts';
 import { Engine } from '../train-bridge/gpu/engine.ts';
 import { AdamW } from '../train-bridge/gpu/optim/adamw.ts';
 import { FastVLM, fastVLMConfig, initFastVLM } from '../train-bridge/model/fastvlm.ts';
