@@ -81,6 +81,15 @@ describe('community shapes: LLaVA-style records (lmms-finetune, Cambrian)', () =
     });
   }
 
+  it('llava-pretrain (images required) reads the same file: the image-less record is missing-field', async () => {
+    const r = await read('llava-pretrain', 'lmms.json');
+    assert.deepEqual(outcome(r), {
+      kept: ['l0', 'l5', 'l7'],
+      dropped: { 'unsupported-modality': 3, 'missing-id': 1, 'missing-field': 1 },
+    });
+    assert.deepEqual(record(r, 'l0').conversations[0], { from: 'system', value: SYSTEM_PROMPT });
+  });
+
   it('ids: derive numbers every record by file and position; its own id goes to metadata', async () => {
     const array = await read('llava-json', 'lmms.json', { ids: 'derive' });
     assert.deepEqual(outcome(array).kept, ['lmms/0', 'lmms/4', 'lmms/5', 'lmms/7']);
@@ -193,6 +202,15 @@ describe('community shapes: LLaVA-OneVision rows', () => {
         ['ov2', 'unsupported-modality', 'llava-onevision/llava_wild'],
       ],
     );
+  });
+});
+
+describe('community shapes: LLaVA-ReCap reads the same rows', () => {
+  it('video rows quarantined, system_prompt and extra columns kept', async () => {
+    const r = await read('llava-recap', 'llava_wild.parquet');
+    assert.deepEqual(outcome(r), ONEVISION_EXPECTED);
+    assert.deepEqual(record(r, 'ov0').conversations[0], { from: 'system', value: SYSTEM_PROMPT });
+    assert.deepEqual(record(r, 'ov0').meta, { data_source: 'llava_wild', license: 'cc-by-4.0' });
   });
 });
 
