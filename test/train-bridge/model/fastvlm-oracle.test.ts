@@ -44,7 +44,12 @@ describe('FastVLM objective on the engine vs PyTorch', {
     await rm(dir, { recursive: true, force: true });
   });
 
-  async function torchLoss(model: FastVLM, batch: LmBatch, images: { data: Float32Array; shape: number[] }) {
+  async function torchLoss(
+    model: FastVLM,
+    batch: LmBatch,
+    images: { data: Float32Array; shape: number[] },
+    visionTrain = true,
+  ) {
     const f32 = (a: ArrayLike<number>) => Float32Array.from(a as ArrayLike<number>);
     const bl = [batch.batch, batch.seqLen];
     const extra: Array<[string, TensorToWrite]> = [
@@ -65,7 +70,7 @@ describe('FastVLM objective on the engine vs PyTorch', {
     const input = join(dir, 'in.safetensors');
     const output = join(dir, 'out.safetensors');
     await writeSafetensors(input, [...stateDictTensors(model), ...extra]);
-    const config = { vision: model.config.vision, lm: model.config.lm, visionTrain: true };
+    const config = { vision: model.config.vision, lm: model.config.lm, visionTrain };
     const r = spawnSync(python!, [SCRIPT, JSON.stringify(config), input, output], { encoding: 'utf8' });
     assert.equal(r.status, 0, r.stderr);
     return readSafetensors(output);
@@ -118,6 +123,43 @@ describe('FastVLM objective on the engine vs PyTorch', {
     );
     for (const [f, s] of scale) assert.ok(s > 0, `${f}: PyTorch's gradient is all zero, which tests nothing`);
     assert.ok(compared > 100, `${compared} tensors compared`);
+    img.dispose();
+    loss.dispose();
+    gpu.dispose();
+  });
+
+  it('stage 1: only the projector trains, its gradient flowing back through the frozen LM as in PyTorch', {
+    timeout: 900_000,
+  }, async () => {
+    const model = oracleModel(8);
+    const { batch, images } = await oracleBatch(64);
+    const ref = await torchLoss(model, batch, images, false);
+    const gpu = new FastVLMGpu(eng, model, { vision: false, projector: true, lm: false });
+    const names = gpu.weights.trainable().map((p) => p.name);
+    assert.deepEqual(names, [
+      'model.mm_projector.0.weight',
+      'model.mm_projector.0.bias',
+      'model.mm_projector.2.weight',
+      'model.mm_projector.2.bias',
+    ]);
+    const img = eng.upload(toNhwc(images.data, images.shape), [images.shape[0] as number, 64, 64, 3]);
+    const loss = eng.tidy(() => gpu.loss(batch, img));
+    eng.backward(loss);
+    const value = (await loss.read())[0] as number;
+    const refLoss = toFloat32(ref.tensors.get('loss')!)[0] as number;
+    assert.ok(Math.abs(value - refLoss) <= 1e-4 * Math.abs(refLoss), `loss ${value} vs PyTorch ${refLoss}`);
+    const hosts = new Map(model.namedParameters());
+    for (const name of names) {
+      const expected = toFloat32(ref.tensors.get(`grad.${name}`)!);
+      const got = (await gpu.weights.gradient(hosts.get(name)!))!;
+      assert.ok(maxAbs(expected) > 0, name);
+      assert.ok(
+        maxAbsDiff(got, expected) <= 1e-3 * maxAbs(expected),
+        `${name}: ${maxAbsDiff(got, expected)}`,
+      );
+    }
+    // Frozen tensors get no gradient at all.
+    assert.equal(await gpu.weights.gradient(model.model.embedTokens.weight), undefined);
     img.dispose();
     loss.dispose();
     gpu.dispose();
