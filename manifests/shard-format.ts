@@ -31,15 +31,15 @@ export async function shardRowCount(uri: string): Promise<number> {
 
 const text = (v: unknown) => (v instanceof Uint8Array ? Buffer.from(v).toString('utf8') : String(v));
 
-/** A decoded shard row (all columns) as a Sample. */
-export function toSample(r: Record<string, unknown>): Sample {
+/** The content columns of a decoded shard row (what the loader reads): id, source, images, conversations. */
+export function toSampleContent(
+  r: Record<string, unknown>,
+): Pick<Sample, 'id' | 'source' | 'images' | 'conversations'> {
   const images = (r.images as Record<string, unknown>[] | null) ?? [];
   const turns = (r.conversations as Record<string, unknown>[] | null) ?? [];
   return {
     id: text(r.id),
     source: text(r.source),
-    origin: text(r.origin),
-    key: BigInt.asUintN(64, BigInt(r.key as bigint)),
     images: images.map(
       (im): SampleImage => ({
         bytes: im.bytes as Uint8Array,
@@ -49,6 +49,19 @@ export function toSample(r: Record<string, unknown>): Sample {
       }),
     ),
     conversations: turns.map((t): Turn => ({ from: text(t.from) as Turn['from'], value: text(t.value) })),
+  };
+}
+
+/** A decoded shard row (all columns) as a Sample. */
+export function toSample(r: Record<string, unknown>): Sample {
+  const { id, source, images, conversations } = toSampleContent(r);
+  return {
+    id,
+    source,
+    origin: text(r.origin),
+    key: BigInt.asUintN(64, BigInt(r.key as bigint)),
+    images,
+    conversations,
     // Shards written before the column existed (or a reader that left it out) have no metadata.
     ...(r.metadata === undefined || r.metadata === null ? {} : { metadata: text(r.metadata) }),
   };

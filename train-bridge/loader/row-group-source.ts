@@ -2,9 +2,10 @@
 // against the manifest's hash, optionally through the local ShardCache, with a bounded LRU of decoded groups and footers.
 
 import { SourceFileError } from '../../core/errors.ts';
-import type { SampleImage, Turn } from '../../core/schema.ts';
+import type { Sample } from '../../core/schema.ts';
 import { isS3Uri, joinUri } from '../../core/storage/index.ts';
 import type { ManifestShard } from '../../manifests/manifest.ts';
+import { toSampleContent } from '../../manifests/shard-format.ts';
 import { VerifiedShard } from '../../manifests/verified-shard.ts';
 import type { ShardCache } from './shard-cache.ts';
 
@@ -12,32 +13,11 @@ import type { ShardCache } from './shard-cache.ts';
 export const LOADER_COLUMNS = ['id', 'source', 'images', 'conversations'];
 
 /** A row as the loader keeps it. */
-export interface ShardRow {
-  id: string;
-  source: string;
-  images: SampleImage[];
-  conversations: Turn[];
-}
+export type ShardRow = Pick<Sample, 'id' | 'source' | 'images' | 'conversations'>;
 
 export type ShardEntry = ManifestShard;
 
-const text = (v: unknown) => (v instanceof Uint8Array ? Buffer.from(v).toString('utf8') : String(v));
-
-function toRow(r: Record<string, unknown>): ShardRow {
-  const images = (r.images as Record<string, unknown>[] | null) ?? [];
-  const turns = (r.conversations as Record<string, unknown>[] | null) ?? [];
-  return {
-    id: text(r.id),
-    source: text(r.source),
-    images: images.map((im) => ({
-      bytes: im.bytes as Uint8Array,
-      width: Number(im.width),
-      height: Number(im.height),
-      format: text(im.format),
-    })),
-    conversations: turns.map((t) => ({ from: text(t.from) as Turn['from'], value: text(t.value) })),
-  };
-}
+const toRow: (r: Record<string, unknown>) => ShardRow = toSampleContent;
 
 /** A tiny LRU over promises: a hit moves to the back, the front is evicted past capacity. */
 class PromiseLru<T> {
