@@ -17,8 +17,6 @@ export type ShardRow = Pick<Sample, 'id' | 'source' | 'images' | 'conversations'
 
 export type ShardEntry = ManifestShard;
 
-const toRow: (r: Record<string, unknown>) => ShardRow = toSampleContent;
-
 /** A tiny LRU over promises: a hit moves to the back, the front is evicted past capacity. */
 class PromiseLru<T> {
   private readonly map = new Map<string, Promise<T>>();
@@ -126,7 +124,7 @@ export class RowGroupSource {
         return b;
       });
     });
-    const rows = (await verified.decode(group, bytes, LOADER_COLUMNS)).map(toRow);
+    const rows = (await verified.decode(group, bytes, LOADER_COLUMNS)).map(toSampleContent);
     this.groupsDecoded++;
     return rows;
   }
