@@ -7,6 +7,31 @@ import { MobileOneBlock, ReparamLargeKernelConv } from './mobileone.ts';
 import { Module, ModuleList } from './module.ts';
 
 /** 7×7 depthwise ConvBN → 1×1 conv C→hidden (bias) → GELU → 1×1 conv hidden→C (bias). */
+/** A block that folds into one depthwise k×k convolution with bias at inference (RepMixer, RepCPE). */
+abstract class DepthwiseReparam extends Module {
+  reparamConv: Conv2d | undefined;
+
+  constructor(
+    readonly dim: number,
+    readonly kernelSize: number,
+  ) {
+    super();
+  }
+
+  get inferenceMode(): boolean {
+    return this.reparamConv !== undefined;
+  }
+
+  /** The depthwise conv of the inference form. */
+  makeConv(): Conv2d {
+    return new Conv2d(this.dim, this.dim, this.kernelSize, {
+      padding: this.kernelSize >> 1,
+      groups: this.dim,
+      bias: true,
+    });
+  }
+}
+
 export class ConvFFN extends Module {
   readonly kind = 'ConvFFN';
   readonly conv: ConvBN;
@@ -56,20 +81,14 @@ function layerScale(dim: number, init: number): HostTensor {
  * x + γ ⊙ (mixer(x) − norm(x)): norm is a MobileOneBlock with only its skip BN, mixer a depthwise k×k
  * MobileOneBlock without activation. Inference form: one depthwise k×k conv with bias [reparam_conv].
  */
-export class RepMixer extends Module {
+export class RepMixer extends DepthwiseReparam {
   readonly kind = 'RepMixer';
   norm: MobileOneBlock | undefined;
   mixer: MobileOneBlock | undefined;
   layerScale: HostTensor | undefined;
-  reparamConv: Conv2d | undefined;
 
-  constructor(
-    readonly dim: number,
-    readonly kernelSize: number,
-    layerScaleInit: number,
-    inferenceMode: boolean,
-  ) {
-    super();
+  constructor(dim: number, kernelSize: number, layerScaleInit: number, inferenceMode: boolean) {
+    super(dim, kernelSize);
     if (inferenceMode) {
       this.reparamConv = this.registerModule('reparam_conv', this.makeConv());
       return;
@@ -87,18 +106,6 @@ export class RepMixer extends Module {
       new MobileOneBlock({ ...depthwise, activation: 'identity', useScaleBranch: false, numConvBranches: 0 }),
     );
     this.mixer = this.registerModule('mixer', new MobileOneBlock({ ...depthwise, activation: 'identity' }));
-  }
-
-  get inferenceMode(): boolean {
-    return this.reparamConv !== undefined;
-  }
-
-  makeConv(): Conv2d {
-    return new Conv2d(this.dim, this.dim, this.kernelSize, {
-      padding: this.kernelSize >> 1,
-      groups: this.dim,
-      bias: true,
-    });
   }
 
   adoptReparamConv(conv: Conv2d): void {
@@ -152,31 +159,14 @@ export class AttentionBlock extends Module {
 }
 
 /** Conditional positional encoding: x + depthwise k×k conv (bias) [pe]; inference: one conv [reparam_conv]. */
-export class RepCPE extends Module {
+export class RepCPE extends DepthwiseReparam {
   readonly kind = 'RepCPE';
   pe: Conv2d | undefined;
-  reparamConv: Conv2d | undefined;
 
-  constructor(
-    readonly dim: number,
-    readonly kernelSize: number,
-    inferenceMode: boolean,
-  ) {
-    super();
+  constructor(dim: number, kernelSize: number, inferenceMode: boolean) {
+    super(dim, kernelSize);
     if (inferenceMode) this.reparamConv = this.registerModule('reparam_conv', this.makeConv());
     else this.pe = this.registerModule('pe', this.makeConv());
-  }
-
-  get inferenceMode(): boolean {
-    return this.reparamConv !== undefined;
-  }
-
-  makeConv(): Conv2d {
-    return new Conv2d(this.dim, this.dim, this.kernelSize, {
-      padding: this.kernelSize >> 1,
-      groups: this.dim,
-      bias: true,
-    });
   }
 
   adoptReparamConv(conv: Conv2d): void {
