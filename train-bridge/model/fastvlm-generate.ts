@@ -46,31 +46,9 @@ class KvCache {
     this.eng.copy(v.slice(0, T * row), this.values[layer]!.slice(at * row, T * row));
   }
 
-  /** The first n positions of a cache tensor as a fresh [n, KV, hd] tensor. */
-  prefix(t: Tensor, n: number): Tensor {
-    const row = this.kvHeads * this.hd;
-    const out = this.eng.empty([n, this.kvHeads, this.hd]);
-    this.eng.copy(t.slice(0, n * row), out.slice(0, n * row));
-    return out;
-  }
-
   dispose(): void {
     for (const t of [...this.keys, ...this.values]) t.dispose();
   }
-}
-
-/**
- * One query token q [1, H, hd] attending to keys and values [n, KV, hd]: query head h reads KV head ⌊h / (H/KV)⌋,
- * as repeat_kv does, computed per KV head as a batched [rep, n] score matrix.
- */
-function attendToCache(q: Tensor, keys: Tensor, values: Tensor, scale: number): Tensor {
-  const [, H, hd] = q.shape as [number, number, number];
-  const KV = keys.shape[1] as number;
-  const q3 = ops.reshape(q, [KV, H / KV, hd]);
-  const k3 = ops.permute(keys, [1, 0, 2]);
-  const v3 = ops.permute(values, [1, 0, 2]);
-  const p = ops.softmax(ops.matmul(q3, k3, { transB: true, alpha: scale }));
-  return ops.reshape(ops.matmul(p, v3), [1, H, hd]);
 }
 
 function argmax(a: Float32Array): number {
@@ -124,9 +102,9 @@ export async function generateGreedy(gpu: FastVLMGpu, o: GenerateOptions): Promi
           const x = gpu.lmOps.embed(gpu.embedTable, Int32Array.of(next));
           const hidden = gpu.runLayers(x, Int32Array.of(at), (q, k, v, layer) => {
             cache.write(layer, at, k, v);
-            const keys = cache.prefix(cache.keys[layer]!, at + 1);
-            const values = cache.prefix(cache.values[layer]!, at + 1);
-            return attendToCache(q, keys, values, scale);
+            // The new token attends to the cached positions up to and including its own.
+            const range = Int32Array.of(0, at + 1);
+            return ops.decodeAttention(q, cache.keys[layer]!, cache.values[layer]!, range, { scale });
           });
           return gpu.logitsAt(hidden, Int32Array.of(0));
         }),
