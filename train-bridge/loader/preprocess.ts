@@ -173,6 +173,11 @@ export function halfTables(tables: readonly Float32Array[]): Uint16Array[] {
   return tables.map((t) => Uint16Array.from(t, (v) => toHalfBits(v)));
 }
 
+/** The R, G and B planes of the CHW image at `out[offset…]` (called once per image, outside the pixel loops). */
+function channelPlanes<T extends Float32Array | Uint16Array>(out: T, offset: number, hw: number): [T, T, T] {
+  return [0, 1, 2].map((c) => out.subarray(offset + c * hw, offset + (c + 1) * hw) as T) as [T, T, T];
+}
+
 /**
  * HWC u8 (RGB or RGBA) → one CHW f32 image at `out[offset…]`. A multiply-add per value into three plane views: measured faster
  * than a 256-entry table (bench/loader.ts); one function per output type keeps V8's element access monomorphic.
@@ -185,9 +190,7 @@ export function writePlanarF32(
   channels: 3 | 4 = 3,
 ): void {
   const hw = pixels.length / channels;
-  const r = out.subarray(offset, offset + hw);
-  const g = out.subarray(offset + hw, offset + 2 * hw);
-  const b = out.subarray(offset + 2 * hw, offset + 3 * hw);
+  const [r, g, b] = channelPlanes(out, offset, hw);
   const [s0, s1, s2] = affine.scale;
   const [b0, b1, b2] = affine.bias;
   for (let i = 0, j = 0; i < hw; i++, j += channels) {
@@ -206,9 +209,7 @@ export function writePlanarF16(
   channels: 3 | 4 = 3,
 ): void {
   const hw = pixels.length / channels;
-  const r = out.subarray(offset, offset + hw);
-  const g = out.subarray(offset + hw, offset + 2 * hw);
-  const b = out.subarray(offset + 2 * hw, offset + 3 * hw);
+  const [r, g, b] = channelPlanes(out, offset, hw);
   const [t0, t1, t2] = tables;
   for (let i = 0, j = 0; i < hw; i++, j += channels) {
     r[i] = t0[pixels[j]];
