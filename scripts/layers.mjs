@@ -25,6 +25,13 @@ const forbidden = [
     },
   })),
   {
+    name: 'gpu-engine-stands-alone',
+    comment: 'The WebGPU engine knows nothing of mixforge: only itself, core/errors.ts, node and npm packages.',
+    severity: 'error',
+    from: { path: '^train-bridge/gpu/' },
+    to: { dependencyTypesNot: ['core', 'npm', 'npm-dev'], pathNot: '^(train-bridge/gpu/|core/errors\\.ts$)' },
+  },
+  {
     name: 'demo-does-not-import-cli',
     comment: 'The CLI calls the demo, passing in what it needs (progress sink).',
     severity: 'error',
