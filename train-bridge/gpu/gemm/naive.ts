@@ -2,7 +2,14 @@
 // compares against and the kernel every faster one must agree with.
 import type { Engine } from '../engine.ts';
 import type { KernelDef } from '../kernel.ts';
-import { GEMM_UNIFORMS, type GemmKernel, type GemmOperand, type GemmShape, gemmUniforms } from './spec.ts';
+import {
+  GEMM_UNIFORMS,
+  type GemmKernel,
+  type GemmOperand,
+  type GemmShape,
+  gemmUniforms,
+  perTransposePair,
+} from './spec.ts';
 
 const STORAGE = [
   { name: 'A', access: 'read' as const },
@@ -10,18 +17,12 @@ const STORAGE = [
   { name: 'C', access: 'read_write' as const },
 ];
 
-const variants = new Map<string, KernelDef>();
-function naiveDef(transA: boolean, transB: boolean): KernelDef {
-  const key = `${transA}${transB}`;
-  let k = variants.get(key);
-  if (!k) {
-    const aIdx = transA ? 'k * P.lda + m' : 'm * P.lda + k';
-    const bIdx = transB ? 'n * P.ldb + k' : 'k * P.ldb + n';
-    k = {
-      name: `gemm_naive_${transA ? 't' : 'n'}${transB ? 't' : 'n'}`,
-      uniforms: GEMM_UNIFORMS,
-      storage: STORAGE,
-      body: /* wgsl */ `
+const naiveDef = perTransposePair(
+  ({ aIdx, bIdx, suffix }): KernelDef => ({
+    name: `gemm_naive_${suffix}`,
+    uniforms: GEMM_UNIFORMS,
+    storage: STORAGE,
+    body: /* wgsl */ `
 @compute @workgroup_size(8, 8) fn main(@builtin(global_invocation_id) gid: vec3u) {
   let n = gid.x;
   let m = gid.y;
@@ -34,11 +35,8 @@ function naiveDef(transA: boolean, transB: boolean): KernelDef {
   let ci = P.cBase + b * P.strideC + m * P.ldc + n;
   if (P.beta != 0.0) { C[ci] = P.alpha * acc + P.beta * C[ci]; } else { C[ci] = P.alpha * acc; }
 }`,
-    };
-    variants.set(key, k);
-  }
-  return k;
-}
+  }),
+);
 
 export const naiveGemm: GemmKernel = {
   name: 'naive',

@@ -2,7 +2,7 @@
 // strided, possibly transposed operands. Kernels implement GemmKernel and are chosen per device by the
 // registry, so a faster kernel (e.g. f16 subgroup-matrix) can be swapped in behind a parity test.
 import type { Engine } from '../engine.ts';
-import type { StorageBinding } from '../kernel.ts';
+import type { KernelDef, StorageBinding } from '../kernel.ts';
 import type { BufferRange } from '../pipeline-cache.ts';
 
 export interface GemmShape {
@@ -93,3 +93,34 @@ export const SPLIT_K_STORAGE: StorageBinding[] = [
   { name: 'C', access: 'read_write' },
   { name: 'part', access: 'read_write' },
 ];
+
+/**
+ * A kernel builder memoised per transpose pair: `build` gets the pair, the WGSL storage indices of op(A)[m, k] and
+ * op(B)[k, n], and the name suffix, and runs once per pair.
+ */
+export function perTransposePair(
+  build: (p: { transA: boolean; transB: boolean; aIdx: string; bIdx: string; suffix: string }) => KernelDef,
+): (transA: boolean, transB: boolean) => KernelDef {
+  const made = new Map<string, KernelDef>();
+  return (transA, transB) => {
+    const suffix = transposeSuffix(transA, transB);
+    let k = made.get(suffix);
+    if (!k) {
+      k = build({ transA, transB, ...operandIndices(transA, transB), suffix });
+      made.set(suffix, k);
+    }
+    return k;
+  };
+}
+
+/** WGSL storage indices of element (m, k) of op(A) and (k, n) of op(B), for transposed or plain operands. */
+export function operandIndices(transA: boolean, transB: boolean): { aIdx: string; bIdx: string } {
+  return {
+    aIdx: transA ? 'k * P.lda + m' : 'm * P.lda + k',
+    bIdx: transB ? 'n * P.ldb + k' : 'k * P.ldb + n',
+  };
+}
+
+/** `nn`, `nt`, `tn` or `tt`: the kernel-name suffix of a transpose pair. */
+export const transposeSuffix = (transA: boolean, transB: boolean) =>
+  `${transA ? 't' : 'n'}${transB ? 't' : 'n'}`;

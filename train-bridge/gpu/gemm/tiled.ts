@@ -9,6 +9,7 @@ import {
   type GemmOperand,
   type GemmShape,
   gemmUniforms,
+  perTransposePair,
   SPLIT_K_STORAGE,
   SPLIT_K_UNIFORMS,
 } from './spec.ts';
@@ -16,19 +17,12 @@ import {
 const TILE = 64;
 const TK = 16;
 
-const variants = new Map<string, KernelDef>();
-function tiledDef(transA: boolean, transB: boolean): KernelDef {
-  const key = `${transA}${transB}`;
-  let k = variants.get(key);
-  if (!k) {
-    // Element (m, k) of op(A) and (k, n) of op(B) in storage.
-    const aIdx = transA ? 'k * P.lda + m' : 'm * P.lda + k';
-    const bIdx = transB ? 'n * P.ldb + k' : 'k * P.ldb + n';
-    k = {
-      name: `gemm_tiled_${transA ? 't' : 'n'}${transB ? 't' : 'n'}`,
-      uniforms: SPLIT_K_UNIFORMS,
-      storage: SPLIT_K_STORAGE,
-      body: /* wgsl */ `
+const tiledDef = perTransposePair(
+  ({ aIdx, bIdx, suffix }): KernelDef => ({
+    name: `gemm_tiled_${suffix}`,
+    uniforms: SPLIT_K_UNIFORMS,
+    storage: SPLIT_K_STORAGE,
+    body: /* wgsl */ `
 var<workgroup> As: array<vec4<f32>, ${TK * 16}>; // [k][m/4]
 var<workgroup> Bs: array<vec4<f32>, ${TK * 16}>; // [k][n/4]
 
@@ -97,11 +91,8 @@ fn load_b(bo: u32, k: u32, n: u32, kEnd: u32) -> f32 {
     }
   }
 }`,
-    };
-    variants.set(key, k);
-  }
-  return k;
-}
+  }),
+);
 
 const SPLIT_REDUCE: KernelDef = {
   name: 'gemm_split_k_reduce',
