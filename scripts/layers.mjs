@@ -26,7 +26,8 @@ const forbidden = [
   })),
   {
     name: 'gpu-engine-stands-alone',
-    comment: 'The WebGPU engine knows nothing of mixforge: only itself, core/errors.ts, node and npm packages.',
+    comment:
+      'The WebGPU engine knows nothing of mixforge: only itself, core/errors.ts, node and npm packages.',
     severity: 'error',
     from: { path: '^train-bridge/gpu/' },
     to: { dependencyTypesNot: ['core', 'npm', 'npm-dev'], pathNot: '^(train-bridge/gpu/|core/errors\\.ts$)' },

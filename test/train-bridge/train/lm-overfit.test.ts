@@ -48,7 +48,8 @@ test('fastvlm-tiny overfits 16 triplets and captions them back', {
     checkpointDir: join(dir, 'run'),
     onStep: (m) => {
       losses.push(m.loss);
-      if (m.step % 10 === 0 || m.step <= 2) process.stderr.write(`overfit step ${m.step} loss ${m.loss.toFixed(4)}\n`);
+      if (m.step % 10 === 0 || m.step <= 2)
+        process.stderr.write(`overfit step ${m.step} loss ${m.loss.toFixed(4)}\n`);
     },
   });
   trainer.dispose();
