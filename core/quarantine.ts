@@ -25,6 +25,9 @@ export const QUARANTINE_REASONS = [
   'image-too-large', // decompression bomb: more pixels than limitInputPixels
   'image-animated', // animated input and the policy is to reject
   'image-unsupported-format', // an image format we do not accept (SVG, PDF, raw/scientific formats)
+  // build
+  'near-duplicate-image', // same text, images within near_dedup.images.max_distance of a kept sample's
+  'near-duplicate-text', // text within near_dedup.text.threshold (and images within max_distance) of a kept sample's
 ] as const;
 
 export type QuarantineReason = (typeof QUARANTINE_REASONS)[number];

@@ -52,12 +52,44 @@ const OutputSchema = z.strictObject({
   max_shard_bytes: z.int().positive('expected a positive number of bytes').optional(),
 });
 
+/**
+ * Near-duplicate removal (docs/specs.md): two samples are near-duplicates when their texts are (MinHash Jaccard ≥
+ * `text.threshold`) and their images are (the same count, each pair within `images.max_distance` bits of the 64-bit
+ * perceptual hash). Clusters keep the earliest component's sample, then the smallest take key.
+ */
+const NearDedupSchema = z.strictObject({
+  images: z
+    .strictObject({
+      max_distance: z.int().min(0, 'expected 0..32 bits').max(32, 'expected 0..32 bits').default(10),
+    })
+    .prefault({}),
+  text: z
+    .strictObject({
+      threshold: z
+        .number()
+        .min(0, 'expected a Jaccard similarity in [0, 1]')
+        .max(1, 'expected a Jaccard similarity in [0, 1]')
+        .default(0.7),
+      ngram: z.int().min(1, 'expected at least 1 word').max(16, 'expected at most 16 words').default(3),
+      bands: z
+        .int()
+        .refine((b) => b > 0 && 128 % b === 0, 'expected a divisor of 128 (the MinHash permutations)')
+        .default(32),
+      of: z.enum(['conversation', 'assistant']).default('conversation'),
+    })
+    .prefault({}),
+  scope: z.enum(['within', 'across']).default('across'),
+});
+export type NearDedupSpec = z.output<typeof NearDedupSchema>;
+
 export const MixtureSpecSchema = z.strictObject({
   name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'expected a name of letters, digits, ., _ and -'),
   description: z.string().optional(),
   seed: z.int().min(0, 'expected a seed ≥ 0'),
   output: OutputSchema,
   images: ImageOptionsSchema.prefault({}),
+  // Optional and without a default: specs that do not use it keep their hash.
+  near_dedup: NearDedupSchema.optional(),
   components: z
     .array(ComponentSchema)
     .min(1, 'expected at least one component')

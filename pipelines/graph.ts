@@ -4,6 +4,7 @@
 import type { BuildContext } from './context.ts';
 import { finalize } from './jobs/finalize.ts';
 import { ingest } from './jobs/ingest.ts';
+import { nearDedup } from './jobs/near-dedup.ts';
 import { plan } from './jobs/plan.ts';
 import { route } from './jobs/route.ts';
 import { select } from './jobs/select.ts';
@@ -11,7 +12,7 @@ import { shuffle } from './jobs/shuffle.ts';
 import { write } from './jobs/write.ts';
 import type { Count, StageDef } from './stage.ts';
 
-export const GRAPH = [plan, ingest, select, shuffle, route, write, finalize] as const;
+export const GRAPH = [plan, ingest, nearDedup, select, shuffle, route, write, finalize] as const;
 
 export type Stage = (typeof GRAPH)[number]['name'];
 type Names<T extends readonly { name: string }[]> = { readonly [K in keyof T]: T[K]['name'] };

@@ -29,9 +29,12 @@ export async function makeRecordProcessor(
     images: spec.images,
     seed: spec.seed,
   });
+  // Near-duplicate hashes only when the spec asks for them (the pool's options carry the flag to the workers).
+  const nd = spec.near_dedup;
+  const nearDup = nd ? { ngram: nd.text.ngram, of: nd.text.of, seed: spec.seed } : undefined;
   return {
     window: images.size * 4,
-    run: (raw) => processRecord(raw, { component: component.name, options, images }),
+    run: (raw) => processRecord(raw, { component: component.name, options, images, nearDup }),
     // The pool outlives one partition; shutdownRecordProcessing() ends it when the executor is done.
     close: async () => undefined,
   };

@@ -2,12 +2,11 @@
 // (a forgotten pool never keeps the process alive) and close() ends them all; a crashed worker is replaced.
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
-import type { ImageOptions } from './component-options.ts';
-import { type ImageOutcome, normaliseImage } from './image-normalise.ts';
+import { type ImageOutcome, type NormaliseOptions, normaliseImage } from './image-normalise.ts';
 
 /** Anything that normalises images: the worker pool, or the same function run in this thread. */
 export interface ImageNormaliser {
-  normalise(bytes: Uint8Array, options: ImageOptions): Promise<ImageOutcome>;
+  normalise(bytes: Uint8Array, options: NormaliseOptions): Promise<ImageOutcome>;
   close(): Promise<void>;
 }
 
@@ -21,7 +20,7 @@ export const inlineImageNormaliser: ImageNormaliser = {
 export interface ImageRequest {
   id: number;
   bytes: Uint8Array;
-  options: ImageOptions;
+  options: NormaliseOptions;
 }
 
 /** Reply from a worker. `keptOriginal`: the image is the request's bytes unchanged (not sent back). */
@@ -36,7 +35,7 @@ export class ImagePoolError extends Error {
 interface Job {
   id: number;
   bytes: Uint8Array;
-  options: ImageOptions;
+  options: NormaliseOptions;
   resolve: (o: ImageOutcome) => void;
   reject: (e: Error) => void;
 }
@@ -100,7 +99,7 @@ export class ImagePool implements ImageNormaliser {
     warnIfThreadpoolSmall(this.size);
   }
 
-  normalise(bytes: Uint8Array, options: ImageOptions): Promise<ImageOutcome> {
+  normalise(bytes: Uint8Array, options: NormaliseOptions): Promise<ImageOutcome> {
     if (this.closed) return Promise.reject(new ImagePoolError('image pool is closed'));
     return new Promise<ImageOutcome>((resolve, reject) => {
       this.queue.push({ id: this.nextId++, bytes, options, resolve, reject });

@@ -7,6 +7,7 @@ import { dedupKey } from './dedup-key.ts';
 import { imageFilter, textFilter } from './filters.ts';
 import type { ImageChange } from './image-normalise.ts';
 import type { ImageNormaliser } from './image-pool.ts';
+import { type NearDupFields, type NearDupOptions, nearDupFields } from './near-dup-fields.ts';
 import { type NormalisedSample, normaliseRecord } from './normalise.ts';
 import { makeTriplet } from './triplet.ts';
 import { validateRecord } from './validate.ts';
@@ -17,6 +18,8 @@ export interface ProcessContext {
   options: ComponentTransformOptions;
   /** Where image work runs: an ImagePool (worker threads) or inlineImageNormaliser. */
   images: ImageNormaliser;
+  /** Set when the spec asks for near-duplicate removal: the kept outcome then carries its hashes. */
+  nearDup?: NearDupOptions;
 }
 
 export type ProcessOutcome =
@@ -29,6 +32,8 @@ export type ProcessOutcome =
       imageDigests: string[];
       /** Per image, why it was re-encoded (empty: original bytes kept). */
       imageChanges: ImageChange[][];
+      /** Perceptual hashes and text signature, when ctx.nearDup is set. */
+      nearDup?: NearDupFields;
     }
   | { kind: 'filtered'; filter: FilterName; id: string; source: string; origin: string }
   | { kind: 'quarantine'; record: QuarantineRecord };
@@ -58,12 +63,18 @@ export async function processRecord(raw: RawRecord, ctx: ProcessContext): Promis
   if (textDrop) return filtered(textDrop);
 
   const outcomes = await Promise.all(
-    record.images.map((im) => ctx.images.normalise(im.bytes, options.images)),
+    record.images.map((im) =>
+      ctx.images.normalise(
+        im.bytes,
+        ctx.nearDup ? { ...options.images, perceptualHash: true } : options.images,
+      ),
+    ),
   );
   const images: SampleImage[] = [];
   const imageDigests: string[] = [];
   const imageChanges: ImageChange[][] = [];
   const sizes: { width: number; height: number }[] = [];
+  const hashes: (string | undefined)[] = [];
   for (const [i, o] of outcomes.entries()) {
     if (!o.ok) {
       const path = record.images[i].path;
@@ -84,6 +95,7 @@ export async function processRecord(raw: RawRecord, ctx: ProcessContext): Promis
     imageDigests.push(o.value.sha256);
     imageChanges.push(o.value.changes);
     sizes.push({ width: o.value.sourceWidth, height: o.value.sourceHeight });
+    hashes.push(o.value.perceptualHash);
   }
   const imageDrop = imageFilter(sizes, options.filters);
   if (imageDrop) return filtered(imageDrop);
@@ -101,5 +113,7 @@ export async function processRecord(raw: RawRecord, ctx: ProcessContext): Promis
     dedupKey: dedupKey(imageDigests, sourceText),
     imageDigests,
     imageChanges,
+    // Like the dedup key, the source's text (not the triplet rewrite, whose question depends on the id).
+    ...(ctx.nearDup ? { nearDup: nearDupFields(hashes, sourceText, ctx.nearDup) } : {}),
   };
 }

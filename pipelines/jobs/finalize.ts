@@ -28,6 +28,9 @@ export async function runFinalize(ctx: BuildContext): Promise<Manifest> {
     const q = Buffer.from(await storageFor(ctx.out).readAll(layout.partQuarantine(n))).toString('utf8');
     for (const line of q.split('\n')) if (line) quarantineLines.push(line);
   }
+  // Near-duplicate drops carry a quarantine record each (with the kept sample's id).
+  const near = Buffer.from(await storageFor(ctx.out).readAll(layout.nearDupQuarantine)).toString('utf8');
+  for (const line of near.split('\n')) if (line) quarantineLines.push(line);
   const problems: string[] = [];
   for (const c of ctx.spec.components) {
     const cc = counts.get(c.name) as ComponentCounts;
@@ -36,6 +39,8 @@ export async function runFinalize(ctx: BuildContext): Promise<Manifest> {
     cc.emitted = sel.emitted;
     if (sel.dedup) cc.dropped.dedup = sel.dedup;
     if (sel.notTaken) cc.dropped['not-taken'] = sel.notTaken;
+    if (sel.nearDuplicateImage) cc.dropped['near-duplicate-image'] = sel.nearDuplicateImage;
+    if (sel.nearDuplicateText) cc.dropped['near-duplicate-text'] = sel.nearDuplicateText;
     const problem = checkBalance(c.name, cc);
     if (problem) problems.push(problem);
   }

@@ -64,7 +64,24 @@ export async function runIngest(
         const takeKey = keyHex(keyedHash64(ctx.spec.seed, `take:${component.name}`, s.id));
         const frame = encodeRecord({ ...s, component: component.name, dedupKey: outcome.dedupKey, takeKey });
         bytes += frame.length;
-        keys.push({ takeKey, dedupKey: outcome.dedupKey, bytes: frame.length, id: s.id });
+        const nd = outcome.nearDup;
+        keys.push({
+          takeKey,
+          dedupKey: outcome.dedupKey,
+          bytes: frame.length,
+          ...(nd
+            ? {
+                near: {
+                  images: nd.images,
+                  text: nd.text,
+                  textDigest: nd.textDigest,
+                  source: s.source,
+                  origin: s.origin,
+                },
+              }
+            : {}),
+          id: s.id,
+        });
         if (!partStream.write(frame)) await once(partStream, 'drain');
       }
     }
@@ -96,7 +113,7 @@ export async function runIngest(
 export const ingest = defineStage({
   name: 'ingest',
   fanOut: 'partitions',
-  parent: 'select',
+  parent: 'near-dedup',
   scratch: ['parts', 'quarantine'],
   outputs: async (ctx, n) => {
     const l = buildLayout(ctx.out);

@@ -13,6 +13,7 @@ import { buildLayout } from '../layout.ts';
 import { defineStage } from '../stage.ts';
 import { readJson, writeJson } from '../storage-json.ts';
 import type { PartSummary } from './ingest.ts';
+import type { NearDupReason, PartNearDups } from './near-dedup.ts';
 import type { BuildPlan } from './plan.ts';
 
 export interface PartSelection {
@@ -22,6 +23,9 @@ export interface PartSelection {
   kept: number;
   dedup: number;
   notTaken: number;
+  /** Rows near-dedup dropped (left out before exact dedup and take). */
+  nearDuplicateImage: number;
+  nearDuplicateText: number;
 }
 
 export interface Selection {
@@ -29,7 +33,15 @@ export interface Selection {
   totalEmitted: number;
   components: Record<
     string,
-    { candidates: number; kept: number; emitted: number; dedup: number; notTaken: number }
+    {
+      candidates: number;
+      kept: number;
+      emitted: number;
+      dedup: number;
+      notTaken: number;
+      nearDuplicateImage: number;
+      nearDuplicateText: number;
+    }
   >;
 }
 
@@ -55,6 +67,8 @@ const setBit = (bits: Uint8Array, i: number) => {
 /** What dedup leaves: a loser bit per row of each part, and per component its winners and their take-key histogram. */
 interface DedupResult {
   losers: Uint8Array[];
+  /** Per part, the rows near-dedup dropped, by reason (they are losers too). */
+  nearDups: Map<number, NearDupReason>[];
   components: { winners: number; hist: Uint32Array }[];
 }
 
@@ -93,6 +107,14 @@ async function dedupByContent(
   const buckets = Math.max(1, Math.ceil(totalRows / bucketRows));
   const losers = parts.map((p) => new Uint8Array(Math.ceil(p.rows / 8)));
   const components = ctx.spec.components.map(() => ({ winners: 0, hist: new Uint32Array(HIST_BINS) }));
+  // Near-duplicates are out before exact dedup: they neither win nor make another row lose.
+  const nearDups = await Promise.all(
+    parts.map(async (p) => {
+      const d = await readJson<PartNearDups>(buildLayout(ctx.out).nearDupPart(p.part));
+      for (const x of d.drops) setBit(losers[p.part], x.row);
+      return new Map(d.drops.map((x) => [x.row, x.reason]));
+    }),
+  );
 
   const spill = await mkdtemp(join(tmpdir(), 'mixforge-select-'));
   try {
@@ -109,6 +131,7 @@ async function dedupByContent(
       signal?.throwIfAborted();
       const ci = componentIndex.get(p.component) as number;
       for (const [row, k] of (await readKeys(ctx, p.part)).entries()) {
+        if (nearDups[p.part].has(row)) continue;
         const line = `${k.dedupKey}\t${ci}\t${k.takeKey}\t${p.part}\t${row}\t${k.id}\n`;
         pending[Number.parseInt(k.dedupKey.slice(0, 8), 16) % buckets].push(line);
         pendingBytes += line.length;
@@ -146,7 +169,7 @@ async function dedupByContent(
   } finally {
     await rm(spill, { recursive: true, force: true });
   }
-  return { losers, components };
+  return { losers, nearDups, components };
 }
 
 /**
@@ -207,6 +230,8 @@ async function writeKeepMasks(
       emitted: takes[ci].k * repeat,
       dedup: 0,
       notTaken: n - takes[ci].k,
+      nearDuplicateImage: 0,
+      nearDuplicateText: 0,
     };
   }
   let totalEmitted = 0;
@@ -219,8 +244,13 @@ async function writeKeepMasks(
     let kept = 0;
     let dropped = 0;
     let notTaken = 0;
+    let nearImage = 0;
+    let nearText = 0;
     for (const [row, k] of keys.entries()) {
-      if (isSet(dedup.losers[pi], row)) dropped++;
+      const near = dedup.nearDups[pi].get(row);
+      if (near === 'near-duplicate-image') nearImage++;
+      else if (near === 'near-duplicate-text') nearText++;
+      else if (isSet(dedup.losers[pi], row)) dropped++;
       else if (taken(ci, k)) {
         setBit(mask, row);
         kept++;
@@ -229,12 +259,16 @@ async function writeKeepMasks(
     }
     totalEmitted += kept * repeat;
     summary[p.component].dedup += dropped;
+    summary[p.component].nearDuplicateImage += nearImage;
+    summary[p.component].nearDuplicateText += nearText;
     const sel: PartSelection = {
       part: p.part,
       mask: mask.toString('base64'),
       kept,
       dedup: dropped,
       notTaken,
+      nearDuplicateImage: nearImage,
+      nearDuplicateText: nearText,
     };
     await writeJson(layout.partSelection(p.part), sel);
   }

@@ -5,10 +5,20 @@ import { addedBy, LAST_STAGE, LEVELS, SCRATCH_FOLDERS, STAGES, stageTotals } fro
 
 describe('pipelines/graph', () => {
   it('lists the stages in build order and groups them into levels headed by single-job stages', () => {
-    assert.deepEqual(STAGES, ['plan', 'ingest', 'select', 'shuffle', 'route', 'write', 'finalize']);
+    assert.deepEqual(STAGES, [
+      'plan',
+      'ingest',
+      'near-dedup',
+      'select',
+      'shuffle',
+      'route',
+      'write',
+      'finalize',
+    ]);
     assert.deepEqual(LEVELS, [
       { head: 'plan', children: [] },
-      { head: 'select', children: ['ingest'] },
+      { head: 'near-dedup', children: ['ingest'] },
+      { head: 'select', children: [] },
       { head: 'route', children: ['shuffle'] },
       { head: 'finalize', children: ['write'] },
     ]);
@@ -20,7 +30,8 @@ describe('pipelines/graph', () => {
     assert.deepEqual(adders, {
       plan: undefined,
       ingest: 'plan',
-      select: 'plan',
+      'near-dedup': 'plan',
+      select: 'near-dedup',
       shuffle: 'select',
       route: 'select',
       write: 'route',
@@ -34,6 +45,7 @@ describe('pipelines/graph', () => {
     assert.deepEqual(totals({}), {
       plan: 1,
       ingest: undefined,
+      'near-dedup': undefined,
       select: undefined,
       shuffle: undefined,
       route: undefined,
@@ -43,6 +55,7 @@ describe('pipelines/graph', () => {
     assert.deepEqual(totals({ partitions: 7 }), {
       plan: 1,
       ingest: 7,
+      'near-dedup': 1,
       select: 1,
       shuffle: undefined,
       route: undefined,
@@ -52,6 +65,7 @@ describe('pipelines/graph', () => {
     assert.deepEqual(totals({ partitions: 7, shards: 5 }), {
       plan: 1,
       ingest: 7,
+      'near-dedup': 1,
       select: 1,
       shuffle: 7,
       route: 1,
@@ -61,6 +75,13 @@ describe('pipelines/graph', () => {
   });
 
   it('cleans up exactly the scratch folders the stages declare', () => {
-    assert.deepEqual([...SCRATCH_FOLDERS].sort(), ['buckets', 'parts', 'quarantine', 'routes', 'select']);
+    assert.deepEqual([...SCRATCH_FOLDERS].sort(), [
+      'buckets',
+      'near-dup',
+      'parts',
+      'quarantine',
+      'routes',
+      'select',
+    ]);
   });
 });

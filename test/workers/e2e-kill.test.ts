@@ -58,7 +58,16 @@ describe('demo build on 3 worker processes with kill -9 (S3 + Redis on loopback)
     const done = events
       .filter((e) => e.type === 'stage-done')
       .map((e) => (e.type === 'stage-done' ? e.stage : ''));
-    assert.deepEqual(done, ['plan', 'ingest', 'select', 'shuffle', 'route', 'write', 'finalize']);
+    assert.deepEqual(done, [
+      'plan',
+      'ingest',
+      'near-dedup',
+      'select',
+      'shuffle',
+      'route',
+      'write',
+      'finalize',
+    ]);
     assert.equal(events.at(-1)?.type, 'build-done');
   });
 });

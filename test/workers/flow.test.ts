@@ -89,6 +89,7 @@ describe('BullMQ executor (counting build, in-process workers)', () => {
     assert.deepEqual(starts, [
       'plan:1',
       'ingest:3',
+      'near-dedup:1',
       'select:1',
       'shuffle:3',
       'route:1',
@@ -101,6 +102,7 @@ describe('BullMQ executor (counting build, in-process workers)', () => {
     assert.deepEqual(doneStages, [
       'plan:0',
       'ingest:120',
+      'near-dedup:0',
       'select:120',
       'shuffle:120',
       'route:0',
@@ -108,14 +110,23 @@ describe('BullMQ executor (counting build, in-process workers)', () => {
       'finalize:120',
     ]);
     const jobDone = events.filter((e) => e.type === 'job-done');
-    assert.equal(jobDone.length, 13);
+    assert.equal(jobDone.length, 14);
     // Every job ran exactly once.
-    assert.equal((await readCountingRuns(ctx.out)).length, 13);
+    assert.equal((await readCountingRuns(ctx.out)).length, 14);
     const status = await readBuildStatus(queues, ctx.buildId);
     assert.equal(status.state, 'done');
     assert.deepEqual(
       status.steps.map((s) => `${s.step}:${s.counts.completed}/${s.total}`),
-      ['plan:1/1', 'ingest:3/3', 'select:1/1', 'shuffle:3/3', 'route:1/1', 'write:3/3', 'finalize:1/1'],
+      [
+        'plan:1/1',
+        'ingest:3/3',
+        'near-dedup:1/1',
+        'select:1/1',
+        'shuffle:3/3',
+        'route:1/1',
+        'write:3/3',
+        'finalize:1/1',
+      ],
     );
     // Job ids are `<buildId>.<step>.<n>` (BullMQ rejects ':' in custom ids).
     const j = await queues.job(ctx.buildId, 'write', 2);
@@ -199,7 +210,7 @@ describe('BullMQ executor (counting build, in-process workers)', () => {
       assert.equal(ingest?.counts.completed, 2);
       assert.match(ingest?.failures[0]?.reason ?? '', /missing column/);
       assert.equal(
-        status.steps.find((s) => s.step === 'select')?.counts.failed,
+        status.steps.find((s) => s.step === 'near-dedup')?.counts.failed,
         1,
         'the parent fails with its child',
       );
@@ -208,7 +219,7 @@ describe('BullMQ executor (counting build, in-process workers)', () => {
       const retried = await retryFailed(queues, ctx.buildId);
       assert.deepEqual(
         retried.sort(),
-        [bullJobId(ctx.buildId, 'ingest', 2), bullJobId(ctx.buildId, 'select', 0)].sort(),
+        [bullJobId(ctx.buildId, 'ingest', 2), bullJobId(ctx.buildId, 'near-dedup', 0)].sort(),
       );
       await followBuild(queues, ctx.buildId, { pollMs: 20 });
     } finally {
@@ -290,7 +301,7 @@ describe('BullMQ executor (counting build, in-process workers)', () => {
       { steps: ['ingest'], concurrency: 3 },
     );
     const w0 = await worker(countingBuild(PARAMS), {
-      steps: ['plan', 'select', 'shuffle', 'route', 'write', 'finalize'],
+      steps: ['plan', 'near-dedup', 'select', 'shuffle', 'route', 'write', 'finalize'],
     });
     try {
       await submitBuild(queues, { buildId: ctx.buildId, out: ctx.out, retry: RETRY });

@@ -46,7 +46,7 @@ describe('Redis restart during a build (counting build, 2 worker processes)', ()
     assert.equal(status.state, 'done');
     assert.deepEqual(
       status.steps.map((s) => `${s.step}:${s.counts.completed}`),
-      ['plan:1', 'ingest:6', 'select:1', 'shuffle:6', 'route:1', 'write:5', 'finalize:1'],
+      ['plan:1', 'ingest:6', 'near-dedup:1', 'select:1', 'shuffle:6', 'route:1', 'write:5', 'finalize:1'],
     );
   });
 });

@@ -1,0 +1,284 @@
+// near-dedup: finds near-duplicate samples (spec `near_dedup`) from the keys files alone and decides which to drop:
+// MinHash bands give candidate pairs, each verified on estimated Jaccard and on per-image Hamming distance; clusters
+// keep their earliest-component, smallest-take-key sample. Writes per-part drop lists that select applies.
+// Memory: band keys are spilled to local bucket files and grouped one bucket at a time (as select does); what is
+// held at once is one bucket, the candidate pairs, and the key rows of the samples that have a candidate.
+import { appendFile, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createHash } from 'node:crypto';
+import { hamming64, hash64FromHex, textBandKeys } from '../../core/lsh.ts';
+import { estimatedJaccard } from '../../core/minhash.ts';
+import { NearDupClusters } from '../../core/near-dup-clusters.ts';
+import type { QuarantineRecord } from '../../core/quarantine.ts';
+import { storageFor } from '../../core/storage/index.ts';
+import type { NearDedupSpec } from '../../manifests/spec-schema.ts';
+import { signatureFromBase64 } from '../../transforms/near-dup-fields.ts';
+import type { BuildContext } from '../context.ts';
+import { type KeyRow, readKeysFile } from '../keys-file.ts';
+import { buildLayout } from '../layout.ts';
+import { defineStage } from '../stage.ts';
+import { readJson, writeJson } from '../storage-json.ts';
+import type { PartSummary } from './ingest.ts';
+import type { BuildPlan } from './plan.ts';
+
+export type NearDupReason = 'near-duplicate-image' | 'near-duplicate-text';
+
+/** The rows of one part that near-dedup drops (select leaves them out before exact dedup and take). */
+export interface PartNearDups {
+  part: number;
+  drops: { row: number; reason: NearDupReason }[];
+}
+
+export interface NearDupExample {
+  reason: NearDupReason;
+  dropped: { id: string; component: string };
+  kept: { id: string; component: string };
+  /** Largest Hamming distance between corresponding images (bits of 64); the estimated text Jaccard. */
+  distance: number;
+  jaccard: number;
+}
+
+export interface NearDupSummary {
+  enabled: boolean;
+  candidates: number;
+  components: Record<string, Record<NearDupReason, number>>;
+  /** A few dropped/kept pairs for the report, in keyed order. */
+  examples: NearDupExample[];
+}
+
+/** Band rows spilled per bucket file, at most (a bucket is grouped in memory). */
+const BUCKET_ROWS = 2_000_000;
+const SPILL_BYTES = 8 * 1024 * 1024;
+const EXAMPLES = 6;
+
+interface Row extends KeyRow {
+  ci: number;
+  part: number;
+  row: number;
+}
+
+/** The keep order: earliest component, then take key, then id. */
+function better(a: Row, b: Row): boolean {
+  if (a.ci !== b.ci) return a.ci < b.ci;
+  return a.takeKey < b.takeKey || (a.takeKey === b.takeKey && a.id < b.id);
+}
+
+/** Largest per-image distance of two samples, or undefined when their image counts differ. */
+function imageDistance(a: string[], b: string[]): number | undefined {
+  if (a.length !== b.length) return undefined;
+  let worst = 0;
+  for (let i = 0; i < a.length; i++) {
+    const x = hash64FromHex(a[i]);
+    const y = hash64FromHex(b[i]);
+    worst = Math.max(worst, hamming64(x.hi, x.lo, y.hi, y.lo));
+  }
+  return worst;
+}
+
+export async function runNearDedup(ctx: BuildContext, signal?: AbortSignal): Promise<NearDupSummary> {
+  const layout = buildLayout(ctx.out);
+  const plan = await readJson<BuildPlan>(layout.plan);
+  const parts: PartSummary[] = [];
+  for (let n = 0; n < plan.partitions.length; n++)
+    parts.push(await readJson<PartSummary>(layout.partSummary(n)));
+  const nd = ctx.spec.near_dedup;
+  const summary: NearDupSummary = { enabled: nd !== undefined, candidates: 0, components: {}, examples: [] };
+  const drops = parts.map((p): PartNearDups => ({ part: p.part, drops: [] }));
+  const quarantine: string[] = [];
+  if (nd) {
+    const result = await findNearDups(ctx, nd, parts, signal);
+    summary.candidates = result.candidates;
+    for (const c of ctx.spec.components)
+      summary.components[c.name] = { 'near-duplicate-image': 0, 'near-duplicate-text': 0 };
+    for (const d of result.dropped) {
+      drops[d.row.part].drops.push({ row: d.row.row, reason: d.reason });
+      const component = ctx.spec.components[d.row.ci].name;
+      summary.components[component][d.reason]++;
+      const record: QuarantineRecord & { component: string } = {
+        origin: d.row.near?.origin ?? '',
+        source: d.row.near?.source ?? '',
+        stage: 'build',
+        reason: d.reason,
+        message: `near-duplicate of ${d.kept.id} (${ctx.spec.components[d.kept.ci].name}): image distance ${d.distance}, text Jaccard ≈ ${d.jaccard.toFixed(2)}`,
+        id: d.row.id,
+        component,
+      };
+      quarantine.push(`${JSON.stringify(record)}\n`);
+      summary.examples.push({
+        reason: d.reason,
+        dropped: { id: d.row.id, component },
+        kept: { id: d.kept.id, component: ctx.spec.components[d.kept.ci].name },
+        distance: d.distance,
+        jaccard: Number(d.jaccard.toFixed(3)),
+      });
+    }
+    // A few examples, chosen by a keyed hash of the dropped id (stable, spread over components and reasons).
+    const rank = (e: NearDupExample) =>
+      createHash('sha256').update(`${ctx.spec.seed}\u0000${e.dropped.id}`).digest('hex');
+    summary.examples = summary.examples
+      .map((e) => ({ e, r: rank(e) }))
+      .sort((a, b) => (a.r < b.r ? -1 : a.r > b.r ? 1 : 0))
+      .slice(0, EXAMPLES)
+      .map((x) => x.e);
+  }
+  for (const d of drops) {
+    d.drops.sort((a, b) => a.row - b.row);
+    await writeJson(layout.nearDupPart(d.part), d);
+  }
+  await storageFor(ctx.out).writeAtomic(layout.nearDupQuarantine, quarantine.join(''));
+  await writeJson(layout.nearDup, summary);
+  return summary;
+}
+
+interface Dropped {
+  row: Row;
+  kept: Row;
+  reason: NearDupReason;
+  distance: number;
+  jaccard: number;
+}
+
+async function findNearDups(
+  ctx: BuildContext,
+  nd: NearDedupSpec,
+  parts: PartSummary[],
+  signal?: AbortSignal,
+): Promise<{ dropped: Dropped[]; candidates: number }> {
+  const componentIndex = new Map(ctx.spec.components.map((c, i) => [c.name, i]));
+  const offsets: number[] = [];
+  let total = 0;
+  for (const p of parts) {
+    offsets.push(total);
+    total += p.rows;
+  }
+  const readPart = (n: number) => readKeysFile(buildLayout(ctx.out).partKeys(n));
+  const buckets = Math.max(1, Math.ceil((total * nd.text.bands) / BUCKET_ROWS));
+  const pairs = new Set<number>();
+  const spill = await mkdtemp(join(tmpdir(), 'mixforge-near-dedup-'));
+  try {
+    // Pass 1: every band key of every sample to the bucket file of that key.
+    const pending: string[][] = Array.from({ length: buckets }, () => []);
+    let pendingBytes = 0;
+    const flush = async () => {
+      for (const [b, lines] of pending.entries()) {
+        if (lines.length) await appendFile(join(spill, String(b)), lines.join(''));
+        pending[b] = [];
+      }
+      pendingBytes = 0;
+    };
+    for (const [pi, p] of parts.entries()) {
+      signal?.throwIfAborted();
+      const ci = componentIndex.get(p.component) as number;
+      for (const [row, k] of (await readPart(p.part)).entries()) {
+        if (!k.near) throw new Error(`near-dedup: part ${p.part} row ${row} has no near-duplicate fields`);
+        const scope = nd.scope === 'within' ? `${ci}/` : '';
+        for (const band of textBandKeys(signatureFromBase64(k.near.text), nd.text.bands)) {
+          const key = scope + band;
+          const line = `${key}\t${offsets[pi] + row}\n`;
+          pending[
+            Number.parseInt(createHash('md5').update(key).digest('hex').slice(0, 8), 16) % buckets
+          ].push(line);
+          pendingBytes += line.length;
+        }
+        if (pendingBytes > SPILL_BYTES) await flush();
+      }
+    }
+    await flush();
+    // Pass 2: per bucket, every pair of samples that share a band key is a candidate.
+    for (let b = 0; b < buckets; b++) {
+      signal?.throwIfAborted();
+      const text = await readFile(join(spill, String(b)), 'utf8').catch(() => '');
+      const groups = new Map<string, number[]>();
+      for (const line of text.split('\n')) {
+        if (!line) continue;
+        const tab = line.lastIndexOf('\t');
+        const key = line.slice(0, tab);
+        const g = Number(line.slice(tab + 1));
+        const members = groups.get(key);
+        if (members) members.push(g);
+        else groups.set(key, [g]);
+      }
+      for (const members of groups.values())
+        for (let x = 0; x < members.length; x++)
+          for (let y = x + 1; y < members.length; y++) {
+            const [i, j] = members[x] < members[y] ? [members[x], members[y]] : [members[y], members[x]];
+            pairs.add(i * total + j);
+          }
+    }
+  } finally {
+    await rm(spill, { recursive: true, force: true });
+  }
+
+  // Pass 3: the key rows of the samples with a candidate; verify each pair; union the near-duplicates.
+  const wanted = new Set<number>();
+  for (const p of pairs) {
+    wanted.add(Math.floor(p / total));
+    wanted.add(p % total);
+  }
+  const rows = new Map<number, Row>();
+  for (const [pi, p] of parts.entries()) {
+    if (p.rows === 0) continue;
+    const ci = componentIndex.get(p.component) as number;
+    const keys = await readPart(p.part);
+    for (const [row, k] of keys.entries())
+      if (wanted.has(offsets[pi] + row)) rows.set(offsets[pi] + row, { ...k, ci, part: p.part, row });
+  }
+  const members = [...rows.keys()].sort((a, b) => a - b);
+  const slot = new Map(members.map((g, i) => [g, i]));
+  const clusters = new NearDupClusters(members.length, (a, b) =>
+    better(rows.get(members[a]) as Row, rows.get(members[b]) as Row),
+  );
+  for (const p of [...pairs].sort((a, b) => a - b)) {
+    const a = rows.get(Math.floor(p / total)) as Row;
+    const b = rows.get(p % total) as Row;
+    const na = a.near as NonNullable<Row['near']>;
+    const nb = b.near as NonNullable<Row['near']>;
+    const distance = imageDistance(na.images, nb.images);
+    if (distance === undefined || distance > nd.images.max_distance) continue;
+    if (estimatedJaccard(signatureFromBase64(na.text), signatureFromBase64(nb.text)) < nd.text.threshold)
+      continue;
+    clusters.union(slot.get(Math.floor(p / total)) as number, slot.get(p % total) as number);
+  }
+  const dropped: Dropped[] = [];
+  for (const [i, g] of members.entries()) {
+    const keptSlot = clusters.keptFor(i);
+    if (keptSlot === i) continue;
+    const row = rows.get(g) as Row;
+    const kept = rows.get(members[keptSlot]) as Row;
+    // Exact duplicates of the kept sample are exact dedup's to drop (counted as `dedup`).
+    if (row.dedupKey === kept.dedupKey) continue;
+    const nr = row.near as NonNullable<Row['near']>;
+    const nk = kept.near as NonNullable<Row['near']>;
+    // An image near-duplicate: the very same text, only the images differ; else the text differs.
+    const distance = imageDistance(nr.images, nk.images) ?? -1;
+    dropped.push({
+      row,
+      kept,
+      reason: nr.textDigest === nk.textDigest ? 'near-duplicate-image' : 'near-duplicate-text',
+      distance,
+      jaccard: estimatedJaccard(signatureFromBase64(nr.text), signatureFromBase64(nk.text)),
+    });
+  }
+  return { dropped, candidates: pairs.size };
+}
+
+export const nearDedup = defineStage({
+  name: 'near-dedup',
+  fanOut: 'one',
+  scratch: ['near-dup'],
+  outputs: async (ctx) => {
+    const l = buildLayout(ctx.out);
+    const plan = await readJson<BuildPlan>(l.plan);
+    return [l.nearDup, l.nearDupQuarantine, ...plan.partitions.map((_, i) => l.nearDupPart(i))];
+  },
+  run: (ctx, _n, signal) => runNearDedup(ctx, signal),
+  summary: (s) => ({
+    enabled: s.enabled,
+    candidates: s.candidates,
+    dropped: Object.values(s.components).reduce(
+      (a, c) => a + c['near-duplicate-image'] + c['near-duplicate-text'],
+      0,
+    ),
+  }),
+});
