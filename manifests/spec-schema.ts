@@ -60,7 +60,7 @@ const OutputSchema = z.strictObject({
 const NearDedupSchema = z.strictObject({
   images: z
     .strictObject({
-      max_distance: z.int().min(0, 'expected 0..32 bits').max(32, 'expected 0..32 bits').default(10),
+      max_distance: z.int().min(0, 'expected 0..32 bits').max(32, 'expected 0..32 bits').default(8),
     })
     .prefault({}),
   text: z
