@@ -28,6 +28,12 @@ export interface ProcessorSettings {
   handingBack: () => boolean;
   /** How long handing a job back may wait for Redis; past it the job is left to expire (its lock is not renewed). */
   handBackTimeoutMs?: number;
+  /**
+   * Fault injection for the kill tests: hold a job whose work is committed (and, for a head, whose next level is
+   * added) this long before BullMQ records it completed. The window exists anyway, for milliseconds; widened, a kill
+   * aimed at the job's `done` log line lands in it every time. 0 (no hold) outside tests.
+   */
+  holdAfterDoneMs?: number;
   log: (line: string) => void;
 }
 
@@ -234,6 +240,7 @@ export function makeProcessor(s: ProcessorSettings) {
         signal,
       );
       s.log(`${what}: ${result.ran ? 'done' : 'already done'} in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+      if (s.holdAfterDoneMs) await new Promise((r) => setTimeout(r, s.holdAfterDoneMs));
       return result;
     } catch (err) {
       if (err instanceof HandBack) {

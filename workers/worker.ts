@@ -26,6 +26,8 @@ export interface WorkerSettings {
   jobTimeoutMs: number;
   cancelPollMs: number;
   name: string;
+  /** Fault injection for kill tests only (see ProcessorSettings.holdAfterDoneMs). */
+  holdAfterDoneMs?: number;
   /** The jobs to run; the pipeline's by default. */
   jobs?: BuildJobs;
   log: (line: string) => void;
@@ -95,6 +97,7 @@ export async function startBuildWorker(settings: WorkerSettings): Promise<BuildW
     cancelPollMs: settings.cancelPollMs,
     handingBack: () => handingBack,
     handBackTimeoutMs: Math.min(redisTimeoutMs, 5000),
+    holdAfterDoneMs: settings.holdAfterDoneMs,
     log: (line) => settings.log(`[${settings.name}] ${line}`),
   });
   // Jobs running in this process, tracked here rather than asked of BullMQ: a stopping worker must know when its

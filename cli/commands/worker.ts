@@ -117,6 +117,8 @@ export function registerWorker(program: Command): void {
           ...DEFAULT_WORKER_SETTINGS,
           redis: url,
           redisTimeoutMs: timeoutMs,
+          // Fault injection for the kill tests (test/workers/kill-points.test.ts); unset in production.
+          holdAfterDoneMs: Number(process.env.MIXFORGE_TEST_HOLD_AFTER_DONE_MS ?? 0) || undefined,
           concurrency: flags.concurrency,
           steps: steps as (typeof STEPS)[number][],
           lockDurationMs: flags.lockDuration,

@@ -2,6 +2,8 @@
 // launcher (bin/mixforge.js) re-runs itself as, and it is killed when its own log shows a job boundary (a job just
 // started, or its work is committed but not yet recorded as completed in Redis). After every build, each file the
 // build published must be byte-identical to the in-process build of the same spec, and no temp file may be left.
+// One plan uses a long lock so that a head killed after adding the next level is rerun after finalize (the race at
+// finalize of docs/workers.md): the rerun must be a skip, and the build must end well.
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -32,7 +34,18 @@ interface KillPoint {
  * completion in Redis (done) — for a head that is after it added the next level, the window where a late rerun
  * meets a build that went on without it.
  */
-const PLANS: { seed: number; kills: KillPoint[] }[] = [
+interface Plan {
+  seed: number;
+  kills: KillPoint[];
+  /** The workers' lock duration (how long a killed worker's job waits before it is rerun); default 1000 ms. */
+  lockMs?: number;
+  /** The killed head job must come back only after finalize: the late rerun of docs/workers.md (kill -9, 1). */
+  lateRerunOf?: string;
+  /** `--queues` of the two workers (default: all steps each). */
+  queues?: [string, string];
+}
+
+const PLANS: Plan[] = [
   {
     seed: 11,
     kills: [
@@ -57,6 +70,15 @@ const PLANS: { seed: number; kills: KillPoint[] }[] = [
       { step: 'write', n: 1, at: 'start' },
     ],
   },
+  {
+    // A long lock: the killed route (its finalize level already added) is rerun after the build finished.
+    seed: 14,
+    kills: [{ step: 'route', n: 0, at: 'done' }],
+    lockMs: 8000,
+    lateRerunOf: 'route 0',
+    // The heads on one worker, the rest on the other: the killed route's worker holds no write that finalize awaits.
+    queues: ['plan,select,route', 'ingest,shuffle,write,finalize'],
+  },
 ];
 
 /**
@@ -71,6 +93,7 @@ const PUBLISHES: Record<string, (n: number) => string> = {
 
 interface Worker {
   name: string;
+  queues: string | undefined;
   launcher: ChildProcess;
   log: string;
   exited: Promise<void>;
@@ -114,8 +137,12 @@ describe('kill -9 of the real worker process at job boundaries, over seeds (loca
   let onLine: (w: Worker, line: string) => void = () => undefined;
 
   /** The launcher with an untuned environment, so it re-runs itself: the worker proper is its child. */
-  const startWorker = (url: string): Worker => {
-    const env = { ...process.env };
+  let lockMs = 1000;
+  let fleetQueues: [string, string] | undefined;
+  const startWorker = (url: string, queues?: string): Worker => {
+    // A job's `done` line comes a few ms before BullMQ records it completed: held 300 ms there, a kill aimed at
+    // that line lands in the window every time (workers/processor.ts holdAfterDoneMs).
+    const env: NodeJS.ProcessEnv = { ...process.env, MIXFORGE_TEST_HOLD_AFTER_DONE_MS: '300' };
     delete env.GLIBC_TUNABLES;
     const name = `w${spawned++}`;
     const launcher = spawn(
@@ -129,16 +156,18 @@ describe('kill -9 of the real worker process at job boundaries, over seeds (loca
         '--name',
         name,
         '--lock-duration',
-        '1000',
+        String(lockMs),
         '--stalled-interval',
         '250',
         '--max-stalled',
         '20',
+        ...(queues ? ['--queues', queues] : []),
       ],
       { env, stdio: ['ignore', 'pipe', 'pipe'] },
     );
     const w: Worker = {
       name,
+      queues,
       launcher,
       log: '',
       exited: new Promise((r) => launcher.once('exit', () => r())),
@@ -183,9 +212,12 @@ describe('kill -9 of the real worker process at job boundaries, over seeds (loca
 
       const pending = [...plan.kills];
       const killed: string[] = [];
+      /** Job boundaries of this build in the order the workers logged them: `<step> <n> <started|done|already done>`. */
+      const seen: string[] = [];
       onLine = (w: Worker, line: string) => {
         const m = new RegExp(`\\] (\\w+) (\\d+) of ${ctx.buildId}: (started|done|already done)`).exec(line);
         if (!m) return;
+        seen.push(`${m[1]} ${m[2]} ${m[3]}`);
         const at = m[3] === 'started' ? 'start' : 'done';
         const i = pending.findIndex((k) => k.step === m[1] && k.n === Number(m[2]) && k.at === at);
         if (i < 0) return;
@@ -201,10 +233,20 @@ describe('kill -9 of the real worker process at job boundaries, over seeds (loca
           writeFileSync(`${file}.tmp-${pid}-0`, 'PAR1 half a shard');
         }
         // The launcher dies of its child's signal; a replacement keeps two workers in the fleet.
-        workers.push(startWorker(url));
+        workers.push(startWorker(url, w.queues));
       };
-      while (workers.filter((w) => w.launcher.exitCode === null && w.launcher.signalCode === null).length < 2)
-        workers.push(startWorker(url));
+      const alive = () =>
+        workers.filter((w) => w.launcher.exitCode === null && w.launcher.signalCode === null);
+      if ((plan.lockMs ?? 1000) !== lockMs || plan.queues !== fleetQueues) {
+        // Idle between builds: the fleet is replaced by one with this plan's lock duration.
+        const old = alive();
+        for (const w of old) w.launcher.kill('SIGKILL');
+        await Promise.all(old.map((w) => w.exited));
+        lockMs = plan.lockMs ?? 1000;
+        fleetQueues = plan.queues;
+      }
+      for (const q of fleetQueues ?? [undefined, undefined])
+        if (alive().length < 2) workers.push(startWorker(url, q));
       await Promise.all(
         workers.map(
           (w) =>
@@ -230,6 +272,14 @@ describe('kill -9 of the real worker process at job boundaries, over seeds (loca
       );
       assert.ok(manifest, 'the followed build returns its manifest');
       assert.deepEqual(pending, [], `kill points never reached (seed ${plan.seed})`);
+      if (plan.lateRerunOf) {
+        const finalized = seen.indexOf('finalize 0 done');
+        const rerun = seen.indexOf(`${plan.lateRerunOf} already done`);
+        assert.ok(
+          finalized >= 0 && rerun > finalized,
+          `expected ${plan.lateRerunOf} rerun after finalize: ${seen.join(', ')}`,
+        );
+      }
 
       const [mine, theirs] = await Promise.all([published(ctx.out), published(ref.out)]);
       assert.ok(
