@@ -50,9 +50,25 @@ export class LmOps {
    * [1]; with no target at all, 0 (and zero gradients).
    */
   crossEntropy(h: Tensor, head: Tensor, targets: Int32Array, headTransposed = false): Tensor {
-    return ops.lmHeadCrossEntropy(h, head, targets, {
-      ignoreIndex: IGNORE_INDEX,
-      weightTransposed: headTransposed,
-    });
+    // Only labelled tokens reach the vocabulary-wide GEMMs (system and user turns, image tokens and padding are
+    // most of a batch): their hidden rows are gathered first, which the gather's gradient scatters back.
+    const rows: number[] = [];
+    for (const [t, id] of targets.entries()) if (id !== IGNORE_INDEX) rows.push(t);
+    if (rows.length === 0 || rows.length === targets.length) {
+      return ops.lmHeadCrossEntropy(h, head, targets, {
+        ignoreIndex: IGNORE_INDEX,
+        weightTransposed: headTransposed,
+      });
+    }
+    const labelled = ops.embedding(h, Int32Array.from(rows));
+    return ops.lmHeadCrossEntropy(
+      labelled,
+      head,
+      Int32Array.from(rows, (t) => targets[t] as number),
+      {
+        ignoreIndex: IGNORE_INDEX,
+        weightTransposed: headTransposed,
+      },
+    );
   }
 }

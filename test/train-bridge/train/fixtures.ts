@@ -45,32 +45,38 @@ export async function trainPairsMixture(): Promise<string> {
 }
 
 const TRIPLETS_SPEC = `
-name: recap-triplets-16
-description: 16 Stage-1.5 triplets (question, image, dense caption) from the demo ReCap data, for the overfit test
+name: demo-triplets-16
+description: 16 Stage-1.5 triplets (question, image, caption) from the demo's single-answer Cambrian images, for the overfit test
 seed: 3
 output:
   shard_rows: 16
 components:
-  - name: recap
+  - name: cambrian
     source:
-      format: llava-recap
-      uris: ["\${MIXFORGE_DEMO_DATA}/recap-cc3m/data/*.parquet"]
+      format: cambrian
+      uris: ["\${MIXFORGE_DEMO_DATA}/cambrian/*.jsonl"]
+      image_root: "\${MIXFORGE_DEMO_DATA}/cambrian"
+    filters:
+      image_only: true
     transform: triplet
     take:
       count: 16
 `;
 
-/** 16 ReCap triplets built from the demo data by the real pipeline (built once per demo-data version). */
-export async function recapTripletsMixture(): Promise<string> {
+/**
+ * 16 triplets built by the real pipeline from the demo's Cambrian images (short captions "Answer <i>.": the
+ * overfit test's vocabulary-wide cross-entropy stays affordable on lavapipe), built once per demo-data version.
+ */
+export async function demoTripletsMixture(): Promise<string> {
   const data = await demoDataDir();
-  const out = resolve('.cache', `recap-triplets-16-${data.split('-').at(-1)}`);
+  const out = resolve('.cache', `demo-triplets-16-${data.split('-').at(-1)}`);
   const manifest = join(out, 'manifest.json');
   if (existsSync(manifest)) return manifest;
   const tmp = `${out}.tmp-${process.pid}`;
   await rm(tmp, { recursive: true, force: true });
   await mkdir(tmp, { recursive: true });
   const spec = parseSpec(TRIPLETS_SPEC, {
-    file: 'recap-triplets-16.yaml',
+    file: 'demo-triplets-16.yaml',
     env: { MIXFORGE_DEMO_DATA: data },
   });
   await runBuildInProcess(makeBuildContext(spec, tmp));

@@ -1,7 +1,8 @@
-// fastvlm-tiny memorises 16 Stage-1.5 triplets built from the demo data: the next-token loss falls below 0.2× its
-// start, and `mixforge caption` (greedy, KV cache) answers each training question with its caption, token for token,
-// for at least 12 of the 16. Slow on lavapipe (every step's cross-entropy spans Qwen2's 151,936-token vocabulary,
-// about 40 GFLOP per update): runs only with MIXFORGE_SLOW_TESTS=1 (see docs/training.md for the recorded result).
+// fastvlm-tiny memorises 16 Stage-1.5 triplets built from the demo data (question, image, "Answer <i>."): the
+// next-token loss falls below 0.2× its start, and the captioner (greedy, KV cache) answers each training question
+// with its caption, token for token, for at least 12 of the 16; `mixforge caption` gives the library's answer.
+// Slow on lavapipe (each update's cross-entropy spans Qwen2's 151,936-token vocabulary, ~8 s per update of 16
+// samples here): runs only with MIXFORGE_SLOW_TESTS=1; docs/training.md records the result.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -15,7 +16,7 @@ import { Captioner } from '../../../train-bridge/train/caption.ts';
 import { latestCheckpoint } from '../../../train-bridge/train/checkpoint.ts';
 import { LmTrainer } from '../../../train-bridge/train/lm-loop.ts';
 import { resolveRunConfig } from '../../../train-bridge/train/presets.ts';
-import { recapTripletsMixture } from './fixtures.ts';
+import { demoTripletsMixture } from './fixtures.ts';
 
 const slow = process.env.MIXFORGE_SLOW_TESTS === '1';
 const STEPS = Number(process.env.MIXFORGE_OVERFIT_STEPS ?? 150);
@@ -35,7 +36,7 @@ after(async () => {
 test('fastvlm-tiny overfits 16 triplets and captions them back', {
   skip: slow ? false : 'set MIXFORGE_SLOW_TESTS=1 (about 30 min on lavapipe)',
 }, async () => {
-  const manifest = await recapTripletsMixture();
+  const manifest = await demoTripletsMixture();
   const config = resolveRunConfig(
     'fastvlm-tiny',
     'stage2',
