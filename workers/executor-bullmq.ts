@@ -8,7 +8,7 @@ import type { BuildEventSink } from '../pipelines/events.ts';
 import { addedBy, levelOf, type Stage } from '../pipelines/graph.ts';
 import { submitBuild } from './control.ts';
 import { DEFAULT_RETRY, type RetryPolicy, readBuildRecord, STEPS, type Step } from './queues.ts';
-import { openRedis, redactRedisUrl } from './redis-client.ts';
+import { DEFAULT_REDIS_TIMEOUT_MS, openRedis, redactRedisUrl, reportRedisOutages } from './redis-client.ts';
 import { BuildQueues, type JobSnapshot, stepTotals } from './status.ts';
 
 export interface QueueBuildOptions {
@@ -180,7 +180,17 @@ export async function runBuildOnQueue(
       await submitBuild(queues, { buildId: ctx.buildId, out: ctx.out, retry: opts.retry ?? DEFAULT_RETRY });
       opts.onSubmitted?.(ctx.buildId);
       if (opts.detach) return false;
-      await followBuild(queues, ctx.buildId, { onEvent: emit, pollMs: opts.pollMs });
+      const stopReporting = reportRedisOutages(
+        redis,
+        opts.redis,
+        opts.redisTimeoutMs ?? DEFAULT_REDIS_TIMEOUT_MS,
+        (message) => emit({ type: 'warning', message: `${message}; Ctrl-C stops following, not the build` }),
+      );
+      try {
+        await followBuild(queues, ctx.buildId, { onEvent: emit, pollMs: opts.pollMs });
+      } finally {
+        stopReporting();
+      }
       return true;
     } catch (err) {
       if (err instanceof MixforgeError) throw err;

@@ -113,3 +113,39 @@ export async function openRedis(url: string, opts: RedisConnectOptions = {}): Pr
   }
   return client;
 }
+
+/**
+ * Says when a connected client has lost Redis for `timeoutMs` (once per outage), and when Redis is back. For the
+ * long-lived commands that wait through a Redis restart: waiting is right, waiting silently is not. Returns a remover.
+ */
+export function reportRedisOutages(
+  client: Redis,
+  url: string,
+  timeoutMs: number,
+  say: (message: string) => void,
+): () => void {
+  let timer: NodeJS.Timeout | undefined;
+  let reported = false;
+  const onLost = () => {
+    if (timer || reported) return;
+    timer = setTimeout(() => {
+      reported = true;
+      say(
+        `Redis at ${redactRedisUrl(url)} does not answer for ${timeoutMs / 1000} s; waiting for it to come back`,
+      );
+    }, timeoutMs);
+  };
+  const onReady = () => {
+    clearTimeout(timer);
+    timer = undefined;
+    if (reported) say(`Redis at ${redactRedisUrl(url)} answers again`);
+    reported = false;
+  };
+  client.on('close', onLost);
+  client.on('ready', onReady);
+  return () => {
+    clearTimeout(timer);
+    client.off('close', onLost);
+    client.off('ready', onReady);
+  };
+}

@@ -200,3 +200,62 @@ describe('fleet commands say what is going on (private Redis, no worker)', () =>
     );
   });
 });
+
+describe('an attached build whose Redis goes away', () => {
+  it('says so after --redis-timeout instead of waiting silently', async () => {
+    const [redis, data, tmp] = await Promise.all([
+      startRedis(),
+      demoDataDir(),
+      mkdtemp(join(tmpdir(), 'mixforge-fleet-cli-')),
+    ]);
+    const p = spawn(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        CLI,
+        'build',
+        shippedSpecPath('demo'),
+        '--out',
+        join(tmp, 'out'),
+        '--redis',
+        redis.url,
+        '--redis-timeout',
+        '1',
+      ],
+      { env: { ...process.env, MIXFORGE_DEMO_DATA: data }, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let stderr = '';
+    const waiters: (() => void)[] = [];
+    p.stderr.on('data', (d: Buffer) => {
+      stderr += d.toString('utf8');
+      for (const w of waiters) w();
+    });
+    const exited = new Promise<number | null>((r) => p.once('exit', (code) => r(code)));
+    const seen = (re: RegExp) =>
+      Promise.race([
+        new Promise<void>((resolve) => {
+          const check = () => {
+            if (re.test(stderr)) resolve();
+          };
+          waiters.push(check);
+          check();
+        }),
+        exited.then(() => {
+          throw new Error(`exited before ${re}:\n${stderr}`);
+        }),
+      ]);
+    try {
+      await seen(/submitted to the fleet/);
+      await redis.stop();
+      await seen(/Redis at redis:\/\/127\.0\.0\.1:\d+ does not answer for 1 s; waiting for it to come back/);
+      p.kill('SIGINT');
+      assert.equal(await exited, 130);
+      assert.match(stderr, /goes on in the fleet/);
+    } finally {
+      p.kill('SIGKILL');
+      await redis.stop();
+      await rm(tmp, { recursive: true, force: true });
+    }
+  });
+});
