@@ -82,6 +82,18 @@ const NearDedupSchema = z.strictObject({
 });
 export type NearDedupSpec = z.output<typeof NearDedupSchema>;
 
+/**
+ * An evaluation set to decontaminate against (docs/specs.md): read by the source readers; a training sample is
+ * contaminated when an image is within `max_distance` bits of an evaluation image, or its question shares an
+ * `ngram`-word n-gram with an evaluation question.
+ */
+const EvalSetSchema = SourceSchema.extend({
+  name: z.string().regex(/^[a-z0-9_.-]+$/, 'expected a name of lowercase letters, digits, ., _ and -'),
+  ngram: z.int().min(1, 'expected at least 1 word').default(13),
+  max_distance: z.int().min(0, 'expected 0..32 bits').max(32, 'expected 0..32 bits').default(8),
+});
+export type EvalSetSpec = z.output<typeof EvalSetSchema>;
+
 export const MixtureSpecSchema = z.strictObject({
   name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'expected a name of letters, digits, ., _ and -'),
   description: z.string().optional(),
@@ -90,6 +102,21 @@ export const MixtureSpecSchema = z.strictObject({
   images: ImageOptionsSchema.prefault({}),
   // Optional and without a default: specs that do not use it keep their hash.
   near_dedup: NearDedupSchema.optional(),
+  decontaminate: z
+    .array(EvalSetSchema)
+    .superRefine((sets, ctx) => {
+      const seen = new Set<string>();
+      sets.forEach((s, i) => {
+        if (seen.has(s.name))
+          ctx.addIssue({
+            code: 'custom',
+            path: [i, 'name'],
+            message: `duplicate evaluation set name '${s.name}'`,
+          });
+        seen.add(s.name);
+      });
+    })
+    .optional(),
   components: z
     .array(ComponentSchema)
     .min(1, 'expected at least one component')

@@ -2,6 +2,7 @@
 // Both executors, the BullMQ queues, `status` and cleanup read this list; everything else here is derived from it.
 
 import type { BuildContext } from './context.ts';
+import { contaminationIndex } from './jobs/contamination-index.ts';
 import { finalize } from './jobs/finalize.ts';
 import { ingest } from './jobs/ingest.ts';
 import { nearDedup } from './jobs/near-dedup.ts';
@@ -12,7 +13,17 @@ import { shuffle } from './jobs/shuffle.ts';
 import { write } from './jobs/write.ts';
 import type { Count, StageDef } from './stage.ts';
 
-export const GRAPH = [plan, ingest, nearDedup, select, shuffle, route, write, finalize] as const;
+export const GRAPH = [
+  plan,
+  contaminationIndex,
+  ingest,
+  nearDedup,
+  select,
+  shuffle,
+  route,
+  write,
+  finalize,
+] as const;
 
 export type Stage = (typeof GRAPH)[number]['name'];
 type Names<T extends readonly { name: string }[]> = { readonly [K in keyof T]: T[K]['name'] };

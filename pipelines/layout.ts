@@ -10,6 +10,7 @@ export function buildLayout(out: string) {
     plan: joinUri(b, 'plan.json'),
     select: joinUri(b, 'select.json'),
     nearDup: joinUri(b, 'near-dup.json'),
+    contamination: joinUri(b, 'contamination.json'),
     nearDupPart: (n: number) => joinUri(b, 'near-dup', `part-${pad(n)}.json`),
     nearDupQuarantine: joinUri(b, 'near-dup', 'quarantine.jsonl'),
     log: joinUri(b, 'log.jsonl'),

@@ -34,7 +34,14 @@ export async function makeRecordProcessor(
   const nearDup = nd ? { ngram: nd.text.ngram, of: nd.text.of, seed: spec.seed } : undefined;
   return {
     window: images.size * 4,
-    run: (raw) => processRecord(raw, { component: component.name, options, images, nearDup }),
+    run: (raw) =>
+      processRecord(raw, {
+        component: component.name,
+        options,
+        images,
+        nearDup,
+        hashImages: (spec.decontaminate?.length ?? 0) > 0,
+      }),
     // The pool outlives one partition; shutdownRecordProcessing() ends it when the executor is done.
     close: async () => undefined,
   };

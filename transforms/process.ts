@@ -20,6 +20,8 @@ export interface ProcessContext {
   images: ImageNormaliser;
   /** Set when the spec asks for near-duplicate removal: the kept outcome then carries its hashes. */
   nearDup?: NearDupOptions;
+  /** Compute each image's perceptual hash (near_dedup, decontaminate): kept outcomes carry `imageHashes`. */
+  hashImages?: boolean;
 }
 
 export type ProcessOutcome =
@@ -32,6 +34,8 @@ export type ProcessOutcome =
       imageDigests: string[];
       /** Per image, why it was re-encoded (empty: original bytes kept). */
       imageChanges: ImageChange[][];
+      /** Perceptual hash (hex) per image, when ctx.hashImages or ctx.nearDup is set. */
+      imageHashes?: string[];
       /** Perceptual hashes and text signature, when ctx.nearDup is set. */
       nearDup?: NearDupFields;
     }
@@ -66,7 +70,7 @@ export async function processRecord(raw: RawRecord, ctx: ProcessContext): Promis
     record.images.map((im) =>
       ctx.images.normalise(
         im.bytes,
-        ctx.nearDup ? { ...options.images, perceptualHash: true } : options.images,
+        ctx.nearDup || ctx.hashImages ? { ...options.images, perceptualHash: true } : options.images,
       ),
     ),
   );
@@ -114,6 +118,7 @@ export async function processRecord(raw: RawRecord, ctx: ProcessContext): Promis
     imageDigests,
     imageChanges,
     // Like the dedup key, the source's text (not the triplet rewrite, whose question depends on the id).
+    ...(ctx.nearDup || ctx.hashImages ? { imageHashes: hashes.map((h) => h ?? '') } : {}),
     ...(ctx.nearDup ? { nearDup: nearDupFields(hashes, sourceText, ctx.nearDup) } : {}),
   };
 }

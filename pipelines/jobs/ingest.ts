@@ -14,6 +14,7 @@ import { buildLayout } from '../layout.ts';
 import { encodeRecord } from '../records-file.ts';
 import { defineStage, PROGRESS_EVERY } from '../stage.ts';
 import { readJson, writeJson } from '../storage-json.ts';
+import { type ContaminationIndex, contaminationChecker } from '../../transforms/contamination.ts';
 import type { BuildPlan } from './plan.ts';
 
 export interface PartSummary {
@@ -42,6 +43,10 @@ export async function runIngest(
   const { makeRecordProcessor } = await import('../record-processor.ts');
   const process = await makeRecordProcessor(ctx.spec, component);
 
+  // Decontamination: the evaluation sets' index (contamination-index wrote it), checked on every kept sample.
+  const contaminatedBy = ctx.spec.decontaminate?.length
+    ? contaminationChecker(await readJson<ContaminationIndex>(layout.contamination))
+    : undefined;
   const counts = emptyCounts();
   const quarantine: QuarantineRecord[] = [];
   const keys: KeyRow[] = [];
@@ -61,6 +66,11 @@ export async function runIngest(
       if (outcome.kind === 'quarantine') quarantine.push(outcome.record);
       else if (outcome.kind === 'kept') {
         const s = outcome.sample;
+        const evalSet = contaminatedBy?.(s.conversations, outcome.imageHashes ?? []);
+        if (evalSet !== undefined) {
+          addDrop(counts, `contaminated:${evalSet}`);
+          continue;
+        }
         const takeKey = keyHex(keyedHash64(ctx.spec.seed, `take:${component.name}`, s.id));
         const frame = encodeRecord({ ...s, component: component.name, dedupKey: outcome.dedupKey, takeKey });
         bytes += frame.length;

@@ -53,7 +53,17 @@ describe('mixforge plan/build/verify/inspect/report', () => {
       .map((l) => JSON.parse(l) as { type: string; stage?: string });
     assert.deepEqual(
       events.filter((e) => e.type === 'stage-done').map((e) => e.stage),
-      ['plan', 'ingest', 'near-dedup', 'select', 'shuffle', 'route', 'write', 'finalize'],
+      [
+        'plan',
+        'contamination-index',
+        'ingest',
+        'near-dedup',
+        'select',
+        'shuffle',
+        'route',
+        'write',
+        'finalize',
+      ],
     );
     assert.equal(events.at(-1)?.type, 'build-done');
     const v = mixforge(['verify', out]);
@@ -81,7 +91,17 @@ describe('mixforge plan/build/verify/inspect/report', () => {
     assert.ok(periodic.length >= 2, b.stderr);
     assert.deepEqual(
       lines.flatMap((l) => /^([a-z-]+): \d+ jobs, \d+ rows, [\d.]+ s$/.exec(l)?.[1] ?? []),
-      ['plan', 'ingest', 'near-dedup', 'select', 'shuffle', 'route', 'write', 'finalize'],
+      [
+        'plan',
+        'contamination-index',
+        'ingest',
+        'near-dedup',
+        'select',
+        'shuffle',
+        'route',
+        'write',
+        'finalize',
+      ],
     );
     assert.match(lines.at(-1) ?? '', /^build: \d+ rows in \d+ shards, [\d.]+ s$/);
   });

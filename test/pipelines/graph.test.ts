@@ -7,6 +7,7 @@ describe('pipelines/graph', () => {
   it('lists the stages in build order and groups them into levels headed by single-job stages', () => {
     assert.deepEqual(STAGES, [
       'plan',
+      'contamination-index',
       'ingest',
       'near-dedup',
       'select',
@@ -17,6 +18,7 @@ describe('pipelines/graph', () => {
     ]);
     assert.deepEqual(LEVELS, [
       { head: 'plan', children: [] },
+      { head: 'contamination-index', children: [] },
       { head: 'near-dedup', children: ['ingest'] },
       { head: 'select', children: [] },
       { head: 'route', children: ['shuffle'] },
@@ -29,8 +31,9 @@ describe('pipelines/graph', () => {
     const adders = Object.fromEntries(STAGES.map((s) => [s, addedBy(s)]));
     assert.deepEqual(adders, {
       plan: undefined,
-      ingest: 'plan',
-      'near-dedup': 'plan',
+      'contamination-index': 'plan',
+      ingest: 'contamination-index',
+      'near-dedup': 'contamination-index',
       select: 'near-dedup',
       shuffle: 'select',
       route: 'select',
@@ -44,6 +47,7 @@ describe('pipelines/graph', () => {
       Object.fromEntries(stageTotals(counts));
     assert.deepEqual(totals({}), {
       plan: 1,
+      'contamination-index': undefined,
       ingest: undefined,
       'near-dedup': undefined,
       select: undefined,
@@ -54,6 +58,7 @@ describe('pipelines/graph', () => {
     });
     assert.deepEqual(totals({ partitions: 7 }), {
       plan: 1,
+      'contamination-index': 1,
       ingest: 7,
       'near-dedup': 1,
       select: 1,
@@ -64,6 +69,7 @@ describe('pipelines/graph', () => {
     });
     assert.deepEqual(totals({ partitions: 7, shards: 5 }), {
       plan: 1,
+      'contamination-index': 1,
       ingest: 7,
       'near-dedup': 1,
       select: 1,

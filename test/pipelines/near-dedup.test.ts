@@ -79,6 +79,16 @@ before(async () => {
     sample('b7', 'o10.jpg', q, text(7)), // same text, an unrelated image: kept
     sample('b8', 'o7.jpg', q, text(7).replaceAll(' ', ', ')), // a7's image, its text with commas → near-duplicate-text
   ];
+  // An evaluation set: a resized copy of o5, and a question sharing the 3-gram "how many towers" with b6's.
+  await put('e0.jpg', await sharp(o[5]).resize(240).jpeg({ quality: 75 }).toBuffer());
+  await put('e1.jpg', await original(20));
+  await writeFile(
+    join(tmp, 'eval.json'),
+    JSON.stringify([
+      sample('e0', 'e0.jpg', 'What colour is the roof?', 'Red.'),
+      sample('e1', 'e1.jpg', 'How many towers are there on the hill?', 'Three.'),
+    ]),
+  );
   await writeFile(join(tmp, 'a.json'), JSON.stringify(a));
   await writeFile(join(tmp, 'b.json'), JSON.stringify(b));
   spec = parseSpec(
@@ -167,5 +177,33 @@ describe('near_dedup in a build', () => {
     const by = Object.fromEntries(manifest.components.map((c) => [c.name, c.counts]));
     assert.deepEqual(by.a.dropped, { 'near-duplicate-image': 1 });
     assert.deepEqual(by.b.dropped, { dedup: 1 });
+  });
+});
+
+describe('decontaminate in a build', () => {
+  it('drops samples whose image is near an evaluation image or whose question shares an n-gram, per set', async () => {
+    const dirty = parseSpec(
+      `name: decontam\nseed: 3\noutput:\n  shard_rows: 4\nnear_dedup:\n  images: {max_distance: 10}\n` +
+        `decontaminate:\n  - name: evalset\n    format: llava-json\n    uris: ["${join(tmp, 'eval.json')}"]\n    image_root: "${join(tmp, 'images')}"\n    ngram: 3\n` +
+        `components:\n${['a', 'b']
+          .map(
+            (c) =>
+              `  - name: ${c}\n    source:\n      format: llava-json\n      uris: ["${join(tmp, `${c}.json`)}"]\n      image_root: "${join(tmp, 'images')}"\n`,
+          )
+          .join('')}`,
+      { file: 'decontam.yaml', env: {} },
+    );
+    const { out, manifest } = await build('decontam', {}, 2, dirty);
+    assert.deepEqual(await verifyBuild(out), []);
+    const by = Object.fromEntries(manifest.components.map((c) => [c.name, c.counts]));
+    // a5 (o5) and its exact copy b5 are contaminated by e0's image; b6 by e1's question.
+    assert.deepEqual(by.a.dropped, { 'contaminated:evalset': 1, 'near-duplicate-image': 1 });
+    assert.deepEqual(by.b.dropped, {
+      'contaminated:evalset': 2,
+      'near-duplicate-image': 3,
+      'near-duplicate-text': 3,
+    });
+    const again = await build('decontam-serial', { partitionRecords: 2 }, 1, dirty);
+    assert.deepEqual(publishedHashes(again.out), publishedHashes(out));
   });
 });

@@ -71,6 +71,9 @@ export function countingBuild(params: CountingBuildParams, beforeRun?: Hook): Bu
         await write(b(out, 'parts', `${n}.json`), rows);
         return rows.length;
       }
+      case 'contamination-index':
+        await write(b(out, 'contamination.json'), { sets: [] });
+        return 0;
       case 'near-dedup':
         // Nothing to find in counting rows: the stage only has to run, in its place.
         await write(b(out, 'near-dup.json'), { enabled: false });

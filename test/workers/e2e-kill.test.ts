@@ -60,6 +60,7 @@ describe('demo build on 3 worker processes with kill -9 (S3 + Redis on loopback)
       .map((e) => (e.type === 'stage-done' ? e.stage : ''));
     assert.deepEqual(done, [
       'plan',
+      'contamination-index',
       'ingest',
       'near-dedup',
       'select',

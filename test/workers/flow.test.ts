@@ -88,6 +88,7 @@ describe('BullMQ executor (counting build, in-process workers)', () => {
       .map((e) => (e.type === 'stage-start' ? `${e.stage}:${e.total}` : ''));
     assert.deepEqual(starts, [
       'plan:1',
+      'contamination-index:1',
       'ingest:3',
       'near-dedup:1',
       'select:1',
@@ -101,6 +102,7 @@ describe('BullMQ executor (counting build, in-process workers)', () => {
       .map((e) => (e.type === 'stage-done' ? `${e.stage}:${e.rows}` : ''));
     assert.deepEqual(doneStages, [
       'plan:0',
+      'contamination-index:0',
       'ingest:120',
       'near-dedup:0',
       'select:120',
@@ -110,15 +112,16 @@ describe('BullMQ executor (counting build, in-process workers)', () => {
       'finalize:120',
     ]);
     const jobDone = events.filter((e) => e.type === 'job-done');
-    assert.equal(jobDone.length, 14);
+    assert.equal(jobDone.length, 15);
     // Every job ran exactly once.
-    assert.equal((await readCountingRuns(ctx.out)).length, 14);
+    assert.equal((await readCountingRuns(ctx.out)).length, 15);
     const status = await readBuildStatus(queues, ctx.buildId);
     assert.equal(status.state, 'done');
     assert.deepEqual(
       status.steps.map((s) => `${s.step}:${s.counts.completed}/${s.total}`),
       [
         'plan:1/1',
+        'contamination-index:1/1',
         'ingest:3/3',
         'near-dedup:1/1',
         'select:1/1',
@@ -301,7 +304,7 @@ describe('BullMQ executor (counting build, in-process workers)', () => {
       { steps: ['ingest'], concurrency: 3 },
     );
     const w0 = await worker(countingBuild(PARAMS), {
-      steps: ['plan', 'near-dedup', 'select', 'shuffle', 'route', 'write', 'finalize'],
+      steps: ['plan', 'contamination-index', 'near-dedup', 'select', 'shuffle', 'route', 'write', 'finalize'],
     });
     try {
       await submitBuild(queues, { buildId: ctx.buildId, out: ctx.out, retry: RETRY });

@@ -37,7 +37,7 @@ describe('Redis restart during a build (counting build, 2 worker processes)', ()
     await redis.restart({ downMs: 1000 });
     // The restarted Redis still knows every job that had completed (the record of work done survives).
     assert.ok((await completed()) >= before, 'completed jobs were lost in the restart');
-    assert.ok(before >= 8, `restart came after plan, ingest and select (${before} jobs completed)`);
+    assert.ok(before >= 9, `restart came after plan, ingest and near-dedup (${before} jobs completed)`);
     await following;
 
     const manifest = await readCountingManifest(ctx.out);
@@ -46,7 +46,17 @@ describe('Redis restart during a build (counting build, 2 worker processes)', ()
     assert.equal(status.state, 'done');
     assert.deepEqual(
       status.steps.map((s) => `${s.step}:${s.counts.completed}`),
-      ['plan:1', 'ingest:6', 'near-dedup:1', 'select:1', 'shuffle:6', 'route:1', 'write:5', 'finalize:1'],
+      [
+        'plan:1',
+        'contamination-index:1',
+        'ingest:6',
+        'near-dedup:1',
+        'select:1',
+        'shuffle:6',
+        'route:1',
+        'write:5',
+        'finalize:1',
+      ],
     );
   });
 });
