@@ -17,6 +17,7 @@ import { signatureFromBase64 } from '../../transforms/near-dup-fields.ts';
 import type { BuildContext } from '../context.ts';
 import { type KeyRow, readKeysFile } from '../keys-file.ts';
 import { buildLayout } from '../layout.ts';
+import { readRecordStream } from '../records-file.ts';
 import { defineStage } from '../stage.ts';
 import { readJson, writeJson } from '../storage-json.ts';
 import type { PartSummary } from './ingest.ts';
@@ -32,8 +33,9 @@ export interface PartNearDups {
 
 export interface NearDupExample {
   reason: NearDupReason;
-  dropped: { id: string; component: string };
-  kept: { id: string; component: string };
+  /** `thumbnail`: the first image as a small JPEG data: URI (for report.html), when the sample has one. */
+  dropped: { id: string; component: string; thumbnail?: string };
+  kept: { id: string; component: string; thumbnail?: string };
   /** Largest Hamming distance between corresponding images (bits of 64); the estimated text Jaccard. */
   distance: number;
   jaccard: number;
@@ -51,6 +53,7 @@ export interface NearDupSummary {
 const BUCKET_ROWS = 2_000_000;
 const SPILL_BYTES = 8 * 1024 * 1024;
 const EXAMPLES = 6;
+const THUMB_SIDE = 128;
 
 interface Row extends KeyRow {
   ci: number;
@@ -105,22 +108,22 @@ export async function runNearDedup(ctx: BuildContext, signal?: AbortSignal): Pro
         component,
       };
       quarantine.push(`${JSON.stringify(record)}\n`);
-      summary.examples.push({
-        reason: d.reason,
-        dropped: { id: d.row.id, component },
-        kept: { id: d.kept.id, component: ctx.spec.components[d.kept.ci].name },
-        distance: d.distance,
-        jaccard: Number(d.jaccard.toFixed(3)),
-      });
     }
-    // A few examples, chosen by a keyed hash of the dropped id (stable, spread over components and reasons).
-    const rank = (e: NearDupExample) =>
-      createHash('sha256').update(`${ctx.spec.seed}\u0000${e.dropped.id}`).digest('hex');
-    summary.examples = summary.examples
-      .map((e) => ({ e, r: rank(e) }))
+    // A few examples for the report, chosen by a keyed hash of the dropped id (stable, spread over components).
+    const rank = (d: Dropped) => createHash('sha256').update(`${ctx.spec.seed}\u0000${d.row.id}`).digest('hex');
+    const chosen = result.dropped
+      .map((d) => ({ d, r: rank(d) }))
       .sort((a, b) => (a.r < b.r ? -1 : a.r > b.r ? 1 : 0))
       .slice(0, EXAMPLES)
-      .map((x) => x.e);
+      .map((x) => x.d);
+    const thumbs = await thumbnails(ctx, chosen.flatMap((d) => [d.row, d.kept]));
+    summary.examples = chosen.map((d) => ({
+      reason: d.reason,
+      dropped: { id: d.row.id, component: ctx.spec.components[d.row.ci].name, ...thumbs.get(d.row) },
+      kept: { id: d.kept.id, component: ctx.spec.components[d.kept.ci].name, ...thumbs.get(d.kept) },
+      distance: d.distance,
+      jaccard: Number(d.jaccard.toFixed(3)),
+    }));
   }
   for (const d of drops) {
     d.drops.sort((a, b) => a.row - b.row);
@@ -129,6 +132,32 @@ export async function runNearDedup(ctx: BuildContext, signal?: AbortSignal): Pro
   await storageFor(ctx.out).writeAtomic(layout.nearDupQuarantine, quarantine.join(''));
   await writeJson(layout.nearDup, summary);
   return summary;
+}
+
+/**
+ * A small JPEG data: URI of each row's first image, read from the part files now (they are deleted after finalize,
+ * so the report could not show a dropped sample's picture later).
+ */
+async function thumbnails(ctx: BuildContext, rows: Row[]): Promise<Map<Row, { thumbnail: string }>> {
+  const { default: sharp } = await import('sharp');
+  const out = new Map<Row, { thumbnail: string }>();
+  for (const part of [...new Set(rows.map((r) => r.part))].sort((a, b) => a - b)) {
+    let i = 0;
+    const stream = await storageFor(ctx.out).createReadStream(buildLayout(ctx.out).part(part));
+    for await (const rec of readRecordStream(stream)) {
+      for (const r of rows)
+        if (r.part === part && r.row === i && rec.images.length > 0) {
+          const jpeg = await sharp(rec.images[0].bytes)
+            .resize(THUMB_SIDE, THUMB_SIDE, { fit: 'inside', withoutEnlargement: true })
+            .flatten({ background: '#ffffff' })
+            .jpeg({ quality: 70 })
+            .toBuffer();
+          out.set(r, { thumbnail: `data:image/jpeg;base64,${jpeg.toString('base64')}` });
+        }
+      i++;
+    }
+  }
+  return out;
 }
 
 interface Dropped {
