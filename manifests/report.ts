@@ -6,7 +6,9 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { joinUri, storageFor } from '../core/storage/index.ts';
 import { type Manifest, manifestRoot, readManifest } from './manifest.ts';
+import type { NearDupExample } from './near-dup-summary.ts';
 import { gatherEvidence, type ReportEvidence } from './report-evidence.ts';
+import { nearDupSection, readNearDupExamples } from './report-near-dup.ts';
 import { takeSize } from './spec-schema.ts';
 import { ASPECT_BINS, CHAR_BINS, SIDE_BINS, TURN_BINS } from './stats.ts';
 import { verifyAndRecord } from './verify-record.ts';
@@ -268,7 +270,9 @@ tr.warn td{background:#fff3cd}.bad{color:#b00020;font-weight:bold}.ok{color:#1b7
 .samples{display:grid;grid-template-columns:repeat(auto-fill,minmax(26em,1fr));gap:1em}
 .sample{border:1px solid #ccc;border-radius:6px;padding:.6em}.thumbs{margin:.4em 0}.thumb{max-width:192px;max-height:192px;margin-right:.4em;border:1px solid #ddd}
 .turn{margin:.3em 0}.turn .role{font-weight:bold;font-size:12px;color:#555}.turn p{margin:.1em 0;white-space:pre-wrap}
-.turn.gpt p{background:#f3f6fb;padding:.3em}code{font-size:12px;word-break:break-all}`;
+.turn.gpt p{background:#f3f6fb;padding:.3em}
+.pairs{display:grid;grid-template-columns:repeat(auto-fill,minmax(20em,1fr));gap:1em}.pair{border:1px solid #ccc;border-radius:6px;padding:.5em}
+.pair figure{display:inline-block;margin:0 .5em 0 0;vertical-align:top}.pair figcaption{font-size:12px}code{font-size:12px;word-break:break-all}`;
 
 export async function renderReport(
   m: Manifest,
@@ -277,6 +281,7 @@ export async function renderReport(
     quarantine: [],
     build: { mixforgeVersion: '?' },
   },
+  nearDupExamples: readonly NearDupExample[] = [],
 ): Promise<string> {
   const charts = reportCharts(m);
   const canvases = charts
@@ -295,6 +300,7 @@ export async function renderReport(
 <p>seed ${m.seed} · spec ${m.specHash.slice(0, 12)} · ${m.totals.rows} rows in ${m.totals.shards} shards · ${mb(m.totals.bytes)} · ${m.totals.quarantined} quarantined</p>
 ${buildSection(m, evidence)}
 ${componentSection(m)}
+${nearDupSection(m, nearDupExamples)}
 ${sourceSection(m)}
 ${canvases}
 ${sampleSection(evidence)}
@@ -320,6 +326,9 @@ export async function writeReport(out: string, opts: { verify?: boolean } = {}):
   if (opts.verify) await verifyAndRecord(out);
   const m = await readManifest(out);
   const uri = joinUri(manifestRoot(out), 'report.html');
-  await storageFor(uri).writeAtomic(uri, await renderReport(m, await gatherEvidence(m, out)));
+  await storageFor(uri).writeAtomic(
+    uri,
+    await renderReport(m, await gatherEvidence(m, out), await readNearDupExamples(out)),
+  );
   return uri;
 }

@@ -6,6 +6,7 @@ import { keyedHash64, keyHex } from '../../core/keyed-hash.ts';
 import type { QuarantineRecord } from '../../core/quarantine.ts';
 import { storageFor } from '../../core/storage/index.ts';
 import { getReader } from '../../sources/registry.ts';
+import { type ContaminationIndex, contaminationChecker } from '../../transforms/contamination.ts';
 import type { BuildContext } from '../context.ts';
 import { addDrop, type ComponentCounts, emptyCounts, sortedDrops } from '../counts.ts';
 import { dropName, ingestStream } from '../ingest-stream.ts';
@@ -14,7 +15,6 @@ import { buildLayout } from '../layout.ts';
 import { encodeRecord } from '../records-file.ts';
 import { defineStage, PROGRESS_EVERY } from '../stage.ts';
 import { readJson, writeJson } from '../storage-json.ts';
-import { type ContaminationIndex, contaminationChecker } from '../../transforms/contamination.ts';
 import type { BuildPlan } from './plan.ts';
 
 export interface PartSummary {

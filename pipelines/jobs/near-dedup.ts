@@ -3,15 +3,17 @@
 // keep their earliest-component, smallest-take-key sample. Writes per-part drop lists that select applies.
 // Memory: band keys are spilled to local bucket files and grouped one bucket at a time (as select does); what is
 // held at once is one bucket, the candidate pairs, and the key rows of the samples that have a candidate.
+
+import { createHash } from 'node:crypto';
 import { appendFile, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createHash } from 'node:crypto';
 import { hamming64, hash64FromHex, textBandKeys } from '../../core/lsh.ts';
 import { estimatedJaccard } from '../../core/minhash.ts';
 import { NearDupClusters } from '../../core/near-dup-clusters.ts';
 import type { QuarantineRecord } from '../../core/quarantine.ts';
 import { storageFor } from '../../core/storage/index.ts';
+import type { NearDupExample, NearDupReason, NearDupSummary } from '../../manifests/near-dup-summary.ts';
 import type { NearDedupSpec } from '../../manifests/spec-schema.ts';
 import { signatureFromBase64 } from '../../transforms/near-dup-fields.ts';
 import type { BuildContext } from '../context.ts';
@@ -23,30 +25,10 @@ import { readJson, writeJson } from '../storage-json.ts';
 import type { PartSummary } from './ingest.ts';
 import type { BuildPlan } from './plan.ts';
 
-export type NearDupReason = 'near-duplicate-image' | 'near-duplicate-text';
-
 /** The rows of one part that near-dedup drops (select leaves them out before exact dedup and take). */
 export interface PartNearDups {
   part: number;
   drops: { row: number; reason: NearDupReason }[];
-}
-
-export interface NearDupExample {
-  reason: NearDupReason;
-  /** `thumbnail`: the first image as a small JPEG data: URI (for report.html), when the sample has one. */
-  dropped: { id: string; component: string; thumbnail?: string };
-  kept: { id: string; component: string; thumbnail?: string };
-  /** Largest Hamming distance between corresponding images (bits of 64); the estimated text Jaccard. */
-  distance: number;
-  jaccard: number;
-}
-
-export interface NearDupSummary {
-  enabled: boolean;
-  candidates: number;
-  components: Record<string, Record<NearDupReason, number>>;
-  /** A few dropped/kept pairs for the report, in keyed order. */
-  examples: NearDupExample[];
 }
 
 /** Band rows spilled per bucket file, at most (a bucket is grouped in memory). */
@@ -110,13 +92,17 @@ export async function runNearDedup(ctx: BuildContext, signal?: AbortSignal): Pro
       quarantine.push(`${JSON.stringify(record)}\n`);
     }
     // A few examples for the report, chosen by a keyed hash of the dropped id (stable, spread over components).
-    const rank = (d: Dropped) => createHash('sha256').update(`${ctx.spec.seed}\u0000${d.row.id}`).digest('hex');
+    const rank = (d: Dropped) =>
+      createHash('sha256').update(`${ctx.spec.seed}\u0000${d.row.id}`).digest('hex');
     const chosen = result.dropped
       .map((d) => ({ d, r: rank(d) }))
       .sort((a, b) => (a.r < b.r ? -1 : a.r > b.r ? 1 : 0))
       .slice(0, EXAMPLES)
       .map((x) => x.d);
-    const thumbs = await thumbnails(ctx, chosen.flatMap((d) => [d.row, d.kept]));
+    const thumbs = await thumbnails(
+      ctx,
+      chosen.flatMap((d) => [d.row, d.kept]),
+    );
     summary.examples = chosen.map((d) => ({
       reason: d.reason,
       dropped: { id: d.row.id, component: ctx.spec.components[d.row.ci].name, ...thumbs.get(d.row) },

@@ -6,6 +6,7 @@
 import { appendFile, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { NearDupReason } from '../../manifests/near-dup-summary.ts';
 import { takeSize } from '../../manifests/spec-schema.ts';
 import type { BuildContext } from '../context.ts';
 import { type KeyRow, readKeysFile } from '../keys-file.ts';
@@ -13,7 +14,7 @@ import { buildLayout } from '../layout.ts';
 import { defineStage } from '../stage.ts';
 import { readJson, writeJson } from '../storage-json.ts';
 import type { PartSummary } from './ingest.ts';
-import type { NearDupReason, PartNearDups } from './near-dedup.ts';
+import type { PartNearDups } from './near-dedup.ts';
 import type { BuildPlan } from './plan.ts';
 
 export interface PartSelection {

@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { verifyBuild } from '../../manifests/manifest.ts';
+import { writeReport } from '../../manifests/report.ts';
 import type { MixtureSpec } from '../../manifests/spec-schema.ts';
 import { type BuildOptions, makeBuildContext } from '../../pipelines/context.ts';
 import { runBuildInProcess } from '../../pipelines/executor-inprocess.ts';
@@ -75,6 +76,17 @@ describe('near_dedup in a build', () => {
     const inA = records.filter((r) => r.id.startsWith('a/'));
     assert.equal(inA.length, 1);
     assert.ok(['a/a8', 'a/a9'].includes(inA[0].id));
+    // report.html: the counts per component and example pairs with both thumbnails.
+    const html = readFileSync(await writeReport(out), 'utf8');
+    const section = html.slice(html.indexOf('<section id="near-duplicates">'));
+    assert.match(section, /<th>near-duplicate-image<\/th><th>near-duplicate-text<\/th>/);
+    assert.match(section, /<td>b<\/td><td class="n">3<\/td><td class="n">3<\/td>/);
+    const pair = /<div class="pair"[\s\S]*?<\/div>/.exec(section)?.[0] ?? '';
+    assert.equal(
+      pair.match(/<img class="thumb"[^>]*src="data:image\/jpeg;base64,/g)?.length,
+      2,
+      pair.slice(0, 300),
+    );
   });
 
   it('is byte-identical at any concurrency and partition size', async () => {
