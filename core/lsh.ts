@@ -147,3 +147,43 @@ export function textBandRecall(j: number, bands: number, rows: number): number {
   const byte = j + (1 - j) / 256;
   return 1 - (1 - byte ** rows) ** bands;
 }
+
+/** Members of one text band bucket up to this size are all paired; larger ones are split by their images. */
+export const SMALL_GROUP = 64;
+
+/**
+ * Candidate pairs among samples that share a text band key. A small group gives all its pairs. A large one is
+ * boilerplate text shared by many samples ("Is this a kitchen? Yes." over thousands of pictures): pairing them all
+ * is quadratic, and only samples whose images are near can be near-duplicates, so its members are paired only when
+ * their first images share a key of `lsh` (bit-sampling tables sized for the distance), and its text-only members
+ * are paired with the group's first text-only member. Pairs come as (smaller, larger) and may repeat.
+ */
+export function bandGroupPairs(
+  members: readonly { g: number; image?: Hash64 }[],
+  lsh: HammingLsh,
+  onPair: (i: number, j: number) => void,
+): void {
+  const pair = (a: number, b: number) => (a < b ? onPair(a, b) : onPair(b, a));
+  if (members.length <= SMALL_GROUP) {
+    for (let x = 0; x < members.length; x++)
+      for (let y = x + 1; y < members.length; y++) pair(members[x].g, members[y].g);
+    return;
+  }
+  const textOnly = members.filter((m) => m.image === undefined).map((m) => m.g);
+  if (textOnly.length > 1) {
+    const first = Math.min(...textOnly);
+    for (const g of textOnly) if (g !== first) pair(first, g);
+  }
+  const withImage = members.filter((m) => m.image !== undefined) as { g: number; image: Hash64 }[];
+  for (let t = 0; t < lsh.tables; t++) {
+    const byKey = new Map<number, number[]>();
+    for (const m of withImage) {
+      const k = tableKey(lsh, t, m.image.hi, m.image.lo);
+      const list = byKey.get(k);
+      if (list) list.push(m.g);
+      else byKey.set(k, [m.g]);
+    }
+    for (const list of byKey.values())
+      for (let x = 0; x < list.length; x++) for (let y = x + 1; y < list.length; y++) pair(list[x], list[y]);
+  }
+}

@@ -8,7 +8,15 @@ import { createHash } from 'node:crypto';
 import { appendFile, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { hamming64, hash64FromHex, textBandKeys } from '../../core/lsh.ts';
+import {
+  bandGroupPairs,
+  type Hash64,
+  hamming64,
+  hammingLsh,
+  hash64FromHex,
+  tablesForRecall,
+  textBandKeys,
+} from '../../core/lsh.ts';
 import { estimatedJaccard } from '../../core/minhash.ts';
 import { NearDupClusters } from '../../core/near-dup-clusters.ts';
 import type { QuarantineRecord } from '../../core/quarantine.ts';
@@ -36,6 +44,8 @@ const BUCKET_ROWS = 2_000_000;
 const SPILL_BYTES = 8 * 1024 * 1024;
 const EXAMPLES = 6;
 const THUMB_SIDE = 128;
+/** Bits per image-LSH key when a large band group is split by its images. */
+const GROUP_LSH_BITS = 16;
 
 interface Row extends KeyRow {
   ci: number;
@@ -190,7 +200,8 @@ async function findNearDups(
         const scope = nd.scope === 'within' ? `${ci}/` : '';
         for (const band of textBandKeys(signatureFromBase64(k.near.text), nd.text.bands)) {
           const key = scope + band;
-          const line = `${key}\t${offsets[pi] + row}\n`;
+          // The first image's hash rides along: a large group (shared boilerplate text) is split by it.
+          const line = `${key}\t${offsets[pi] + row}\t${k.near.images[0] ?? '-'}\n`;
           pending[
             Number.parseInt(createHash('md5').update(key).digest('hex').slice(0, 8), 16) % buckets
           ].push(line);
@@ -200,26 +211,26 @@ async function findNearDups(
       }
     }
     await flush();
-    // Pass 2: per bucket, every pair of samples that share a band key is a candidate.
+    // Pass 2: per bucket, samples that share a band key are candidates (bandGroupPairs bounds large groups).
+    const imageLsh = hammingLsh(
+      ctx.spec.seed,
+      GROUP_LSH_BITS,
+      tablesForRecall(nd.images.max_distance, GROUP_LSH_BITS, 0.99),
+    );
     for (let b = 0; b < buckets; b++) {
       signal?.throwIfAborted();
       const text = await readFile(join(spill, String(b)), 'utf8').catch(() => '');
-      const groups = new Map<string, number[]>();
+      const groups = new Map<string, { g: number; image?: Hash64 }[]>();
       for (const line of text.split('\n')) {
         if (!line) continue;
-        const tab = line.lastIndexOf('\t');
-        const key = line.slice(0, tab);
-        const g = Number(line.slice(tab + 1));
+        const [key, g, image] = line.split('\t');
+        const member = { g: Number(g), ...(image === '-' ? {} : { image: hash64FromHex(image) }) };
         const members = groups.get(key);
-        if (members) members.push(g);
-        else groups.set(key, [g]);
+        if (members) members.push(member);
+        else groups.set(key, [member]);
       }
       for (const members of groups.values())
-        for (let x = 0; x < members.length; x++)
-          for (let y = x + 1; y < members.length; y++) {
-            const [i, j] = members[x] < members[y] ? [members[x], members[y]] : [members[y], members[x]];
-            pairs.add(i * total + j);
-          }
+        bandGroupPairs(members, imageLsh, (i, j) => pairs.add(i * total + j));
     }
   } finally {
     await rm(spill, { recursive: true, force: true });

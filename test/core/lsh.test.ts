@@ -3,6 +3,7 @@ import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { keyedHash64 } from '../../core/keyed-hash.ts';
 import {
+  bandGroupPairs,
   hamming64,
   hammingLsh,
   hammingPairs,
@@ -90,5 +91,26 @@ describe('LSH', () => {
     );
     assert.deepEqual(textBandKeys(new Uint8Array(128), 32), []);
     assert.throws(() => textBandKeys(sig, 3), /do not divide/);
+  });
+
+  it('a large band group (shared boilerplate text) is split by its images instead of paired all with all', () => {
+    const lsh = hammingLsh(2, 16, tablesForRecall(8, 16, 0.99));
+    const members: { g: number; image?: { hi: number; lo: number } }[] = [];
+    for (let g = 0; g < 1000; g++) members.push({ g, image: halves(keyedHash64(4, 'group', String(g))) });
+    const near = halves(keyedHash64(4, 'group', '17') ^ 0b10110n); // 3 bits from member 17
+    members.push({ g: 1000, image: near });
+    for (let g = 1001; g < 1005; g++) members.push({ g }); // text-only
+    const pairs = new Set<string>();
+    bandGroupPairs(members, lsh, (i, j) => {
+      assert.ok(i < j);
+      pairs.add(`${i},${j}`);
+    });
+    assert.ok(pairs.has('17,1000'), 'the near pair is a candidate');
+    for (const g of [1002, 1003, 1004]) assert.ok(pairs.has(`1001,${g}`), 'text-only members joined');
+    assert.ok(pairs.size < 2000, `${pairs.size} candidates, not ~500,000`);
+    // A small group: every pair.
+    const small = new Set<string>();
+    bandGroupPairs(members.slice(0, 5), lsh, (i, j) => small.add(`${i},${j}`));
+    assert.equal(small.size, 10);
   });
 });
