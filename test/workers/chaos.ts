@@ -12,7 +12,8 @@ export async function killWorkersDuringBuild(
   buildId: string,
   fleet: WorkerProcess[],
   respawn: (i: number) => Promise<WorkerProcess>,
-  opts: { kills: number; until: Promise<unknown>; pauseMs: number },
+  /** startedWithinMs: only kill a worker whose job started that recently (it must still be mid-job). */
+  opts: { kills: number; until: Promise<unknown>; pauseMs: number; startedWithinMs?: number },
 ): Promise<string[]> {
   let ended = false;
   opts.until.then(
@@ -27,7 +28,7 @@ export async function killWorkersDuringBuild(
   const replacements: Promise<void>[] = [];
   let spawned = 0;
   while (killed.length < opts.kills && !ended) {
-    const busy = new Set(await workersWithActiveJobs(queues, buildId));
+    const busy = new Set(await workersWithActiveJobs(queues, buildId, opts.startedWithinMs));
     const victims = fleet.filter((w) => busy.has(w.name));
     const victim = victims[Math.floor(Math.random() * victims.length)];
     if (!victim) {
