@@ -39,8 +39,8 @@ export interface PartNearDups {
   drops: { row: number; reason: NearDupReason }[];
 }
 
-/** Band rows spilled per bucket file, at most (a bucket is grouped in memory). */
-const BUCKET_ROWS = 2_000_000;
+/** Band rows per bucket file, about (a bucket is grouped in memory: ~300 B a row with its strings and maps). */
+const BUCKET_ROWS = 250_000;
 const SPILL_BYTES = 8 * 1024 * 1024;
 const EXAMPLES = 6;
 const THUMB_SIDE = 128;
@@ -202,9 +202,9 @@ async function findNearDups(
           const key = scope + band;
           // The first image's hash rides along: a large group (shared boilerplate text) is split by it.
           const line = `${key}\t${offsets[pi] + row}\t${k.near.images[0] ?? '-'}\n`;
-          pending[
-            Number.parseInt(createHash('md5').update(key).digest('hex').slice(0, 8), 16) % buckets
-          ].push(line);
+          // The band's bytes are MinHash minimums, already uniform: their first 4 bytes pick the bucket.
+          const hex = band.slice(band.indexOf(':') + 1, band.indexOf(':') + 9);
+          pending[Number.parseInt(hex, 16) % buckets].push(line);
           pendingBytes += line.length;
         }
         if (pendingBytes > SPILL_BYTES) await flush();

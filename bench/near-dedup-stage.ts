@@ -1,0 +1,107 @@
+// The near-dedup stage on synthetic keys files: wall and CPU time and peak RSS for N samples (a tenth of them
+// planted near-duplicates: a few signature bytes and image bits changed), so the stage's memory can be compared
+// at N and 10·N in one run. No images are decoded; the keys files are what the stage reads.
+//   npx tsx bench/near-dedup-stage.ts [--rows 20000,200000]
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { keyedHash64, keyHex } from '../core/keyed-hash.ts';
+import { MixtureSpecSchema } from '../manifests/spec-schema.ts';
+import { makeBuildContext } from '../pipelines/context.ts';
+import { runNearDedup } from '../pipelines/jobs/near-dedup.ts';
+import { encodeKeyRows, type KeyRow } from '../pipelines/keys-file.ts';
+import { buildLayout } from '../pipelines/layout.ts';
+
+const { values: args } = parseArgs({ options: { rows: { type: 'string', default: '20000,200000' } } });
+const PART_ROWS = 50_000;
+
+function syntheticRow(i: number): KeyRow {
+  // Row i = 10k + 9 copies row 10k + 8: a few signature bytes and image bits changed.
+  const base = i % 10 === 9 ? i - 1 : i;
+  const sig = Buffer.alloc(128);
+  for (let b = 0; b < 128; b += 8) sig.writeBigUInt64BE(keyedHash64(0, 'sig', `${base}/${b}`), b);
+  let image = keyedHash64(0, 'img', String(base));
+  if (base !== i) {
+    for (let k = 0; k < 10; k++) sig[Number(keyedHash64(1, 'edit', `${i}/${k}`) % 128n)] ^= 0x5a;
+    image ^= 0b1010_0101n;
+  }
+  return {
+    takeKey: keyHex(keyedHash64(0, 'take', String(i))),
+    dedupKey: keyHex(keyedHash64(0, 'dedup', String(i))),
+    bytes: 1000,
+    near: {
+      images: [keyHex(image)],
+      text: sig.toString('base64'),
+      textDigest: keyHex(keyedHash64(0, 'text', String(i))),
+      source: 'bench',
+      origin: `bench#row=${i}`,
+    },
+    id: `s${i}`,
+  };
+}
+
+async function measure(rows: number): Promise<void> {
+  const out = await mkdtemp(join(tmpdir(), 'mixforge-near-stage-'));
+  try {
+    const spec = MixtureSpecSchema.parse({
+      name: 'bench',
+      seed: 0,
+      output: { shard_rows: 1000 },
+      near_dedup: {},
+      components: [{ name: 'c', source: { format: 'llava-json', uris: ['unused'] } }],
+    });
+    const ctx = makeBuildContext(spec, out);
+    const layout = buildLayout(out);
+    await mkdir(join(out, '_build', 'parts'), { recursive: true });
+    await mkdir(join(out, '_build', 'near-dup'), { recursive: true });
+    const parts = Math.ceil(rows / PART_ROWS);
+    for (let p = 0; p < parts; p++) {
+      const n = Math.min(PART_ROWS, rows - p * PART_ROWS);
+      const keys = Array.from({ length: n }, (_, k) => syntheticRow(p * PART_ROWS + k));
+      await writeFile(layout.partKeys(p), encodeKeyRows(keys));
+      await writeFile(layout.part(p), ''); // no records: examples get no thumbnails
+      await writeFile(
+        layout.partSummary(p),
+        JSON.stringify({
+          part: p,
+          component: 'c',
+          counts: { in: n, kept: 0, emitted: 0, dropped: {} },
+          rows: n,
+          bytes: 0,
+        }),
+      );
+    }
+    await writeFile(
+      layout.plan,
+      JSON.stringify({
+        buildId: 'b',
+        specHash: 'h',
+        inputs: [],
+        partitions: Array.from({ length: parts }, () => ({ component: 'c', partition: {} })),
+      }),
+    );
+    global.gc?.();
+    const rss0 = process.memoryUsage().rss;
+    let peak = rss0;
+    const timer = setInterval(() => {
+      peak = Math.max(peak, process.memoryUsage().rss);
+    }, 50);
+    const t0 = performance.now();
+    const c0 = process.cpuUsage();
+    const s = await runNearDedup(ctx);
+    const cpu = process.cpuUsage(c0);
+    clearInterval(timer);
+    peak = Math.max(peak, process.memoryUsage().rss);
+    const dropped = s.components.c['near-duplicate-text'] + s.components.c['near-duplicate-image'];
+    console.log(
+      `${rows} samples (${rows / 10} planted): ${((performance.now() - t0) / 1000).toFixed(1)} s wall, ` +
+        `${((cpu.user + cpu.system) / 1e6).toFixed(1)} CPU-s, ${s.candidates} candidate pairs, ${dropped} dropped; ` +
+        `RSS ${(rss0 / 2 ** 20).toFixed(0)} MiB before, peak ${(peak / 2 ** 20).toFixed(0)} MiB`,
+    );
+  } finally {
+    await rm(out, { recursive: true, force: true });
+  }
+}
+
+for (const n of args.rows.split(',').map(Number)) await measure(n);
