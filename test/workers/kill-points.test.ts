@@ -17,6 +17,7 @@ import { startRedis, type TestRedis } from '../../dev/redis-server.ts';
 import { loadSpec } from '../../manifests/spec.ts';
 import { makeBuildContext } from '../../pipelines/context.ts';
 import { runBuildInProcess } from '../../pipelines/executor-inprocess.ts';
+import { STAGES } from '../../pipelines/graph.ts';
 import { runBuildOnQueue } from '../../workers/executor-bullmq.ts';
 import { demoDataDir } from '../helpers/demo-data.ts';
 
@@ -76,8 +77,9 @@ const PLANS: Plan[] = [
     kills: [{ step: 'route', n: 0, at: 'done' }],
     lockMs: 8000,
     lateRerunOf: 'route 0',
-    // The heads on one worker, the rest on the other: the killed route's worker holds no write that finalize awaits.
-    queues: ['plan,select,route', 'ingest,shuffle,write,finalize'],
+    // Route alone on one worker, every other step on the other: the killed route's worker holds no job that
+    // finalize awaits.
+    queues: ['route', STAGES.filter((s) => s !== 'route').join(',')],
   },
 ];
 
@@ -266,7 +268,23 @@ describe('kill -9 of the real worker process at job boundaries, over seeds (loca
       );
 
       const t0 = Date.now();
-      const manifest = await runBuildOnQueue(ctx, { redis: url, pollMs: 100 });
+      // A build that does not finish fails the test with what the workers said, rather than hanging it.
+      let timer: NodeJS.Timeout | undefined;
+      const manifest = await Promise.race([
+        runBuildOnQueue(ctx, { redis: url, pollMs: 100 }),
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(
+            () =>
+              reject(
+                new Error(
+                  `seed ${plan.seed}: build not done after 120 s; killed at ${killed.join(', ')}; seen ${seen.join(', ')}\n` +
+                    workers.map((w) => `--- ${w.name}\n${w.log.slice(-3000)}`).join('\n'),
+                ),
+              ),
+            120_000,
+          );
+        }),
+      ]).finally(() => clearTimeout(timer));
       t.diagnostic(
         `seed ${plan.seed}: ${((Date.now() - t0) / 1000).toFixed(1)} s, killed at ${killed.join(', ')}`,
       );
