@@ -58,6 +58,11 @@ test('a 2-update fastvlm-tiny run of the default objective', async () => {
   const model = join(dir, 'step-00000002', 'model');
   assert.deepEqual((await readdir(model)).sort(), ['config.json', 'model.safetensors', 'tokenizer.json']);
   assert.equal(JSON.parse(await readFile(join(model, 'config.json'), 'utf8')).model_type, 'llava_qwen2');
+  // --resume reads the objective from the checkpoint; extending by one update trains one more.
+  const more = mixforge('train', manifest, '--checkpoint-dir', dir, '--resume', '--steps', '3');
+  assert.equal(more.code, 0, more.out);
+  assert.match(more.stderr, /lm objective.*resuming at update 2/);
+  assert.match(more.stdout, /done: 3 updates/);
 });
 
 test('a run that cannot fit is refused in one line with the change to make', () => {
