@@ -505,3 +505,50 @@ name: demo-it
     assert.notEqual(specHash(parse(EXAMPLE, ENV, ['images.max_side=1024'])), h);
   });
 });
+
+describe('parseSpec: near_dedup and decontaminate', () => {
+  const DECONTAM = `decontaminate:
+  - name: textvqa-val
+    format: llava-json
+    uris: ["\${DATA}/eval/textvqa.json"]
+    image_root: "\${DATA}/eval/images"
+`;
+
+  it('fills the defaults and leaves specs without them, and their hash, unchanged', () => {
+    const spec = parse(`${EXAMPLE}near_dedup: {}\n${DECONTAM}`);
+    assert.deepEqual(spec.near_dedup, {
+      images: { max_distance: 8 },
+      text: { threshold: 0.7, ngram: 3, bands: 32, of: 'conversation' },
+      scope: 'across',
+    });
+    assert.deepEqual(spec.decontaminate, [
+      {
+        name: 'textvqa-val',
+        format: 'llava-json',
+        uris: ['/data/eval/textvqa.json'],
+        image_root: '/data/eval/images',
+        ngram: 13,
+        max_distance: 8,
+      },
+    ]);
+    const plain = parse(EXAMPLE);
+    assert.equal(plain.near_dedup, undefined);
+    assert.equal(plain.decontaminate, undefined);
+    assert.equal(specHash(plain), specHash(parse(EXAMPLE)));
+    assert.notEqual(specHash(spec), specHash(plain));
+  });
+
+  it('rejects bands that do not divide the signature, a bad scope and duplicate evaluation set names', () => {
+    rejects(
+      () => parse(`${EXAMPLE}near_dedup: { text: { bands: 30 }, scope: everywhere }\n`),
+      [
+        { path: 'near_dedup.text.bands', message: /divisor of 128/ },
+        { path: 'near_dedup.scope', message: /within|across/ },
+      ],
+    );
+    rejects(
+      () => parse(`${EXAMPLE}${DECONTAM}${DECONTAM.split('\n').slice(1).join('\n')}`),
+      [{ path: 'decontaminate[1].name', message: /duplicate evaluation set name 'textvqa-val'/ }],
+    );
+  });
+});
