@@ -5,6 +5,7 @@ import sharp from 'sharp';
 import { openParquet, readRowGroups } from '../core/parquet/read.ts';
 import { joinUri, storageFor } from '../core/storage/index.ts';
 import { type Manifest, manifestRoot } from './manifest.ts';
+import { type TokenHistogram, tokenHistograms } from './token-counts.ts';
 import { verifiedShardSamples } from './verified-shard.ts';
 import { readVerifyRecord, type VerifyRecord } from './verify-record.ts';
 
@@ -40,6 +41,8 @@ export interface ReportEvidence {
   samples: SamplePreview[];
   quarantine: QuarantineExample[];
   build: BuildInfo;
+  /** Token-length histograms, one per resolution `mixforge tokens` counted (absent or empty when never run). */
+  tokens?: TokenHistogram[];
 }
 
 /** Samples shown per (component, sub-source), quarantine examples per (component, reason), and their caps. */
@@ -169,5 +172,6 @@ export async function gatherEvidence(m: Manifest, out: string): Promise<ReportEv
     samples: await samplePreviews(m, root),
     quarantine: await quarantineExamples(m, root),
     build: await buildInfo(root),
+    tokens: await tokenHistograms(out),
   };
 }

@@ -11,6 +11,7 @@ import { gatherEvidence, type ReportEvidence } from './report-evidence.ts';
 import { nearDupSection, readNearDupExamples } from './report-near-dup.ts';
 import { takeSize } from './spec-schema.ts';
 import { ASPECT_BINS, CHAR_BINS, SIDE_BINS, TURN_BINS } from './stats.ts';
+import { TOKEN_BINS, type TokenHistogram } from './token-counts.ts';
 import { verifyAndRecord } from './verify-record.ts';
 
 interface Chart {
@@ -115,6 +116,40 @@ export function reportCharts(m: Manifest): Chart[] {
     });
   }
   return charts;
+}
+
+/** One stacked histogram per counted resolution: training tokens per sample, by component. */
+export function tokenCharts(histograms: readonly TokenHistogram[] = []): Chart[] {
+  return histograms.map((h) => ({
+    id: `tokens-r${h.resolution}`,
+    title: `Training tokens per sample at ${h.resolution}² (conv_qwen_2 + image tokens), by component`,
+    config: {
+      type: 'bar',
+      data: {
+        labels: binLabels(TOKEN_BINS),
+        datasets: h.components.map((c) => ({ label: c.name, data: c.bins })),
+      },
+      options: {
+        animation: false,
+        responsive: true,
+        maintainAspectRatio: false,
+        scales: { x: { stacked: true }, y: { stacked: true, beginAtZero: true } },
+      },
+    },
+  }));
+}
+
+function tokenSection(histograms: readonly TokenHistogram[] = []): string {
+  if (!histograms.length) return '';
+  const rows = histograms.flatMap((h) =>
+    h.components.map(
+      (c) =>
+        `<tr><td>${h.resolution}²</td><td>${esc(c.name)}</td><td>${c.samples}</td><td>${c.mean.toFixed(0)}</td><td>${c.max}</td></tr>`,
+    ),
+  );
+  return `<section><h2>Training tokens (mixforge tokens)</h2>
+<table class="tokens"><tr><th>resolution</th><th>component</th><th>samples</th><th>mean tokens</th><th>max tokens</th></tr>
+${rows.join('\n')}</table></section>`;
 }
 
 async function chartJsSource(): Promise<string> {
@@ -283,7 +318,7 @@ export async function renderReport(
   },
   nearDupExamples: readonly NearDupExample[] = [],
 ): Promise<string> {
-  const charts = reportCharts(m);
+  const charts = [...reportCharts(m), ...tokenCharts(evidence.tokens)];
   const canvases = charts
     .map(
       (c) =>
@@ -302,6 +337,7 @@ ${buildSection(m, evidence)}
 ${componentSection(m)}
 ${nearDupSection(m, nearDupExamples)}
 ${sourceSection(m)}
+${tokenSection(evidence.tokens)}
 ${canvases}
 ${sampleSection(evidence)}
 ${quarantineSection(m, evidence)}

@@ -1,14 +1,17 @@
-// The token-count sidecar of a built mixture: per sample, the tokens the training loop will see (the rendered
-// conv_qwen_2 conversation + the image tokens at a resolution), for packing, length grouping and the report.
-// Layout under the mixture: tokens/r<R>/shard-NNNNN.u32 (little-endian uint32, one per row in shard order) and
-// tokens/r<R>/index.json (what the counts depend on). One file per shard, written atomically: a rerun skips the
-// shards already counted, so counting resumes; the bytes depend only on the shard and the settings.
+// Writes the token-count sidecar of a built mixture (format: manifests/token-counts.ts) with the training loop's
+// tokenizer and chat template. One file per shard, written atomically: a rerun skips the shards already counted, so
+// counting resumes; the bytes depend only on the shard and the settings.
 import { createHash } from 'node:crypto';
-import { z } from 'zod';
-import { MixforgeError } from '../../core/errors.ts';
 import { joinUri, storageFor } from '../../core/storage/index.ts';
 import { manifestRoot, readManifest } from '../../manifests/manifest.ts';
 import { SHARD_ROW_GROUP } from '../../manifests/shard-format.ts';
+import {
+  readTokenCountsIndex,
+  TOKEN_COUNTS_KIND,
+  type TokenCountsIndex,
+  tokenCountsDir,
+  tokenCountsFile,
+} from '../../manifests/token-counts.ts';
 import {
   IMAGE_TOKEN_INDEX,
   type ImageTokenPosition,
@@ -20,24 +23,6 @@ import {
 } from '../text/index.ts';
 import { RowGroupSource, type ShardRow } from './row-group-source.ts';
 
-export const TOKEN_COUNTS_KIND = 'mixforge.token-counts';
-
-const IndexSchema = z.strictObject({
-  kind: z.literal(TOKEN_COUNTS_KIND),
-  version: z.literal(1),
-  resolution: z.number().int().min(1),
-  tokensPerImage: z.number().int().min(1),
-  imageTokenPosition: z.enum(['data', 'front']),
-  /** sha256 of the tokenizer.json the counts were made with. */
-  tokenizer: z.string(),
-  shards: z.array(z.strictObject({ path: z.string(), rows: z.number().int().min(0), sha256: z.string() })),
-});
-export type TokenCountsIndex = z.infer<typeof IndexSchema>;
-
-export class TokenCountsError extends MixforgeError {
-  override name = 'TokenCountsError';
-}
-
 export interface TokenCountOptions {
   resolution: number;
   imageTokenPosition?: ImageTokenPosition;
@@ -47,10 +32,6 @@ export interface TokenCountOptions {
   concurrency?: number;
   onShard?: (done: number, total: number, skipped: boolean) => void;
 }
-
-export const tokenCountsDir = (root: string, resolution: number) => joinUri(root, 'tokens', `r${resolution}`);
-const countsFile = (dir: string, shardPath: string) =>
-  joinUri(dir, `${shardPath.replace(/^.*\//, '').replace(/\.parquet$/, '')}.u32`);
 
 /** Tokens of one sample: rendered conversation (system turn included) plus every image's tokens. */
 export function sampleTokens(
@@ -91,7 +72,7 @@ export async function writeTokenCounts(
   const indexUri = joinUri(dir, 'index.json');
   const storage = storageFor(indexUri);
   // Counts made with other settings (or for other shards) are never mixed with these: start over.
-  const old = await readIndexIfExists(indexUri);
+  const old = await readTokenCountsIndex(indexUri);
   const reuse = old !== undefined && JSON.stringify(old) === JSON.stringify(index);
   const source = new RowGroupSource(root, m.shards, { rowGroupSize: SHARD_ROW_GROUP, decodedGroups: 2 });
   let next = 0;
@@ -99,7 +80,7 @@ export async function writeTokenCounts(
   const work = async () => {
     for (let s = next++; s < m.shards.length; s = next++) {
       const shard = m.shards[s];
-      const uri = countsFile(dir, shard.path);
+      const uri = tokenCountsFile(dir, shard.path);
       const have = reuse ? await storageFor(uri).stat(uri) : undefined;
       if (have && have.size === shard.rows * 4) {
         opts.onShard?.(++done, m.shards.length, true);
@@ -132,44 +113,4 @@ export async function writeTokenCounts(
   return index;
 }
 
-async function readIndexIfExists(uri: string): Promise<TokenCountsIndex | undefined> {
-  const info = await storageFor(uri).stat(uri);
-  if (!info) return undefined;
-  const parsed = IndexSchema.safeParse(
-    JSON.parse(Buffer.from(await storageFor(uri).readAll(uri)).toString('utf8')),
-  );
-  if (!parsed.success)
-    throw new TokenCountsError(`${uri}: not a token-count index (${parsed.error.issues[0].message})`);
-  return parsed.data;
-}
-
-/** Per-shard token counts of a mixture, as written by writeTokenCounts; checked against the manifest's shards. */
-export async function readTokenCounts(manifestUri: string, resolution: number): Promise<Uint32Array[]> {
-  const m = await readManifest(manifestUri);
-  const dir = tokenCountsDir(manifestRoot(manifestUri), resolution);
-  const indexUri = joinUri(dir, 'index.json');
-  const index = await readIndexIfExists(indexUri);
-  if (!index)
-    throw new TokenCountsError(
-      `${indexUri}: no token counts at resolution ${resolution} (run: mixforge tokens ${manifestUri} --resolution ${resolution})`,
-    );
-  const same =
-    index.shards.length === m.shards.length &&
-    index.shards.every((s, i) => s.path === m.shards[i].path && s.sha256 === m.shards[i].sha256);
-  if (!same)
-    throw new TokenCountsError(
-      `${indexUri}: the counts are incomplete or for other shards than ${manifestUri} (rerun mixforge tokens)`,
-    );
-  return Promise.all(
-    m.shards.map(async (s) => {
-      const uri = countsFile(dir, s.path);
-      const bytes = await storageFor(uri).readAll(uri);
-      if (bytes.byteLength !== s.rows * 4)
-        throw new TokenCountsError(
-          `${uri}: ${bytes.byteLength} bytes, expected ${s.rows * 4} (${s.rows} rows)`,
-        );
-      const copy = new Uint8Array(bytes);
-      return new Uint32Array(copy.buffer, 0, s.rows);
-    }),
-  );
-}
+export { readTokenCounts, type TokenCountsIndex, tokenCountsDir } from '../../manifests/token-counts.ts';
