@@ -4,7 +4,6 @@
 import { errorMessage } from '../../core/errors.ts';
 import type { LoaderSample, StreamingDataset } from '../loader/dataset.ts';
 import { FASTVLM_PREPROCESS, type PreprocessOptions } from '../loader/preprocess.ts';
-import { PreprocessPool } from '../loader/preprocess-pool.ts';
 import type { LoaderState } from '../loader/state.ts';
 import {
   ConversationError,
@@ -17,6 +16,7 @@ import {
   tokenizeConversation,
   tokensPerImageAt,
 } from '../text/index.ts';
+import { SampleStream, type SampleStreamOptions } from './sample-stream.ts';
 
 export interface ConversationBatch {
   text: TextBatch;
@@ -30,52 +30,28 @@ export interface ConversationBatch {
   skipped: number;
 }
 
-export interface ConversationStreamOptions {
+export interface ConversationStreamOptions extends SampleStreamOptions {
   resolution: number;
   maxLength: number;
   imageTokenPosition: ImageTokenPosition;
   tokenizer: Qwen2Tokenizer;
-  threads?: number;
-  pool?: PreprocessPool;
 }
 
-export class ConversationStream {
-  private iterator: AsyncIterator<LoaderSample> | undefined;
-  private pool: PreprocessPool | undefined;
-  private readonly buffers: SharedArrayBuffer[] = [];
-  private calls = 0;
-  private epoch: number;
-  skipped = 0;
+export class ConversationStream extends SampleStream {
   /** Why samples were skipped, with counts (e.g. "turns do not alternate"). */
   readonly skipReasons = new Map<string, number>();
-  private usedThisEpoch = 0;
 
   constructor(
-    private readonly dataset: StreamingDataset,
+    dataset: StreamingDataset,
     private readonly opts: ConversationStreamOptions,
     resumeFrom?: LoaderState,
   ) {
-    this.epoch = resumeFrom
-      ? resumeFrom.position >= resumeFrom.total
-        ? resumeFrom.epoch + 1
-        : resumeFrom.epoch
-      : 0;
-    if (resumeFrom) dataset.resume(resumeFrom);
-    else dataset.setEpoch(0);
+    super(dataset, opts, resumeFrom);
   }
 
-  private async nextSample(): Promise<LoaderSample> {
-    for (;;) {
-      this.iterator ??= this.dataset[Symbol.asyncIterator]();
-      const r = await this.iterator.next();
-      if (!r.done) return r.value;
-      if (this.usedThisEpoch === 0) {
-        throw new Error(`${this.dataset.manifestUri}: a whole epoch held no conversation to train on`);
-      }
-      this.epoch++;
-      this.usedThisEpoch = 0;
-      this.dataset.setEpoch(this.epoch);
-      this.iterator = undefined;
+  protected checkEpochEnd(): void {
+    if (this.usedThisEpoch === 0) {
+      throw new Error(`${this.dataset.manifestUri}: a whole epoch held no conversation to train on`);
     }
   }
 
@@ -111,10 +87,9 @@ export class ConversationStream {
     const r = this.opts.resolution;
     const plane = r * r * 3;
     const images = text.imageSlots.length;
-    const buffer = this.buffer(this.calls++ % 2, Math.max(1, images * plane));
+    const buffer = this.nextBuffer(Math.max(1, images * plane));
     const preprocess: PreprocessOptions = { ...FASTVLM_PREPROCESS, resolution: r, dtype: 'u8' };
-    this.pool ??= this.opts.pool ?? new PreprocessPool(this.opts.threads);
-    const pool = this.pool;
+    const pool = this.pool();
     await Promise.all(
       text.imageSlots.map((slot, i) => {
         const sample = picked[slot.sample]!.sample;
@@ -133,16 +108,5 @@ export class ConversationStream {
       loaderState,
       skipped: this.skipped,
     };
-  }
-
-  private buffer(slot: number, bytes: number): SharedArrayBuffer {
-    if (!this.buffers[slot] || this.buffers[slot].byteLength < bytes)
-      this.buffers[slot] = new SharedArrayBuffer(bytes);
-    return this.buffers[slot];
-  }
-
-  async close(): Promise<void> {
-    if (this.pool && !this.opts.pool) await this.pool.close();
-    this.pool = undefined;
   }
 }

@@ -3,8 +3,8 @@
 import { errorMessage } from '../../core/errors.ts';
 import type { LoaderSample, StreamingDataset } from '../loader/dataset.ts';
 import { FASTVLM_PREPROCESS, type PreprocessOptions } from '../loader/preprocess.ts';
-import { PreprocessPool } from '../loader/preprocess-pool.ts';
 import type { LoaderState } from '../loader/state.ts';
+import { SampleStream, type SampleStreamOptions } from './sample-stream.ts';
 import { type TextTowerConfig, tokenizeCaption } from './text-tower.ts';
 
 export interface PairBatch {
@@ -34,64 +34,23 @@ export function captionOf(sample: Pick<LoaderSample, 'images' | 'conversations'>
   return text.length > 0 ? text : undefined;
 }
 
-export interface PairStreamOptions {
+export interface PairStreamOptions extends SampleStreamOptions {
   resolution: number;
   text: TextTowerConfig;
-  /** Preprocessing worker threads (the loader's pool); default one per core. Ignored when `pool` is given. */
-  threads?: number;
-  /** Share a pool; it is not closed by `close()`. */
-  pool?: PreprocessPool;
 }
 
-export class PairStream {
-  private iterator: AsyncIterator<LoaderSample> | undefined;
-  private pool: PreprocessPool | undefined;
-  /** Two pixel buffers in turn: one the consumer holds, one being filled by the prefetch. */
-  private readonly buffers: SharedArrayBuffer[] = [];
-  private calls = 0;
-  private epoch: number;
-  /** Samples passed over because they had no image or no caption (for the run summary). */
-  skipped = 0;
-  private pairsThisEpoch = 0;
-
+export class PairStream extends SampleStream {
   constructor(
-    private readonly dataset: StreamingDataset,
+    dataset: StreamingDataset,
     private readonly opts: PairStreamOptions,
     resumeFrom?: LoaderState,
   ) {
-    // A finished epoch resumes at the start of the next one (the loader's own rule).
-    this.epoch = resumeFrom
-      ? resumeFrom.position >= resumeFrom.total
-        ? resumeFrom.epoch + 1
-        : resumeFrom.epoch
-      : 0;
-    if (resumeFrom) dataset.resume(resumeFrom);
-    else dataset.setEpoch(0);
+    super(dataset, opts, resumeFrom);
   }
 
-  /** Where the next batch would start: saved with checkpoints. */
-  state(): LoaderState {
-    return this.dataset.state();
-  }
-
-  get currentEpoch(): number {
-    return this.epoch;
-  }
-
-  private async nextSample(): Promise<LoaderSample> {
-    for (;;) {
-      this.iterator ??= this.dataset[Symbol.asyncIterator]();
-      const r = await this.iterator.next();
-      if (!r.done) return r.value;
-      if (this.pairsThisEpoch === 0 && this.skipped > 0) {
-        throw new Error(
-          `${this.dataset.manifestUri}: a whole epoch held no (image, caption) pair to train on`,
-        );
-      }
-      this.epoch++;
-      this.pairsThisEpoch = 0;
-      this.dataset.setEpoch(this.epoch);
-      this.iterator = undefined;
+  protected checkEpochEnd(): void {
+    if (this.usedThisEpoch === 0 && this.skipped > 0) {
+      throw new Error(`${this.dataset.manifestUri}: a whole epoch held no (image, caption) pair to train on`);
     }
   }
 
@@ -105,17 +64,16 @@ export class PairStream {
         this.skipped++;
         continue;
       }
-      this.pairsThisEpoch++;
+      this.usedThisEpoch++;
       picked.push({ sample, caption });
     }
     const loaderState = this.dataset.state();
     const skipped = this.skipped;
     const { resolution, text } = this.opts;
     const plane = resolution * resolution * 3;
-    const buffer = this.buffer(this.calls++ % 2, n * plane);
+    const buffer = this.nextBuffer(n * plane);
     const preprocess: PreprocessOptions = { ...FASTVLM_PREPROCESS, resolution, dtype: 'u8' };
-    this.pool ??= this.opts.pool ?? new PreprocessPool(this.opts.threads);
-    const pool = this.pool;
+    const pool = this.pool();
     await Promise.all(
       picked.map(({ sample }, i) =>
         pool.run(sample.images[0].bytes, buffer, i * plane, preprocess).catch((err: unknown) => {
@@ -135,18 +93,5 @@ export class PairStream {
       loaderState,
       skipped,
     };
-  }
-
-  /** Buffer `slot`, at least `bytes` long (every byte a batch uses is overwritten). */
-  private buffer(slot: number, bytes: number): SharedArrayBuffer {
-    if (!this.buffers[slot] || this.buffers[slot].byteLength < bytes)
-      this.buffers[slot] = new SharedArrayBuffer(bytes);
-    return this.buffers[slot];
-  }
-
-  /** Stop the preprocessing workers (unless the pool was given). */
-  async close(): Promise<void> {
-    if (this.pool && !this.opts.pool) await this.pool.close();
-    this.pool = undefined;
   }
 }
