@@ -5,9 +5,11 @@
 // held at once is one bucket, the candidate pairs, and the key rows of the samples that have a candidate.
 
 import { createHash } from 'node:crypto';
-import { appendFile, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { createReadStream, existsSync } from 'node:fs';
+import { appendFile, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createInterface } from 'node:readline';
 import {
   bandGroupPairs,
   type Hash64,
@@ -219,9 +221,11 @@ async function findNearDups(
     );
     for (let b = 0; b < buckets; b++) {
       signal?.throwIfAborted();
-      const text = await readFile(join(spill, String(b)), 'utf8').catch(() => '');
+      const file = join(spill, String(b));
+      if (!existsSync(file)) continue;
       const groups = new Map<string, { g: number; image?: Hash64 }[]>();
-      for (const line of text.split('\n')) {
+      // Line by line: the bucket's text is never held whole beside its groups.
+      for await (const line of createInterface({ input: createReadStream(file), crlfDelay: Infinity })) {
         if (!line) continue;
         const [key, g, image] = line.split('\t');
         const member = { g: Number(g), ...(image === '-' ? {} : { image: hash64FromHex(image) }) };
