@@ -23,7 +23,7 @@ import { estimatedJaccard } from '../../core/minhash.ts';
 import { NearDupClusters } from '../../core/near-dup-clusters.ts';
 import type { QuarantineRecord } from '../../core/quarantine.ts';
 import { storageFor } from '../../core/storage/index.ts';
-import type { NearDupExample, NearDupReason, NearDupSummary } from '../../manifests/near-dup-summary.ts';
+import type { NearDupReason, NearDupSummary } from '../../manifests/near-dup-summary.ts';
 import type { NearDedupSpec } from '../../manifests/spec-schema.ts';
 import { signatureFromBase64 } from '../../transforms/near-dup-fields.ts';
 import type { BuildContext } from '../context.ts';
