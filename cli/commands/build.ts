@@ -22,9 +22,6 @@ async function loadSpecFromFlags(specPath: string, flags: SpecFlags) {
 function announceFleetBuild(buildId: string, redisUrl: string, stopProgress: () => void): void {
   // redisUrl comes redacted (no password).
   const redis = `--redis ${redisUrl}`;
-  process.stderr.write(
-    `build ${buildId}: submitted to the fleet; following it (Ctrl-C stops following, not the build)\n`,
-  );
   const stop = () => {
     stopProgress();
     process.stderr.write(
@@ -33,8 +30,12 @@ function announceFleetBuild(buildId: string, redisUrl: string, stopProgress: () 
     );
     process.exit(130);
   };
+  // Handlers first: stderr to a pipe is written synchronously, so whoever reads the line may signal at once.
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
+  process.stderr.write(
+    `build ${buildId}: submitted to the fleet; following it (Ctrl-C stops following, not the build)\n`,
+  );
 }
 
 export function registerBuild(program: Command): void {
