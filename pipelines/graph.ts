@@ -49,7 +49,7 @@ export function isStage(name: string): name is Stage {
   return (STAGES as readonly string[]).includes(name);
 }
 
-/** The levels in build order: plan; ingest×P → select; shuffle×P → route; write×S → finalize. */
+/** The levels in build order: plan; contamination-index; ingest×P → near-dedup; select; shuffle×P → route; write×S → finalize. */
 export const LEVELS: readonly Level[] = GRAPH.filter((s) => s.parent === undefined).map((h) => ({
   head: h.name,
   children: GRAPH.filter((s) => s.parent === h.name).map((s) => s.name),

@@ -13,7 +13,7 @@ export interface StageDef<N extends string = string, R = unknown> {
   /** How many jobs the stage has: one, or one per partition / shard. */
   fanOut: 'one' | Count;
   /**
-   * The single-job stage that waits for all of this stage's jobs (a BullMQ flow parent: ingest → select). A stage
+   * The single-job stage that waits for all of this stage's jobs (a BullMQ flow parent: ingest → near-dedup). A stage
    * without a parent heads a level of the graph; its children run first, and it adds the next level on a fleet.
    */
   parent?: string;

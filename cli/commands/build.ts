@@ -71,7 +71,9 @@ export function registerBuild(program: Command): void {
 
   program
     .command('build <spec>')
-    .description('build a mixture: plan → ingest → select → shuffle → route → write → finalize')
+    .description(
+      'build a mixture: plan → contamination-index → ingest → near-dedup → select → shuffle → route → write → finalize',
+    )
     .requiredOption('--out <uri>', 'output folder or s3:// prefix')
     .option('--set <path=value>', 'override a spec field (repeatable)', collect, [])
     .option('--concurrency <n>', 'jobs in flight (default: number of cores)', intFlag('--concurrency', 1))
