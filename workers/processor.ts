@@ -15,6 +15,7 @@ import {
   readBuildRecord,
   type Step,
 } from './queues.ts';
+import { answerWithin } from './within.ts';
 
 export interface ProcessorSettings {
   redis: Redis;
@@ -196,21 +197,11 @@ async function bounded<T>(
 }
 
 /** True when `work` settles within `ms` (its failure counts as settled: false); never waits longer. */
-async function within(work: Promise<unknown>, ms: number): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    return await Promise.race([
-      work.then(
-        () => true,
-        () => false,
-      ),
-      new Promise<boolean>((r) => {
-        timer = setTimeout(() => r(false), ms);
-      }),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
+function within(work: Promise<unknown>, ms: number): Promise<boolean> {
+  return answerWithin(
+    work.then(() => true),
+    ms,
+  );
 }
 
 export function makeProcessor(s: ProcessorSettings) {

@@ -8,6 +8,7 @@ import { BuildFlows } from './flows.ts';
 import { HAND_BACK_REASON, makeProcessor } from './processor.ts';
 import { queueName, STEPS, type Step } from './queues.ts';
 import { DEFAULT_REDIS_TIMEOUT_MS, openRedis, redactRedisUrl } from './redis-client.ts';
+import { answerWithin } from './within.ts';
 
 export interface WorkerSettings {
   redis: string;
@@ -67,20 +68,10 @@ export interface BuildWorker {
 /** Resolves true when Redis answers PING within `ms`, false otherwise (never waits longer). */
 async function answers(redis: import('ioredis').Redis, ms: number): Promise<boolean> {
   if (redis.status !== 'ready') return false;
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    return await Promise.race([
-      redis.ping().then(
-        (r) => r === 'PONG',
-        () => false,
-      ),
-      new Promise<boolean>((r) => {
-        timer = setTimeout(() => r(false), ms);
-      }),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
+  return answerWithin(
+    redis.ping().then((r) => r === 'PONG'),
+    ms,
+  );
 }
 
 export async function startBuildWorker(settings: WorkerSettings): Promise<BuildWorker> {
