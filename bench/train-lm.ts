@@ -21,6 +21,7 @@ import {
   tokenizeConversation,
   tokensPerImageAt,
 } from '../train-bridge/text/index.ts';
+import { meanStepSeconds } from './engine-steps.ts';
 
 const { values } = parseArgs({
   options: {
@@ -80,21 +81,11 @@ async function engineStep(): Promise<{ seconds: number; adapter: string }> {
   const params = gpu.weights.trainable().map((p) => p.tensor);
   const optimizer = new AdamW(params, { lr: 1e-4, weightDecay: 0 });
   const pixels = eng.upload(toNhwc(images.data, images.shape), [images.shape[0] as number, r, r, 3]);
-  const times: number[] = [];
-  for (let i = 0; i <= steps; i++) {
-    const t0 = performance.now();
-    const loss = eng.tidy(() => gpu.loss(batch, pixels));
-    eng.backward(loss);
-    optimizer.step();
-    eng.zeroGrad(params);
-    await loss.read();
-    loss.dispose();
-    if (i > 0) times.push((performance.now() - t0) / 1000);
-  }
+  const seconds = await meanStepSeconds(eng, optimizer, params, steps, () => gpu.loss(batch, pixels));
   const adapter = eng.ctx.adapter.description || eng.ctx.adapter.device;
   gpu.dispose();
   eng.destroy();
-  return { seconds: times.reduce((a, b) => a + b, 0) / times.length, adapter };
+  return { seconds, adapter };
 }
 
 const torch = spawnSync(

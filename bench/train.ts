@@ -14,6 +14,7 @@ import { forwardFastViTHD } from '../train-bridge/model/forward.ts';
 import { GpuBackend } from '../train-bridge/model/gpu-backend.ts';
 import { GpuWeights } from '../train-bridge/model/gpu-weights.ts';
 import { initFastViTHD } from '../train-bridge/model/init.ts';
+import { meanStepSeconds } from './engine-steps.ts';
 
 const { values } = parseArgs({
   options: {
@@ -47,20 +48,12 @@ async function engineStep(): Promise<{ seconds: number; adapter: string }> {
   const images = eng.uploadU8(pixels, [batch, r, r, 3], { scale: 1 / 255 });
   const side = r / 64;
   const probe = eng.fill([batch, side, side, encoder.outChannels], 0.01);
-  const times: number[] = [];
-  for (let i = 0; i <= steps; i++) {
-    const t0 = performance.now();
-    const loss = eng.tidy(() => ops.sum(ops.mul(forwardFastViTHD(encoder, images, gpuOps), probe)));
-    eng.backward(loss);
-    optimizer.step();
-    eng.zeroGrad(params);
-    await loss.read();
-    loss.dispose();
-    if (i > 0) times.push((performance.now() - t0) / 1000);
-  }
+  const seconds = await meanStepSeconds(eng, optimizer, params, steps, () =>
+    ops.sum(ops.mul(forwardFastViTHD(encoder, images, gpuOps), probe)),
+  );
   const adapter = eng.ctx.adapter.description || eng.ctx.adapter.device;
   eng.destroy();
-  return { seconds: times.reduce((a, b) => a + b, 0) / times.length, adapter };
+  return { seconds, adapter };
 }
 
 function torchStep(): { seconds: number; torch: string; params: number } {

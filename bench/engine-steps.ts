@@ -1,0 +1,27 @@
+// The engine side of the training benches (bench/train.ts, bench/train-lm.ts), timed the same way: one warm-up
+// step, then `steps` timed ones of forward, backward, AdamW update and a loss read-back.
+import type { Engine } from '../train-bridge/gpu/engine.ts';
+import type { AdamW } from '../train-bridge/gpu/optim/adamw.ts';
+import type { Tensor } from '../train-bridge/gpu/tensor.ts';
+
+/** Mean seconds of a training step on `eng` (the warm-up step, which compiles the pipelines, is not counted). */
+export async function meanStepSeconds(
+  eng: Engine,
+  optimizer: AdamW,
+  params: Tensor[],
+  steps: number,
+  forward: () => Tensor,
+): Promise<number> {
+  const times: number[] = [];
+  for (let i = 0; i <= steps; i++) {
+    const t0 = performance.now();
+    const loss = eng.tidy(forward);
+    eng.backward(loss);
+    optimizer.step();
+    eng.zeroGrad(params);
+    await loss.read();
+    loss.dispose();
+    if (i > 0) times.push((performance.now() - t0) / 1000);
+  }
+  return times.reduce((a, b) => a + b, 0) / times.length;
+}
