@@ -17,10 +17,10 @@ import {
 } from '../core/lsh.ts';
 import { estimatedJaccard, MINHASH_PERMUTATIONS, minhashSignature } from '../core/minhash.ts';
 import { NearDupClusters } from '../core/near-dup-clusters.ts';
+import { EDITS, edit, original } from '../dev/near-dup-images.ts';
 import { ImageOptionsSchema } from '../transforms/component-options.ts';
 import { normaliseImage } from '../transforms/image-normalise.ts';
 import { perceptualHash } from '../transforms/perceptual-hash.ts';
-import { EDITS, edit, original } from './near-dedup-images.ts';
 
 const { values: args } = parseArgs({
   options: {

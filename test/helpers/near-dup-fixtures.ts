@@ -3,8 +3,8 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import sharp from 'sharp';
-import { original } from '../../bench/near-dedup-images.ts';
 import { keyedHash64 } from '../../core/keyed-hash.ts';
+import { original } from '../../dev/near-dup-images.ts';
 import { parseSpec } from '../../manifests/spec.ts';
 import type { MixtureSpec } from '../../manifests/spec-schema.ts';
 

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import sharp from 'sharp';
-import { original } from '../../bench/near-dedup-images.ts';
+import { original } from '../../dev/near-dup-images.ts';
 import { ImageOptionsSchema } from '../../transforms/component-options.ts';
 import { normaliseImage } from '../../transforms/image-normalise.ts';
 import {
