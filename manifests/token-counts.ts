@@ -1,7 +1,9 @@
 // The token-count sidecar's format (written by `mixforge tokens`, train-bridge/loader/token-counts.ts): per sample,
-// the tokens the training loop sees (rendered conv_qwen_2 conversation + image tokens at a resolution). Layout under
-// the mixture: tokens/r<R>/shard-NNNNN.u32 (little-endian uint32, one per row in shard order) and
-// tokens/r<R>/index.json (what the counts depend on). Readers (loader packing, report) use only this file.
+// the tokens the training loop sees (rendered conv_qwen_2 conversation + image tokens at a resolution) and the
+// reference's modality length (± words, negative without images, for group_by_modality_length). Layout under the
+// mixture: tokens/r<R>/shard-NNNNN.u32 (little-endian: one uint32 token count per row in shard order, then one int32
+// modality length per row) and tokens/r<R>/index.json (what the counts depend on). Readers (loader packing and
+// length grouping, report) use only this file.
 import { z } from 'zod';
 import { MixforgeError } from '../core/errors.ts';
 import { openParquet, readRowGroups } from '../core/parquet/read.ts';
@@ -27,6 +29,9 @@ export class TokenCountsError extends MixforgeError {
   override name = 'TokenCountsError';
 }
 
+/** Bytes per row in a shard's file: the token count and the modality length. */
+export const TOKEN_COUNT_ROW_BYTES = 8;
+
 export const tokenCountsDir = (root: string, resolution: number) => joinUri(root, 'tokens', `r${resolution}`);
 export const tokenCountsFile = (dir: string, shardPath: string) =>
   joinUri(dir, `${shardPath.replace(/^.*\//, '').replace(/\.parquet$/, '')}.u32`);
@@ -42,8 +47,11 @@ export async function readTokenCountsIndex(uri: string): Promise<TokenCountsInde
   return parsed.data;
 }
 
-/** Per-shard token counts of a mixture, as written by writeTokenCounts; checked against the manifest's shards. */
-export async function readTokenCounts(manifestUri: string, resolution: number): Promise<Uint32Array[]> {
+/** Per-shard sidecar rows of a mixture, as written by writeTokenCounts; checked against the manifest's shards. */
+export async function readTokenSidecar(
+  manifestUri: string,
+  resolution: number,
+): Promise<{ tokens: Uint32Array; modality: Int32Array }[]> {
   const m = await readManifest(manifestUri);
   const dir = tokenCountsDir(manifestRoot(manifestUri), resolution);
   const indexUri = joinUri(dir, 'index.json');
@@ -63,14 +71,18 @@ export async function readTokenCounts(manifestUri: string, resolution: number): 
     m.shards.map(async (s) => {
       const uri = tokenCountsFile(dir, s.path);
       const bytes = await storageFor(uri).readAll(uri);
-      if (bytes.byteLength !== s.rows * 4)
-        throw new TokenCountsError(
-          `${uri}: ${bytes.byteLength} bytes, expected ${s.rows * 4} (${s.rows} rows)`,
-        );
-      const copy = new Uint8Array(bytes);
-      return new Uint32Array(copy.buffer, 0, s.rows);
+      const want = s.rows * TOKEN_COUNT_ROW_BYTES;
+      if (bytes.byteLength !== want)
+        throw new TokenCountsError(`${uri}: ${bytes.byteLength} bytes, expected ${want} (${s.rows} rows)`);
+      const copy = new Uint8Array(bytes).buffer;
+      return { tokens: new Uint32Array(copy, 0, s.rows), modality: new Int32Array(copy, s.rows * 4, s.rows) };
     }),
   );
+}
+
+/** Per-shard token counts of a mixture (row order), as written by writeTokenCounts. */
+export async function readTokenCounts(manifestUri: string, resolution: number): Promise<Uint32Array[]> {
+  return (await readTokenSidecar(manifestUri, resolution)).map((s) => s.tokens);
 }
 
 /** Bin edges of the report's token-length histograms (tokens per sample). */

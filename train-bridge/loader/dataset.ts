@@ -3,7 +3,9 @@
 import { joinUri } from '../../core/storage/index.ts';
 import { type Manifest, manifestRoot, readManifest } from '../../manifests/manifest.ts';
 import { SHARD_ROW_GROUP } from '../../manifests/shard-format.ts';
+import { readTokenSidecar } from '../../manifests/token-counts.ts';
 import { EpochOrder } from './epoch-order.ts';
+import { LengthGroupedOrder } from './length-grouped-order.ts';
 import { type PartitionSpec, positionAfter, rankCount, rankPosition, workerCount } from './partition.ts';
 import { RANKED_DEFAULTS, RankedLoader, type RankedLoaderOptions } from './ranked-loader.ts';
 import { RowGroupSource, type ShardRow } from './row-group-source.ts';
@@ -31,6 +33,12 @@ export interface StreamingDatasetOptions extends RankedLoaderOptions {
    * can measure what the check costs; the footer and byte counts are checked either way.
    */
   checkRowGroups?: boolean;
+  /**
+   * LLaVA's group_by_modality_length instead of the keyed order: micro-batches of one modality and similar length
+   * (batchSize = micro-batch, worldSize = ranks × accumulation), from the sidecar `mixforge tokens` writes at
+   * `resolution`. Reads then jump across the mixture (use small shards or a local cache).
+   */
+  groupByModalityLength?: { batchSize: number; worldSize: number; resolution: number };
 }
 
 export const LOADER_DEFAULTS = {
@@ -70,7 +78,8 @@ export class StreamingDataset extends RankedLoader implements AsyncIterable<Load
   private manifest: Manifest | undefined;
   private layout = '';
   private source: RowGroupSource | undefined;
-  private order: EpochOrder | undefined;
+  private order: EpochOrder | LengthGroupedOrder | undefined;
+  private modality: Int32Array[] | undefined;
   private opening: Promise<void> | undefined;
   private pendingResume: LoaderState | undefined;
 
@@ -97,6 +106,11 @@ export class StreamingDataset extends RankedLoader implements AsyncIterable<Load
         cache,
         checkRowGroups: this.opts.checkRowGroups,
       });
+      const grouping = this.opts.groupByModalityLength;
+      if (grouping)
+        this.modality = (await readTokenSidecar(this.manifestUri, grouping.resolution)).map(
+          (s) => s.modality,
+        );
       if (this.pendingResume) this.applyResume(this.pendingResume);
       this.rebuildOrder();
     })();
@@ -105,13 +119,23 @@ export class StreamingDataset extends RankedLoader implements AsyncIterable<Load
 
   private rebuildOrder(): void {
     const m = this.manifest!;
-    this.order = new EpochOrder(m.shards, {
-      seed: this.seed!,
-      epoch: this.epoch,
-      lanes: this.lanes,
-      shuffleWindow: this.shuffleWindow!,
-      rowGroupSize: SHARD_ROW_GROUP,
-    });
+    const grouping = this.opts.groupByModalityLength;
+    if (grouping && this.modality) {
+      this.order = new LengthGroupedOrder(m.shards, this.modality, {
+        batchSize: grouping.batchSize,
+        worldSize: grouping.worldSize,
+        seed: this.seed!,
+        epoch: this.epoch,
+        rowGroupSize: SHARD_ROW_GROUP,
+      });
+    } else
+      this.order = new EpochOrder(m.shards, {
+        seed: this.seed!,
+        epoch: this.epoch,
+        lanes: this.lanes,
+        shuffleWindow: this.shuffleWindow!,
+        rowGroupSize: SHARD_ROW_GROUP,
+      });
     // Memory bound: the current window of every lane this reader visits, plus the prefetched groups.
     const perLane = Math.ceil(this.shuffleWindow! / SHARD_ROW_GROUP) + 1;
     const prefetch = this.opts.prefetchGroups ?? LOADER_DEFAULTS.prefetchGroups;
@@ -165,6 +189,7 @@ export class StreamingDataset extends RankedLoader implements AsyncIterable<Load
       position: positionAfter(part, rankConsumed),
       total: part.total,
       worldSizeAtSave: this.worldSize,
+      ...(this.opts.groupByModalityLength ? { grouping: { ...this.opts.groupByModalityLength } } : {}),
     };
   }
 
@@ -187,6 +212,13 @@ export class StreamingDataset extends RankedLoader implements AsyncIterable<Load
   }
 
   private applyResume(state: LoaderState): void {
+    const grouping = (g: LoaderState['grouping']) =>
+      g ? `group_by_modality_length ${g.batchSize}×${g.worldSize} at ${g.resolution}` : 'the keyed order';
+    const want = this.opts.groupByModalityLength;
+    if (grouping(state.grouping) !== grouping(want && { ...want }))
+      throw new LoaderStateError(
+        `loader state was saved with ${grouping(state.grouping)}, this loader uses ${grouping(want)}`,
+      );
     if (state.layout !== this.layout)
       throw new LoaderStateError(
         `loader state is for another mixture (layout ${state.layout}, ${this.manifestUri} has ${this.layout})`,

@@ -21,6 +21,14 @@ export const LoaderStateSchema = z.strictObject({
   position: z.number().int().min(0),
   total: z.number().int().min(0),
   worldSizeAtSave: z.number().int().min(1),
+  /** Set when the order is LLaVA's group_by_modality_length (a state resumes only the same grouping). */
+  grouping: z
+    .strictObject({
+      batchSize: z.number().int().min(1),
+      worldSize: z.number().int().min(1),
+      resolution: z.number().int().min(1),
+    })
+    .optional(),
 });
 
 export type LoaderState = z.infer<typeof LoaderStateSchema>;

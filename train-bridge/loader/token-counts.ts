@@ -7,6 +7,7 @@ import { manifestRoot, readManifest } from '../../manifests/manifest.ts';
 import { SHARD_ROW_GROUP } from '../../manifests/shard-format.ts';
 import {
   readTokenCountsIndex,
+  TOKEN_COUNT_ROW_BYTES,
   TOKEN_COUNTS_KIND,
   type TokenCountsIndex,
   tokenCountsDir,
@@ -16,6 +17,7 @@ import {
   IMAGE_TOKEN_INDEX,
   type ImageTokenPosition,
   loadQwen2Tokenizer,
+  modalityLength,
   type Qwen2Tokenizer,
   shippedTokenizerPath,
   tokenizeConversation,
@@ -82,26 +84,23 @@ export async function writeTokenCounts(
       const shard = m.shards[s];
       const uri = tokenCountsFile(dir, shard.path);
       const have = reuse ? await storageFor(uri).stat(uri) : undefined;
-      if (have && have.size === shard.rows * 4) {
+      if (have && have.size === shard.rows * TOKEN_COUNT_ROW_BYTES) {
         opts.onShard?.(++done, m.shards.length, true);
         continue;
       }
-      const counts = new Uint32Array(shard.rows);
+      // Tokens (uint32 per row), then the reference's modality length (int32 per row) in one file.
+      const bytes = new ArrayBuffer(shard.rows * TOKEN_COUNT_ROW_BYTES);
+      const counts = new Uint32Array(bytes, 0, shard.rows);
+      const modality = new Int32Array(bytes, shard.rows * 4, shard.rows);
       for (let g = 0; g * SHARD_ROW_GROUP < shard.rows; g++) {
         const rows = await source.rows(s, g);
         rows.forEach((row, i) => {
-          counts[g * SHARD_ROW_GROUP + i] = sampleTokens(
-            row,
-            tok,
-            index.tokensPerImage,
-            index.imageTokenPosition,
-          );
+          const at = g * SHARD_ROW_GROUP + i;
+          counts[at] = sampleTokens(row, tok, index.tokensPerImage, index.imageTokenPosition);
+          modality[at] = modalityLength(row.conversations, row.images.length > 0);
         });
       }
-      await storageFor(uri).writeAtomic(
-        uri,
-        Buffer.from(counts.buffer, counts.byteOffset, counts.byteLength),
-      );
+      await storageFor(uri).writeAtomic(uri, Buffer.from(bytes));
       opts.onShard?.(++done, m.shards.length, false);
     }
   };
