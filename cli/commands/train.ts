@@ -24,6 +24,7 @@ interface TrainFlags {
   weights?: string;
   randomEncoder?: boolean;
   adapter?: string;
+  groupByModalityLength?: boolean;
 }
 
 function duration(seconds: number): string {
@@ -55,6 +56,11 @@ export function registerTrain(program: Command): void {
       '--image-token-position <p>',
       'lm: data (keep <image> where the sample has it) or front (move it first, as the reference does)',
       'data',
+    )
+    .option(
+      '--group-by-modality-length',
+      'lm: LLaVA’s group_by_modality_length order (micro-batches of one modality and similar length); needs ' +
+        '`mixforge tokens <manifest> --resolution R` first',
     )
     .option('--preset <stage>', 'stage1 (projector only), stage1.5 or stage2 (full model)', 'stage1')
     // No commander parser: checkResolution is the one `model info` uses too, so both reject the same values.
@@ -121,6 +127,12 @@ export function registerTrain(program: Command): void {
       if (flags.objective !== 'lm' && flags.objective !== 'contrastive')
         throw new SpecError('--objective', '', `expected lm or contrastive, got "${flags.objective}"`);
       const lm = flags.objective === 'lm';
+      if (flags.groupByModalityLength && !lm)
+        throw new SpecError(
+          '--group-by-modality-length',
+          '',
+          'orders conversations for the lm objective only',
+        );
       const model = flags.model ?? (lm ? 'fastvlm-0.5b' : 'fastvithd');
       if (lm !== isFastVLMModel(model)) {
         throw new SpecError(
@@ -227,6 +239,16 @@ export function registerTrain(program: Command): void {
                 extendTo,
                 initFrom: flags.initFrom,
                 log,
+                // The reference groups megabatches of micro-batch × (ranks × accumulation) samples.
+                loader: flags.groupByModalityLength
+                  ? {
+                      groupByModalityLength: {
+                        batchSize: config.microBatch,
+                        worldSize: config.batchSize / config.microBatch,
+                        resolution: config.resolution,
+                      },
+                    }
+                  : undefined,
               })
             : await Trainer.create(eng, {
                 manifest,

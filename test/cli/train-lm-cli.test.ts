@@ -3,9 +3,9 @@
 // that cannot fit the adapter is refused in one line naming the change to make; `model info` gives each part's count.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { cp, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { after, before, test } from 'node:test';
 import { trainPairsMixture } from '../train-bridge/train/fixtures.ts';
 
@@ -85,4 +85,46 @@ test('model info fastvlm-0.5b --json gives each part', () => {
   assert.equal(info.params.projector, 3_557_120);
   assert.equal(info.params.total, info.params.vision + info.params.projector + info.params.lm);
   assert.equal(info.imageTokens, 256);
+});
+
+test('--group-by-modality-length asks for the token sidecar, then trains in that order', async () => {
+  const dir = join(root, 'grouped');
+  // A private copy of the cached fixture, without any sidecar an earlier run left there.
+  const mix = join(root, 'grouped-mixture');
+  await cp(dirname(manifest), mix, { recursive: true });
+  await rm(join(mix, 'tokens'), { recursive: true, force: true });
+  const own = join(mix, 'manifest.json');
+  const args = [
+    'train',
+    own,
+    '--checkpoint-dir',
+    dir,
+    '--model',
+    'fastvlm-tiny',
+    '--preset',
+    'stage2',
+    '--resolution',
+    '64',
+    '--batch-size',
+    '4',
+    '--micro-batch',
+    '2',
+    '--steps',
+    '1',
+    '--max-length',
+    '96',
+    '--group-by-modality-length',
+  ];
+  const missing = mixforge(...args);
+  assert.equal(missing.code, 1, missing.out);
+  assert.match(
+    missing.stderr,
+    /no token counts at resolution 64 \(run: mixforge tokens .* --resolution 64\)/,
+  );
+  const tokens = mixforge('tokens', own, '--resolution', '64');
+  assert.equal(tokens.code, 0, tokens.out);
+  const r = mixforge(...args);
+  assert.equal(r.code, 0, r.out);
+  const state = JSON.parse(await readFile(join(dir, 'step-00000001', 'trainer.json'), 'utf8'));
+  assert.deepEqual(state.loader.grouping, { batchSize: 2, worldSize: 2, resolution: 64 });
 });
