@@ -26,6 +26,16 @@ export interface PartSummary {
   bytes: number;
 }
 
+/** Every partition's summary, in partition order (what the stages after ingest start from). */
+export async function readPartSummaries(ctx: BuildContext): Promise<PartSummary[]> {
+  const layout = buildLayout(ctx.out);
+  const plan = await readJson<BuildPlan>(layout.plan);
+  const parts: PartSummary[] = [];
+  for (let n = 0; n < plan.partitions.length; n++)
+    parts.push(await readJson<PartSummary>(layout.partSummary(n)));
+  return parts;
+}
+
 export async function runIngest(
   ctx: BuildContext,
   n: number,

@@ -6,9 +6,6 @@
 
 import { createHash } from 'node:crypto';
 import { createReadStream, existsSync } from 'node:fs';
-import { appendFile, mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import {
   bandGroupPairs,
@@ -30,9 +27,10 @@ import type { BuildContext } from '../context.ts';
 import { type KeyRow, readKeysFile } from '../keys-file.ts';
 import { buildLayout } from '../layout.ts';
 import { readRecordStream } from '../records-file.ts';
+import { SpillBuckets } from '../spill-buckets.ts';
 import { defineStage } from '../stage.ts';
 import { readJson, writeJson } from '../storage-json.ts';
-import type { PartSummary } from './ingest.ts';
+import { type PartSummary, readPartSummaries } from './ingest.ts';
 import type { BuildPlan } from './plan.ts';
 
 /** The rows of one part that near-dedup drops (select leaves them out before exact dedup and take). */
@@ -75,10 +73,7 @@ function imageDistance(a: string[], b: string[]): number | undefined {
 
 export async function runNearDedup(ctx: BuildContext, signal?: AbortSignal): Promise<NearDupSummary> {
   const layout = buildLayout(ctx.out);
-  const plan = await readJson<BuildPlan>(layout.plan);
-  const parts: PartSummary[] = [];
-  for (let n = 0; n < plan.partitions.length; n++)
-    parts.push(await readJson<PartSummary>(layout.partSummary(n)));
+  const parts = await readPartSummaries(ctx);
   const nd = ctx.spec.near_dedup;
   const summary: NearDupSummary = { enabled: nd !== undefined, candidates: 0, components: {}, examples: [] };
   const drops = parts.map((p): PartNearDups => ({ part: p.part, drops: [] }));
@@ -182,18 +177,9 @@ async function findNearDups(
   const readPart = (n: number) => readKeysFile(buildLayout(ctx.out).partKeys(n));
   const buckets = Math.max(1, Math.ceil((total * nd.text.bands) / BUCKET_ROWS));
   const pairs = new Set<number>();
-  const spill = await mkdtemp(join(tmpdir(), 'mixforge-near-dedup-'));
+  const spill = await SpillBuckets.create('near-dedup', buckets, SPILL_BYTES);
   try {
     // Pass 1: every band key of every sample to the bucket file of that key.
-    const pending: string[][] = Array.from({ length: buckets }, () => []);
-    let pendingBytes = 0;
-    const flush = async () => {
-      for (const [b, lines] of pending.entries()) {
-        if (lines.length) await appendFile(join(spill, String(b)), lines.join(''));
-        pending[b] = [];
-      }
-      pendingBytes = 0;
-    };
     for (const [pi, p] of parts.entries()) {
       signal?.throwIfAborted();
       const ci = componentIndex.get(p.component) as number;
@@ -206,13 +192,11 @@ async function findNearDups(
           const line = `${key}\t${offsets[pi] + row}\t${k.near.images[0] ?? '-'}\n`;
           // The band's bytes are MinHash minimums, already uniform: their first 4 bytes pick the bucket.
           const hex = band.slice(band.indexOf(':') + 1, band.indexOf(':') + 9);
-          pending[Number.parseInt(hex, 16) % buckets].push(line);
-          pendingBytes += line.length;
+          await spill.add(Number.parseInt(hex, 16) % buckets, line);
         }
-        if (pendingBytes > SPILL_BYTES) await flush();
       }
     }
-    await flush();
+    await spill.flush();
     // Pass 2: per bucket, samples that share a band key are candidates (bandGroupPairs bounds large groups).
     const imageLsh = hammingLsh(
       ctx.spec.seed,
@@ -221,7 +205,7 @@ async function findNearDups(
     );
     for (let b = 0; b < buckets; b++) {
       signal?.throwIfAborted();
-      const file = join(spill, String(b));
+      const file = spill.file(b);
       if (!existsSync(file)) continue;
       const groups = new Map<string, { g: number; image?: Hash64 }[]>();
       // Line by line: the bucket's text is never held whole beside its groups.
@@ -237,7 +221,7 @@ async function findNearDups(
         bandGroupPairs(members, imageLsh, (i, j) => pairs.add(i * total + j));
     }
   } finally {
-    await rm(spill, { recursive: true, force: true });
+    await spill.dispose();
   }
 
   // Pass 3: the key rows of the samples with a candidate; verify each pair; union the near-duplicates.

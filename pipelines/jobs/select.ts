@@ -3,17 +3,16 @@
 // Memory is bounded, not proportional to the mixture: key rows are spilled to local bucket files by content key
 // and deduplicated one bucket at a time; take thresholds come from a 16-bit histogram of take keys plus one
 // histogram bin of candidates. What stays in memory is a bit per row (losers) and the histograms.
-import { appendFile, mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { readFile } from 'node:fs/promises';
 import type { NearDupReason } from '../../manifests/near-dup-summary.ts';
 import { takeSize } from '../../manifests/spec-schema.ts';
 import type { BuildContext } from '../context.ts';
 import { type KeyRow, readKeysFile } from '../keys-file.ts';
 import { buildLayout } from '../layout.ts';
+import { SpillBuckets } from '../spill-buckets.ts';
 import { defineStage } from '../stage.ts';
 import { readJson, writeJson } from '../storage-json.ts';
-import type { PartSummary } from './ingest.ts';
+import { type PartSummary, readPartSummaries } from './ingest.ts';
 import type { PartNearDups } from './near-dedup.ts';
 import type { BuildPlan } from './plan.ts';
 
@@ -82,10 +81,7 @@ interface Take {
 
 export async function runSelect(ctx: BuildContext, signal?: AbortSignal): Promise<Selection> {
   const layout = buildLayout(ctx.out);
-  const plan = await readJson<BuildPlan>(layout.plan);
-  const parts: PartSummary[] = [];
-  for (let n = 0; n < plan.partitions.length; n++)
-    parts.push(await readJson<PartSummary>(layout.partSummary(n)));
+  const parts = await readPartSummaries(ctx);
   const dedup = await dedupByContent(ctx, parts, signal);
   const takes = await findTakes(ctx, parts, dedup);
   const selection = await writeKeepMasks(ctx, parts, dedup, takes);
@@ -117,33 +113,22 @@ async function dedupByContent(
     }),
   );
 
-  const spill = await mkdtemp(join(tmpdir(), 'mixforge-select-'));
+  const spill = await SpillBuckets.create('select', buckets, SPILL_BYTES);
   try {
-    const pending: string[][] = Array.from({ length: buckets }, () => []);
-    let pendingBytes = 0;
-    const flush = async () => {
-      for (const [b, lines] of pending.entries()) {
-        if (lines.length) await appendFile(join(spill, String(b)), lines.join(''));
-        pending[b] = [];
-      }
-      pendingBytes = 0;
-    };
     for (const p of parts) {
       signal?.throwIfAborted();
       const ci = componentIndex.get(p.component) as number;
       for (const [row, k] of (await readKeys(ctx, p.part)).entries()) {
         if (nearDups[p.part].has(row)) continue;
         const line = `${k.dedupKey}\t${ci}\t${k.takeKey}\t${p.part}\t${row}\t${k.id}\n`;
-        pending[Number.parseInt(k.dedupKey.slice(0, 8), 16) % buckets].push(line);
-        pendingBytes += line.length;
-        if (pendingBytes > SPILL_BYTES) await flush();
+        await spill.add(Number.parseInt(k.dedupKey.slice(0, 8), 16) % buckets, line);
       }
     }
-    await flush();
+    await spill.flush();
 
     for (let b = 0; b < buckets; b++) {
       signal?.throwIfAborted();
-      const text = await readFile(join(spill, String(b)), 'utf8').catch(() => '');
+      const text = await readFile(spill.file(b), 'utf8').catch(() => '');
       const winners = new Map<
         string,
         { ci: number; takeKey: string; id: string; part: number; row: number }
@@ -168,7 +153,7 @@ async function dedupByContent(
       }
     }
   } finally {
-    await rm(spill, { recursive: true, force: true });
+    await spill.dispose();
   }
   return { losers, nearDups, components };
 }
