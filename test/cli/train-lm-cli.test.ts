@@ -23,28 +23,18 @@ function mixforge(...args: string[]) {
   return { code: r.status, out: `${r.stdout}${r.stderr}`, stdout: r.stdout, stderr: r.stderr };
 }
 
+/** `train` arguments for a fastvlm-tiny run at 64²: updates of 4 samples in micro-batches of 2. */
+function tinyRun(mixture: string, dir: string, steps: number): string[] {
+  return [
+    ...['train', mixture, '--checkpoint-dir', dir, '--model', 'fastvlm-tiny', '--preset', 'stage2'],
+    ...['--resolution', '64', '--batch-size', '4', '--micro-batch', '2', '--steps', String(steps)],
+    ...['--max-length', '96'],
+  ];
+}
+
 test('a 2-update fastvlm-tiny run of the default objective', async () => {
   const dir = join(root, 'run');
-  const r = mixforge(
-    'train',
-    manifest,
-    '--checkpoint-dir',
-    dir,
-    '--model',
-    'fastvlm-tiny',
-    '--preset',
-    'stage2',
-    '--resolution',
-    '64',
-    '--batch-size',
-    '4',
-    '--micro-batch',
-    '2',
-    '--steps',
-    '2',
-    '--max-length',
-    '96',
-  );
+  const r = mixforge(...tinyRun(manifest, dir, 2));
   assert.equal(r.code, 0, r.out);
   assert.match(r.stderr, /training fastvlm-tiny \(lm objective, stage2, full model\) at 64²/);
   const metrics = (await readFile(join(dir, 'metrics.jsonl'), 'utf8'))
@@ -94,27 +84,7 @@ test('--group-by-modality-length asks for the token sidecar, then trains in that
   await cp(dirname(manifest), mix, { recursive: true });
   await rm(join(mix, 'tokens'), { recursive: true, force: true });
   const own = join(mix, 'manifest.json');
-  const args = [
-    'train',
-    own,
-    '--checkpoint-dir',
-    dir,
-    '--model',
-    'fastvlm-tiny',
-    '--preset',
-    'stage2',
-    '--resolution',
-    '64',
-    '--batch-size',
-    '4',
-    '--micro-batch',
-    '2',
-    '--steps',
-    '1',
-    '--max-length',
-    '96',
-    '--group-by-modality-length',
-  ];
+  const args = [...tinyRun(own, dir, 1), '--group-by-modality-length'];
   const missing = mixforge(...args);
   assert.equal(missing.code, 1, missing.out);
   assert.match(
