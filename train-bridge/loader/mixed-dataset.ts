@@ -1,7 +1,11 @@
 // MixedStreamingDataset: one loader over several built mixtures with weights (or sample counts) per epoch, chosen at
 // load time instead of at build time. Order = mix-order.ts over each stream's own epoch order; ranks, workers,
 // remainder and resume work as in dataset.ts, and the state is a few integers per stream (mix-state.ts).
+
+import { createHash } from 'node:crypto';
 import { keyedHash64 } from '../../core/keyed-hash.ts';
+import { openParquet, readRowGroups } from '../../core/parquet/read.ts';
+import { joinUri } from '../../core/storage/index.ts';
 import { type Manifest, manifestRoot, readManifest } from '../../manifests/manifest.ts';
 import { SHARD_ROW_GROUP } from '../../manifests/shard-format.ts';
 import { loaderStorage } from './dataset.ts';
@@ -22,6 +26,11 @@ export interface MixStreamSpec {
   samples?: number;
   /** Name in states and reports (default: the manifest URI). */
   name?: string;
+  /**
+   * Only these sub-sources of the mixture (the rows' `source`, e.g. `llava-onevision/chartqa`; a name ending in `/`
+   * takes every sub-source under it). The stream is then a keyed permutation of those rows, pass by pass.
+   */
+  sources?: string[];
 }
 
 export interface MixedDatasetOptions extends RankedLoaderOptions {
@@ -50,12 +59,44 @@ interface OpenStream {
   seed: number;
   source: RowGroupSource;
   orders: Map<number, EpochOrder>;
+  /** A sub-source stream: its rows (indices into the concatenated shards), and one keyed permutation per pass. */
+  rows?: Int32Array;
+  perms: Map<number, Int32Array>;
 }
 
 /** Passes of a stream in one epoch are numbered epoch · PASS_STRIDE + pass, keeping every pass's order distinct. */
 const PASS_STRIDE = 2 ** 20;
 /** Epoch orders kept per stream (a reader is in at most two passes of a stream at a time). */
 const ORDERS_KEPT = 2;
+
+/** Rows (indices into the concatenated shards) whose `source` is one of `sources` (or under a name ending in `/`). */
+async function subSourceRows(
+  manifestUri: string,
+  m: Manifest,
+  sources: readonly string[],
+): Promise<Int32Array> {
+  const root = manifestRoot(manifestUri);
+  const matches = (src: string) => sources.some((s) => (s.endsWith('/') ? src.startsWith(s) : src === s));
+  const out: number[] = [];
+  let base = 0;
+  for (const shard of m.shards) {
+    const handle = await openParquet(joinUri(root, shard.path));
+    let row = base;
+    for await (const { rows } of readRowGroups(handle, {
+      start: 0,
+      end: handle.rowGroups.length,
+      columns: ['source'],
+    }))
+      for (const r of rows) {
+        const src =
+          r.source instanceof Uint8Array ? Buffer.from(r.source).toString('utf8') : String(r.source);
+        if (matches(src)) out.push(row);
+        row++;
+      }
+    base += shard.rows;
+  }
+  return Int32Array.from(out);
+}
 
 /** A walk through the mix order from a position with its per-stream counts: next() costs one hash. */
 class MixCursor {
@@ -117,28 +158,40 @@ export class MixedStreamingDataset extends RankedLoader implements AsyncIterable
       const { shuffleWindow, cache } = loaderStorage(this.opts, this.lanes);
       this.shuffleWindow = shuffleWindow;
       const perLane = Math.ceil(this.shuffleWindow / SHARD_ROW_GROUP) + 1;
-      this.streams = this.specs.map((spec, i) => {
-        const m = manifests[i];
-        const name = spec.name ?? spec.manifest;
-        const size = m.shards.reduce((a, s) => a + s.rows, 0);
-        if (size === 0) throw new RangeError(`mix: stream ${name} has no samples`);
-        const source = new RowGroupSource(manifestRoot(spec.manifest), m.shards, {
-          rowGroupSize: SHARD_ROW_GROUP,
-          decodedGroups: 1,
-          cache,
-        });
-        // A rank meets any item of any stream, so every lane's current window of each stream may be in use.
-        source.setDecodedCapacity(this.lanes * perLane + 1);
-        return {
-          name,
-          manifest: m,
-          size,
-          layout: layoutHash(m.shards),
-          seed: Number(keyedHash64(this.seed, 'loader/mix/stream', String(i)) >> 12n),
-          source,
-          orders: new Map(),
-        };
-      });
+      this.streams = await Promise.all(
+        this.specs.map(async (spec, i) => {
+          const m = manifests[i];
+          const name = spec.name ?? spec.manifest;
+          const rows = spec.sources ? await subSourceRows(spec.manifest, m, spec.sources) : undefined;
+          const size = rows ? rows.length : m.shards.reduce((a, s) => a + s.rows, 0);
+          if (size === 0) throw new RangeError(`mix: stream ${name} has no samples`);
+          const source = new RowGroupSource(manifestRoot(spec.manifest), m.shards, {
+            rowGroupSize: SHARD_ROW_GROUP,
+            decodedGroups: 1,
+            cache,
+          });
+          // A rank meets any item of any stream, so every lane's current window of each stream may be in use.
+          source.setDecodedCapacity(this.lanes * perLane + 1);
+          const layout = layoutHash(m.shards);
+          return {
+            name,
+            manifest: m,
+            size,
+            // A sub-source stream resumes only the same sub-sources.
+            layout: spec.sources
+              ? createHash('sha256')
+                  .update(`${layout}\u0000${spec.sources.join('\u0000')}`)
+                  .digest('hex')
+                  .slice(0, 16)
+              : layout,
+            seed: Number(keyedHash64(this.seed, 'loader/mix/stream', String(i)) >> 12n),
+            source,
+            orders: new Map(),
+            rows,
+            perms: new Map(),
+          };
+        }),
+      );
       const names = new Set(this.streams.map((s) => s.name));
       if (names.size !== this.streams.length) throw new RangeError('mix: two streams have the same name');
       this.setSegment({ start: 0, base: this.streams.map(() => 0), counts: this.targets() });
@@ -334,7 +387,28 @@ export class MixedStreamingDataset extends RankedLoader implements AsyncIterable
   addressOf(stream: number, item: number): { shard: number; group: number; row: number } {
     const st = this.streams[stream];
     const { pass, position } = streamItem(item, st.size);
-    return this.orderOf(st, pass).addressOf(position);
+    if (!st.rows) return this.orderOf(st, pass).addressOf(position);
+    let g = this.permOf(st, pass)[position];
+    let shard = 0;
+    while (g >= st.manifest.shards[shard].rows) g -= st.manifest.shards[shard++].rows;
+    return { shard, group: Math.floor(g / SHARD_ROW_GROUP), row: g % SHARD_ROW_GROUP };
+  }
+
+  /** A sub-source stream's rows in the keyed order of one pass. */
+  private permOf(st: OpenStream, pass: number): Int32Array {
+    const key = this.epoch * PASS_STRIDE + pass;
+    let perm = st.perms.get(key);
+    if (!perm) {
+      const rows = st.rows!;
+      const hashes = Array.from(rows, (r) => keyedHash64(st.seed, `loader/mix/sub/epoch=${key}`, String(r)));
+      const order = Array.from(rows.keys()).sort((a, b) =>
+        hashes[a] < hashes[b] ? -1 : hashes[a] > hashes[b] ? 1 : a - b,
+      );
+      perm = Int32Array.from(order, (k) => rows[k]);
+      st.perms.set(key, perm);
+      while (st.perms.size > ORDERS_KEPT) st.perms.delete(st.perms.keys().next().value as number);
+    }
+    return perm;
   }
 
   /** The row of item `item` of stream `stream`. */

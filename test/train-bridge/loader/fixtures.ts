@@ -21,6 +21,8 @@ export interface FixtureOptions {
   images?: boolean;
   /** Images of sample i of shard s (overrides `images`); the human turn gets as many `<image>` tokens. */
   imageCount?: (shard: number, i: number) => number;
+  /** The `source` of sample i of shard s (default `fixture/demo`). */
+  source?: (shard: number, i: number) => string;
   /** Draw images at this size instead of the demo's varied sizes. */
   imageSize?: { width: number; height: number };
   /** Write the manifest as builds did before per-row-group hashes (whole-file sha256 only). */
@@ -51,7 +53,7 @@ export async function writeFixtureMixture(dir: string, opts: FixtureOptions): Pr
       }
       samples.push({
         id,
-        source: 'fixture/demo',
+        source: opts.source?.(s, i) ?? 'fixture/demo',
         images,
         conversations: [
           { from: 'human', value: `${'<image>\n'.repeat(count)}What is in ${id}?` },

@@ -254,4 +254,51 @@ describe('MixedStreamingDataset', () => {
       /--mix entries are manifest:weight/,
     );
   });
+
+  it('mixes sub-sources of one mixture: each stream only its rows, repeated pass by pass, resumable', async () => {
+    const d = join(dir, 'subsources');
+    await writeFixtureMixture(d, {
+      shards: [60, 40],
+      seed: 9,
+      source: (_s, i) => (i % 4 === 0 ? 'fx/a' : 'fx/b'),
+    });
+    const manifest = join(d, 'manifest.json');
+    const subs: MixStreamSpec[] = [
+      { manifest, sources: ['fx/a'], weight: 1, name: 'a' },
+      { manifest, sources: ['fx/b'], weight: 1, name: 'b' },
+    ];
+    const make = () => new MixedStreamingDataset(subs, { ...BASE, epochSize: 100 });
+    const ds = make();
+    const all = await collect(ds);
+    assert.deepEqual(ds.counts, [50, 50]);
+    const of = (s: number) => all.filter((x) => x.stream === s);
+    for (const x of of(0)) assert.equal(x.source, 'fx/a');
+    for (const x of of(1)) assert.equal(x.source, 'fx/b');
+    // 25 rows of a give 50 items: every one twice; b has 75 rows and gives a keyed subset of 50.
+    const seen = new Map<string, number>();
+    for (const x of of(0)) seen.set(x.id, (seen.get(x.id) ?? 0) + 1);
+    assert.equal(seen.size, 25);
+    for (const n of seen.values()) assert.equal(n, 2);
+    assert.equal(new Set(of(1).map((x) => x.id)).size, 50);
+    // A prefix name takes every sub-source under it.
+    const both = new MixedStreamingDataset([{ manifest, sources: ['fx/'], weight: 1 }], BASE);
+    assert.equal((await collect(both)).length, 100);
+    // Resume at 37: the rest, exactly.
+    const first = make();
+    await collect(first, 37);
+    const resumed = make();
+    resumed.resume(first.state());
+    const rest = (await collect(resumed)).map((x) => `${x.stream}/${x.id}`);
+    assert.deepEqual(
+      rest,
+      all.slice(37).map((x) => `${x.stream}/${x.id}`),
+    );
+    // Other sub-sources under the same name are another stream: refused.
+    const other = new MixedStreamingDataset([{ ...subs[0], sources: ['fx/b'] }, subs[1]], {
+      ...BASE,
+      epochSize: 100,
+    });
+    await other.open();
+    assert.throws(() => other.resume(first.state()), /stream 0 is a \(layout/);
+  });
 });
