@@ -20,18 +20,37 @@ interface StreamFlags {
   remainder?: 'pad' | 'drop';
   cacheDir?: string;
   cacheMaxBytes?: number;
-  mix?: { manifest: string; weight: number }[];
+  mix?: MixEntry[];
   epochSize?: number;
 }
 
-/** `a.json:0.7,b.json:0.3` → streams with weights (the weight after the last colon, so s3:// URIs work). */
-function parseMix(v: string): { manifest: string; weight: number }[] {
+interface MixEntry {
+  /** As written (the stream's name). */
+  entry: string;
+  manifest: string;
+  sources?: string[];
+  weight: number;
+}
+
+/**
+ * `a.json:0.7,b.json#llava-onevision/chartqa|llava-onevision/ai2d:0.3` → streams with weights (the weight after
+ * the last colon, so s3:// URIs work; sub-sources after `#`, separated by `|`).
+ */
+function parseMix(v: string): MixEntry[] {
   return v.split(',').map((part) => {
     const at = part.lastIndexOf(':');
     const weight = Number(part.slice(at + 1));
     if (at <= 0 || !part.slice(at + 1).trim() || !Number.isFinite(weight) || weight < 0)
-      throw new InvalidArgumentError(`--mix entries are manifest:weight (e.g. a.json:0.7), got "${part}"`);
-    return { manifest: part.slice(0, at), weight };
+      throw new InvalidArgumentError(
+        `--mix entries are manifest[#source|source…]:weight (e.g. a.json:0.7), got "${part}"`,
+      );
+    const [manifest, sources] = part.slice(0, at).split('#');
+    return {
+      entry: part.slice(0, at),
+      manifest,
+      weight,
+      ...(sources ? { sources: sources.split('|') } : {}),
+    };
   });
 }
 
@@ -43,7 +62,7 @@ export function registerStream(program: Command): void {
     )
     .option(
       '--mix <list>',
-      'load-time mixture of built mixtures: a.json:0.7,b.json:0.3 (replaces <manifest>)',
+      'load-time mixture of built mixtures: a.json:0.7,b.json:0.3; b.json#src1|src2:0.3 takes only those sub-sources (replaces <manifest>)',
       parseMix,
     )
     .option(
@@ -142,7 +161,8 @@ async function streamMix(flags: StreamFlags, stateText: string | undefined): Pro
   const streams = flags.mix!.map((m) => ({
     manifest: normaliseUri(m.manifest),
     weight: m.weight,
-    name: m.manifest,
+    name: m.entry,
+    sources: m.sources,
   }));
   const ds = new MixedStreamingDataset(streams, {
     rank: flags.rank,

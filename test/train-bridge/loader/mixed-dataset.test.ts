@@ -251,7 +251,14 @@ describe('MixedStreamingDataset', () => {
     assert.equal(new Set(all).size, all.length);
     await assert.rejects(
       run(process.execPath, [...args, '--mix', `${specs[0].manifest}`]),
-      /--mix entries are manifest:weight/,
+      /--mix entries are manifest\[#source\|source…\]:weight/,
+    );
+    // Sub-sources after '#': the fixture's only one gives the whole mixture; an unknown one is an empty stream.
+    const sub = await run(process.execPath, [...args, '--mix', `${specs[2].manifest}#fixture/demo:1`]);
+    assert.equal(sub.stdout.trim().split('\n').length, 100);
+    await assert.rejects(
+      run(process.execPath, [...args, '--mix', `${specs[2].manifest}#nope:1`]),
+      /has no samples/,
     );
   });
 
