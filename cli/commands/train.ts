@@ -215,6 +215,17 @@ export function registerTrain(program: Command): void {
           process.stderr.write(`WARNING: ${why} (--random-encoder given)\n`);
         }
       }
+      // Training the encoder updates BatchNorm statistics, which need two values per channel: FastViTHD's last
+      // stage is (R/64)² pixels, so at 64² one image per pass is not enough.
+      const lastStage = (config.resolution / 64) ** 2;
+      if (config.trainEncoder && config.microBatch * lastStage < 2)
+        throw new SpecError(
+          '--micro-batch',
+          '',
+          `at ${config.resolution}² FastViTHD's last stage is ${config.resolution / 64}×${config.resolution / 64}: ` +
+            `training its BatchNorm needs at least ${Math.ceil(2 / lastStage)} images per pass (--micro-batch ` +
+            `${Math.ceil(2 / lastStage)}, or a larger --resolution)`,
+        );
 
       const eng = await Engine.create({
         adapterName: flags.adapter,

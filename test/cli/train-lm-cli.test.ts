@@ -23,11 +23,20 @@ function mixforge(...args: string[]) {
   return { code: r.status, out: `${r.stdout}${r.stderr}`, stdout: r.stdout, stderr: r.stderr };
 }
 
-/** `train` arguments for a fastvlm-tiny run at 64²: updates of 4 samples in micro-batches of 2. */
-function tinyRun(mixture: string, dir: string, steps: number): string[] {
+/** `train` arguments for a fastvlm-tiny run at 64²: updates of 4 samples in micro-batches of 2 (or `microBatch`). */
+function tinyRun(mixture: string, dir: string, steps: number, microBatch = 2): string[] {
   return [
     ...['train', mixture, '--checkpoint-dir', dir, '--model', 'fastvlm-tiny', '--preset', 'stage2'],
-    ...['--resolution', '64', '--batch-size', '4', '--micro-batch', '2', '--steps', String(steps)],
+    ...[
+      '--resolution',
+      '64',
+      '--batch-size',
+      '4',
+      '--micro-batch',
+      String(microBatch),
+      '--steps',
+      String(steps),
+    ],
     ...['--max-length', '96'],
   ];
 }
@@ -65,6 +74,16 @@ test('a run that cannot fit is refused in one line with the change to make', () 
     /fastvlm-0\.5b at 1024² with micro-batch 128 does not fit this adapter: .*; use --micro-batch \d+/,
   );
   assert.doesNotMatch(r.stderr, /WebGPU reported|validation/i);
+});
+
+test('one image per pass at 64² is refused before any GPU work: the encoder’s BatchNorm needs two values', () => {
+  const r = mixforge(...tinyRun(manifest, join(root, 'one-image'), 1, 1));
+  assert.equal(r.code, 1, r.out);
+  assert.match(
+    r.stderr,
+    /at 64² FastViTHD's last stage is 1×1: training its BatchNorm needs at least 2 images per pass/,
+  );
+  assert.doesNotMatch(r.stderr, /^gpu:/m);
 });
 
 test('model info fastvlm-0.5b --json gives each part', () => {
