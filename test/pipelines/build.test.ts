@@ -2,7 +2,6 @@
 // concurrency and partitioning, accounting, verify, resume after a kill, and readers other than ours.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -22,27 +21,11 @@ import { type BuildOptions, makeBuildContext } from '../../pipelines/context.ts'
 import type { BuildEvent } from '../../pipelines/events.ts';
 import { runBuildInProcess } from '../../pipelines/executor-inprocess.ts';
 import { demoDataDir } from '../helpers/demo-data.ts';
+import { publishedHashes } from '../helpers/published-hashes.ts';
 
 let data = '';
 let tmp = '';
 let spec: MixtureSpec;
-
-/** sha256 of every file a build publishes: shards, quarantine table, manifest. */
-function publishedHashes(out: string): Record<string, string> {
-  const files = [
-    'manifest.json',
-    ...readdirSync(join(out, 'shards')).map((f) => `shards/${f}`),
-    'quarantine/quarantine.parquet',
-  ];
-  return Object.fromEntries(
-    files.map((f) => [
-      f,
-      createHash('sha256')
-        .update(readFileSync(join(out, f)))
-        .digest('hex'),
-    ]),
-  );
-}
 
 async function build(name: string, options: Partial<BuildOptions> = {}, concurrency = 2, s = spec) {
   const out = join(tmp, name);

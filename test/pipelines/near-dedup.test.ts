@@ -2,8 +2,7 @@
 // id in their quarantine record, exact copies stay exact dedup's, different questions on one image stay; the
 // output is byte-identical at any concurrency and partitioning; scope: within keeps cross-component copies.
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,6 +13,7 @@ import type { MixtureSpec } from '../../manifests/spec-schema.ts';
 import { type BuildOptions, makeBuildContext } from '../../pipelines/context.ts';
 import { runBuildInProcess } from '../../pipelines/executor-inprocess.ts';
 import { decontaminationSpec, writeNearDupFixtures } from '../helpers/near-dup-fixtures.ts';
+import { publishedHashes } from '../helpers/published-hashes.ts';
 
 let tmp = '';
 let spec: MixtureSpec;
@@ -25,22 +25,6 @@ before(async () => {
 after(async () => {
   await rm(tmp, { recursive: true, force: true });
 });
-
-function publishedHashes(out: string): Record<string, string> {
-  const files = [
-    'manifest.json',
-    ...readdirSync(join(out, 'shards')).map((f) => `shards/${f}`),
-    'quarantine/quarantine.parquet',
-  ];
-  return Object.fromEntries(
-    files.map((f) => [
-      f,
-      createHash('sha256')
-        .update(readFileSync(join(out, f)))
-        .digest('hex'),
-    ]),
-  );
-}
 
 async function build(name: string, options: Partial<BuildOptions> = {}, concurrency = 2, s = spec) {
   const out = join(tmp, name);

@@ -1,8 +1,6 @@
 // near_dedup and decontaminate on the BullMQ executor (private Redis, two in-process workers running the real
 // pipeline jobs): every published byte equals the in-process build of the same spec.
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
-import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { makeBuildContext } from '../../pipelines/context.ts';
@@ -11,23 +9,8 @@ import { pipelineJobs } from '../../workers/build-jobs.ts';
 import { runBuildOnQueue } from '../../workers/executor-bullmq.ts';
 import { DEFAULT_WORKER_SETTINGS, startBuildWorker } from '../../workers/worker.ts';
 import { decontaminationSpec, writeNearDupFixtures } from '../helpers/near-dup-fixtures.ts';
+import { publishedHashes } from '../helpers/published-hashes.ts';
 import { usePrivateQueues } from './private-queues.ts';
-
-function publishedHashes(out: string): Record<string, string> {
-  const files = [
-    'manifest.json',
-    ...readdirSync(join(out, 'shards')).map((f) => `shards/${f}`),
-    'quarantine/quarantine.parquet',
-  ];
-  return Object.fromEntries(
-    files.map((f) => [
-      f,
-      createHash('sha256')
-        .update(readFileSync(join(out, f)))
-        .digest('hex'),
-    ]),
-  );
-}
 
 describe('near_dedup and decontaminate on the BullMQ executor', () => {
   const suite = usePrivateQueues({ tmpPrefix: 'mixforge-near-fleet-' });
