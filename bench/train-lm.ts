@@ -7,13 +7,13 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { ORACLE_CONVERSATIONS, randomImages, toNhwc } from '../dev/fastvlm-samples.ts';
+import { ORACLE_CONVERSATIONS, oracleBatchTensors, randomImages, toNhwc } from '../dev/fastvlm-samples.ts';
 import { Engine } from '../train-bridge/gpu/engine.ts';
 import { AdamW } from '../train-bridge/gpu/optim/adamw.ts';
 import { FastVLM, fastVLMConfig, initFastVLM } from '../train-bridge/model/fastvlm.ts';
 import { FastVLMGpu } from '../train-bridge/model/fastvlm-gpu.ts';
 import { stateDictTensors } from '../train-bridge/model/state-dict.ts';
-import { type TensorToWrite, writeSafetensors } from '../train-bridge/safetensors.ts';
+import { writeSafetensors } from '../train-bridge/safetensors.ts';
 import {
   collate,
   layoutSequence,
@@ -56,23 +56,7 @@ initFastVLM(model, 0);
 // The PyTorch side reads the weights and batch before the engine trains (and changes) them.
 const dir = await mkdtemp(join(tmpdir(), 'mixforge-bench-lm-'));
 const file = join(dir, 'in.safetensors');
-const f32 = (a: ArrayLike<number>) => Float32Array.from(a);
-const bl = [batch.batch, batch.seqLen];
-const extra: Array<[string, TensorToWrite]> = [
-  ['images', { dtype: 'F32', shape: images.shape, data: images.data }],
-  ['token_ids', { dtype: 'F32', shape: bl, data: f32(batch.tokenIds) }],
-  ['labels', { dtype: 'F32', shape: bl, data: f32(batch.labels) }],
-  ['position_ids', { dtype: 'F32', shape: bl, data: f32(batch.positionIds) }],
-  ['attention_mask', { dtype: 'F32', shape: bl, data: f32(batch.attentionMask) }],
-  [
-    'image_slots',
-    {
-      dtype: 'F32',
-      shape: [batch.imageSlots.length, 3],
-      data: Float32Array.from(batch.imageSlots.flatMap((s) => [s.sample, s.start, s.count])),
-    },
-  ],
-];
+const extra = oracleBatchTensors(batch, images);
 await writeSafetensors(file, [...stateDictTensors(model), ...extra]);
 
 async function engineStep(): Promise<{ seconds: number; adapter: string }> {

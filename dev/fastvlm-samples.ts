@@ -1,6 +1,7 @@
 // Sample inputs shared by the FastVLM tests and benchmarks: the oracle's five conversations (the sample kinds the
 // recipe trains on), seeded images, and NCHW → NHWC.
 import { TensorRandom } from '../train-bridge/model/init.ts';
+import type { TensorToWrite } from '../train-bridge/safetensors.ts';
 import type { ConversationTurn } from '../train-bridge/text/index.ts';
 
 /** Seeded images [N, 3, R, R] in [0, 1). */
@@ -17,6 +18,41 @@ export function toNhwc(data: Float32Array, shape: readonly number[]): Float32Arr
       for (let p = 0; p < h * w; p++)
         out[(b * h * w + p) * c + ch] = data[(b * c + ch) * h * w + p] as number;
   return out;
+}
+
+/**
+ * The batch and images as the PyTorch oracle (torch_fastvlm.py) reads them from safetensors: every field as F32,
+ * image slots as (sample, start, count) rows.
+ */
+export function oracleBatchTensors(
+  batch: {
+    batch: number;
+    seqLen: number;
+    tokenIds: ArrayLike<number>;
+    labels: ArrayLike<number>;
+    positionIds: ArrayLike<number>;
+    attentionMask: ArrayLike<number>;
+    imageSlots: readonly { sample: number; start: number; count: number }[];
+  },
+  images: { data: Float32Array; shape: number[] },
+): Array<[string, TensorToWrite]> {
+  const f32 = (a: ArrayLike<number>) => Float32Array.from(a);
+  const bl = [batch.batch, batch.seqLen];
+  return [
+    ['images', { dtype: 'F32', shape: images.shape, data: images.data }],
+    ['token_ids', { dtype: 'F32', shape: bl, data: f32(batch.tokenIds) }],
+    ['labels', { dtype: 'F32', shape: bl, data: f32(batch.labels) }],
+    ['position_ids', { dtype: 'F32', shape: bl, data: f32(batch.positionIds) }],
+    ['attention_mask', { dtype: 'F32', shape: bl, data: f32(batch.attentionMask) }],
+    [
+      'image_slots',
+      {
+        dtype: 'F32',
+        shape: [batch.imageSlots.length, 3],
+        data: Float32Array.from(batch.imageSlots.flatMap((s) => [s.sample, s.start, s.count])),
+      },
+    ],
+  ];
 }
 
 /** The oracle's conversations: before/after-placed triplets, a multi-turn, a text-only and a two-image sample. */

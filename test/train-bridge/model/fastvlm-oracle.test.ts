@@ -8,16 +8,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { oracleBatchTensors } from '../../../dev/fastvlm-samples.ts';
 import { Engine } from '../../../train-bridge/gpu/engine.ts';
 import type { FastVLM } from '../../../train-bridge/model/fastvlm.ts';
 import { ALL_PARTS, FastVLMGpu, type LmBatch } from '../../../train-bridge/model/fastvlm-gpu.ts';
 import { stateDictTensors } from '../../../train-bridge/model/state-dict.ts';
-import {
-  readSafetensors,
-  type TensorToWrite,
-  toFloat32,
-  writeSafetensors,
-} from '../../../train-bridge/safetensors.ts';
+import { readSafetensors, toFloat32, writeSafetensors } from '../../../train-bridge/safetensors.ts';
 import { oracleBatch, oracleModel, toNhwc } from './fastvlm-fixtures.ts';
 import { maxAbs, maxAbsDiff } from './fixtures.ts';
 import { findTorchPython } from './torch-python.ts';
@@ -50,23 +46,7 @@ describe('FastVLM objective on the engine vs PyTorch', {
     images: { data: Float32Array; shape: number[] },
     visionTrain = true,
   ) {
-    const f32 = (a: ArrayLike<number>) => Float32Array.from(a as ArrayLike<number>);
-    const bl = [batch.batch, batch.seqLen];
-    const extra: Array<[string, TensorToWrite]> = [
-      ['images', { dtype: 'F32', shape: images.shape, data: images.data }],
-      ['token_ids', { dtype: 'F32', shape: bl, data: f32(batch.tokenIds) }],
-      ['labels', { dtype: 'F32', shape: bl, data: f32(batch.labels) }],
-      ['position_ids', { dtype: 'F32', shape: bl, data: f32(batch.positionIds) }],
-      ['attention_mask', { dtype: 'F32', shape: bl, data: f32(batch.attentionMask) }],
-      [
-        'image_slots',
-        {
-          dtype: 'F32',
-          shape: [batch.imageSlots.length, 3],
-          data: Float32Array.from(batch.imageSlots.flatMap((s) => [s.sample, s.start, s.count])),
-        },
-      ],
-    ];
+    const extra = oracleBatchTensors(batch, images);
     const input = join(dir, 'in.safetensors');
     const output = join(dir, 'out.safetensors');
     await writeSafetensors(input, [...stateDictTensors(model), ...extra]);
