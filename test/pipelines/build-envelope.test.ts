@@ -1,7 +1,6 @@
 // What every build does around its jobs: it never deletes or overwrites a file it did not write, says when it
 // resumes, stops cleanly when interrupted (no temp files left), and warns about a take larger than its component.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -17,7 +16,7 @@ import { BuildInterruptedError } from '../../pipelines/build-envelope.ts';
 import { makeBuildContext } from '../../pipelines/context.ts';
 import { type BuildEvent, noticeLine } from '../../pipelines/events.ts';
 import { runBuildInProcess } from '../../pipelines/executor-inprocess.ts';
-import { demoDataDir } from '../helpers/demo-data.ts';
+import { demoDataDir, spawnSlowDemoBuild } from '../helpers/demo-data.ts';
 
 let tmp = '';
 let data = '';
@@ -176,26 +175,7 @@ describe('build envelope', () => {
   });
   it('mixforge build stops on SIGTERM: says how to resume, exits 130, leaves no temp file', async () => {
     const out = join(tmp, 'sigterm');
-    const child = spawn(
-      process.execPath,
-      [
-        '--import',
-        'tsx',
-        'cli/main.ts',
-        'build',
-        shippedSpecPath('demo'),
-        '--out',
-        out,
-        '--json',
-        '--concurrency',
-        '1',
-        '--partition-records',
-        '3',
-        '--partition-bytes',
-        '1500',
-      ],
-      { env: { ...process.env, MIXFORGE_DEMO_DATA: data }, stdio: ['ignore', 'pipe', 'pipe'] },
-    );
+    const child = spawnSlowDemoBuild(data, out, 'pipe');
     let stderr = '';
     child.stderr.on('data', (b: Buffer) => {
       stderr += b.toString();

@@ -1,7 +1,6 @@
 // The build end to end on the demo data (every source format, bad records included): determinism under
 // concurrency and partitioning, accounting, verify, resume after a kill, and readers other than ours.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -20,7 +19,7 @@ import type { MixtureSpec } from '../../manifests/spec-schema.ts';
 import { type BuildOptions, makeBuildContext } from '../../pipelines/context.ts';
 import type { BuildEvent } from '../../pipelines/events.ts';
 import { runBuildInProcess } from '../../pipelines/executor-inprocess.ts';
-import { demoDataDir } from '../helpers/demo-data.ts';
+import { demoDataDir, spawnSlowDemoBuild } from '../helpers/demo-data.ts';
 import { publishedHashes } from '../helpers/published-hashes.ts';
 
 let data = '';
@@ -213,26 +212,7 @@ describe('build', () => {
 
   it('resumes after being killed mid-build and ends byte-identical', async () => {
     const out = join(tmp, 'killed');
-    const child = spawn(
-      process.execPath,
-      [
-        '--import',
-        'tsx',
-        'cli/main.ts',
-        'build',
-        shippedSpecPath('demo'),
-        '--out',
-        out,
-        '--json',
-        '--concurrency',
-        '1',
-        '--partition-records',
-        '3',
-        '--partition-bytes',
-        '1500',
-      ],
-      { env: { ...process.env, MIXFORGE_DEMO_DATA: data }, stdio: ['ignore', 'pipe', 'inherit'] },
-    );
+    const child = spawnSlowDemoBuild(data, out, 'inherit');
     let ingested = 0;
     for await (const line of createInterface({ input: child.stdout })) {
       const e = JSON.parse(line) as BuildEvent;
