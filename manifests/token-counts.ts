@@ -8,7 +8,7 @@ import { z } from 'zod';
 import { MixforgeError } from '../core/errors.ts';
 import { openParquet, readRowGroups } from '../core/parquet/read.ts';
 import { joinUri, storageFor } from '../core/storage/index.ts';
-import { manifestRoot, readManifest } from './manifest.ts';
+import { type Manifest, manifestRoot, readManifest } from './manifest.ts';
 import { binOf } from './stats.ts';
 
 export const TOKEN_COUNTS_KIND = 'mixforge.token-counts';
@@ -95,8 +95,7 @@ export interface TokenHistogram {
 }
 
 /** The resolutions whose token counts are complete for this mixture (an index that lists every shard). */
-async function countedResolutions(manifestUri: string): Promise<number[]> {
-  const m = await readManifest(manifestUri);
+async function countedResolutions(manifestUri: string, m: Manifest): Promise<number[]> {
   const dir = joinUri(manifestRoot(manifestUri), 'tokens');
   const found: number[] = [];
   for await (const o of storageFor(dir).list(dir)) {
@@ -113,9 +112,9 @@ async function countedResolutions(manifestUri: string): Promise<number[]> {
  * Reads only the shards' id column besides the sidecar.
  */
 export async function tokenHistograms(manifestUri: string): Promise<TokenHistogram[]> {
-  const resolutions = await countedResolutions(manifestUri);
-  if (!resolutions.length) return [];
   const m = await readManifest(manifestUri);
+  const resolutions = await countedResolutions(manifestUri, m);
+  if (!resolutions.length) return [];
   const root = manifestRoot(manifestUri);
   const componentOf: string[][] = [];
   for (const s of m.shards) {
