@@ -12,8 +12,8 @@ export async function killWorkersDuringBuild(
   buildId: string,
   fleet: WorkerProcess[],
   respawn: (i: number) => Promise<WorkerProcess>,
-  /** startedWithinMs: only kill a worker whose job started that recently (it must still be mid-job). */
-  opts: { kills: number; until: Promise<unknown>; pauseMs: number; startedWithinMs?: number },
+  /** runningFor: only kill a worker whose job has run between these many ms (it must be mid-job). */
+  opts: { kills: number; until: Promise<unknown>; pauseMs: number; runningFor?: readonly [number, number] },
 ): Promise<string[]> {
   let ended = false;
   opts.until.then(
@@ -28,7 +28,7 @@ export async function killWorkersDuringBuild(
   const replacements: Promise<void>[] = [];
   let spawned = 0;
   while (killed.length < opts.kills && !ended) {
-    const busy = new Set(await workersWithActiveJobs(queues, buildId, opts.startedWithinMs));
+    const busy = new Set(await workersWithActiveJobs(queues, buildId, opts.runningFor));
     const victims = fleet.filter((w) => busy.has(w.name));
     const victim = victims[Math.floor(Math.random() * victims.length)];
     if (!victim) {

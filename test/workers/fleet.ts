@@ -6,17 +6,18 @@ export { spawnWorker, type WorkerProcess } from '../../dev/worker-process.ts';
 
 /**
  * The names of the workers that hold an active job of this build right now (BullMQ records `processedBy`);
- * with `startedWithinMs`, only those whose job started that recently (so it is surely still running).
+ * with `runningFor` [min, max] ms, only those whose job has been running that long (logged its start, not yet done).
  */
 export async function workersWithActiveJobs(
   queues: BuildQueues,
   buildId: string,
-  startedWithinMs = Number.POSITIVE_INFINITY,
+  runningFor: readonly [number, number] = [0, Number.POSITIVE_INFINITY],
 ): Promise<string[]> {
   const names = new Set<string>();
   for (const step of STEPS) {
     for (const job of await queues.queue(step).getJobs(['active'])) {
-      const recent = Date.now() - (job?.processedOn ?? 0) <= startedWithinMs;
+      const age = Date.now() - (job?.processedOn ?? 0);
+      const recent = age >= runningFor[0] && age <= runningFor[1];
       if (job?.id?.startsWith(`${buildId}.`) && job.processedBy && recent) names.add(job.processedBy);
     }
   }
