@@ -2,7 +2,7 @@
 // on the same images (read from our LLaVA export), same number of workers, in the same run; prints the ratios.
 //   npx tsx bench/loader.ts [--images 160] [--workers 2] [--batch 8] [--res 1024] [--rounds 1] [--only u8,pairs]
 //   (--only keys: f32 u8 f16 f32-reuse f16-reuse u8-reuse pairs u8-nocheck, and check for the hash-cost section alone)
-//                           [--no-micro]
+//                           [--no-micro] [--keep DIR: keep the bench mixture there, e.g. to profile the loader]
 // Runs, like the mixforge CLI, with bin/process-env.js's malloc tuning (re-running itself to set it); the PyTorch
 // baseline inherits the same environment. `GLIBC_TUNABLES= npx tsx bench/loader.ts` measures both without it.
 // Also measures, single-threaded, the two orders of pad/resize and the u8 → f32 conversion (docs/decisions.md), and
@@ -53,6 +53,8 @@ const { values: args } = parseArgs({
     'no-micro': { type: 'boolean', default: false },
     /** Skip the PyTorch baseline (where torch is not installed); ratios between our configurations still print. */
     'no-torch': { type: 'boolean', default: false },
+    /** Keep the bench mixture and its LLaVA export in this folder (reused by the next run with as many images). */
+    keep: { type: 'string' },
   },
 });
 const N = Number(args.images);
@@ -116,6 +118,16 @@ async function writeMixture(dir: string): Promise<number> {
   };
   await writeFile(join(dir, 'manifest.json'), JSON.stringify(manifest));
   return bytes / N;
+}
+
+/** Mean image bytes of a kept bench mixture with N rows, or undefined when there is none to reuse. */
+async function keptMixture(manifestPath: string): Promise<number | undefined> {
+  try {
+    const m = JSON.parse(await readFile(manifestPath, 'utf8')) as Manifest;
+    return m.totals.rows === N ? m.shards[0].bytes / N : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 interface Counts {
@@ -354,12 +366,14 @@ async function hashCost(shardPath: string): Promise<{ mbPerCpuSecond: number; us
 
 async function main(): Promise<void> {
   console.log(`GLIBC_TUNABLES=${process.env.GLIBC_TUNABLES ?? '(unset)'} for both loaders`);
-  const dir = await mkdtemp(join(tmpdir(), 'mixforge-loader-bench-'));
+  const dir = args.keep ?? (await mkdtemp(join(tmpdir(), 'mixforge-loader-bench-')));
   try {
-    const meanBytes = await writeMixture(join(dir, 'mix'));
     const manifest = join(dir, 'mix', 'manifest.json');
     const exp = join(dir, 'llava');
-    await exportLlava(join(dir, 'mix'), { dest: exp });
+    // A kept folder with a mixture of the same size is reused (the images are a pure function of their index).
+    const kept = args.keep ? await keptMixture(manifest) : undefined;
+    const meanBytes = kept ?? (await writeMixture(join(dir, 'mix')));
+    if (kept === undefined) await exportLlava(join(dir, 'mix'), { dest: exp });
     console.log(
       'img/s end to end (worker start-up included) | steady state (from the first batch on); ×: vs PyTorch',
     );
@@ -429,16 +443,25 @@ async function main(): Promise<void> {
         console.log(
           `  row-group sha256 check, full loader (u8), checked / unchecked: CPU seconds ×${((checked.cpuSeconds ?? 0) / (unchecked.cpuSeconds ?? 1)).toFixed(3)}, img/s ×${(rate(checked) / rate(unchecked)).toFixed(3)}, steady ×${(rate(checked.steady) / rate(unchecked.steady)).toFixed(3)}`,
         );
-      for (const [name, r] of results)
+      // CPU per image (all threads / all worker processes): what the wall-clock ratio tends to on a machine whose
+      // cores are all busy, and far less sensitive than it to other load.
+      const cpuMs = (r: Run) => (r.cpuSeconds === undefined ? undefined : (1000 * r.cpuSeconds) / r.images);
+      for (const [name, r] of results) {
+        const cpu = cpuMs(r);
+        const torchCpu = torch && cpuMs(torch);
         console.log(
           `  ${name.padEnd(48)} ${rate(r).toFixed(1).padStart(6)} img/s ${(r.batches / r.seconds).toFixed(2).padStart(6)} batches/s${torch ? ` ×${(rate(r) / rate(torch)).toFixed(2)}` : ''}` +
-            ` | steady ${rate(r.steady).toFixed(1).padStart(6)} img/s${torch ? ` ×${(rate(r.steady) / rate(torch.steady)).toFixed(2)}` : ''}`,
+            ` | steady ${rate(r.steady).toFixed(1).padStart(6)} img/s${torch ? ` ×${(rate(r.steady) / rate(torch.steady)).toFixed(2)}` : ''}` +
+            (cpu === undefined
+              ? ''
+              : ` | CPU ${cpu.toFixed(2).padStart(6)} ms/img${torchCpu ? ` ×${(torchCpu / cpu).toFixed(2)}` : ''}`),
         );
+      }
     }
     if (!only || only.has('check')) await checkCost(manifest, join(dir, 'mix', 'shards/shard-00000.parquet'));
     if (!args['no-micro']) await microbench(photos);
   } finally {
-    await rm(dir, { recursive: true, force: true });
+    if (!args.keep) await rm(dir, { recursive: true, force: true });
   }
 }
 

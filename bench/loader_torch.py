@@ -9,6 +9,7 @@ FastVLM) at source size (LLaVA's expand2square), resizes to RxR with BICUBIC, co
 import argparse
 import json
 import os
+import resource
 import time
 
 import numpy as np
@@ -58,6 +59,13 @@ def main():
     ds = LlavaImages(records, a.root, a.res)
     loader = DataLoader(ds, batch_size=a.batch, num_workers=a.workers, shuffle=False, collate_fn=lambda b: (
         torch.stack([x for x, _ in b]), [c for _, c in b]))
+    def cpu_seconds():
+        # This process and its reaped children (the DataLoader's workers, once the loop has ended and joined them).
+        own = resource.getrusage(resource.RUSAGE_SELF)
+        kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+    cpu0 = cpu_seconds()
     t0 = time.perf_counter()
     t_first = None
     images = batches = first_images = 0
@@ -72,7 +80,10 @@ def main():
             first_images = images
     dt = time.perf_counter() - t0
     steady = {"images": images - first_images, "batches": batches - 1, "seconds": time.perf_counter() - t_first}
-    print(json.dumps({"images": images, "batches": batches, "seconds": dt, "steady": steady, "checksum": checksum}))
+    # The loop has ended, so the workers have been shut down and reaped: their CPU time is in RUSAGE_CHILDREN.
+    cpu = cpu_seconds() - cpu0
+    print(json.dumps({"images": images, "batches": batches, "seconds": dt, "steady": steady, "checksum": checksum,
+                      "cpuSeconds": cpu}))
 
 
 if __name__ == "__main__":

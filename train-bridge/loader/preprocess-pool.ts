@@ -1,7 +1,8 @@
 // A fixed pool of worker threads for image preprocessing (preprocess-worker.ts). Each worker takes one image at a
 // time; results land in the caller's SharedArrayBuffer, so messages carry only the encoded bytes and a status.
 import { availableParallelism } from 'node:os';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
+import { startBundledWorker } from './bundled-worker.ts';
 import type { PreprocessOptions } from './preprocess.ts';
 import type { PreprocessReply, PreprocessTask } from './preprocess-worker.ts';
 
@@ -16,21 +17,6 @@ interface Pending {
 }
 
 /**
- * Start a worker on preprocess-worker. From TypeScript sources, a tiny bootstrap registers tsx's loader inside the
- * worker first (Node 20 ignores `--import` in a Worker's execArgv), then imports the .ts module.
- */
-function startWorker(): Worker {
-  const entry = new URL('./preprocess-worker.ts', import.meta.url);
-  if (!import.meta.url.endsWith('.ts')) return new Worker(entry);
-  const bootstrap = `const { workerData } = require('node:worker_threads');
-import(workerData.tsx).then((m) => m.register()).then(() => import(workerData.entry));`;
-  return new Worker(bootstrap, {
-    eval: true,
-    workerData: { tsx: import.meta.resolve('tsx/esm/api'), entry: entry.href },
-  });
-}
-
-/**
  * Images in flight per worker: while one waits for its decode on libuv's threadpool, the worker thread resizes and
  * writes the other, and the next task is already there when one finishes.
  */
@@ -39,6 +25,8 @@ const IN_FLIGHT_PER_WORKER = 2;
 export class PreprocessPool {
   readonly threads: number;
   private readonly workers: Worker[] = [];
+  /** Workers being started (the worker module is bundled first when running from TypeScript). */
+  private readonly starting: Promise<void>[] = [];
   /** One entry per free slot (a worker appears up to IN_FLIGHT_PER_WORKER times). */
   private readonly idle: Worker[] = [];
   private readonly queue: Pending[] = [];
@@ -50,19 +38,34 @@ export class PreprocessPool {
     if (!Number.isInteger(threads) || threads < 1)
       throw new RangeError(`threads must be a positive integer, got ${threads}`);
     this.threads = threads;
-    for (let i = 0; i < threads; i++) {
-      const w = startWorker();
-      w.on('message', (reply: PreprocessReply) => this.settle(w, reply));
-      w.on('error', (err: unknown) =>
-        this.fail(w, err instanceof Error ? err : new PreprocessError(String(err))),
+    const entry = new URL('./preprocess-worker.ts', import.meta.url);
+    for (let i = 0; i < threads; i++)
+      this.starting.push(
+        startBundledWorker(entry).then(
+          (w) => this.add(w),
+          (err: unknown) =>
+            this.fail(undefined, new PreprocessError(`preprocess worker did not start: ${err}`)),
+        ),
       );
-      w.on('exit', (code) => {
-        if (!this.closed) this.fail(w, new PreprocessError(`preprocess worker exited with code ${code}`));
-      });
-      this.workers.push(w);
-      this.running.set(w, new Map());
-      for (let k = 0; k < IN_FLIGHT_PER_WORKER; k++) this.idle.push(w);
+  }
+
+  /** A started worker joins the pool (tasks queue until the first one has). */
+  private async add(w: Worker): Promise<void> {
+    if (this.closed) {
+      await w.terminate();
+      return;
     }
+    w.on('message', (reply: PreprocessReply) => this.settle(w, reply));
+    w.on('error', (err: unknown) =>
+      this.fail(w, err instanceof Error ? err : new PreprocessError(String(err))),
+    );
+    w.on('exit', (code) => {
+      if (!this.closed) this.fail(w, new PreprocessError(`preprocess worker exited with code ${code}`));
+    });
+    this.workers.push(w);
+    this.running.set(w, new Map());
+    for (let k = 0; k < IN_FLIGHT_PER_WORKER; k++) this.idle.push(w);
+    this.pump();
   }
 
   /** Preprocess one encoded image into `out` at element `offset`. */
@@ -101,9 +104,11 @@ export class PreprocessPool {
     this.pump();
   }
 
-  private fail(w: Worker, err: Error): void {
-    for (const job of this.running.get(w)?.values() ?? []) job.reject(err);
-    this.running.get(w)?.clear();
+  private fail(w: Worker | undefined, err: Error): void {
+    if (w) {
+      for (const job of this.running.get(w)?.values() ?? []) job.reject(err);
+      this.running.get(w)?.clear();
+    }
     // A crashed worker is not replaced: fail what is queued rather than hang.
     if (!this.closed) {
       this.closed = true;
@@ -115,6 +120,7 @@ export class PreprocessPool {
 
   async close(): Promise<void> {
     this.closed = true;
+    await Promise.all(this.starting);
     await Promise.all(this.workers.map((w) => w.terminate()));
   }
 }
