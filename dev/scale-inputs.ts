@@ -12,7 +12,7 @@ import { keyedHash64 } from '../core/keyed-hash.ts';
 import { CONVERSATIONS_FIELD } from '../core/parquet/sample-schema.ts';
 import { type ParquetField, writeParquet } from '../core/parquet/write.ts';
 
-/** Distinct base pictures; each is re-quantised into QUANT_VARIANTS pixel-distinct variants (see variantJpeg). */
+/** Distinct base pictures; each is re-quantised into QUANT_VARIANTS pixel-distinct variants (see scaleImage). */
 const POOL = 2048;
 const QUANT_VARIANTS = 32 * 32;
 const ROWS_PER_PARQUET = 10_000;
@@ -69,7 +69,7 @@ function caption(i: number): string {
   return `${words.join(' ')}.`;
 }
 
-async function basePool(): Promise<Buffer[]> {
+export async function scaleImagePool(): Promise<Buffer[]> {
   const pool: Buffer[] = [];
   for (let p = 0; p < POOL; p++) {
     const h = keyedHash64(0, 'scale-image', String(p));
@@ -96,7 +96,7 @@ async function basePool(): Promise<Buffer[]> {
  * floor(i / POOL). The entropy-coded data stays as it is, so this is a valid JPEG that decodes to different pixels
  * for every (base, variant) pair at the cost of a copy — encoding a million JPEGs would take longer than the build.
  */
-function variantJpeg(pool: Buffer[], i: number): Buffer {
+export function scaleImage(pool: Buffer[], i: number): Buffer {
   const base = pool[i % POOL];
   const v = Math.floor(i / POOL);
   if (v >= QUANT_VARIANTS) throw new Error(`scale inputs: at most ${POOL * QUANT_VARIANTS} distinct images`);
@@ -184,10 +184,10 @@ export async function generateScaleInputs(dir: string, n: number): Promise<Scale
     // not generated yet
   }
   await mkdir(dir, { recursive: true });
-  const pool = await basePool();
+  const pool = await scaleImagePool();
   let imageBytes = 0;
   const image = (i: number) => {
-    const b = variantJpeg(pool, i);
+    const b = scaleImage(pool, i);
     imageBytes += b.length;
     return b;
   };
