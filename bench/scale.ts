@@ -230,6 +230,10 @@ async function runOnce(inputs: ScaleInputs, mode: 'inprocess' | 'bullmq', worker
         pending.push(
           cpuNow().then((cpu) => {
             stageEvents.push({ stage: e.stage, total: e.total, rows: e.rows, seconds: e.seconds, cpu });
+            // A long run shows its progress (and leaves stage figures behind if it is stopped).
+            console.log(
+              `${new Date().toISOString()} ${inputs.n} ${mode}: ${e.stage} done, ${e.total} jobs, ${e.rows} rows, ${f1(e.seconds)} s, CPU so far ${f1(cpu)} s, load ${f1(loadavg()[0])}`,
+            );
           }),
         );
       },
