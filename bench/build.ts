@@ -12,9 +12,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { rerunWithProcessEnv } from '../bin/process-env.js';
-import { CONVERSATIONS_FIELD } from '../core/parquet/sample-schema.ts';
-import { type ParquetField, writeParquet } from '../core/parquet/write.ts';
+import { writeParquet } from '../core/parquet/write.ts';
 import { grainyPhoto } from '../demo/images.ts';
+import { RECAP_FIELDS } from '../dev/recap-parquet.ts';
 import { jpegEncoderOptions } from '../transforms/image-normalise.ts';
 
 /** The value after `--name`, if given. */
@@ -26,20 +26,6 @@ const arg = (name: string, dflt: number) => {
   const v = option(name);
   return v === undefined ? dflt : Number(v);
 };
-
-const FIELDS: ParquetField[] = [
-  { name: 'id', type: 'string' },
-  {
-    name: 'image',
-    type: 'struct',
-    fields: [
-      { name: 'bytes', type: 'binary' },
-      { name: 'path', type: 'string' },
-    ],
-  },
-  CONVERSATIONS_FIELD,
-  { name: 'data_source', type: 'string' },
-];
 
 /** CC3M-like JPEGs (400–640 × 300–460, q90), as in BASELINES.md. */
 async function makeImages(n: number): Promise<Uint8Array[]> {
@@ -74,7 +60,7 @@ async function writeRecap(dir: string, images: Uint8Array[], rows: number): Prom
   // Several files of ≤ 500 rows keep the generator's own memory small.
   for (let f = 0; f * 500 < rows; f++) {
     const bytes = await writeParquet({
-      fields: FIELDS,
+      fields: RECAP_FIELDS,
       rows: all.slice(f * 500, (f + 1) * 500),
       rowGroupSize: 100,
     });

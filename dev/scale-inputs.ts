@@ -9,8 +9,8 @@ import { pipeline } from 'node:stream/promises';
 import sharp from 'sharp';
 import tar from 'tar-stream';
 import { keyedHash64 } from '../core/keyed-hash.ts';
-import { CONVERSATIONS_FIELD } from '../core/parquet/sample-schema.ts';
-import { type ParquetField, writeParquet } from '../core/parquet/write.ts';
+import { writeParquet } from '../core/parquet/write.ts';
+import { RECAP_FIELDS } from './recap-parquet.ts';
 
 /** Distinct base pictures; each is re-quantised into QUANT_VARIANTS pixel-distinct variants (see scaleImage). */
 const POOL = 2048;
@@ -37,20 +37,6 @@ export function componentSizes(n: number): { recap: number; extra: number; instr
   const instruct = Math.round(n * 0.15);
   return { recap, extra, instruct, vqa: n - recap - extra - instruct };
 }
-
-const FIELDS: ParquetField[] = [
-  { name: 'id', type: 'string' },
-  {
-    name: 'image',
-    type: 'struct',
-    fields: [
-      { name: 'bytes', type: 'binary' },
-      { name: 'path', type: 'string' },
-    ],
-  },
-  CONVERSATIONS_FIELD,
-  { name: 'data_source', type: 'string' },
-];
 
 const WORDS =
   'a the red blue green small large wooden metal street house window person dog cat tree sky cloud car road sign table chair cup plate light shadow corner edge bright dark soft sharp old new several two three near behind above below beside across'.split(
@@ -133,7 +119,7 @@ async function writeParquetFiles(
     const chunk: Record<string, unknown>[] = [];
     for (let k = f * ROWS_PER_PARQUET; k < Math.min(rows, (f + 1) * ROWS_PER_PARQUET); k++)
       chunk.push(row(k));
-    const bytes = await writeParquet({ fields: FIELDS, rows: chunk, rowGroupSize: 1000 });
+    const bytes = await writeParquet({ fields: RECAP_FIELDS, rows: chunk, rowGroupSize: 1000 });
     await writeFile(join(dir, 'data', `train-${String(f).padStart(5, '0')}.parquet`), bytes);
   }
 }
