@@ -13,7 +13,6 @@ import type { BuildContext } from './context.ts';
 import type { BuildEventSink } from './events.ts';
 import { STAGES, type Stage } from './graph.ts';
 import { runJobOnce, stageSize } from './job-envelope.ts';
-import { shutdownRecordProcessing } from './record-processor.ts';
 
 export interface InProcessOptions {
   concurrency?: number;
@@ -70,8 +69,6 @@ export async function runBuildInProcess(ctx: BuildContext, opts: InProcessOption
       // Every running job has stopped (its atomic writes removed their temp files); sweep anyway, then say so.
       await removeStrayTemps(ctx.out);
       throw new BuildInterruptedError();
-    } finally {
-      await shutdownRecordProcessing();
     }
     await cleanUpAfterFinalize(ctx);
     return true;

@@ -22,24 +22,16 @@ export interface BuildJobs {
    * and the temp files of writes whose worker was killed.
    */
   finished(ctx: BuildContext): Promise<void>;
-  /** Stops the worker-thread pool for image work. */
-  shutdown(): Promise<void>;
 }
 
 export async function pipelineJobs(): Promise<BuildJobs> {
-  const [
-    { readBuildContext },
-    { runJobOnce },
-    { readCount },
-    { cleanUpAfterFinalize, removeStrayTemps },
-    { shutdownRecordProcessing },
-  ] = await Promise.all([
-    import('../pipelines/context.ts'),
-    import('../pipelines/job-envelope.ts'),
-    import('../pipelines/graph.ts'),
-    import('../pipelines/build-envelope.ts'),
-    import('../pipelines/record-processor.ts'),
-  ]);
+  const [{ readBuildContext }, { runJobOnce }, { readCount }, { cleanUpAfterFinalize, removeStrayTemps }] =
+    await Promise.all([
+      import('../pipelines/context.ts'),
+      import('../pipelines/job-envelope.ts'),
+      import('../pipelines/graph.ts'),
+      import('../pipelines/build-envelope.ts'),
+    ]);
   return {
     readContext: readBuildContext,
     run: runJobOnce,
@@ -50,6 +42,5 @@ export async function pipelineJobs(): Promise<BuildJobs> {
       // writes into a finished build, so the finalizing worker sweeps them.
       await removeStrayTemps(ctx.out);
     },
-    shutdown: shutdownRecordProcessing,
   };
 }

@@ -168,13 +168,11 @@ export async function startBuildWorker(settings: WorkerSettings): Promise<BuildW
         for (const w of workers) w.cancelAllJobs('mixforge: worker stopping without Redis');
         for (const w of workers) w.disconnect().catch(() => undefined);
         redis.disconnect();
-        await jobs.shutdown().catch(() => undefined);
         return { clean: false, abandoned };
       }
       await Promise.race([graceful.catch(() => undefined), new Promise((r) => setTimeout(r, 250))]);
     }
     await graceful;
-    await jobs.shutdown();
     redis.disconnect();
     return { clean: true, abandoned: [] };
   };

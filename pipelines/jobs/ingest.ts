@@ -111,8 +111,6 @@ export async function runIngest(
     partStream.destroy(err as Error);
     await written.catch(() => undefined);
     throw err;
-  } finally {
-    await process.close();
   }
   await storageFor(ctx.out).writeAtomic(layout.partKeys(n), encodeKeyRows(keys));
   await storageFor(ctx.out).writeAtomic(

@@ -15,7 +15,6 @@ import { runRoute, type ShardRoute } from '../../pipelines/jobs/route.ts';
 import type { BucketIndex } from '../../pipelines/jobs/shuffle.ts';
 import { runWrite } from '../../pipelines/jobs/write.ts';
 import { buildLayout } from '../../pipelines/layout.ts';
-import { shutdownRecordProcessing } from '../../pipelines/record-processor.ts';
 import { PROGRESS_EVERY } from '../../pipelines/stage.ts';
 import { demoDataDir } from '../helpers/demo-data.ts';
 
@@ -24,7 +23,6 @@ before(async () => {
   tmp = await mkdtemp(join(tmpdir(), 'mixforge-jobs-'));
 });
 after(async () => {
-  await shutdownRecordProcessing();
   await rm(tmp, { recursive: true, force: true });
 });
 

@@ -161,7 +161,6 @@ export function countingBuild(params: CountingBuildParams, beforeRun?: Hook): Bu
     },
     count,
     async finished() {},
-    async shutdown() {},
   };
 }
 
