@@ -279,7 +279,11 @@ export class MixedStreamingDataset extends RankedLoader implements AsyncIterable
   }
 
   stateAfter(rankConsumed: number): MixState {
-    const { position, counts } = this.countsAfter(rankConsumed);
+    return this.stateAt(this.countsAfter(rankConsumed));
+  }
+
+  /** The state at a position of the epoch whose per-stream counts the caller tracked (no walk from the start). */
+  stateAt({ position, counts }: { position: number; counts: readonly number[] }): MixState {
     const seg = this.segment!;
     return {
       kind: MIX_STATE_KIND,
@@ -292,7 +296,7 @@ export class MixedStreamingDataset extends RankedLoader implements AsyncIterable
       remainder: this.remainder,
       segment: { start: seg.start, base: [...seg.base], counts: [...seg.counts] },
       position,
-      streamCounts: counts,
+      streamCounts: [...counts],
       total: this.total,
       worldSizeAtSave: this.worldSize,
     };

@@ -47,6 +47,15 @@ export interface PackedBatch {
   tokens: number;
   /** This rank's pack index (k-th pack of the rank since the resume point). */
   rankIndex: number;
+  /** The state once every rank consumed this round of packs: where a run that trained on this pack resumes. */
+  state: PackedState;
+}
+
+/** One global pack, the packer's state after it, and the order's position and per-stream counts there. */
+interface GlobalPack {
+  pack: Pack<SampleRef>;
+  after: PackerState<SampleRef>;
+  at: { position: number; counts: number[] };
 }
 
 export const PACKING_DEFAULTS = { window: 64 };
@@ -109,17 +118,27 @@ export class PackedDataset implements AsyncIterable<PackedBatch> {
   private *globalPacks(
     from: { position: number; counts: number[] },
     pending: { ref: SampleRef; length: number }[],
-  ): Generator<{ pack: Pack<SampleRef>; after: PackerState<SampleRef> }> {
+  ): Generator<GlobalPack> {
     const items = this.mix.itemsFrom(from.position, from.counts);
+    // Each stream's items given before the packer's input cursor: the mix state there, without a second walk.
+    const counts = [...from.counts];
     let expected = 0;
     const input = (i: number) => {
       if (i !== expected++) throw new Error('packing: input read out of order');
       const next = items.next();
       if (next.done) throw new Error('packing: input ended early');
+      counts[next.value.stream] = next.value.item + 1;
       return { ref: next.value, length: this.lengthOf(next.value) };
     };
     const end = this.mix.total - from.position;
-    yield* packFirstFit(input, end, { capacity: this.capacity, window: this.window }, { cursor: 0, pending });
+    const packs = packFirstFit(
+      input,
+      end,
+      { capacity: this.capacity, window: this.window },
+      { cursor: 0, pending },
+    );
+    for (const { pack, after } of packs)
+      yield { pack, after, at: { position: from.position + after.cursor, counts: [...counts] } };
   }
 
   /** Packs from the resume point to the end of the epoch (all ranks together). */
@@ -135,45 +154,76 @@ export class PackedDataset implements AsyncIterable<PackedBatch> {
     return this.remainder === 'drop' ? Math.floor(k / this.worldSize) : Math.ceil(k / this.worldSize);
   }
 
-  /** This rank's packs in order: global packs r, r+W, …, then (pad) the epoch's first packs for the gaps. */
-  private *rankPacks(): Generator<{ k: number; pack: Pack<SampleRef> }> {
+  /**
+   * This rank's packs in order: global packs r, r+W, …, then (pad) the epoch's first packs for the gaps; each with
+   * the state once every rank consumed its round (global pack W·(k+1) − 1, or the epoch's end).
+   */
+  private *rankPacks(): Generator<{ k: number; pack: Pack<SampleRef>; state: PackedState }> {
     const count = this.rankLength();
+    const W = this.worldSize;
+    const start = this.mix.resumePoint();
+    let last: Omit<GlobalPack, 'pack'> = { after: { cursor: 0, pending: this.startPending }, at: start };
     let k = 0;
     let g = 0;
-    for (const { pack } of this.globalPacks(this.mix.resumePoint(), this.startPending)) {
+    let held: Pack<SampleRef> | undefined;
+    for (const step of this.globalPacks(start, this.startPending)) {
       if (k >= count) return;
-      if (g++ === this.rank + this.worldSize * k) yield { k: k++, pack };
+      if (g === this.rank + W * k) held = step.pack;
+      last = step;
+      if (++g === W * (k + 1) && held) {
+        yield { k: k++, pack: held, state: this.packedState(step) };
+        held = undefined;
+      }
     }
+    // The epoch's packs ended inside a round: every rank's share is done.
+    const end = this.packedState(last);
+    if (held && k < count) yield { k: k++, pack: held, state: end };
     // Pad slots past the end (slot ≥ K) take pack slot − K from the segment start: the same whatever the resume.
     const packs = g;
     let h = 0;
     for (const { pack } of this.globalPacks(this.mix.segmentStart(), [])) {
       if (k >= count) return;
-      if (h++ === this.rank + this.worldSize * k - packs) yield { k: k++, pack };
+      if (h++ === this.rank + W * k - packs) yield { k: k++, pack, state: end };
     }
+  }
+
+  private packedState({ after, at }: Omit<GlobalPack, 'pack'>): PackedState {
+    return {
+      kind: PACKED_STATE_KIND,
+      version: 1,
+      mix: { ...this.mix.stateAt(at), worldSizeAtSave: this.worldSize },
+      pending: after.pending.map((p) => p.ref),
+      capacity: this.capacity,
+      window: this.window,
+      worldSizeAtSave: this.worldSize,
+    };
   }
 
   /** The state after every rank consumed its first k packs (ranks step in lockstep). */
   stateAfter(rankConsumed: number): PackedState {
     const target = this.worldSize * rankConsumed;
     const start = this.mix.resumePoint();
-    let state: PackerState<SampleRef> = { cursor: 0, pending: this.startPending };
+    let state: Omit<GlobalPack, 'pack'> = { after: { cursor: 0, pending: this.startPending }, at: start };
     let g = 0;
     if (target > 0)
-      for (const { after } of this.globalPacks(start, this.startPending)) {
-        state = after;
+      for (const step of this.globalPacks(start, this.startPending)) {
+        state = step;
         if (++g >= target) break;
       }
-    const mixState = this.mix.stateAfter(state.cursor);
-    return {
-      kind: PACKED_STATE_KIND,
-      version: 1,
-      mix: { ...mixState, worldSizeAtSave: this.worldSize },
-      pending: state.pending.map((p) => p.ref),
-      capacity: this.capacity,
-      window: this.window,
-      worldSizeAtSave: this.worldSize,
-    };
+    return this.packedState(state);
+  }
+
+  /** The epoch being packed. */
+  get epoch(): number {
+    return this.mix.epochIndex;
+  }
+
+  /** Start epoch `epoch` from its beginning (the trainer moves on after an epoch's last pack). */
+  setEpoch(epoch: number): void {
+    this.mix.setEpoch(epoch);
+    this.startPending = [];
+    this.consumed = 0;
+    this.resumeNote = undefined;
   }
 
   state(): PackedState {
@@ -211,7 +261,7 @@ export class PackedDataset implements AsyncIterable<PackedBatch> {
     await this.open();
     this.consumed = 0;
     const epoch = this.mix.epochIndex;
-    for (const { k, pack } of this.rankPacks()) {
+    for (const { k, pack, state } of this.rankPacks()) {
       const samples = await Promise.all(
         pack.refs.map(async (ref) => ({
           ...(await this.mix.rowOf(ref.stream, ref.item)),
@@ -219,7 +269,7 @@ export class PackedDataset implements AsyncIterable<PackedBatch> {
         })),
       );
       this.consumed = k + 1;
-      yield { epoch, samples, tokens: pack.tokens, rankIndex: k };
+      yield { epoch, samples, tokens: pack.tokens, rankIndex: k, state };
     }
   }
 }

@@ -230,6 +230,25 @@ describe('PackedDataset', () => {
     for (const [i, r] of refs.entries())
       assert.equal(first.samples[i].id, (await mix.rowOf(r.stream, r.item)).id);
   });
+
+  it('each pack carries the state after its round (what stateAfter gives), through the end and into the next epoch', async () => {
+    for (const world of [1, 3]) {
+      const ds = await packed({ rank: world - 1, worldSize: world });
+      const batches = await collect(ds);
+      assert.equal(batches.length, ds.rankLength());
+      for (const b of batches)
+        assert.deepEqual(b.state, ds.stateAfter(b.rankIndex + 1), `W=${world} pack ${b.rankIndex}`);
+      const end = batches.at(-1)!.state;
+      assert.equal(end.mix.position, end.mix.total);
+      assert.deepEqual(end.pending, []);
+      // The end state resumes at the next epoch; so does setEpoch.
+      const next = await packed({ rank: world - 1, worldSize: world });
+      next.resume(end);
+      assert.equal(next.epoch, 1);
+      ds.setEpoch(1);
+      assert.deepEqual([...next.rankRefs()], [...ds.rankRefs()]);
+    }
+  });
 });
 
 describe('mixforge tokens', () => {
