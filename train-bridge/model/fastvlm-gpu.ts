@@ -24,6 +24,11 @@ export interface LmBatch {
   positionIds: ArrayLike<number>;
   /** B·L: 1 real token, 0 padding. */
   attentionMask: ArrayLike<number>;
+  /**
+   * B·L: the sample each position belongs to, −1 on padding (packed rows hold several). Absent: one sample per row.
+   * Attention and the next-token shift never cross from one segment into another.
+   */
+  segmentIds?: ArrayLike<number>;
   /** In the order the images are stacked in the image tensor. */
   imageSlots: ReadonlyArray<{ sample: number; start: number; count: number }>;
 }
@@ -111,10 +116,7 @@ export class FastVLMGpu {
   decode(x: Tensor, batch: LmBatch): Tensor {
     const c = this.model.config.lm;
     const T = batch.batch * batch.seqLen;
-    // Each sample is its own segment; padding (mask 0) is −1 and attends to nothing.
-    const segments = Int32Array.from({ length: T }, (_, i) =>
-      batch.attentionMask[i] ? Math.floor(i / batch.seqLen) : -1,
-    );
+    const segments = segmentsOf(batch);
     const positions = Int32Array.from({ length: T }, (_, i) => batch.positionIds[i] as number);
     const scale = headDim(c) ** -0.5;
     return this.runLayers(x, positions, (q, k, v) => this.lmOps.attention(q, k, v, segments, scale));
@@ -204,11 +206,31 @@ export class FastVLMGpu {
   }
 }
 
-/** targets[b, p] = labels[b, p + 1] (IGNORE_INDEX at each sequence's last position): HF's shift. */
+/** Each position's segment: the batch's own, else each row one sample; padding (mask 0) is −1 and attends to nothing. */
+export function segmentsOf(batch: LmBatch): Int32Array {
+  const T = batch.batch * batch.seqLen;
+  if (batch.segmentIds) {
+    if (batch.segmentIds.length !== T)
+      throw new RangeError(`segmentIds has ${batch.segmentIds.length} entries for ${T} positions`);
+    return Int32Array.from(batch.segmentIds);
+  }
+  return Int32Array.from({ length: T }, (_, i) =>
+    batch.attentionMask[i] ? Math.floor(i / batch.seqLen) : -1,
+  );
+}
+
+/**
+ * targets[b, p] = labels[b, p + 1] (HF's shift), IGNORE_INDEX at each row's last position and wherever p + 1 starts
+ * another segment: in a packed row, no loss predicts the next sample's first token from this one.
+ */
 export function shiftedTargets(batch: LmBatch): Int32Array {
   const { batch: B, seqLen: L } = batch;
+  const segments = segmentsOf(batch);
   const out = new Int32Array(B * L).fill(IGNORE_INDEX);
   for (let b = 0; b < B; b++)
-    for (let p = 0; p + 1 < L; p++) out[b * L + p] = batch.labels[b * L + p + 1] as number;
+    for (let p = 0; p + 1 < L; p++) {
+      const i = b * L + p;
+      if (segments[i] === segments[i + 1]) out[i] = batch.labels[i + 1] as number;
+    }
   return out;
 }

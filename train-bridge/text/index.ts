@@ -2,7 +2,13 @@
 // labels, image splicing, padded batches and the group-by-modality order. Interface as agreed with `lm`; additions:
 // `collate` takes optional { padToMultipleOf }, ImageSlot.count may be < tokensPerImage when max length cut an image.
 
-export { type BatchImageSlot, type CollateOptions, collate, type TextBatch } from './collate.ts';
+export {
+  type BatchImageSlot,
+  type CollateOptions,
+  collate,
+  collatePacked,
+  type TextBatch,
+} from './collate.ts';
 export {
   DEFAULT_SYSTEM_MESSAGE,
   FASTVITHD_STRIDE,

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import {
   collate,
+  collatePacked,
   IGNORE_INDEX,
   IMAGE_SLOT_ID,
   IMAGE_TOKEN_INDEX,
@@ -79,8 +80,8 @@ describe('collate', () => {
     assert.deepEqual(row(batch.attentionMask, 0), [1, 1, 1, 1, 1, 1, 1, 1, 1]);
     assert.deepEqual(row(batch.attentionMask, 1), [1, 1, 1, 0, 0, 0, 0, 0, 0]);
     assert.deepEqual(batch.imageSlots, [
-      { sample: 0, image: 0, start: 2, count: 2 },
-      { sample: 0, image: 1, start: 5, count: 2 },
+      { sample: 0, member: 0, image: 0, start: 2, count: 2 },
+      { sample: 0, member: 0, image: 1, start: 5, count: 2 },
     ]);
   });
 
@@ -92,5 +93,28 @@ describe('collate', () => {
 
   it('rejects an empty batch', () => {
     assert.throws(() => collate([], PAD), /at least one/);
+    assert.throws(() => collatePacked([[]], PAD), /at least one/);
+  });
+
+  it('packs whole samples into a row: positions restart, one segment per sample, slots at their row offset', () => {
+    const a = layoutSequence(TWO_IMAGES, 2, 100); // length 9
+    const b = layoutSequence(conv([7, 8, 9], [I, 8, 9]), 2, 100); // length 3
+    const c = layoutSequence(conv([5, IMG, 6], [I, I, 6]), 2, 100); // length 4, image at 1
+    const batch = collatePacked([[b, c], [a]], PAD);
+    assert.equal(batch.seqLen, 9);
+    const row = (x: ArrayLike<number>, r: number) => Array.from(x).slice(r * 9, (r + 1) * 9);
+    assert.deepEqual(row(batch.tokenIds, 0), [7, 8, 9, 5, -1, -1, 6, PAD, PAD]);
+    assert.deepEqual(row(batch.labels, 0), [I, 8, 9, I, I, I, 6, I, I]);
+    assert.deepEqual(row(batch.positionIds, 0), [0, 1, 2, 0, 1, 2, 3, 0, 0]);
+    assert.deepEqual(row(batch.segmentIds, 0), [0, 0, 0, 1, 1, 1, 1, -1, -1]);
+    assert.deepEqual(row(batch.segmentIds, 1), [2, 2, 2, 2, 2, 2, 2, 2, 2]);
+    assert.deepEqual(row(batch.attentionMask, 0), [1, 1, 1, 1, 1, 1, 1, 0, 0]);
+    assert.deepEqual(batch.imageSlots, [
+      { sample: 0, member: 1, image: 0, start: 4, count: 2 },
+      { sample: 1, member: 0, image: 0, start: 2, count: 2 },
+      { sample: 1, member: 0, image: 1, start: 5, count: 2 },
+    ]);
+    // Unpacked rows are segments 0, 1, … by row.
+    assert.deepEqual(Array.from(collate([b, c], PAD).segmentIds), [0, 0, 0, -1, 1, 1, 1, 1]);
   });
 });
