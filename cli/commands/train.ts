@@ -25,6 +25,8 @@ interface TrainFlags {
   randomEncoder?: boolean;
   adapter?: string;
   groupByModalityLength?: boolean;
+  pack?: number;
+  packWindow: number;
 }
 
 function duration(seconds: number): string {
@@ -61,6 +63,19 @@ export function registerTrain(program: Command): void {
       '--group-by-modality-length',
       'lm: LLaVA’s group_by_modality_length order (micro-batches of one modality and similar length); needs ' +
         '`mixforge tokens <manifest> --resolution R` first',
+    )
+    .option(
+      '--pack <N>',
+      'lm: pack whole samples into rows of at most N tokens (first-fit over the keyed order; attention and RoPE ' +
+        'positions restart per sample); --batch-size and --micro-batch then count packs. Needs ' +
+        '`mixforge tokens <manifest> --resolution R` first',
+      intFlag('--pack', 1),
+    )
+    .option(
+      '--pack-window <W>',
+      'lm: samples of the keyed order the packer looks ahead over',
+      intFlag('--pack-window', 1),
+      64,
     )
     .option('--preset <stage>', 'stage1 (projector only), stage1.5 or stage2 (full model)', 'stage1')
     // No commander parser: checkResolution is the one `model info` uses too, so both reject the same values.
@@ -104,9 +119,9 @@ export function registerTrain(program: Command): void {
       const { StreamingDataset } = await import('../../train-bridge/loader/dataset.ts');
       const { latestCheckpoint, readTrainerState } = await import('../../train-bridge/train/checkpoint.ts');
       const { Trainer } = await import('../../train-bridge/train/loop.ts');
-      const { LmTrainer } = await import('../../train-bridge/train/lm-loop.ts');
+      const { LmTrainer, packedDataset } = await import('../../train-bridge/train/lm-loop.ts');
       const { memoryProblem } = await import('../../train-bridge/train/memory-plan.ts');
-      const { isFastVLMModel } = await import('../../train-bridge/model/fastvlm.ts');
+      const { fastVLMConfig, isFastVLMModel } = await import('../../train-bridge/model/fastvlm.ts');
       const { totalmem } = await import('node:os');
       const { MetricsLog } = await import('../../train-bridge/train/metrics.ts');
       const { writeLossPlot } = await import('../../train-bridge/train/plot.ts');
@@ -133,6 +148,14 @@ export function registerTrain(program: Command): void {
           '',
           'orders conversations for the lm objective only',
         );
+      if (flags.pack !== undefined && !lm)
+        throw new SpecError('--pack', '', 'packs conversations for the lm objective only');
+      if (flags.pack !== undefined && flags.groupByModalityLength)
+        throw new SpecError(
+          '--pack',
+          '',
+          'packing reads the keyed order; it does not combine with --group-by-modality-length',
+        );
       const model = flags.model ?? (lm ? 'fastvlm-0.5b' : 'fastvithd');
       if (lm !== isFastVLMModel(model)) {
         throw new SpecError(
@@ -158,6 +181,7 @@ export function registerTrain(program: Command): void {
         microBatch: flags.microBatch,
         lr,
         seed,
+        pack: flags.pack === undefined ? undefined : { capacity: flags.pack, window: flags.packWindow },
       };
       const dir = flags.checkpointDir;
       let resumeFrom: string | undefined;
@@ -189,6 +213,8 @@ export function registerTrain(program: Command): void {
           ['--batch-size', 'batchSize', overrides.batchSize, config.batchSize],
           ['--micro-batch', 'microBatch', overrides.microBatch, config.microBatch],
           ['--lr', 'lr', overrides.lr, config.lr],
+          ['--pack', 'pack', flags.pack, config.text?.pack?.capacity],
+          ['--pack-window', 'packWindow', flags.packWindow, config.text?.pack?.window],
         ];
         for (const [flag, option, value, stored] of given) {
           if (cmd.getOptionValueSource(option) === 'cli' && value !== stored) {
@@ -196,9 +222,22 @@ export function registerTrain(program: Command): void {
           }
         }
       } else {
-        const probe = new StreamingDataset(manifest);
-        await probe.open();
-        config = resolveRunConfig(model, flags.preset, overrides, (b) => Math.floor(probe.total / b));
+        // One epoch: samples (or packs) per update.
+        let epochRows: number;
+        if (overrides.pack) {
+          const probe = packedDataset(
+            manifest,
+            overrides.pack,
+            overrides.resolution ?? fastVLMConfig(model).resolution,
+          );
+          await probe.open();
+          epochRows = probe.globalPackCount();
+        } else {
+          const probe = new StreamingDataset(manifest);
+          await probe.open();
+          epochRows = probe.total;
+        }
+        config = resolveRunConfig(model, flags.preset, overrides, (b) => Math.floor(epochRows / b));
         const weightsFlag = lm ? '--init-from' : '--weights';
         if (!config.trainEncoder && !(lm ? flags.initFrom : flags.weights)) {
           const why =
@@ -271,15 +310,18 @@ export function registerTrain(program: Command): void {
         const metrics = new MetricsLog(join(dir, 'metrics.jsonl'));
         const history = await metrics.open(resumeFrom ? trainer.step : 0);
         const c = trainer.config;
+        const packing = c.text?.pack;
         process.stderr.write(
           `training ${c.model} (${c.objective} objective, ${c.preset}${c.trainEncoder ? ', full model' : ', projector only'}) ` +
-            `at ${c.resolution}² for ${c.steps} updates of ${c.batchSize} samples (${c.batchSize / c.microBatch} × ${c.microBatch})` +
+            `at ${c.resolution}² for ${c.steps} updates of ${c.batchSize} ${packing ? `packs of ≤ ${packing.capacity} tokens` : 'samples'} (${c.batchSize / c.microBatch} × ${c.microBatch})` +
             `${resumeFrom ? `, resuming at update ${trainer.step}` : ''}\n`,
         );
         const tty = Boolean(process.stderr.isTTY);
         const recent: number[] = [];
         const plotTitle = `${c.model} ${c.preset} — ${c.objective === 'lm' ? 'next-token cross-entropy' : 'SigLIP loss'}`;
         const points = history.map((m) => ({ step: m.step, loss: m.loss }));
+        // Packing efficiency: real tokens over the positions the packs offered, this run's updates.
+        let packed = { tokens: 0, capacity: 0 };
         // Ctrl-C (or SIGTERM): finish the update in progress, write a checkpoint, exit 130. A second one quits at once.
         const stop = new AbortController();
         const removeSignals = onStopSignals((signal, n) => {
@@ -302,9 +344,15 @@ export function registerTrain(program: Command): void {
             recent.push(m.seconds);
             if (recent.length > 20) recent.shift();
             const perStep = recent.reduce((a, b) => a + b, 0) / recent.length;
+            const fill =
+              m.packCapacity === undefined || m.tokens === undefined
+                ? ''
+                : `pack ${((100 * m.tokens) / m.packCapacity).toFixed(1)}%  `;
+            if (m.packCapacity !== undefined && m.tokens !== undefined)
+              packed = { tokens: packed.tokens + m.tokens, capacity: packed.capacity + m.packCapacity };
             const line =
               `step ${m.step}/${c.steps}  loss ${m.loss.toFixed(4)}  ${m.imagesPerSec.toFixed(1)} img/s  ` +
-              `${m.tokensPerSec === undefined ? '' : `${m.tokensPerSec.toFixed(0)} tok/s  `}` +
+              `${m.tokensPerSec === undefined ? '' : `${m.tokensPerSec.toFixed(0)} tok/s  `}${fill}` +
               `lr ${m.lr.toExponential(2)}  |g| ${m.gradNorm.toFixed(3)}  epoch ${m.epoch}  ETA ${duration((c.steps - m.step) * perStep)}`;
             process.stderr.write(tty ? `\r\x1b[2K${line}` : `${line}\n`);
             if (m.step % saveEvery === 0) void writeLossPlot(join(dir, 'loss'), points, plotTitle);
@@ -323,6 +371,10 @@ export function registerTrain(program: Command): void {
         } else {
           process.stdout.write(`done: ${trainer.step} updates; checkpoint ${latest}\n`);
         }
+        if (packed.capacity > 0)
+          process.stdout.write(
+            `packing: ${packed.tokens} tokens in ${packed.capacity} pack positions (${((100 * packed.tokens) / packed.capacity).toFixed(1)}% used)\n`,
+          );
         process.stdout.write(`metrics ${join(dir, 'metrics.jsonl')}, loss curve ${join(dir, 'loss.png')}\n`);
         trainer.dispose();
       } finally {

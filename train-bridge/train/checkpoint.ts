@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import { SourceFileError } from '../../core/errors.ts';
 import type { AdamW, AdamWState } from '../gpu/optim/adamw.ts';
+import { type PackedState, PackedStateSchema } from '../loader/packed-dataset.ts';
 import { type LoaderState, LoaderStateSchema } from '../loader/state.ts';
 import type { FastViTHD } from '../model/fastvithd.ts';
 import { loadStateDict, stateDictTensors } from '../model/state-dict.ts';
@@ -15,13 +16,34 @@ import { type RunConfig, RunConfigSchema } from './presets.ts';
 
 export const TRAINER_STATE_KIND = 'mixforge.trainer-state';
 
+/** Where the data resumes: the loader's state, or the packed loader's (samples in consumed packs are done). */
+export type TrainLoaderState = LoaderState | PackedState;
+
+/** The unpacked loader's state of a checkpoint; a packed one is refused (its run trains with --pack). */
+export function unpackedLoaderState(
+  s: TrainLoaderState | undefined,
+  folder: string,
+): LoaderState | undefined {
+  if (s?.kind === 'mixforge.packed-state')
+    throw new SourceFileError(
+      join(folder, 'trainer.json'),
+      `the run packs its samples (capacity ${s.capacity}); resume it with packing`,
+    );
+  return s;
+}
+
+/** The epoch a loader state is in. */
+export function loaderStateEpoch(s: TrainLoaderState): number {
+  return s.kind === 'mixforge.packed-state' ? s.mix.epoch : s.epoch;
+}
+
 const TrainerStateSchema = z.strictObject({
   kind: z.literal(TRAINER_STATE_KIND),
   version: z.literal(1),
   /** Optimiser updates done. */
   step: z.number().int().min(0),
   config: RunConfigSchema,
-  loader: LoaderStateSchema,
+  loader: z.union([LoaderStateSchema, PackedStateSchema]),
   /** Samples skipped so far (no image or no caption). */
   skipped: z.number().int().min(0),
 });
@@ -35,7 +57,7 @@ export const stepFolder = (step: number) => `step-${String(step).padStart(8, '0'
 export interface CheckpointContents {
   step: number;
   config: RunConfig;
-  loader: LoaderState;
+  loader: TrainLoaderState;
   skipped: number;
   /** Writes the model's files into the checkpoint folder (being assembled at `folder`). */
   writeModel: (folder: string, metadata: Record<string, string>) => Promise<void>;

@@ -9,7 +9,12 @@ import { FastViTHD, modelConfig } from '../model/fastvithd.ts';
 import { initFastViTHD } from '../model/init.ts';
 import { loadFastViTHD, locateFastViTHD } from '../model/state-dict.ts';
 import { readSafetensorsHeader } from '../safetensors.ts';
-import { type CheckpointContents, contrastiveModelWriter, loadCheckpointWeights } from './checkpoint.ts';
+import {
+  type CheckpointContents,
+  contrastiveModelWriter,
+  loadCheckpointWeights,
+  unpackedLoaderState,
+} from './checkpoint.ts';
 import { AlignmentHeads, AlignmentModel, retrievalAccuracy } from './objective.ts';
 import { type PairBatch, PairStream } from './pairs.ts';
 import { contrastiveHeads } from './presets.ts';
@@ -49,12 +54,13 @@ export class Trainer extends TrainerCore<AlignmentModel, PairBatch> {
     const model = new AlignmentModel(eng, encoder, heads, config.trainEncoder);
     const optimizer = await createOptimizer(model.weights, config, o.resumeFrom);
     const dataset = await openDataset(o.manifest, o.loader);
+    const loaderState = o.resumeFrom ? unpackedLoaderState(resumed?.loader, o.resumeFrom) : undefined;
     const pairs = new PairStream(
       dataset,
       { resolution: config.resolution, text: contrastiveHeads(config).text },
-      resumed?.loader,
+      loaderState,
     );
-    return new Trainer(eng, config, model, optimizer, pairs, resumed, resumed?.loader ?? dataset.state());
+    return new Trainer(eng, config, model, optimizer, pairs, resumed, loaderState ?? dataset.state());
   }
 
   protected pass(batch: PairBatch, passes: number): PassResult {

@@ -51,7 +51,10 @@ function visionActivations(model: FastViTHD, resolution: number): { total: numbe
   return { total: total * F32, largest: largest * F32 };
 }
 
-/** The plan of a run config; an LM run assumes one image and `maxLength` tokens per sample (the worst case). */
+/**
+ * The plan of a run config; an LM run assumes one image and `maxLength` tokens per sample (the worst case), a packed
+ * one `capacity` tokens per row and as many images as fit in it (each at least partly).
+ */
 export function memoryPlan(config: RunConfig): MemoryPlan {
   const n = config.microBatch;
   if (config.objective !== 'lm') {
@@ -75,7 +78,9 @@ export function memoryPlan(config: RunConfig): MemoryPlan {
   const trainable =
     (config.trainEncoder ? counts.vision : 0) + counts.projector + (config.trainLm ? counts.lm : 0);
   const v = visionActivations(model.vision, config.resolution);
-  const tokens = config.text?.maxLength ?? 2048;
+  const pack = config.text?.pack;
+  const tokens = pack?.capacity ?? config.text?.maxLength ?? 2048;
+  const images = n * (pack ? Math.ceil(pack.capacity / (config.resolution / 64) ** 2) : 1);
   const D = lm.hidden_size;
   const kv = lm.num_key_value_heads * headDim(lm);
   // Per token and layer: norm inputs/outputs, q/k/v before and after RoPE, attention output and its log-sum-exp,
@@ -84,11 +89,11 @@ export function memoryPlan(config: RunConfig): MemoryPlan {
   const lmActivations = n * tokens * (perTokenLayer * lm.num_hidden_layers + 3 * D) * F32;
   const ceChunk = 3 * CE_ROWS * lm.vocab_size * F32;
   const visionKept = config.trainEncoder ? v.total : v.largest;
-  const activations = lmActivations + n * visionKept + ceChunk;
+  const activations = lmActivations + images * visionKept + ceChunk;
   const embed = lm.vocab_size * D * F32;
   const candidates = [
     { what: 'token embedding (and its gradient and AdamW moments)', bytes: embed },
-    { what: `largest encoder activation of ${n} image(s)`, bytes: v.largest * n },
+    { what: `largest encoder activation of ${images} image(s)`, bytes: v.largest * images },
     { what: 'a cross-entropy logits chunk', bytes: CE_ROWS * lm.vocab_size * F32 },
     {
       what: `one decoder MLP activation of ${n}×${tokens} tokens`,

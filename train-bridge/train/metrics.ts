@@ -16,6 +16,8 @@ export interface StepMetrics {
   /** LM objective: real (unpadded) tokens in this update and their throughput. */
   tokens?: number;
   tokensPerSec?: number;
+  /** Packed runs: the token positions the update's packs offered; tokens / packCapacity is the packing efficiency. */
+  packCapacity?: number;
 }
 
 export class MetricsLog {

@@ -71,9 +71,9 @@ export class PairStream extends SampleStream {
     const skipped = this.skipped;
     const { resolution, text } = this.opts;
     const plane = resolution * resolution * 3;
-    const buffer = this.nextBuffer(n * plane);
+    const buffer = this.pixels.next(n * plane);
     const preprocess: PreprocessOptions = { ...FASTVLM_PREPROCESS, resolution, dtype: 'u8' };
-    const pool = this.pool();
+    const pool = this.pixels.pool();
     await Promise.all(
       picked.map(({ sample }, i) =>
         pool.run(sample.images[0].bytes, buffer, i * plane, preprocess).catch((err: unknown) => {

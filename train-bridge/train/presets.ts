@@ -105,6 +105,13 @@ export const RunConfigSchema = z.strictObject({
     .strictObject({
       maxLength: z.number().int().positive(),
       imageTokenPosition: z.enum(['data', 'front']),
+      /**
+       * Sequence packing: each row of a micro-batch is a pack of whole samples of at most `capacity` tokens
+       * (first-fit over `window` samples of the keyed order); batch sizes then count packs.
+       */
+      pack: z
+        .strictObject({ capacity: z.number().int().positive(), window: z.number().int().positive() })
+        .optional(),
     })
     .optional(),
 });
@@ -120,6 +127,7 @@ export interface RunOverrides {
   seed?: number;
   maxLength?: number;
   imageTokenPosition?: 'data' | 'front';
+  pack?: { capacity: number; window: number };
 }
 
 /** LLaVA's training scripts cut conversations at model_max_length 2048 tokens (images counted expanded). */
@@ -215,6 +223,7 @@ export function resolveRunConfig(
       ? {
           maxLength: overrides.maxLength ?? DEFAULT_MAX_LENGTH,
           imageTokenPosition: overrides.imageTokenPosition ?? 'data',
+          ...(overrides.pack && { pack: overrides.pack }),
         }
       : undefined,
   });

@@ -11,12 +11,38 @@ export interface SampleStreamOptions {
   pool?: PreprocessPool;
 }
 
-export abstract class SampleStream {
-  private iterator: AsyncIterator<LoaderSample> | undefined;
-  private ownPool: PreprocessPool | undefined;
-  /** Two pixel buffers in turn: one the consumer holds, one being filled by the prefetch. */
+/** Two pixel buffers used in turn (one the consumer holds, one being filled by the prefetch) and the pool. */
+export class PixelBuffers {
   private readonly buffers: SharedArrayBuffer[] = [];
   private calls = 0;
+  private ownPool: PreprocessPool | undefined;
+
+  constructor(private readonly poolOptions: SampleStreamOptions) {}
+
+  /** The next of the two pixel buffers, at least `bytes` long (every byte a batch uses is overwritten). */
+  next(bytes: number): SharedArrayBuffer {
+    const slot = this.calls++ % 2;
+    if (!this.buffers[slot] || this.buffers[slot].byteLength < bytes)
+      this.buffers[slot] = new SharedArrayBuffer(bytes);
+    return this.buffers[slot];
+  }
+
+  /** The preprocessing pool (the given one, else one started on first use). */
+  pool(): PreprocessPool {
+    this.ownPool ??= this.poolOptions.pool ?? new PreprocessPool(this.poolOptions.threads);
+    return this.ownPool;
+  }
+
+  /** Stop the preprocessing workers (unless the pool was given). */
+  async close(): Promise<void> {
+    if (this.ownPool && !this.poolOptions.pool) await this.ownPool.close();
+    this.ownPool = undefined;
+  }
+}
+
+export abstract class SampleStream {
+  private iterator: AsyncIterator<LoaderSample> | undefined;
+  protected readonly pixels: PixelBuffers;
   private epoch: number;
   /** Samples passed over (for the run summary). */
   skipped = 0;
@@ -25,9 +51,10 @@ export abstract class SampleStream {
 
   constructor(
     protected readonly dataset: StreamingDataset,
-    private readonly poolOptions: SampleStreamOptions,
+    poolOptions: SampleStreamOptions,
     resumeFrom?: LoaderState,
   ) {
+    this.pixels = new PixelBuffers(poolOptions);
     // A finished epoch resumes at the start of the next one (the loader's own rule).
     this.epoch = resumeFrom
       ? resumeFrom.position >= resumeFrom.total
@@ -64,23 +91,8 @@ export abstract class SampleStream {
     }
   }
 
-  /** The next of the two pixel buffers, at least `bytes` long (every byte a batch uses is overwritten). */
-  protected nextBuffer(bytes: number): SharedArrayBuffer {
-    const slot = this.calls++ % 2;
-    if (!this.buffers[slot] || this.buffers[slot].byteLength < bytes)
-      this.buffers[slot] = new SharedArrayBuffer(bytes);
-    return this.buffers[slot];
-  }
-
-  /** The preprocessing pool (the given one, else one started on first use). */
-  protected pool(): PreprocessPool {
-    this.ownPool ??= this.poolOptions.pool ?? new PreprocessPool(this.poolOptions.threads);
-    return this.ownPool;
-  }
-
   /** Stop the preprocessing workers (unless the pool was given). */
-  async close(): Promise<void> {
-    if (this.ownPool && !this.poolOptions.pool) await this.ownPool.close();
-    this.ownPool = undefined;
+  close(): Promise<void> {
+    return this.pixels.close();
   }
 }

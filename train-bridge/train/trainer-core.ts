@@ -5,14 +5,15 @@ import { AdamW } from '../gpu/optim/adamw.ts';
 import { clipGradNorm } from '../gpu/optim/clip-grad-norm.ts';
 import type { Tensor } from '../gpu/tensor.ts';
 import { StreamingDataset, type StreamingDatasetOptions } from '../loader/dataset.ts';
-import type { LoaderState } from '../loader/state.ts';
 import type { GpuWeights } from '../model/gpu-weights.ts';
 import {
   type CheckpointContents,
+  loaderStateEpoch,
   loadOptimizerState,
   readTrainerState,
   saveCheckpoint,
   type TrainerState,
+  type TrainLoaderState,
 } from './checkpoint.ts';
 import type { MetricsLog, StepMetrics } from './metrics.ts';
 import { extendRun, type RunConfig } from './presets.ts';
@@ -20,7 +21,7 @@ import { cosineWithWarmup } from './schedule.ts';
 
 /** What the loop needs of a batch: where a run that consumed it resumes, and the samples skipped up to then. */
 export interface ConsumedBatch {
-  loaderState: LoaderState;
+  loaderState: TrainLoaderState;
   skipped: number;
 }
 
@@ -42,6 +43,8 @@ export interface PassResult {
   images: number;
   /** Real (unpadded) tokens, for objectives that count them. */
   tokens?: number;
+  /** Packed runs: the token positions the pass's rows offered (rows × pack capacity). */
+  capacity?: number;
 }
 
 export interface RunOptions {
@@ -111,7 +114,7 @@ export abstract class TrainerCore<M extends TrainableModel, B extends ConsumedBa
   private readonly params: Tensor[];
   private readonly paramNames: string[];
   private prefetched: Promise<B> | undefined;
-  private consumedState: LoaderState;
+  private consumedState: TrainLoaderState;
   private skipped: number;
 
   protected constructor(
@@ -121,7 +124,7 @@ export abstract class TrainerCore<M extends TrainableModel, B extends ConsumedBa
     readonly optimizer: AdamW,
     private readonly batches: BatchSource<B>,
     resumed: TrainerState | undefined,
-    initialLoaderState: LoaderState,
+    initialLoaderState: TrainLoaderState,
   ) {
     this.step = resumed?.step ?? 0;
     this.skipped = resumed?.skipped ?? 0;
@@ -160,6 +163,7 @@ export abstract class TrainerCore<M extends TrainableModel, B extends ConsumedBa
     let last: B | undefined;
     let images = 0;
     let tokens: number | undefined;
+    let capacity: number | undefined;
     for (let i = 0; i < passes; i++) {
       const batch = await this.nextBatch();
       const p = this.pass(batch, passes);
@@ -167,6 +171,7 @@ export abstract class TrainerCore<M extends TrainableModel, B extends ConsumedBa
       last = batch;
       images += p.images;
       if (p.tokens !== undefined) tokens = (tokens ?? 0) + p.tokens;
+      if (p.capacity !== undefined) capacity = (capacity ?? 0) + p.capacity;
     }
     const lr = this.lr;
     const norm = clipGradNorm(this.params, config.maxGradNorm);
@@ -186,7 +191,7 @@ export abstract class TrainerCore<M extends TrainableModel, B extends ConsumedBa
     const seconds = (performance.now() - started) / 1000;
     return {
       step: this.step,
-      epoch: last!.loaderState.epoch,
+      epoch: loaderStateEpoch(last!.loaderState),
       loss,
       lr,
       gradNorm,
@@ -194,6 +199,7 @@ export abstract class TrainerCore<M extends TrainableModel, B extends ConsumedBa
       imagesPerSec: images / seconds,
       seconds,
       ...(tokens !== undefined && { tokens, tokensPerSec: tokens / seconds }),
+      ...(tokens !== undefined && capacity !== undefined && { packCapacity: capacity }),
     };
   }
 

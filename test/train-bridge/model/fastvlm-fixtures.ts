@@ -5,9 +5,11 @@ import { ORACLE_CONVERSATIONS, randomImages } from '../../../dev/fastvlm-samples
 import { FastVLM, fastVLMConfig, initFastVLM } from '../../../train-bridge/model/fastvlm.ts';
 import { fillUniform, TensorRandom } from '../../../train-bridge/model/init.ts';
 import {
+  type ConversationTurn,
   collate,
   layoutSequence,
   loadQwen2Tokenizer,
+  type SequenceLayout,
   type TextBatch,
   tokenizeConversation,
   tokensPerImageAt,
@@ -32,20 +34,28 @@ export function oracleModel(seed: number): FastVLM {
   return model;
 }
 
-/** The oracle's micro-batch, tokenized and laid out by the text path exactly as training does. */
-export async function oracleBatch(
+/** Conversations (default: the oracle's) tokenized and laid out by the text path exactly as training does. */
+export async function oracleLayouts(
   resolution: number,
-): Promise<{ batch: TextBatch; images: { data: Float32Array; shape: number[] } }> {
+  conversations: readonly ConversationTurn[][] = ORACLE_CONVERSATIONS,
+): Promise<SequenceLayout[]> {
   const tok = await loadQwen2Tokenizer();
   const perImage = tokensPerImageAt(resolution);
-  const layouts = ORACLE_CONVERSATIONS.map((turns) =>
+  return conversations.map((turns) =>
     layoutSequence(
       tokenizeConversation(turns, tok, { imageTokenPosition: 'data', maxLength: 512 }),
       perImage,
       512,
     ),
   );
-  const batch = collate(layouts, tok.padId);
+}
+
+/** The oracle's micro-batch, tokenized and laid out by the text path exactly as training does. */
+export async function oracleBatch(
+  resolution: number,
+): Promise<{ batch: TextBatch; images: { data: Float32Array; shape: number[] } }> {
+  const tok = await loadQwen2Tokenizer();
+  const batch = collate(await oracleLayouts(resolution), tok.padId);
   return { batch, images: randomImages(batch.imageSlots.length, resolution, 5) };
 }
 
