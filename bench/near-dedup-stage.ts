@@ -1,6 +1,7 @@
-// The near-dedup stage on synthetic keys files: wall and CPU time and peak RSS for N samples (a tenth of them
-// planted near-duplicates: a few signature bytes and image bits changed), so the stage's memory can be compared
-// at N and 10·N in one run. No images are decoded; the keys files are what the stage reads.
+// Near-duplicate removal on synthetic keys files: its jobs (near-dedup-plan, one near-dedup-band per band,
+// near-dedup) run one after another as one fleet worker would, with wall and CPU time and peak RSS for N samples
+// (a tenth of them planted near-duplicates: a few signature bytes and image bits changed), so the memory of a band
+// job and of the resolve job can be compared at N and 10·N in one run. No images are decoded.
 //   npx tsx bench/near-dedup-stage.ts [--rows 20000,200000]
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -10,6 +11,8 @@ import { keyedHash64, keyHex } from '../core/keyed-hash.ts';
 import { MixtureSpecSchema } from '../manifests/spec-schema.ts';
 import { makeBuildContext } from '../pipelines/context.ts';
 import { runNearDedup } from '../pipelines/jobs/near-dedup.ts';
+import { runNearDedupBand } from '../pipelines/jobs/near-dedup-band.ts';
+import { runNearDedupPlan } from '../pipelines/jobs/near-dedup-plan.ts';
 import { encodeKeyRows, type KeyRow } from '../pipelines/keys-file.ts';
 import { buildLayout } from '../pipelines/layout.ts';
 
@@ -87,17 +90,36 @@ async function measure(rows: number): Promise<void> {
     const timer = setInterval(() => {
       peak = Math.max(peak, process.memoryUsage().rss);
     }, 50);
+    /** Wall seconds, CPU seconds and peak RSS of one job. */
+    const job = async <T>(work: () => Promise<T>) => {
+      global.gc?.();
+      peak = process.memoryUsage().rss;
+      const t = performance.now();
+      const c = process.cpuUsage();
+      const result = await work();
+      const cpu = process.cpuUsage(c);
+      peak = Math.max(peak, process.memoryUsage().rss);
+      return { result, wall: (performance.now() - t) / 1000, cpu: (cpu.user + cpu.system) / 1e6, peak };
+    };
     const t0 = performance.now();
     const c0 = process.cpuUsage();
-    const s = await runNearDedup(ctx);
+    const { bands } = await runNearDedupPlan(ctx);
+    const bandJobs = [];
+    for (let b = 0; b < bands; b++) bandJobs.push(await job(() => runNearDedupBand(ctx, b)));
+    const resolve = await job(() => runNearDedup(ctx));
     const cpu = process.cpuUsage(c0);
     clearInterval(timer);
-    peak = Math.max(peak, process.memoryUsage().rss);
+    const s = resolve.result;
     const dropped = s.components.c['near-duplicate-text'] + s.components.c['near-duplicate-image'];
+    const mib = (b: number) => (b / 2 ** 20).toFixed(0);
+    const slowest = bandJobs.reduce((a, j) => (j.wall > a.wall ? j : a));
     console.log(
       `${rows} samples (${rows / 10} planted): ${((performance.now() - t0) / 1000).toFixed(1)} s wall, ` +
-        `${((cpu.user + cpu.system) / 1e6).toFixed(1)} CPU-s, ${s.candidates} candidate pairs, ${dropped} dropped; ` +
-        `RSS ${(rss0 / 2 ** 20).toFixed(0)} MiB before, peak ${(peak / 2 ** 20).toFixed(0)} MiB`,
+        `${((cpu.user + cpu.system) / 1e6).toFixed(1)} CPU-s in all, ${s.candidates} candidate pairs, ${dropped} dropped; ` +
+        `${bands} band jobs: mean ${(bandJobs.reduce((a, j) => a + j.cpu, 0) / bands).toFixed(2)} CPU-s, ` +
+        `slowest ${slowest.wall.toFixed(1)} s wall, peak RSS ${mib(Math.max(...bandJobs.map((j) => j.peak)))} MiB; ` +
+        `resolve ${resolve.wall.toFixed(1)} s wall, ${resolve.cpu.toFixed(1)} CPU-s, peak RSS ${mib(resolve.peak)} MiB ` +
+        `(RSS ${mib(rss0)} MiB before)`,
     );
   } finally {
     await rm(out, { recursive: true, force: true });

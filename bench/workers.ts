@@ -96,8 +96,9 @@ try {
   const afterMem = Number((await redis.info('memory')).get('used_memory'));
   const perJob = (afterMem - before) / jobs;
   // A million samples at 10,000 records per partition: P = 100 partitions; shards of ~10,000 rows (the shipped
-  // specs' shard_rows) S = 100; one job per stage and partition or shard, as the build graph fans out.
-  const fanOut = { one: 1, partitions: 100, shards: 100 };
+  // specs' shard_rows) S = 100; near_dedup's default 32 bands; one job per stage and partition, band or shard, as
+  // the build graph fans out.
+  const fanOut = { one: 1, partitions: 100, bands: 32, shards: 100 };
   const jobsPerMillion = GRAPH.reduce((n, stage) => n + fanOut[stage.fanOut], 0);
 
   const f = (x: number) => x.toFixed(2);

@@ -132,14 +132,18 @@ export function hammingPairs(
 
 /** Band b's key of a MinHash signature: the band number and its rows' bytes, as text (a spill-file field). */
 export function textBandKeys(signature: Uint8Array, bands: number): string[] {
+  return Array.from({ length: bands }, (_, b) => textBandKey(signature, bands, b)).filter(
+    (k): k is string => k !== undefined,
+  );
+}
+
+/** Band b's key alone (a band job reads only its own band); undefined for an empty text, which matches nothing. */
+export function textBandKey(signature: Uint8Array, bands: number, b: number): string | undefined {
   if (signature.length % bands !== 0)
     throw new RangeError(`${bands} bands do not divide a ${signature.length}-row signature`);
-  if (signature.every((v) => v === 0)) return []; // an empty text: nothing to match on
+  if (signature.every((v) => v === 0)) return undefined;
   const rows = signature.length / bands;
-  return Array.from(
-    { length: bands },
-    (_, b) => `${b}:${Buffer.from(signature.subarray(b * rows, (b + 1) * rows)).toString('hex')}`,
-  );
+  return `${b}:${Buffer.from(signature.subarray(b * rows, (b + 1) * rows)).toString('hex')}`;
 }
 
 /** Probability that two texts of Jaccard similarity j share a band (b bands of r one-byte rows). */

@@ -6,6 +6,8 @@ import { contaminationIndex } from './jobs/contamination-index.ts';
 import { finalize } from './jobs/finalize.ts';
 import { ingest } from './jobs/ingest.ts';
 import { nearDedup } from './jobs/near-dedup.ts';
+import { nearDedupBand } from './jobs/near-dedup-band.ts';
+import { nearDedupPlan } from './jobs/near-dedup-plan.ts';
 import { plan } from './jobs/plan.ts';
 import { route } from './jobs/route.ts';
 import { select } from './jobs/select.ts';
@@ -17,6 +19,8 @@ export const GRAPH = [
   plan,
   contaminationIndex,
   ingest,
+  nearDedupPlan,
+  nearDedupBand,
   nearDedup,
   select,
   shuffle,
@@ -49,7 +53,10 @@ export function isStage(name: string): name is Stage {
   return (STAGES as readonly string[]).includes(name);
 }
 
-/** The levels in build order: plan; contamination-index; ingest×P → near-dedup; select; shuffle×P → route; write×S → finalize. */
+/**
+ * The levels in build order: plan; contamination-index; ingest×P → near-dedup-plan; near-dedup-band×B → near-dedup;
+ * select; shuffle×P → route; write×S → finalize.
+ */
 export const LEVELS: readonly Level[] = GRAPH.filter((s) => s.parent === undefined).map((h) => ({
   head: h.name,
   children: GRAPH.filter((s) => s.parent === h.name).map((s) => s.name),

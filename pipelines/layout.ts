@@ -13,6 +13,8 @@ export function buildLayout(out: string) {
     contamination: joinUri(b, 'contamination.json'),
     nearDupPart: (n: number) => joinUri(b, 'near-dup', `part-${pad(n)}.json`),
     nearDupQuarantine: joinUri(b, 'near-dup', 'quarantine.jsonl'),
+    nearDupBands: joinUri(b, 'near-dup', 'bands.json'),
+    nearDupBandPairs: (n: number) => joinUri(b, 'near-dup', `band-${pad(n)}.pairs`),
     log: joinUri(b, 'log.jsonl'),
     done: (stage: string, n: number) => joinUri(b, 'done', `${stage}-${pad(n)}.json`),
     part: (n: number) => joinUri(b, 'parts', `part-${pad(n)}.rec`),

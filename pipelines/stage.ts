@@ -5,12 +5,15 @@ import type { BuildContext } from './context.ts';
 /** Records between two progress reports of a running job (ingest, shuffle, write), so progress moves within a job. */
 export const PROGRESS_EVERY = 50;
 
-/** Job counts known only as the build runs: plan fixes the partitions, select the shards. */
-export type Count = 'partitions' | 'shards';
+/**
+ * Job counts known only as the build runs: plan fixes the partitions, near-dedup-plan the near-duplicate bands
+ * (0 without `near_dedup`), select the shards.
+ */
+export type Count = 'partitions' | 'bands' | 'shards';
 
 export interface StageDef<N extends string = string, R = unknown> {
   name: N;
-  /** How many jobs the stage has: one, or one per partition / shard. */
+  /** How many jobs the stage has: one, or one per partition / band / shard. */
   fanOut: 'one' | Count;
   /**
    * The single-job stage that waits for all of this stage's jobs (a BullMQ flow parent: ingest → near-dedup). A stage

@@ -15,7 +15,7 @@ export interface BuildJobs {
     /** Told the records a running job has handled so far (ingest), for progress displays. */
     onProgress?: (rows: number) => void,
   ): Promise<{ ran: boolean; result: Record<string, unknown> }>;
-  /** A count the graph's fan-outs use (partitions, shards), read from the outputs of the stage that fixes it. */
+  /** A count the graph's fan-outs use (partitions, bands, shards), read from the outputs of the stage that fixes it. */
   count(ctx: BuildContext, c: Count): Promise<number>;
   /**
    * After finalize: drop the intermediates (parts and buckets hold a copy of every image) unless asked to keep them,

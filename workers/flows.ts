@@ -1,6 +1,6 @@
 // The build graph (pipelines/graph.ts) as BullMQ flows, added level by level because fan-outs are known only as the
-// build runs: plan → {select ← ingest×P} → {route ← shuffle×P} → {finalize ← write×S}. Each level is added by the
-// head job of the level before it.
+// build runs: plan → contamination-index → {near-dedup-plan ← ingest×P} → {near-dedup ← near-dedup-band×B} → select
+// → {route ← shuffle×P} → {finalize ← write×S}. Each level is added by the head job of the level before it.
 import { type FlowJob, FlowProducer } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { LEVELS, type Stage } from '../pipelines/graph.ts';

@@ -38,7 +38,7 @@ export const jobResultSchema = z.object({
   /** False when the job's outputs were already committed (a rerun after a crash, a resubmitted build). */
   ran: z.boolean(),
   rows: z.number(),
-  /** plan: partitions; select: shards; other steps leave it out. */
+  /** plan: partitions; near-dedup-plan: bands; select: shards; other steps leave it out. */
   fanOut: z.number().int().nonnegative().optional(),
 });
 export type JobResult = z.infer<typeof jobResultSchema>;
@@ -75,6 +75,7 @@ export interface BuildRecord {
   out: string;
   retry: RetryPolicy;
   partitions?: number;
+  bands?: number;
   shards?: number;
   cancelled: boolean;
 }
@@ -90,6 +91,7 @@ export async function readBuildRecord(redis: Redis, buildId: string): Promise<Bu
       backoffMs: num(h.backoffMs) ?? DEFAULT_RETRY.backoffMs,
     },
     partitions: num(h.partitions),
+    bands: num(h.bands),
     shards: num(h.shards),
     cancelled: h.cancelled === '1',
   };

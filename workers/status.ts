@@ -90,9 +90,9 @@ export class BuildQueues {
   }
 }
 
-/** How many jobs each step has, as far as Redis knows (fan-outs are recorded when plan and select finish). */
+/** How many jobs each step has, as far as Redis knows (fan-outs are recorded as the heads that fix them finish). */
 export function stepTotals(record: BuildRecord | undefined): Map<Step, number | undefined> {
-  return stageTotals({ partitions: record?.partitions, shards: record?.shards });
+  return stageTotals({ partitions: record?.partitions, bands: record?.bands, shards: record?.shards });
 }
 
 export interface StepStatus {
@@ -190,7 +190,7 @@ export interface BuildSummary {
   buildId: string;
   out: string | undefined;
   state: BuildStatus['state'];
-  /** Jobs completed and jobs known so far (fan-outs appear as plan and select finish). */
+  /** Jobs completed and jobs known so far (fan-outs appear as plan, near-dedup-plan and select finish). */
   done: number;
   known: number;
 }

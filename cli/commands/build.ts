@@ -72,7 +72,7 @@ export function registerBuild(program: Command): void {
   program
     .command('build <spec>')
     .description(
-      'build a mixture: plan → contamination-index → ingest → near-dedup → select → shuffle → route → write → finalize',
+      'build a mixture: plan → contamination-index → ingest → near-dedup (plan, bands, resolve) → select → shuffle → route → write → finalize',
     )
     .requiredOption('--out <uri>', 'output folder or s3:// prefix')
     .option('--set <path=value>', 'override a spec field (repeatable)', collect, [])

@@ -131,7 +131,7 @@ export async function runIngest(
 export const ingest = defineStage({
   name: 'ingest',
   fanOut: 'partitions',
-  parent: 'near-dedup',
+  parent: 'near-dedup-plan',
   scratch: ['parts', 'quarantine'],
   outputs: async (ctx, n) => {
     const l = buildLayout(ctx.out);

@@ -1,21 +1,10 @@
-// near-dedup: finds near-duplicate samples (spec `near_dedup`) from the keys files alone and decides which to drop:
-// MinHash bands give candidate pairs, each verified on estimated Jaccard and on per-image Hamming distance; clusters
-// keep their earliest-component, smallest-take-key sample. Writes per-part drop lists that select applies.
-// Memory: band keys are spilled to local bucket files and grouped one bucket at a time (as select does); what is
-// held at once is one bucket, the candidate pairs, and the key rows of the samples that have a candidate.
+// near-dedup: resolves near-duplicate samples (spec `near_dedup`) from the candidate pairs every near-dedup-band job
+// wrote: each pair is verified on estimated Jaccard and on per-image Hamming distance, and clusters keep their
+// earliest-component, smallest-take-key sample. Writes per-part drop lists that select applies.
+// Memory: the candidate pairs and the key rows of the samples that have a candidate (read one part at a time).
 
 import { createHash } from 'node:crypto';
-import { createReadStream, existsSync } from 'node:fs';
-import { createInterface } from 'node:readline';
-import {
-  bandGroupPairs,
-  type Hash64,
-  hamming64,
-  hammingLsh,
-  hash64FromHex,
-  tablesForRecall,
-  textBandKeys,
-} from '../../core/lsh.ts';
+import { hamming64, hash64FromHex } from '../../core/lsh.ts';
 import { estimatedJaccard } from '../../core/minhash.ts';
 import { NearDupClusters } from '../../core/near-dup-clusters.ts';
 import type { QuarantineRecord } from '../../core/quarantine.ts';
@@ -27,10 +16,11 @@ import type { BuildContext } from '../context.ts';
 import { type KeyRow, readKeysFile } from '../keys-file.ts';
 import { buildLayout } from '../layout.ts';
 import { readRecordStream } from '../records-file.ts';
-import { SpillBuckets } from '../spill-buckets.ts';
 import { defineStage } from '../stage.ts';
 import { readJson, writeJson } from '../storage-json.ts';
 import { type PartSummary, readPartSummaries } from './ingest.ts';
+import { readBandPairs } from './near-dedup-band.ts';
+import { type NearDupBands, partOffsets } from './near-dedup-plan.ts';
 import type { BuildPlan } from './plan.ts';
 
 /** The rows of one part that near-dedup drops (select leaves them out before exact dedup and take). */
@@ -39,13 +29,8 @@ export interface PartNearDups {
   drops: { row: number; reason: NearDupReason }[];
 }
 
-/** Band rows per bucket file, about (a bucket is grouped in memory: ~300 B a row with its strings and maps). */
-const BUCKET_ROWS = 250_000;
-const SPILL_BYTES = 8 * 1024 * 1024;
 const EXAMPLES = 6;
 const THUMB_SIDE = 128;
-/** Bits per image-LSH key when a large band group is split by its images. */
-const GROUP_LSH_BITS = 16;
 
 interface Row extends KeyRow {
   ci: number;
@@ -167,61 +152,16 @@ async function findNearDups(
   parts: PartSummary[],
   signal?: AbortSignal,
 ): Promise<{ dropped: Dropped[]; candidates: number }> {
+  const layout = buildLayout(ctx.out);
   const componentIndex = new Map(ctx.spec.components.map((c, i) => [c.name, i]));
-  const offsets: number[] = [];
-  let total = 0;
-  for (const p of parts) {
-    offsets.push(total);
-    total += p.rows;
-  }
-  const readPart = (n: number) => readKeysFile(buildLayout(ctx.out).partKeys(n));
-  const buckets = Math.max(1, Math.ceil((total * nd.text.bands) / BUCKET_ROWS));
+  const { offsets, total } = partOffsets(parts);
+  const readPart = (n: number) => readKeysFile(layout.partKeys(n));
+  // Every band job's pairs, once each (a pair found in several bands is one candidate).
+  const { bands } = await readJson<NearDupBands>(layout.nearDupBands);
   const pairs = new Set<number>();
-  const spill = await SpillBuckets.create('near-dedup', buckets, SPILL_BYTES);
-  try {
-    // Pass 1: every band key of every sample to the bucket file of that key.
-    for (const [pi, p] of parts.entries()) {
-      signal?.throwIfAborted();
-      const ci = componentIndex.get(p.component) as number;
-      for (const [row, k] of (await readPart(p.part)).entries()) {
-        if (!k.near) throw new Error(`near-dedup: part ${p.part} row ${row} has no near-duplicate fields`);
-        const scope = nd.scope === 'within' ? `${ci}/` : '';
-        for (const band of textBandKeys(signatureFromBase64(k.near.text), nd.text.bands)) {
-          const key = scope + band;
-          // The first image's hash rides along: a large group (shared boilerplate text) is split by it.
-          const line = `${key}\t${offsets[pi] + row}\t${k.near.images[0] ?? '-'}\n`;
-          // The band's bytes are MinHash minimums, already uniform: their first 4 bytes pick the bucket.
-          const hex = band.slice(band.indexOf(':') + 1, band.indexOf(':') + 9);
-          await spill.add(Number.parseInt(hex, 16) % buckets, line);
-        }
-      }
-    }
-    await spill.flush();
-    // Pass 2: per bucket, samples that share a band key are candidates (bandGroupPairs bounds large groups).
-    const imageLsh = hammingLsh(
-      ctx.spec.seed,
-      GROUP_LSH_BITS,
-      tablesForRecall(nd.images.max_distance, GROUP_LSH_BITS, 0.99),
-    );
-    for (let b = 0; b < buckets; b++) {
-      signal?.throwIfAborted();
-      const file = spill.file(b);
-      if (!existsSync(file)) continue;
-      const groups = new Map<string, { g: number; image?: Hash64 }[]>();
-      // Line by line: the bucket's text is never held whole beside its groups.
-      for await (const line of createInterface({ input: createReadStream(file), crlfDelay: Infinity })) {
-        if (!line) continue;
-        const [key, g, image] = line.split('\t');
-        const member = { g: Number(g), ...(image === '-' ? {} : { image: hash64FromHex(image) }) };
-        const members = groups.get(key);
-        if (members) members.push(member);
-        else groups.set(key, [member]);
-      }
-      for (const members of groups.values())
-        bandGroupPairs(members, imageLsh, (i, j) => pairs.add(i * total + j));
-    }
-  } finally {
-    await spill.dispose();
+  for (let b = 0; b < bands; b++) {
+    signal?.throwIfAborted();
+    await readBandPairs(layout.nearDupBandPairs(b), (i, j) => pairs.add(i * total + j));
   }
 
   // Pass 3: the key rows of the samples with a candidate; verify each pair; union the near-duplicates.
@@ -280,6 +220,7 @@ async function findNearDups(
 export const nearDedup = defineStage({
   name: 'near-dedup',
   fanOut: 'one',
+  // Also holds near-dedup-plan's bands.json and the band jobs' pairs files.
   scratch: ['near-dup'],
   outputs: async (ctx) => {
     const l = buildLayout(ctx.out);

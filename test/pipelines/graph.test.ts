@@ -9,6 +9,8 @@ describe('pipelines/graph', () => {
       'plan',
       'contamination-index',
       'ingest',
+      'near-dedup-plan',
+      'near-dedup-band',
       'near-dedup',
       'select',
       'shuffle',
@@ -19,7 +21,8 @@ describe('pipelines/graph', () => {
     assert.deepEqual(LEVELS, [
       { head: 'plan', children: [] },
       { head: 'contamination-index', children: [] },
-      { head: 'near-dedup', children: ['ingest'] },
+      { head: 'near-dedup-plan', children: ['ingest'] },
+      { head: 'near-dedup', children: ['near-dedup-band'] },
       { head: 'select', children: [] },
       { head: 'route', children: ['shuffle'] },
       { head: 'finalize', children: ['write'] },
@@ -33,7 +36,9 @@ describe('pipelines/graph', () => {
       plan: undefined,
       'contamination-index': 'plan',
       ingest: 'contamination-index',
-      'near-dedup': 'contamination-index',
+      'near-dedup-plan': 'contamination-index',
+      'near-dedup-band': 'near-dedup-plan',
+      'near-dedup': 'near-dedup-plan',
       select: 'near-dedup',
       shuffle: 'select',
       route: 'select',
@@ -43,12 +48,14 @@ describe('pipelines/graph', () => {
   });
 
   it('knows a stage total once the counts fixed by earlier levels are known', () => {
-    const totals = (counts: { partitions?: number; shards?: number }) =>
+    const totals = (counts: { partitions?: number; bands?: number; shards?: number }) =>
       Object.fromEntries(stageTotals(counts));
     assert.deepEqual(totals({}), {
       plan: 1,
       'contamination-index': undefined,
       ingest: undefined,
+      'near-dedup-plan': undefined,
+      'near-dedup-band': undefined,
       'near-dedup': undefined,
       select: undefined,
       shuffle: undefined,
@@ -60,6 +67,21 @@ describe('pipelines/graph', () => {
       plan: 1,
       'contamination-index': 1,
       ingest: 7,
+      'near-dedup-plan': 1,
+      'near-dedup-band': undefined,
+      'near-dedup': undefined,
+      select: undefined,
+      shuffle: undefined,
+      route: undefined,
+      write: undefined,
+      finalize: undefined,
+    });
+    assert.deepEqual(totals({ partitions: 7, bands: 32 }), {
+      plan: 1,
+      'contamination-index': 1,
+      ingest: 7,
+      'near-dedup-plan': 1,
+      'near-dedup-band': 32,
       'near-dedup': 1,
       select: 1,
       shuffle: undefined,
@@ -67,10 +89,12 @@ describe('pipelines/graph', () => {
       write: undefined,
       finalize: undefined,
     });
-    assert.deepEqual(totals({ partitions: 7, shards: 5 }), {
+    assert.deepEqual(totals({ partitions: 7, bands: 0, shards: 5 }), {
       plan: 1,
       'contamination-index': 1,
       ingest: 7,
+      'near-dedup-plan': 1,
+      'near-dedup-band': 0,
       'near-dedup': 1,
       select: 1,
       shuffle: 7,

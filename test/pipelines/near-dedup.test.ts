@@ -1,6 +1,7 @@
 // near_dedup in a build: re-encoded/edited copies across and within components are dropped with the kept sample's
 // id in their quarantine record, exact copies stay exact dedup's, different questions on one image stay; the
-// output is byte-identical at any concurrency and partitioning; scope: within keeps cross-component copies.
+// output is byte-identical at any concurrency and partitioning and after a resume mid-bands; scope: within keeps
+// cross-component copies.
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -10,6 +11,7 @@ import { after, before, describe, it } from 'node:test';
 import { verifyBuild } from '../../manifests/manifest.ts';
 import { writeReport } from '../../manifests/report.ts';
 import type { MixtureSpec } from '../../manifests/spec-schema.ts';
+import { BuildInterruptedError } from '../../pipelines/build-envelope.ts';
 import { type BuildOptions, makeBuildContext } from '../../pipelines/context.ts';
 import { runBuildInProcess } from '../../pipelines/executor-inprocess.ts';
 import { decontaminationSpec, writeNearDupFixtures } from '../helpers/near-dup-fixtures.ts';
@@ -78,6 +80,32 @@ describe('near_dedup in a build', () => {
     assert.deepEqual(publishedHashes(fine.out), reference);
     const serial = await build('serial', { partitionRecords: 2, selectBucketRows: 3 }, 1);
     assert.deepEqual(publishedHashes(serial.out), reference);
+  });
+
+  it('resumes after a stop mid-bands: committed band jobs are kept, the others run, the output is the same', async () => {
+    const ctx = makeBuildContext(spec, join(tmp, 'resume'));
+    const stop = new AbortController();
+    let bands = 0;
+    await assert.rejects(
+      runBuildInProcess(ctx, {
+        concurrency: 1,
+        signal: stop.signal,
+        onEvent: (e) => {
+          if (e.type === 'job-done' && e.stage === 'near-dedup-band' && ++bands === 5) stop.abort();
+        },
+      }),
+      BuildInterruptedError,
+    );
+    const ran: boolean[] = [];
+    await runBuildInProcess(ctx, {
+      concurrency: 2,
+      onEvent: (e) => {
+        if (e.type === 'job-done' && e.stage === 'near-dedup-band') ran.push(e.ran);
+      },
+    });
+    assert.equal(ran.length, 32);
+    assert.equal(ran.filter((r) => !r).length, 5, 'the five committed bands are not run again');
+    assert.deepEqual(publishedHashes(ctx.out), reference);
   });
 
   it('scope: within leaves copies in another component alone', async () => {

@@ -21,6 +21,9 @@ export interface CountingBuildParams {
   slow?: Record<string, number>;
 }
 
+/** near-dedup-band jobs of a counting build (they find nothing; they only have to run in their place). */
+export const COUNTING_BANDS = 2;
+
 export interface CountingManifest {
   total: number;
   shards: { rows: number; sha256: string }[];
@@ -55,10 +58,11 @@ export async function writeCountingContext(ctx: BuildContext): Promise<void> {
 /** `beforeRun` runs inside each real execution (not skipped ones): tests throw from it to inject failures. */
 export function countingBuild(params: CountingBuildParams, beforeRun?: Hook): BuildJobs {
   const b = (out: string, ...p: string[]) => joinUri(out, '_build', ...p);
-  const count = async (ctx: BuildContext, c: Count) =>
-    c === 'shards'
-      ? (await read<{ shards: number }>(b(ctx.out, 'select.json'))).shards
-      : (await read<{ partitions: number }>(b(ctx.out, 'plan.json'))).partitions;
+  const count = async (ctx: BuildContext, c: Count) => {
+    if (c === 'shards') return (await read<{ shards: number }>(b(ctx.out, 'select.json'))).shards;
+    if (c === 'bands') return (await read<{ bands: number }>(b(ctx.out, 'near-dup', 'bands.json'))).bands;
+    return (await read<{ partitions: number }>(b(ctx.out, 'plan.json'))).partitions;
+  };
   const execute = async (ctx: BuildContext, stage: Stage, n: number): Promise<number> => {
     const out = ctx.out;
     switch (stage) {
@@ -74,8 +78,16 @@ export function countingBuild(params: CountingBuildParams, beforeRun?: Hook): Bu
       case 'contamination-index':
         await write(b(out, 'contamination.json'), { sets: [] });
         return 0;
+      case 'near-dedup-plan':
+        await write(b(out, 'near-dup', 'bands.json'), { bands: COUNTING_BANDS });
+        return 0;
+      case 'near-dedup-band':
+        // Nothing to find in counting rows: the band jobs only have to run, in their place, before near-dedup.
+        await write(b(out, 'near-dup', `band-${n}.json`), { pairs: 0 });
+        return 0;
       case 'near-dedup':
-        // Nothing to find in counting rows: the stage only has to run, in its place.
+        // Reads every band's output: a near-dedup that ran before its band jobs fails.
+        for (let i = 0; i < COUNTING_BANDS; i++) await read(b(out, 'near-dup', `band-${i}.json`));
         await write(b(out, 'near-dup.json'), { enabled: false });
         return 0;
       case 'select': {

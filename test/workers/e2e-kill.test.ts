@@ -62,6 +62,8 @@ describe('demo build on 3 worker processes with kill -9 (S3 + Redis on loopback)
       'plan',
       'contamination-index',
       'ingest',
+      'near-dedup-plan',
+      'near-dedup-band',
       'near-dedup',
       'select',
       'shuffle',

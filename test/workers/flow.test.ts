@@ -8,7 +8,7 @@ import { before, describe, it } from 'node:test';
 import { SourceFileError } from '../../core/errors.ts';
 import type { BuildContext } from '../../pipelines/context.ts';
 import type { BuildEvent } from '../../pipelines/events.ts';
-import type { Stage } from '../../pipelines/graph.ts';
+import { STAGES, type Stage } from '../../pipelines/graph.ts';
 import { cancelBuild, retryFailed, submitBuild } from '../../workers/control.ts';
 import { BuildFailedError, followBuild } from '../../workers/executor-bullmq.ts';
 import { bullJobId, type RetryPolicy } from '../../workers/queues.ts';
@@ -90,6 +90,8 @@ describe('BullMQ executor (counting build, in-process workers)', () => {
       'plan:1',
       'contamination-index:1',
       'ingest:3',
+      'near-dedup-plan:1',
+      'near-dedup-band:2',
       'near-dedup:1',
       'select:1',
       'shuffle:3',
@@ -104,6 +106,8 @@ describe('BullMQ executor (counting build, in-process workers)', () => {
       'plan:0',
       'contamination-index:0',
       'ingest:120',
+      'near-dedup-plan:0',
+      'near-dedup-band:0',
       'near-dedup:0',
       'select:120',
       'shuffle:120',
@@ -112,9 +116,9 @@ describe('BullMQ executor (counting build, in-process workers)', () => {
       'finalize:120',
     ]);
     const jobDone = events.filter((e) => e.type === 'job-done');
-    assert.equal(jobDone.length, 15);
+    assert.equal(jobDone.length, 18);
     // Every job ran exactly once.
-    assert.equal((await readCountingRuns(ctx.out)).length, 15);
+    assert.equal((await readCountingRuns(ctx.out)).length, 18);
     const status = await readBuildStatus(queues, ctx.buildId);
     assert.equal(status.state, 'done');
     assert.deepEqual(
@@ -123,6 +127,8 @@ describe('BullMQ executor (counting build, in-process workers)', () => {
         'plan:1/1',
         'contamination-index:1/1',
         'ingest:3/3',
+        'near-dedup-plan:1/1',
+        'near-dedup-band:2/2',
         'near-dedup:1/1',
         'select:1/1',
         'shuffle:3/3',
@@ -213,7 +219,7 @@ describe('BullMQ executor (counting build, in-process workers)', () => {
       assert.equal(ingest?.counts.completed, 2);
       assert.match(ingest?.failures[0]?.reason ?? '', /missing column/);
       assert.equal(
-        status.steps.find((s) => s.step === 'near-dedup')?.counts.failed,
+        status.steps.find((s) => s.step === 'near-dedup-plan')?.counts.failed,
         1,
         'the parent fails with its child',
       );
@@ -222,7 +228,7 @@ describe('BullMQ executor (counting build, in-process workers)', () => {
       const retried = await retryFailed(queues, ctx.buildId);
       assert.deepEqual(
         retried.sort(),
-        [bullJobId(ctx.buildId, 'ingest', 2), bullJobId(ctx.buildId, 'near-dedup', 0)].sort(),
+        [bullJobId(ctx.buildId, 'ingest', 2), bullJobId(ctx.buildId, 'near-dedup-plan', 0)].sort(),
       );
       await followBuild(queues, ctx.buildId, { pollMs: 20 });
     } finally {
@@ -304,7 +310,7 @@ describe('BullMQ executor (counting build, in-process workers)', () => {
       { steps: ['ingest'], concurrency: 3 },
     );
     const w0 = await worker(countingBuild(PARAMS), {
-      steps: ['plan', 'contamination-index', 'near-dedup', 'select', 'shuffle', 'route', 'write', 'finalize'],
+      steps: STAGES.filter((s) => s !== 'ingest'),
     });
     try {
       await submitBuild(queues, { buildId: ctx.buildId, out: ctx.out, retry: RETRY });

@@ -44,6 +44,8 @@ interface Plan {
   lateRerunOf?: string;
   /** `--queues` of the two workers (default: all steps each). */
   queues?: [string, string];
+  /** `--set` overrides of the demo spec besides the seed. */
+  set?: string[];
 }
 
 const PLANS: Plan[] = [
@@ -80,6 +82,17 @@ const PLANS: Plan[] = [
     // Route alone on one worker, every other step on the other: the killed route's worker holds no job that
     // finalize awaits.
     queues: ['route', STAGES.filter((s) => s !== 'route').join(',')],
+  },
+  {
+    // near_dedup on (8 band jobs): bands killed mid-job and after committing, and the head that adds them.
+    seed: 15,
+    set: ['near_dedup={text: {bands: 8}}'],
+    kills: [
+      { step: 'near-dedup-plan', n: 0, at: 'done' },
+      { step: 'near-dedup-band', n: 3, at: 'start' },
+      { step: 'near-dedup-band', n: 6, at: 'done' },
+      { step: 'near-dedup', n: 0, at: 'start' },
+    ],
   },
 ];
 
@@ -206,7 +219,7 @@ describe('kill -9 of the real worker process at job boundaries, over seeds (loca
     for (const plan of PLANS) {
       const spec = await loadSpec(shippedSpecPath('demo'), {
         env: { MIXFORGE_DEMO_DATA: data },
-        set: [`seed=${plan.seed}`],
+        set: [`seed=${plan.seed}`, ...(plan.set ?? [])],
       });
       const ref = makeBuildContext(spec, join(root, `ref-${plan.seed}`));
       await runBuildInProcess(ref, { concurrency: 2 });
@@ -217,7 +230,9 @@ describe('kill -9 of the real worker process at job boundaries, over seeds (loca
       /** Job boundaries of this build in the order the workers logged them: `<step> <n> <started|done|already done>`. */
       const seen: string[] = [];
       onLine = (w: Worker, line: string) => {
-        const m = new RegExp(`\\] (\\w+) (\\d+) of ${ctx.buildId}: (started|done|already done)`).exec(line);
+        const m = new RegExp(`\\] ([\\w-]+) (\\d+) of ${ctx.buildId}: (started|done|already done)`).exec(
+          line,
+        );
         if (!m) return;
         seen.push(`${m[1]} ${m[2]} ${m[3]}`);
         const at = m[3] === 'started' ? 'start' : 'done';

@@ -7,7 +7,7 @@ import { submitBuild } from '../../workers/control.ts';
 import { followBuild } from '../../workers/executor-bullmq.ts';
 import { readBuildStatus } from '../../workers/status.ts';
 import { killWorkersDuringBuild } from './chaos.ts';
-import { readCountingManifest, readCountingRuns } from './counting-build.ts';
+import { COUNTING_BANDS, readCountingManifest, readCountingRuns } from './counting-build.ts';
 import { useCountingFleet } from './counting-fleet.ts';
 
 describe('kill -9 workers during a build (counting build, 3 worker processes)', () => {
@@ -45,7 +45,7 @@ describe('kill -9 workers during a build (counting build, 3 worker processes)', 
       300,
     );
     // The killed jobs ran again elsewhere: more executions than jobs (one per stage, partition or shard).
-    const fanOut = { one: 1, partitions: 6, shards: 5 };
+    const fanOut = { one: 1, partitions: 6, bands: COUNTING_BANDS, shards: 5 };
     const jobs = GRAPH.reduce((n, stage) => n + fanOut[stage.fanOut], 0);
     const runs = await readCountingRuns(ctx.out);
     assert.equal(new Set(runs).size, jobs);
