@@ -231,7 +231,20 @@ export function registerTrain(program: Command): void {
             overrides.resolution ?? fastVLMConfig(model).resolution,
           );
           await probe.open();
-          epochRows = probe.globalPackCount();
+          // The epoch's packing up front (rank 0 of 1 takes every pack): what padding would have wasted.
+          let samples = 0;
+          let tokens = 0;
+          epochRows = 0;
+          for (const p of probe.rankRefs()) {
+            epochRows++;
+            samples += p.refs.length;
+            tokens += p.tokens;
+          }
+          const pack = overrides.pack;
+          process.stderr.write(
+            `packing epoch 0: ${samples} samples into ${epochRows} packs of ≤ ${pack.capacity} tokens, ` +
+              `${((100 * tokens) / (epochRows * pack.capacity)).toFixed(1)}% of their positions used (window ${pack.window})\n`,
+          );
         } else {
           const probe = new StreamingDataset(manifest);
           await probe.open();

@@ -56,6 +56,10 @@ test('--pack trains on packs, prints the packing efficiency and keeps the packed
   assert.equal(r.code, 0, r.out);
   assert.match(r.stderr, /for 1 updates of 4 packs of ≤ 128 tokens \(2 × 2\)/);
   assert.match(r.stderr, /step 1\/1 .* pack \d+\.\d%/);
+  assert.match(
+    r.stderr,
+    /packing epoch 0: 26 samples into 7 packs of ≤ 128 tokens, \d+\.\d% of their positions used/,
+  );
   const used = /packing: (\d+) tokens in 512 pack positions \((\d+\.\d)% used\)/.exec(r.stdout);
   assert.ok(used, r.stdout);
   assert.ok(Number(used[2]) > 30, `packing ${used[2]}%`);
