@@ -57,8 +57,12 @@ export const KEEP_COMPLETED_S = 7 * 24 * 3600;
 export const KEEP_FAILED_S = 30 * 24 * 3600;
 
 export function jobOptions(buildId: string, step: Step, n: number, retry: RetryPolicy) {
+  return { jobId: bullJobId(buildId, step, n), ...retryOptions(retry) };
+}
+
+/** Retries, backoff and retention of every job mixforge adds (build steps and tasks alike). */
+export function retryOptions(retry: RetryPolicy) {
   return {
-    jobId: bullJobId(buildId, step, n),
     attempts: retry.attempts,
     backoff: { type: 'exponential' as const, delay: retry.backoffMs },
     removeOnComplete: { age: KEEP_COMPLETED_S },

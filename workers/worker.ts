@@ -1,13 +1,14 @@
 // `mixforge worker`: a long-running process that pulls jobs of any build from the step queues and runs them.
 // Heartbeats are BullMQ job locks; a dead worker's jobs come back through the stalled-job check of the others.
 import { hostname } from 'node:os';
-import { Worker } from 'bullmq';
+import { type Job, Worker } from 'bullmq';
 import { errorMessage } from '../core/errors.ts';
 import { type BuildJobs, pipelineJobs } from './build-jobs.ts';
 import { BuildFlows } from './flows.ts';
 import { HAND_BACK_REASON, makeProcessor } from './processor.ts';
 import { queueName, STEPS, type Step } from './queues.ts';
 import { DEFAULT_REDIS_TIMEOUT_MS, openRedis, redactRedisUrl } from './redis-client.ts';
+import { makeTaskProcessor, type TaskHandlers, taskQueueName } from './tasks.ts';
 import { answerWithin } from './within.ts';
 
 export interface WorkerSettings {
@@ -31,6 +32,11 @@ export interface WorkerSettings {
   holdAfterDoneMs?: number;
   /** The jobs to run; the pipeline's by default. */
   jobs?: BuildJobs;
+  /**
+   * Sharded tasks this worker serves besides builds, by kind (one queue each, `mixforge-<kind>`): handlers from a
+   * higher layer (the CLI registers `tokens`).
+   */
+  tasks?: TaskHandlers;
   log: (line: string) => void;
 }
 
@@ -65,6 +71,8 @@ export interface BuildWorker {
   close(opts?: { handBack?: boolean }): Promise<CloseResult>;
 }
 
+type JobProcessor = (job: Job, token?: string, signal?: AbortSignal) => Promise<unknown>;
+
 /** Resolves true when Redis answers PING within `ms`, false otherwise (never waits longer). */
 async function answers(redis: import('ioredis').Redis, ms: number): Promise<boolean> {
   if (redis.status !== 'ready') return false;
@@ -94,17 +102,19 @@ export async function startBuildWorker(settings: WorkerSettings): Promise<BuildW
   // Jobs running in this process, tracked here rather than asked of BullMQ: a stopping worker must know when its
   // own work is over even while Redis does not answer.
   const running = new Map<string, Promise<unknown>>();
-  const tracked: typeof processor = (job, token, signal) => {
-    const p = processor(job, token, signal);
-    const id = `${job.id}#${token ?? ''}`;
-    running.set(id, p);
-    const untrack = () => running.delete(id);
-    p.then(untrack, untrack);
-    return p;
-  };
+  const tracked =
+    (process: JobProcessor) =>
+    (job: Job, token?: string, signal?: AbortSignal): Promise<unknown> => {
+      const p = process(job, token, signal);
+      const id = `${job.id}#${token ?? ''}`;
+      running.set(id, p);
+      const untrack = () => running.delete(id);
+      p.then(untrack, untrack);
+      return p;
+    };
   let lastError = '';
-  const workers = settings.steps.map((step) => {
-    const w = new Worker(queueName(step), tracked, {
+  const serve = (queue: string, process: JobProcessor) => {
+    const w = new Worker(queue, tracked(process), {
       connection: redis,
       name: settings.name,
       concurrency: settings.concurrency,
@@ -115,17 +125,28 @@ export async function startBuildWorker(settings: WorkerSettings): Promise<BuildW
     // Connection errors repeat while Redis is away; log each distinct one once.
     w.on('error', (err) => {
       const m = errorMessage(err);
-      if (m !== lastError) settings.log(`[${settings.name}] ${queueName(step)}: ${m}`);
+      if (m !== lastError) settings.log(`[${settings.name}] ${queue}: ${m}`);
       lastError = m;
     });
     w.on('stalled', (jobId) =>
       settings.log(`[${settings.name}] ${jobId} stalled (its worker stopped renewing the lock); requeued`),
     );
     return w;
-  });
+  };
+  const taskProcessor = makeTaskProcessor(settings.tasks ?? {}, (line) =>
+    settings.log(`[${settings.name}] ${line}`),
+  );
+  const queues: { name: string; process: JobProcessor }[] = [
+    ...settings.steps.map((step) => ({ name: queueName(step), process: processor })),
+    ...Object.keys(settings.tasks ?? {}).map((kind) => ({
+      name: taskQueueName(kind),
+      process: taskProcessor,
+    })),
+  ];
+  const workers = queues.map((q) => serve(q.name, q.process));
   await Promise.all(workers.map((w) => w.waitUntilReady()));
   settings.log(
-    `[${settings.name}] serving ${settings.steps.map(queueName).join(', ')} (concurrency ${settings.concurrency}, lock ${settings.lockDurationMs} ms)`,
+    `[${settings.name}] serving ${queues.map((q) => q.name).join(', ')} (concurrency ${settings.concurrency}, lock ${settings.lockDurationMs} ms)`,
   );
 
   /**

@@ -1,5 +1,6 @@
 // `mixforge tokens <manifest>`: write the token-count sidecar (rendered conversation + image tokens per sample at a
-// resolution) that packing, length grouping and the report use. Resumable: a rerun counts only missing shards.
+// resolution) that packing, length grouping and the report use. One job per shard, in this process or, with
+// --redis, on the fleet's `mixforge worker`s (as `build --redis`). Resumable: a rerun counts only missing shards.
 import type { Command } from 'commander';
 import { InvalidArgumentError } from 'commander';
 import { intFlag } from '../flags.ts';
@@ -23,7 +24,9 @@ export function registerTokens(program: Command): void {
         throw new InvalidArgumentError(`--image-token-position must be data or front, got "${v}"`);
       return v;
     })
-    .option('--concurrency <n>', 'shards counted at once', intFlag('--concurrency', 1), 2)
+    .option('--concurrency <n>', 'shards counted at once (in this process)', intFlag('--concurrency', 1), 2)
+    .option('--redis <url>', 'count on BullMQ workers through this Redis instead of in-process')
+    .option('--detach', 'with --redis: enqueue and return at once')
     .action(
       async (
         manifest: string,
@@ -32,6 +35,8 @@ export function registerTokens(program: Command): void {
           tokenizer?: string;
           imageTokenPosition?: 'data' | 'front';
           concurrency: number;
+          redis?: string;
+          detach?: boolean;
         },
       ) => {
         if (flags.resolution % 64 !== 0)
@@ -39,11 +44,36 @@ export function registerTokens(program: Command): void {
             `--resolution must be a multiple of 64 (FastViTHD's stride), got ${flags.resolution}`,
           );
         const { normaliseUri } = await import('../../core/storage/index.ts');
-        const { writeTokenCounts, tokenCountsDir } = await import(
+        const { writeTokenCounts, tokenCountsDir, tokenCountTask } = await import(
           '../../train-bridge/loader/token-counts.ts'
         );
         const { manifestRoot } = await import('../../manifests/manifest.ts');
         const uri = normaliseUri(manifest);
+        const dir = tokenCountsDir(manifestRoot(uri), flags.resolution);
+        if (flags.redis) {
+          const { openRedis } = await import('../../workers/redis-client.ts');
+          const { followTask, submitTask } = await import('../../workers/tasks.ts');
+          const { DEFAULT_RETRY } = await import('../../workers/queues.ts');
+          const task = await tokenCountTask({
+            manifest: uri,
+            resolution: flags.resolution,
+            imageTokenPosition: flags.imageTokenPosition ?? 'data',
+            ...(flags.tokenizer ? { tokenizer: normaliseUri(flags.tokenizer) } : {}),
+          });
+          const redis = await openRedis(flags.redis);
+          try {
+            await submitTask(redis, task, DEFAULT_RETRY);
+            process.stderr.write(`tokens ${task.id}: submitted to the fleet (${task.units} shard jobs)\n`);
+            if (flags.detach) return;
+            await followTask(redis, task, {
+              onUnits: (done, total) => process.stderr.write(`tokens: ${done}/${total} shards\n`),
+            });
+          } finally {
+            redis.disconnect();
+          }
+          process.stdout.write(`${task.units} shards counted on the fleet → ${dir}\n`);
+          return;
+        }
         let counted = 0;
         let skipped = 0;
         const index = await writeTokenCounts(uri, {
@@ -58,7 +88,7 @@ export function registerTokens(program: Command): void {
           },
         });
         process.stdout.write(
-          `${index.shards.length} shards (${counted} counted, ${skipped} already done) → ${tokenCountsDir(manifestRoot(uri), flags.resolution)}\n`,
+          `${index.shards.length} shards (${counted} counted, ${skipped} already done) → ${dir}\n`,
         );
       },
     );

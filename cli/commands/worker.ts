@@ -59,7 +59,7 @@ export function registerWorker(program: Command): void {
     program
       .command('worker')
       .description(
-        'run build jobs from Redis (any build, any machine with the shared storage); stops on SIGTERM/SIGINT',
+        'run build jobs and `tokens` shard jobs from Redis (any machine with the shared storage); stops on SIGTERM/SIGINT',
       ),
   )
     .option('--concurrency <n>', 'jobs in flight per step queue', intFlag('--concurrency', 1), 1)
@@ -113,6 +113,8 @@ export function registerWorker(program: Command): void {
             `--queues: unknown step(s) ${unknown.join(', ')}; expected ${STEPS.join(',')}`,
           );
         const { url, timeoutMs } = await redisTarget(flags);
+        // Tasks besides builds: `mixforge tokens --redis` (its tokenizer lives in train-bridge, above workers/).
+        const { tokenTaskFromPayload } = await import('../../train-bridge/loader/token-counts.ts');
         const worker = await startBuildWorker({
           ...DEFAULT_WORKER_SETTINGS,
           redis: url,
@@ -126,6 +128,7 @@ export function registerWorker(program: Command): void {
           maxStalledCount: flags.maxStalled,
           jobTimeoutMs: flags.jobTimeout * 1000,
           name: flags.name ?? DEFAULT_WORKER_SETTINGS.name,
+          tasks: { tokens: tokenTaskFromPayload },
           log: (line) => process.stderr.write(`${new Date().toISOString()} ${line}\n`),
         });
         // First signal: finish running jobs, take no new ones. Second: hand running jobs back to the queue now.

@@ -1,18 +1,21 @@
 // Writes the token-count sidecar of a built mixture (format: manifests/token-counts.ts) with the training loop's
-// tokenizer and chat template. One file per shard, written atomically: a rerun skips the shards already counted, so
-// counting resumes; the bytes depend only on the shard and the settings.
+// tokenizer and chat template, as a sharded task (pipelines/task.ts): one job per shard, in this process or on a
+// fleet. One file per shard, written atomically: a rerun skips the shards already counted, so counting resumes; the
+// bytes depend only on the shard and the settings, never on who counted it.
 import { createHash } from 'node:crypto';
+import { z } from 'zod';
+import { DeterministicInputError } from '../../core/errors.ts';
 import { joinUri, storageFor } from '../../core/storage/index.ts';
 import { manifestRoot, readManifest } from '../../manifests/manifest.ts';
 import { SHARD_ROW_GROUP } from '../../manifests/shard-format.ts';
 import {
-  readTokenCountsIndex,
   TOKEN_COUNT_ROW_BYTES,
   TOKEN_COUNTS_KIND,
   type TokenCountsIndex,
   tokenCountsDir,
   tokenCountsFile,
 } from '../../manifests/token-counts.ts';
+import { runTaskInProcess, type ShardedTask } from '../../pipelines/task.ts';
 import {
   IMAGE_TOKEN_INDEX,
   type ImageTokenPosition,
@@ -51,48 +54,72 @@ export function sampleTokens(
   return t.ids.length + images * (tokensPerImage - 1);
 }
 
-/** Count every shard of the mixture at `manifestUri` not yet counted; returns the index. */
-export async function writeTokenCounts(
-  manifestUri: string,
-  opts: TokenCountOptions,
-): Promise<TokenCountsIndex> {
-  const m = await readManifest(manifestUri);
-  const root = manifestRoot(manifestUri);
-  const tokenizerPath = opts.tokenizerPath ?? shippedTokenizerPath();
+/** What a fleet worker rebuilds a token-count task from (`mixforge tokens --redis`): URIs and settings only. */
+export const TokenTaskPayloadSchema = z.strictObject({
+  manifest: z.string().min(1),
+  resolution: z.number().int().min(64).multipleOf(64),
+  imageTokenPosition: z.enum(['data', 'front']),
+  /** A tokenizer.json every worker can read (shared storage); absent: the vocabulary shipped with mixforge. */
+  tokenizer: z.string().min(1).optional(),
+});
+export type TokenTaskPayload = z.infer<typeof TokenTaskPayloadSchema>;
+
+/**
+ * The sidecar as a sharded task: one unit per shard, then the index. Units are idempotent (a shard's file is written
+ * atomically and skipped when present), and prepare() makes "present" mean "counted with these settings for these
+ * shards": it removes the files of any other settings or mixture before counting starts.
+ */
+export async function tokenCountTask(
+  payload: TokenTaskPayload,
+): Promise<ShardedTask & { index: TokenCountsIndex }> {
+  const m = await readManifest(payload.manifest);
+  const root = manifestRoot(payload.manifest);
+  const tokenizerPath = payload.tokenizer ?? shippedTokenizerPath();
   const tok = await loadQwen2Tokenizer(tokenizerPath);
   const tokenizerBytes = await storageFor(tokenizerPath).readAll(tokenizerPath);
   const index: TokenCountsIndex = {
     kind: TOKEN_COUNTS_KIND,
     version: 1,
-    resolution: opts.resolution,
-    tokensPerImage: tokensPerImageAt(opts.resolution),
-    imageTokenPosition: opts.imageTokenPosition ?? 'data',
+    resolution: payload.resolution,
+    tokensPerImage: tokensPerImageAt(payload.resolution),
+    imageTokenPosition: payload.imageTokenPosition,
     tokenizer: createHash('sha256').update(tokenizerBytes).digest('hex'),
     shards: m.shards.map(({ path, rows, sha256 }) => ({ path, rows, sha256 })),
   };
-  const dir = tokenCountsDir(root, opts.resolution);
+  const indexText = `${JSON.stringify(index, null, 2)}\n`;
+  const dir = tokenCountsDir(root, payload.resolution);
   const indexUri = joinUri(dir, 'index.json');
+  // What the counts being written are for, while the index vouches for none of them (a crash leaves no index that
+  // vouches for missing files); a rerun with the same settings and shards resumes from the files already written.
+  const pendingUri = joinUri(dir, 'pending.json');
   const storage = storageFor(indexUri);
-  // Counts made with other settings (or for other shards) are never mixed with these: start over.
-  const old = await readTokenCountsIndex(indexUri);
-  const reuse = old !== undefined && JSON.stringify(old) === JSON.stringify(index);
+  const readText = async (uri: string) =>
+    (await storage.stat(uri)) ? Buffer.from(await storage.readAll(uri)).toString('utf8') : undefined;
   const source = new RowGroupSource(root, m.shards, { rowGroupSize: SHARD_ROW_GROUP, decodedGroups: 2 });
-  let next = 0;
-  let done = 0;
-  const work = async () => {
-    for (let s = next++; s < m.shards.length; s = next++) {
+  return {
+    kind: 'tokens',
+    id: `tokens-${createHash('sha256').update(`${payload.manifest}\u0000${indexText}`).digest('hex').slice(0, 16)}`,
+    payload,
+    units: m.shards.length,
+    index,
+    async prepare() {
+      if ((await readText(indexUri)) === indexText || (await readText(pendingUri)) === indexText) return;
+      // Counts made with other settings (or for other shards) are never mixed with these: start over.
+      for await (const o of storage.list(`${dir}/`)) if (o.uri.endsWith('.u32')) await storage.delete(o.uri);
+      await storage.writeAtomic(pendingUri, indexText);
+      await storage.writeAtomic(indexUri, `${JSON.stringify({ ...index, shards: [] }, null, 2)}\n`);
+    },
+    async runUnit(s, signal) {
       const shard = m.shards[s];
       const uri = tokenCountsFile(dir, shard.path);
-      const have = reuse ? await storageFor(uri).stat(uri) : undefined;
-      if (have && have.size === shard.rows * TOKEN_COUNT_ROW_BYTES) {
-        opts.onShard?.(++done, m.shards.length, true);
-        continue;
-      }
+      const have = await storageFor(uri).stat(uri);
+      if (have && have.size === shard.rows * TOKEN_COUNT_ROW_BYTES) return { ran: false };
       // Tokens (uint32 per row), then the reference's modality length (int32 per row) in one file.
       const bytes = new ArrayBuffer(shard.rows * TOKEN_COUNT_ROW_BYTES);
       const counts = new Uint32Array(bytes, 0, shard.rows);
       const modality = new Int32Array(bytes, shard.rows * 4, shard.rows);
       for (let g = 0; g * SHARD_ROW_GROUP < shard.rows; g++) {
+        signal?.throwIfAborted();
         const rows = await source.rows(s, g);
         rows.forEach((row, i) => {
           const at = g * SHARD_ROW_GROUP + i;
@@ -101,15 +128,47 @@ export async function writeTokenCounts(
         });
       }
       await storageFor(uri).writeAtomic(uri, Buffer.from(bytes));
-      opts.onShard?.(++done, m.shards.length, false);
-    }
+      return { ran: true };
+    },
+    async finish() {
+      for (const shard of m.shards) {
+        const uri = tokenCountsFile(dir, shard.path);
+        const have = await storageFor(uri).stat(uri);
+        if (have?.size !== shard.rows * TOKEN_COUNT_ROW_BYTES)
+          throw new Error(`tokens: ${uri} is missing or short: the index cannot vouch for it`);
+      }
+      // The full index last, once every shard's counts are written.
+      await storage.writeAtomic(indexUri, indexText);
+      await storage.delete(pendingUri);
+    },
   };
-  // The index goes first with no shards, so a crash leaves no index that vouches for missing files…
-  if (!reuse) await storage.writeAtomic(indexUri, `${JSON.stringify({ ...index, shards: [] }, null, 2)}\n`);
-  await Promise.all(Array.from({ length: Math.max(1, opts.concurrency ?? 2) }, work));
-  // …and the full index last, once every shard's counts are written.
-  await storage.writeAtomic(indexUri, `${JSON.stringify(index, null, 2)}\n`);
-  return index;
+}
+
+/** A fleet worker's handler for `tokens` tasks: validates the payload, then builds the task. */
+export async function tokenTaskFromPayload(payload: unknown): Promise<ShardedTask> {
+  const r = TokenTaskPayloadSchema.safeParse(payload);
+  if (!r.success) {
+    const issue = r.error.issues[0];
+    throw new DeterministicInputError(
+      `tokens task payload: field ${issue?.path.join('.') || '(root)'}: ${issue?.message ?? 'invalid'}`,
+    );
+  }
+  return tokenCountTask(r.data);
+}
+
+/** Count every shard of the mixture at `manifestUri` not yet counted, in this process; returns the index. */
+export async function writeTokenCounts(
+  manifestUri: string,
+  opts: TokenCountOptions,
+): Promise<TokenCountsIndex> {
+  const task = await tokenCountTask({
+    manifest: manifestUri,
+    resolution: opts.resolution,
+    imageTokenPosition: opts.imageTokenPosition ?? 'data',
+    ...(opts.tokenizerPath ? { tokenizer: opts.tokenizerPath } : {}),
+  });
+  await runTaskInProcess(task, { concurrency: opts.concurrency, onUnit: opts.onShard });
+  return task.index;
 }
 
 export { readTokenCounts, type TokenCountsIndex, tokenCountsDir } from '../../manifests/token-counts.ts';

@@ -1,0 +1,117 @@
+// `mixforge tokens` as per-shard jobs: the sidecar is the same bytes in-process at any concurrency, after a resume
+// from a crash mid-way, and on BullMQ with two worker processes one of which is killed inside a shard job.
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { readdir, readFile, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { before, describe, it } from 'node:test';
+import { tokenCountTask, writeTokenCounts } from '../../train-bridge/loader/token-counts.ts';
+import { DEFAULT_RETRY } from '../../workers/queues.ts';
+import { followTask, submitTask } from '../../workers/tasks.ts';
+import { writeFixtureMixture } from '../train-bridge/loader/fixtures.ts';
+import { spawnWorker, type WorkerProcess } from './fleet.ts';
+import { usePrivateQueues } from './private-queues.ts';
+
+const RES = 64;
+const SHARDS = [300, 200, 250, 150, 280, 220];
+
+describe('mixforge tokens as shard jobs', () => {
+  const suite = usePrivateQueues({ tmpPrefix: 'mixforge-tokens-fleet-' });
+  let manifest = '';
+  let reference: Map<string, string>;
+  const sidecar = () => join(suite.root, 'mix', 'tokens', `r${RES}`);
+
+  /** sha256 of every file of the sidecar. */
+  async function sidecarFiles(): Promise<Map<string, string>> {
+    const out = new Map<string, string>();
+    for (const f of (await readdir(sidecar())).sort())
+      out.set(
+        f,
+        createHash('sha256')
+          .update(await readFile(join(sidecar(), f)))
+          .digest('hex'),
+      );
+    return out;
+  }
+
+  before(async () => {
+    await writeFixtureMixture(join(suite.root, 'mix'), {
+      shards: SHARDS,
+      imageCount: (s, i) => (i + s) % 3,
+      imageSize: { width: 8, height: 8 },
+    });
+    manifest = join(suite.root, 'mix', 'manifest.json');
+    await writeTokenCounts(manifest, { resolution: RES, concurrency: 1 });
+    reference = await sidecarFiles();
+    assert.deepEqual(
+      [...reference.keys()],
+      ['index.json', ...SHARDS.map((_, s) => `shard-${String(s).padStart(5, '0')}.u32`)],
+    );
+  });
+
+  it('in-process: the same bytes at any concurrency, and a rerun after a crash counts only the missing shards', async () => {
+    await rm(sidecar(), { recursive: true, force: true });
+    await writeTokenCounts(manifest, { resolution: RES, concurrency: 4 });
+    assert.deepEqual(await sidecarFiles(), reference);
+    // A crash after two shards: the index vouches for none yet, the two files are kept and not counted again.
+    await rm(sidecar(), { recursive: true, force: true });
+    const task = await tokenCountTask({ manifest, resolution: RES, imageTokenPosition: 'data' });
+    await task.prepare();
+    await task.runUnit(0);
+    await task.runUnit(3);
+    const index = JSON.parse(await readFile(join(sidecar(), 'index.json'), 'utf8')) as { shards: unknown[] };
+    assert.deepEqual(index.shards, []);
+    const skipped: boolean[] = [];
+    await writeTokenCounts(manifest, {
+      resolution: RES,
+      concurrency: 1,
+      onShard: (_d, _t, s) => skipped.push(s),
+    });
+    assert.deepEqual(skipped, [true, false, false, true, false, false]);
+    assert.deepEqual(await sidecarFiles(), reference);
+    // Other settings start over: no file of the 'data' counts is mixed into the 'front' ones.
+    await writeTokenCounts(manifest, { resolution: RES, imageTokenPosition: 'front' });
+    const front = await sidecarFiles();
+    assert.notEqual(front.get('index.json'), reference.get('index.json'));
+  });
+
+  it('on BullMQ: two worker processes, one killed inside a shard job, write the same bytes', async () => {
+    await rm(sidecar(), { recursive: true, force: true });
+    const start = (name: string) =>
+      spawnWorker(
+        name,
+        join(import.meta.dirname, 'tokens-worker.ts'),
+        [JSON.stringify({ redis: suite.redis.url, name })],
+        { readyText: /^ready$/m },
+      );
+    const workers: WorkerProcess[] = [await start('t0'), await start('t1')];
+    suite.fleet.push(...workers);
+    const task = await tokenCountTask({ manifest, resolution: RES, imageTokenPosition: 'data' });
+    await submitTask(suite.queues.redis, task, { attempts: 5, backoffMs: 100 });
+    // Kill the worker that starts unit 2, inside its 500 ms wait; a third worker joins.
+    let killed = '';
+    for (let i = 0; i < 6000 && !killed; i++) {
+      for (const w of workers)
+        if (new RegExp(`tokens 2 of ${task.id}: started`).test(w.log())) {
+          await w.kill9();
+          killed = w.name;
+        }
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    assert.ok(killed, `a worker started unit 2:\n${workers.map((w) => w.log()).join('\n')}`);
+    suite.fleet.push(await start('t2'));
+    const progress: number[] = [];
+    await followTask(suite.queues.redis, task, { pollMs: 50, onUnits: (d) => progress.push(d) });
+    assert.equal(progress.at(-1), SHARDS.length);
+    assert.deepEqual(await sidecarFiles(), reference);
+    const logs = suite.fleet.map((w) => w.log()).join('\n');
+    assert.ok(
+      (logs.match(new RegExp(`tokens 2 of ${task.id}: started`, 'g')) ?? []).length >= 2,
+      `unit 2 ran again after the kill:\n${logs.slice(-3000)}`,
+    );
+    // Submitting the finished task again counts nothing: every unit is a skip.
+    await submitTask(suite.queues.redis, task, DEFAULT_RETRY);
+    await followTask(suite.queues.redis, task, { pollMs: 50 });
+    assert.deepEqual(await sidecarFiles(), reference);
+  });
+});

@@ -1,0 +1,152 @@
+// Sharded tasks (pipelines/task.ts) on BullMQ: a task is one flow on the queue `mixforge-<kind>`, a finish job whose
+// children are the unit jobs (ids `<task id>.unit.<n>`, `<task id>.finish`). A worker rebuilds the task from the
+// job's payload with the handler its process registered for the kind: the handler may come from a higher layer
+// (`mixforge worker` registers `tokens`, whose tokenizer lives in train-bridge), so workers/ never imports it.
+import { FlowProducer, type Job, Queue, UnrecoverableError } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { z } from 'zod';
+import { errorMessage, MixforgeError } from '../core/errors.ts';
+import type { ShardedTask } from '../pipelines/task.ts';
+import { isDeterministicError } from './processor.ts';
+import { type RetryPolicy, retryOptions } from './queues.ts';
+
+/** Per task kind, how a worker rebuilds a task from its payload (it validates the payload). */
+export type TaskHandlers = Readonly<Record<string, (payload: unknown) => Promise<ShardedTask>>>;
+
+export const taskQueueName = (kind: string) => `mixforge-${kind}`;
+
+/** A unit's job id, or the finish job's for `unit` undefined. */
+export const taskJobId = (id: string, unit?: number) =>
+  unit === undefined ? `${id}.finish` : `${id}.unit.${unit}`;
+
+const taskJobSchema = z.object({
+  kind: z.string().regex(/^[a-z0-9-]+$/),
+  id: z.string().regex(/^[a-z0-9_-]+$/),
+  payload: z.unknown(),
+  /** Absent for the finish job. */
+  unit: z.number().int().nonnegative().optional(),
+});
+type TaskJob = z.infer<typeof taskJobSchema>;
+
+/**
+ * Enqueues a task unless it is already running: runs its prepare() here, then adds the flow. A task whose earlier
+ * flow completed or failed is added afresh (units whose outputs are committed are skips).
+ */
+export async function submitTask(redis: Redis, task: ShardedTask, retry: RetryPolicy): Promise<void> {
+  const queue = new Queue(taskQueueName(task.kind), { connection: redis });
+  queue.on('error', () => undefined);
+  const flows = new FlowProducer({ connection: redis });
+  flows.on('error', () => undefined);
+  try {
+    const earlier = await queue.getJob(taskJobId(task.id));
+    if (earlier) {
+      const state = await earlier.getState();
+      if (state !== 'completed' && state !== 'failed') return;
+      await earlier.remove({ removeChildren: true });
+    }
+    await task.prepare();
+    const data = (unit?: number): TaskJob => ({ kind: task.kind, id: task.id, payload: task.payload, unit });
+    await flows.add({
+      name: 'finish',
+      queueName: taskQueueName(task.kind),
+      data: data(),
+      opts: { jobId: taskJobId(task.id), ...retryOptions(retry) },
+      children: Array.from({ length: task.units }, (_, n) => ({
+        name: 'unit',
+        queueName: taskQueueName(task.kind),
+        data: data(n),
+        opts: { jobId: taskJobId(task.id, n), ...retryOptions(retry), failParentOnFailure: true },
+      })),
+    });
+  } finally {
+    await flows.close();
+    await queue.close();
+  }
+}
+
+/** Follows a submitted task until its finish job completes; throws naming the failed jobs when it fails for good. */
+export async function followTask(
+  redis: Redis,
+  task: Pick<ShardedTask, 'kind' | 'id' | 'units'>,
+  opts: { pollMs?: number; onUnits?: (done: number, total: number) => void } = {},
+): Promise<void> {
+  const queue = new Queue(taskQueueName(task.kind), { connection: redis });
+  queue.on('error', () => undefined);
+  let reported = -1;
+  try {
+    for (;;) {
+      const finish = await queue.getJob(taskJobId(task.id));
+      if (!finish) throw new MixforgeError(`task ${task.id}: its finish job is gone from Redis`);
+      const state = await finish.getState();
+      const done =
+        state === 'completed'
+          ? task.units
+          : state === 'failed'
+            ? reported
+            : ((await finish.getDependenciesCount()).processed ?? 0);
+      if (done !== reported) {
+        reported = done;
+        opts.onUnits?.(done, task.units);
+      }
+      if (state === 'completed') return;
+      if (state === 'failed') {
+        const reasons: string[] = [];
+        for (let n = 0; n < task.units; n++) {
+          const unit = await queue.getJob(taskJobId(task.id, n));
+          if (unit && (await unit.getState()) === 'failed') reasons.push(`unit ${n}: ${unit.failedReason}`);
+        }
+        if (!reasons.length) reasons.push(`finish: ${finish.failedReason}`);
+        throw new MixforgeError(`task ${task.id} failed: ${reasons.join('; ')}`);
+      }
+      await new Promise((r) => setTimeout(r, opts.pollMs ?? 500));
+    }
+  } finally {
+    await queue.close();
+  }
+}
+
+/**
+ * The processor of a task queue: rebuilds the task (cached per payload: a tokenizer loads once per worker), runs the
+ * unit or, once every unit completed, the finish. Deterministic errors fail at once; others retry with backoff.
+ */
+export function makeTaskProcessor(handlers: TaskHandlers, log: (line: string) => void) {
+  const tasks = new Map<string, Promise<ShardedTask>>();
+  return async (job: Job, _token?: string, signal?: AbortSignal): Promise<{ ran: boolean }> => {
+    const parsed = taskJobSchema.safeParse(job.data);
+    if (!parsed.success) throw new UnrecoverableError(`job ${job.id} (${job.queueName}): not a task job`);
+    const p = parsed.data;
+    const what = `${p.kind} ${p.unit ?? 'finish'} of ${p.id}`;
+    const handler = handlers[p.kind];
+    if (!handler) throw new UnrecoverableError(`${what}: this worker has no handler for ${p.kind} tasks`);
+    log(`${what}: started (start ${job.attemptsStarted})`);
+    try {
+      const key = JSON.stringify(p.payload);
+      let made = tasks.get(key);
+      if (!made) {
+        made = handler(p.payload);
+        made.catch(() => tasks.delete(key));
+        tasks.clear(); // one task at a time is the common case; the map only spares reloading its tokenizer
+        tasks.set(key, made);
+      }
+      const task = await made;
+      if (task.id !== p.id) throw new UnrecoverableError(`${what}: the payload now makes task ${task.id}`);
+      let ran = true;
+      if (p.unit !== undefined) ran = (await task.runUnit(p.unit, signal)).ran;
+      else {
+        const c = await job.getDependenciesCount();
+        if ((c.processed ?? 0) !== task.units || c.unprocessed || c.failed)
+          throw new UnrecoverableError(`${what}: ${c.processed ?? 0} of ${task.units} units done`);
+        await task.finish();
+      }
+      log(`${what}: ${ran ? 'done' : 'already done'}`);
+      return { ran };
+    } catch (err) {
+      const final = err instanceof UnrecoverableError || isDeterministicError(err);
+      log(
+        `${what}: ${final ? 'failed for good' : `attempt ${job.attemptsMade + 1} failed`}: ${errorMessage(err)}`,
+      );
+      if (final && !(err instanceof UnrecoverableError)) throw new UnrecoverableError(errorMessage(err));
+      throw err;
+    }
+  };
+}
