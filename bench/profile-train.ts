@@ -1,0 +1,156 @@
+// Where a fastvithd-tiny training step's time goes on the engine: dispatches, submits, buffer and bind-group
+// creations per step, host (JS) recording time against the wait for the device, and (--per-kernel) device
+// time per kernel name, measured by syncing after every dispatch (slow; the sync cost is subtracted).
+// Usage: npx tsx bench/profile-train.ts [--resolution 64] [--batch 8] [--steps 3] [--per-kernel]
+import { readdirSync, readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { Engine } from '../train-bridge/gpu/engine.ts';
+import type { KernelDef } from '../train-bridge/gpu/kernel.ts';
+import * as ops from '../train-bridge/gpu/ops/index.ts';
+import { AdamW } from '../train-bridge/gpu/optim/adamw.ts';
+import type { BufferRange } from '../train-bridge/gpu/pipeline-cache.ts';
+import { FastViTHD, modelConfig } from '../train-bridge/model/fastvithd.ts';
+import { forwardFastViTHD } from '../train-bridge/model/forward.ts';
+import { GpuBackend } from '../train-bridge/model/gpu-backend.ts';
+import { GpuWeights } from '../train-bridge/model/gpu-weights.ts';
+import { initFastViTHD } from '../train-bridge/model/init.ts';
+
+const { values } = parseArgs({
+  options: {
+    model: { type: 'string', default: 'fastvithd-tiny' },
+    resolution: { type: 'string', default: '64' },
+    batch: { type: 'string', default: '8' },
+    steps: { type: 'string', default: '3' },
+    'per-kernel': { type: 'boolean', default: false },
+  },
+});
+const r = Number(values.resolution);
+const batch = Number(values.batch);
+const config = modelConfig(values.model);
+const eng = await Engine.create();
+const encoder = new FastViTHD(config);
+initFastViTHD(encoder, 0);
+const weights = new GpuWeights(eng);
+weights.add(encoder, { trainable: true });
+const params = weights.trainable().map((p) => p.tensor);
+const optimizer = new AdamW(params, { lr: 1e-4, weightDecay: 0 });
+const gpuOps = new GpuBackend(weights, 'train');
+const pixels = new Uint8Array(batch * r * r * 3).map((_, i) => (i * 2654435761) >>> 24);
+const images = eng.uploadU8(pixels, [batch, r, r, 3], { scale: 1 / 255 });
+const probe = eng.fill([batch, r / 64, r / 64, encoder.outChannels], 0.01);
+
+// Counting wrappers around the device's creation calls and the engine's dispatch.
+const created = { buffers: 0, bindGroups: 0 };
+const dev = eng.device;
+const createBuffer = dev.createBuffer.bind(dev);
+dev.createBuffer = (d) => {
+  created.buffers++;
+  return createBuffer(d);
+};
+const createBindGroup = dev.createBindGroup.bind(dev);
+dev.createBindGroup = (d) => {
+  created.bindGroups++;
+  return createBindGroup(d);
+};
+const perKernel = new Map<string, { n: number; ms: number }>();
+let timing = false;
+const dispatch = eng.dispatch.bind(eng);
+const pending: Promise<void>[] = [];
+eng.dispatch = (def: KernelDef, ranges: BufferRange[], u: Record<string, number>, grid) => {
+  const e = perKernel.get(def.name) ?? { n: 0, ms: 0 };
+  perKernel.set(def.name, e);
+  e.n++;
+  dispatch(def, ranges, u, grid);
+  if (timing) {
+    eng.flush();
+    const t0 = performance.now();
+    // Device time of this one dispatch, measured synchronously is impossible; chain the wait instead.
+    pending.push(
+      dev.queue.onSubmittedWorkDone().then(() => {
+        e.ms += performance.now() - t0;
+      }),
+    );
+  }
+};
+
+/** CPU ms of this process's main thread and of all its other threads (lavapipe's), from schedstat: load-proof. */
+function threadCpu(): { main: number; others: number } {
+  let main = 0;
+  let others = 0;
+  for (const tid of readdirSync('/proc/self/task')) {
+    let ns = 0;
+    try {
+      ns = Number(readFileSync(`/proc/self/task/${tid}/schedstat`, 'utf8').split(' ')[0]);
+    } catch {
+      continue; // the thread ended
+    }
+    if (Number(tid) === process.pid) main += ns / 1e6;
+    else others += ns / 1e6;
+  }
+  return { main, others };
+}
+
+async function step(): Promise<{ record: number; wait: number; recordCpu: number; deviceCpu: number }> {
+  const c0 = threadCpu();
+  const t0 = performance.now();
+  const loss = eng.tidy(() => ops.sum(ops.mul(forwardFastViTHD(encoder, images, gpuOps), probe)));
+  eng.backward(loss);
+  optimizer.step();
+  eng.zeroGrad(params);
+  const t1 = performance.now();
+  const c1 = threadCpu();
+  await loss.read();
+  loss.dispose();
+  const c2 = threadCpu();
+  return { record: t1 - t0, wait: performance.now() - t1, recordCpu: c1.main - c0.main, deviceCpu: c2.others - c0.others };
+}
+
+await step();
+const steps = Number(values.steps);
+const s0 = { ...eng.stats };
+const c0 = { ...created };
+perKernel.clear();
+let rec = 0;
+let wait = 0;
+let recCpu = 0;
+let devCpu = 0;
+for (let i = 0; i < steps; i++) {
+  const t = await step();
+  rec += t.record;
+  wait += t.wait;
+  recCpu += t.recordCpu;
+  devCpu += t.deviceCpu;
+}
+const per = (a: number, b: number) => ((a - b) / steps).toFixed(1);
+console.log(
+  `${values.model} ${r}² batch ${batch}: per step ${per(eng.stats.dispatches, s0.dispatches)} dispatches, ` +
+    `${per(eng.stats.submits, s0.submits)} submits, ${per(eng.stats.readbacks, s0.readbacks)} read-backs, ` +
+    `${per(created.buffers, c0.buffers)} createBuffer, ${per(created.bindGroups, c0.bindGroups)} createBindGroup`,
+);
+console.log(
+  `wall: host recording ${(rec / steps).toFixed(1)} ms/step, waiting for the device ${(wait / steps).toFixed(1)} ms/step; ` +
+    `CPU: recording (main thread) ${(recCpu / steps).toFixed(1)} ms/step, lavapipe threads ${(devCpu / steps).toFixed(1)} ms/step`,
+);
+const rows = [...perKernel.entries()].sort((a, b) => b[1].n - a[1].n);
+if (values['per-kernel']) {
+  for (const e of perKernel.values()) {
+    e.n = 0;
+    e.ms = 0;
+  }
+  timing = true;
+  // Sequential: each dispatch is its own submit, and the measured time is submit-to-done of that one.
+  const t0 = performance.now();
+  const loss = eng.tidy(() => ops.sum(ops.mul(forwardFastViTHD(encoder, images, gpuOps), probe)));
+  eng.backward(loss);
+  optimizer.step();
+  eng.zeroGrad(params);
+  await loss.read();
+  await Promise.all(pending);
+  timing = false;
+  console.log(`per-kernel step (a submit per dispatch): ${(performance.now() - t0).toFixed(0)} ms`);
+  rows.sort((a, b) => b[1].ms - a[1].ms);
+}
+for (const [name, e] of rows.slice(0, 40)) {
+  console.log(`${name.padEnd(40)} ${String(e.n / (values['per-kernel'] ? 1 : steps)).padStart(6)}${values['per-kernel'] ? ` ${e.ms.toFixed(1).padStart(9)} ms` : ''}`);
+}
+eng.destroy();
