@@ -105,6 +105,8 @@ async function step(): Promise<{ record: number; wait: number; recordCpu: number
   return { record: t1 - t0, wait: performance.now() - t1, recordCpu: c1.main - c0.main, deviceCpu: c2.others - c0.others };
 }
 
+// Two warm-up steps: the first compiles the pipelines and fills the buffer pool, the second makes the bind groups.
+await step();
 await step();
 const steps = Number(values.steps);
 const s0 = { ...eng.stats };

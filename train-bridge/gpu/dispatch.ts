@@ -93,7 +93,9 @@ export class Dispatcher {
     this.arenaOffset = offset + bytes;
     const pass = this.ensurePass();
     pass.setPipeline(k.pipeline);
-    pass.setBindGroup(0, this.pipelines.bindGroup(k, this.uniformBuffer, ranges), [offset]);
+    const bg = this.pipelines.bindGroup(k, this.uniformBuffer, offset, ranges);
+    if (this.pipelines.staticUniformOffsets) pass.setBindGroup(0, bg);
+    else pass.setBindGroup(0, bg, [offset]);
     pass.dispatchWorkgroups(gx, gy, gz);
     this.stats.dispatches++;
   }

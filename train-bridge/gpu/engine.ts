@@ -62,7 +62,7 @@ export class Engine {
     this.maxWorkgroupStorage = lim.maxComputeWorkgroupStorageSize;
     this.targetWorkgroups = ctx.adapter.isCpu ? 16 : 1024;
     this.pool = new BufferPool(this.device);
-    this.pipelines = new PipelineCache(this.device);
+    this.pipelines = new PipelineCache(this.device, ctx.adapter.isCpu);
     this.pool.onDestroy = (id) => this.pipelines.forgetBuffer(id);
     this.scratch = this.pool.acquire(256);
     this.dispatcher = new Dispatcher(this.device, this.pipelines, this);

@@ -28,7 +28,17 @@ export class PipelineCache {
   private nextId = 1;
   compileCount = 0;
 
-  constructor(private readonly device: GPUDevice) {}
+  /**
+   * Uniform offsets baked into each bind group instead of dynamic offsets. lavapipe copies the descriptor set of
+   * every bind with a dynamic offset into a fresh 4 KiB mapping (mmap, memset, munmap with a TLB shootdown):
+   * ~70–150 µs of CPU per dispatch, half of a small FastViTHD step. Baked offsets cost a bind group per
+   * (dispatch position in the arena, buffers), which a repeating training step makes once and then hits; on GPUs
+   * dynamic offsets are free and keep the cache small, so CPU adapters alone bake them.
+   */
+  constructor(
+    private readonly device: GPUDevice,
+    readonly staticUniformOffsets = false,
+  ) {}
 
   get(def: KernelDef): CompiledKernel {
     const cached = this.byDef.get(def);
@@ -42,7 +52,7 @@ export class PipelineCache {
           {
             binding: 0,
             visibility: GPUShaderStage.COMPUTE,
-            buffer: { type: 'uniform', hasDynamicOffset: true },
+            buffer: { type: 'uniform', hasDynamicOffset: !this.staticUniformOffsets },
           },
           ...def.storage.map((s, i) => ({
             binding: i + 1,
@@ -65,8 +75,10 @@ export class PipelineCache {
     return k;
   }
 
-  bindGroup(k: CompiledKernel, uniform: GPUBuffer, ranges: BufferRange[]): GPUBindGroup {
-    let key = `${k.id}`;
+  /** The bind group for these buffers; `uniformOffset` is baked in only with staticUniformOffsets. */
+  bindGroup(k: CompiledKernel, uniform: GPUBuffer, uniformOffset: number, ranges: BufferRange[]): GPUBindGroup {
+    const baked = this.staticUniformOffsets ? uniformOffset : 0;
+    let key = `${k.id}@${baked}`;
     for (const r of ranges) key += `|${r.buf.id}:${r.offset}:${r.size}`;
     let bg = this.bindGroups.get(key);
     if (!bg) {
@@ -74,7 +86,7 @@ export class PipelineCache {
       bg = this.device.createBindGroup({
         layout: k.layout,
         entries: [
-          { binding: 0, resource: { buffer: uniform, offset: 0, size: k.uniforms.bytes } },
+          { binding: 0, resource: { buffer: uniform, offset: baked, size: k.uniforms.bytes } },
           ...ranges.map((r, i) => ({
             binding: i + 1,
             resource: { buffer: r.buf.buffer, offset: r.offset, size: r.size },
