@@ -1,6 +1,8 @@
 // Column reductions of a [B, R, C] tensor over R: out[b, c] = scale · Σ_r f(x, z, p1[c], p2[c]).
 // Tiled partial sums (a workgroup per 64 channels × a block of rows) then a reduction of the partials:
 // the shape of every per-channel gradient (bias, BatchNorm, LayerNorm weight, layer scale, global mean).
+// When one block of rows is enough (small tensors, where the second dispatch would cost more than the
+// parallelism buys) the partial kernel writes the scaled result itself: one dispatch.
 import type { KernelDef } from '../kernel.ts';
 import type { Tensor } from '../tensor.ts';
 
@@ -13,7 +15,7 @@ function partialKernel(expr: string): KernelDef {
   if (!k) {
     k = {
       name: `reduce_rows_partial(${expr})`,
-      uniforms: ['C', 'rows', 'rowsPer', 'bstride', 'xbase', 'zbase', 'b0', 'nch', 'cbase'],
+      uniforms: ['C', 'rows', 'rowsPer', 'bstride', 'xbase', 'zbase', 'b0', 'nch', 'cbase', 'scale:f32'],
       storage: [
         { name: 'x', access: 'read' },
         { name: 'z', access: 'read' },
@@ -36,7 +38,7 @@ function partialKernel(expr: string): KernelDef {
     let zv = z[P.zbase + off];
     acc += ${expr};
   }
-  partial[((P.b0 + wid.z) * P.nch + P.cbase + wid.y) * P.C + c] = acc;
+  partial[((P.b0 + wid.z) * P.nch + P.cbase + wid.y) * P.C + c] = acc * P.scale;
 }`,
     };
     cache.set(expr, k);
@@ -77,6 +79,17 @@ export interface ReduceRowsArgs {
   shape?: readonly number[];
 }
 
+/**
+ * Rows per block of the tiled reduction's partial sums: at least 32 (GPUs), at least 8192 on CPU adapters,
+ * where a dispatch costs ~100 µs of driver time, about what one lane group spends summing 8192 rows, so
+ * smaller blocks are not worth a second dispatch. A block must also fit one binding when the tensor is
+ * chunked. Ops with a fused single-workgroup path (BatchNorm) take it when R ≤ this.
+ */
+export function minRowsPerBlock(eng: Tensor['engine'], C: number): number {
+  const maxElems = Math.floor(eng.maxBindingBytes / 4) - eng.storageAlign / 4;
+  return Math.max(1, Math.min(eng.ctx.adapter.isCpu ? 8192 : 32, Math.floor(maxElems / C)));
+}
+
 export function reduceRows(x: Tensor, a: ReduceRowsArgs): Tensor {
   const eng = x.engine;
   const { B, R, C } = a;
@@ -84,17 +97,22 @@ export function reduceRows(x: Tensor, a: ReduceRowsArgs): Tensor {
   const out = eng.empty(a.shape ?? [B, C]);
   if (B * C === 0) return out;
   const cgroups = Math.ceil(C / WG);
-  // Enough row blocks to fill the device, but at least 32 rows each so the partials stay small.
-  const nch = Math.max(1, Math.min(Math.ceil(R / 32), Math.ceil((eng.targetWorkgroups * 4) / (B * cgroups))));
+  const slack = eng.storageAlign / 4;
+  const maxElems = Math.floor(eng.maxBindingBytes / 4) - slack;
+  // Enough row blocks to fill the device, but not below minRowsPerBlock rows each.
+  const minRows = minRowsPerBlock(eng, C);
+  const nch = Math.max(
+    1,
+    Math.min(Math.ceil(R / minRows), Math.ceil((eng.targetWorkgroups * 4) / (B * cgroups))),
+  );
   const rowsPer = Math.ceil(R / Math.max(1, nch));
   const nchunks = Math.max(1, Math.ceil(R / rowsPer));
-  const partial = eng.empty([B * nchunks * C]);
+  const single = nchunks === 1;
+  const partial = single ? out : eng.empty([B * nchunks * C]);
   const z = a.z ?? x;
   const p1 = a.p1 ?? x;
   const p2 = a.p2 ?? x;
   const def = partialKernel(a.expr ?? 'xv');
-  const slack = eng.storageAlign / 4;
-  const maxElems = Math.floor(eng.maxBindingBytes / 4) - slack;
   const run = (b0: number, nb: number, r0: number, rows: number) => {
     const start = (b0 * R + r0) * C;
     const count = nb === 1 ? rows * C : nb * R * C;
@@ -119,6 +137,7 @@ export function reduceRows(x: Tensor, a: ReduceRowsArgs): Tensor {
         b0,
         nch: nchunks,
         cbase: r0 / rowsPer,
+        scale: single ? (a.scale ?? 1) : 1,
       },
       [cgroups, Math.ceil(rows / rowsPer), nb],
     );
@@ -134,6 +153,7 @@ export function reduceRows(x: Tensor, a: ReduceRowsArgs): Tensor {
     for (let b = 0; b < B; b++)
       for (let r = 0; r < R; r += rowsPerDispatch) run(b, 1, r, Math.min(rowsPerDispatch, R - r));
   }
+  if (single) return out;
   eng.dispatch(FINISH, [partial.range(), out.range()], { C, n: B * C, nch: nchunks, scale: a.scale ?? 1 }, [
     Math.ceil((B * C) / 64),
   ]);
