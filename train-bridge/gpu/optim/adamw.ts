@@ -1,8 +1,9 @@
 // AdamW with decoupled weight decay (Loshchilov & Hutter; PyTorch's torch.optim.AdamW): per parameter
-// p ← p·(1 − lr·wd) − lr·m̂/(√v̂ + ε), one fused kernel per parameter, moments kept on the GPU.
+// p ← p·(1 − lr·wd) − lr·m̂/(√v̂ + ε), one fused kernel for a group of parameters, moments kept on the GPU.
 import type { Engine } from '../engine.ts';
 import type { KernelDef } from '../kernel.ts';
 import { grid1d } from '../kernels/elementwise.ts';
+import type { BufferRange } from '../pipeline-cache.ts';
 import type { Tensor } from '../tensor.ts';
 
 export interface AdamWOptions {
@@ -27,29 +28,60 @@ export interface AdamWState {
 }
 
 // ---- kernel
-const STEP: KernelDef = {
-  name: 'adamw_step',
-  uniforms: ['n', 'lr:f32', 'beta1:f32', 'beta2:f32', 'eps:f32', 'decay:f32', 'bc1:f32', 'bc2:f32'],
-  storage: [
-    { name: 'p', access: 'read_write' },
-    { name: 'g', access: 'read' },
-    { name: 'm', access: 'read_write' },
-    { name: 'v', access: 'read_write' },
-  ],
-  body: /* wgsl */ `
+/**
+ * One dispatch updates `count` parameters (or binding-sized pieces of them), each with its own p, g, m, v
+ * bindings: the thread for element i of the concatenation finds its piece by the running ends `e0, e1, …`.
+ * FastViTHD-tiny has 154 parameter tensors, most of a few hundred floats, and a dispatch costs more than the
+ * update on a CPU adapter, so grouping them cuts a step's AdamW dispatches 4× (16 storage bindings, Dawn's
+ * limit on lavapipe). Every element gets the same arithmetic as one dispatch per parameter would give it.
+ */
+const stepKernels = new Map<number, KernelDef>();
+function stepKernel(count: number): KernelDef {
+  let k = stepKernels.get(count);
+  if (k) return k;
+  const pieces = Array.from({ length: count }, (_, j) => j);
+  k = {
+    name: `adamw_step_x${count}`,
+    uniforms: [
+      ...pieces.map((j) => `e${j}`),
+      'lr:f32',
+      'beta1:f32',
+      'beta2:f32',
+      'eps:f32',
+      'decay:f32',
+      'bc1:f32',
+      'bc2:f32',
+    ],
+    storage: pieces.flatMap((j) => [
+      { name: `p${j}`, access: 'read_write' as const },
+      { name: `g${j}`, access: 'read' as const },
+      { name: `m${j}`, access: 'read_write' as const },
+      { name: `v${j}`, access: 'read_write' as const },
+    ]),
+    body: /* wgsl */ `
 @compute @workgroup_size(256) fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {
   let i = (wid.y * nwg.x + wid.x) * 256u + li;
-  if (i >= P.n) { return; }
-  let gi = g[i];
-  let mi = P.beta1 * m[i] + (1.0 - P.beta1) * gi;
-  let vi = P.beta2 * v[i] + (1.0 - P.beta2) * gi * gi;
-  m[i] = mi;
-  v[i] = vi;
-  let mhat = mi / P.bc1;
-  let vhat = vi / P.bc2;
-  p[i] = p[i] * (1.0 - P.lr * P.decay) - P.lr * mhat / (sqrt(vhat) + P.eps);
+${pieces
+  .map(
+    (j) => `  if (i < P.e${j}) {
+    let k = i${j === 0 ? '' : ` - P.e${j - 1}`};
+    let gi = g${j}[k];
+    let mi = P.beta1 * m${j}[k] + (1.0 - P.beta1) * gi;
+    let vi = P.beta2 * v${j}[k] + (1.0 - P.beta2) * gi * gi;
+    m${j}[k] = mi;
+    v${j}[k] = vi;
+    let mhat = mi / P.bc1;
+    let vhat = vi / P.bc2;
+    p${j}[k] = p${j}[k] * (1.0 - P.lr * P.decay) - P.lr * mhat / (sqrt(vhat) + P.eps);
+    return;
+  }`,
+  )
+  .join('\n')}
 }`,
-};
+  };
+  stepKernels.set(count, k);
+  return k;
+}
 
 export class AdamW {
   lr: number;
@@ -87,30 +119,42 @@ export class AdamW {
     const bc1 = 1 - this.beta1 ** this.stepCount;
     const bc2 = 1 - this.beta2 ** this.stepCount;
     const eng = this.eng;
+    // Binding-sized pieces of every parameter with a gradient, updated a group of pieces per dispatch.
+    const pieces: BufferRange[][] = [];
     this.params.forEach((p, i) => {
       if (!p.grad) return;
       const g = p.grad;
       const m = this.m[i] as Tensor;
       const v = this.v[i] as Tensor;
       for (const c of eng.chunks(p.size, 1)) {
-        const r = (t: Tensor) => t.slice(c.start, c.count);
-        eng.dispatch(
-          STEP,
-          [r(p), r(g), r(m), r(v)],
-          {
-            n: c.count,
-            lr: this.lr,
-            beta1: this.beta1,
-            beta2: this.beta2,
-            eps: this.eps,
-            decay: this.weightDecay,
-            bc1,
-            bc2,
-          },
-          grid1d(eng, c.count),
-        );
+        pieces.push([p, g, m, v].map((t) => t.slice(c.start, c.count)));
       }
     });
+    const perDispatch = Math.max(1, Math.floor(eng.device.limits.maxStorageBuffersPerShaderStage / 4));
+    for (let at = 0; at < pieces.length; at += perDispatch) {
+      const group = pieces.slice(at, at + perDispatch);
+      const ends: Record<string, number> = {};
+      let total = 0;
+      group.forEach((ranges, j) => {
+        total += (ranges[0] as BufferRange).size / 4;
+        ends[`e${j}`] = total;
+      });
+      eng.dispatch(
+        stepKernel(group.length),
+        group.flat(),
+        {
+          ...ends,
+          lr: this.lr,
+          beta1: this.beta1,
+          beta2: this.beta2,
+          eps: this.eps,
+          decay: this.weightDecay,
+          bc1,
+          bc2,
+        },
+        grid1d(eng, total),
+      );
+    }
   }
 
   async stateDict(): Promise<AdamWState> {
