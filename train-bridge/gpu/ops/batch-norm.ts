@@ -4,7 +4,7 @@
 import type { Engine } from '../engine.ts';
 import type { KernelDef } from '../kernel.ts';
 import { grid1d } from '../kernels/elementwise.ts';
-import { reduceRows } from '../kernels/reduce-rows.ts';
+import { minRowsPerBlock, reduceRows } from '../kernels/reduce-rows.ts';
 import { shapeString, type Tensor } from '../tensor.ts';
 
 export interface BatchNormState {
@@ -91,6 +91,91 @@ const INPUT_GRAD: KernelDef = {
 }`,
 };
 
+/**
+ * Training-mode forward in one dispatch, for tensors whose reduction is one block of rows anyway (small
+ * maps on CPU adapters, where each dispatch costs more than these loops): a lane per channel walks the rows
+ * three times — Σx, Σ(x − mean)², then y — and folds the statistics into the running ones in between. The
+ * sums run in the same order as reduceRows' single-block pass, so the numbers are those of the 4-dispatch
+ * path (mean, variance, stats, apply).
+ */
+const FUSED_TRAIN: KernelDef = {
+  name: 'batch_norm_train_fused',
+  uniforms: ['C', 'R', 'invR:f32', 'eps:f32', 'momentum:f32', 'unbias:f32'],
+  storage: [
+    { name: 'x', access: 'read' },
+    { name: 'gamma', access: 'read' },
+    { name: 'beta', access: 'read' },
+    { name: 'meanOut', access: 'read_write' },
+    { name: 'invstdOut', access: 'read_write' },
+    { name: 'runMean', access: 'read_write' },
+    { name: 'runVar', access: 'read_write' },
+    { name: 'y', access: 'read_write' },
+  ],
+  body: /* wgsl */ `
+@compute @workgroup_size(64) fn main(@builtin(global_invocation_id) gid: vec3u) {
+  let c = gid.x;
+  if (c >= P.C) { return; }
+  var acc = 0.0;
+  for (var r = 0u; r < P.R; r++) { acc += x[r * P.C + c]; }
+  let mean = acc * P.invR;
+  var acc2 = 0.0;
+  for (var r = 0u; r < P.R; r++) { let d = x[r * P.C + c] - mean; acc2 += d * d; }
+  let variance = acc2 * P.invR;
+  let invstd = inverseSqrt(variance + P.eps);
+  meanOut[c] = mean;
+  invstdOut[c] = invstd;
+  runMean[c] = (1.0 - P.momentum) * runMean[c] + P.momentum * mean;
+  runVar[c] = (1.0 - P.momentum) * runVar[c] + P.momentum * variance * P.unbias;
+  let g = gamma[c];
+  let b = beta[c];
+  for (var r = 0u; r < P.R; r++) { let i = r * P.C + c; y[i] = (x[i] - mean) * invstd * g + b; }
+}`,
+};
+
+/** Training-mode backward in one dispatch (same condition): Σdy and Σdy·x̂ per lane, then dx. */
+const FUSED_TRAIN_GRAD: KernelDef = {
+  name: 'batch_norm_train_grad_fused',
+  uniforms: ['C', 'R', 'Rf:f32'],
+  storage: [
+    { name: 'dy', access: 'read' },
+    { name: 'x', access: 'read' },
+    { name: 'mean', access: 'read' },
+    { name: 'invstd', access: 'read' },
+    { name: 'gamma', access: 'read' },
+    { name: 'dbeta', access: 'read_write' },
+    { name: 'dgamma', access: 'read_write' },
+    { name: 'dx', access: 'read_write' },
+  ],
+  body: /* wgsl */ `
+@compute @workgroup_size(64) fn main(@builtin(global_invocation_id) gid: vec3u) {
+  let c = gid.x;
+  if (c >= P.C) { return; }
+  let m = mean[c];
+  let is = invstd[c];
+  var sb = 0.0;
+  var sg = 0.0;
+  for (var r = 0u; r < P.R; r++) {
+    let i = r * P.C + c;
+    let d = dy[i];
+    sb += d;
+    sg += d * (x[i] - m) * is;
+  }
+  dbeta[c] = sb;
+  dgamma[c] = sg;
+  let s = gamma[c] * is;
+  for (var r = 0u; r < P.R; r++) {
+    let i = r * P.C + c;
+    let xhat = (x[i] - m) * is;
+    dx[i] = s / P.Rf * (P.Rf * dy[i] - sb - xhat * sg);
+  }
+}`,
+};
+
+/** Whether the one-dispatch training kernels apply: one block of rows, the whole tensor in one binding. */
+function fusedTraining(eng: Engine, x: Tensor, C: number): boolean {
+  return x.size / C <= minRowsPerBlock(eng, C) && x.size * 4 <= eng.maxBindingBytes;
+}
+
 function perChannelChunks(
   eng: Engine,
   x: Tensor,
@@ -118,6 +203,7 @@ export function batchNorm(x: Tensor, bn: BatchNormState, training: boolean): Ten
       throw new Error(
         `batchNorm: training needs more than one value per channel, got ${shapeString(x.shape)}`,
       );
+    if (fusedTraining(eng, x, C)) return batchNormTrainFused(x, bn, C, R);
     mean = reduceRows(x, { B: 1, R, C, scale: 1 / R, shape: [C] });
     variance = reduceRows(x, {
       B: 1,
@@ -164,6 +250,32 @@ export function batchNorm(x: Tensor, bn: BatchNormState, training: boolean): Ten
   return y;
 }
 
+function batchNormTrainFused(x: Tensor, bn: BatchNormState, C: number, R: number): Tensor {
+  const eng = x.engine;
+  const mean = eng.empty([C]);
+  const invstd = eng.empty([C]);
+  const y = eng.empty(x.shape);
+  eng.dispatch(
+    FUSED_TRAIN,
+    [
+      x.range(),
+      bn.weight.range(),
+      bn.bias.range(),
+      mean.range(),
+      invstd.range(),
+      bn.runningMean.range(),
+      bn.runningVar.range(),
+      y.range(),
+    ],
+    { C, R, invR: 1 / R, eps: bn.eps, momentum: bn.momentum, unbias: R / Math.max(1, R - 1) },
+    [Math.ceil(C / 64)],
+  );
+  eng.record('batchNorm', [x, bn.weight, bn.bias], y, [mean, invstd], (dy, needs) =>
+    batchNormGrad(dy, x, bn, mean, invstd, true, needs),
+  );
+  return y;
+}
+
 // ---- gradient
 function batchNormGrad(
   dy: Tensor,
@@ -177,6 +289,28 @@ function batchNormGrad(
   const eng = dy.engine;
   const C = x.shape.at(-1) as number;
   const R = x.size / C;
+  if (training && needs[0] && fusedTraining(eng, x, C)) {
+    const dbeta = eng.empty([C]);
+    const dgamma = eng.empty([C]);
+    const dx = eng.empty(x.shape);
+    eng.dispatch(
+      FUSED_TRAIN_GRAD,
+      [
+        dy.range(),
+        x.range(),
+        mean.range(),
+        invstd.range(),
+        bn.weight.range(),
+        dbeta.range(),
+        dgamma.range(),
+        dx.range(),
+      ],
+      { C, R, Rf: R },
+      [Math.ceil(C / 64)],
+    );
+    // The unneeded ones are disposed by the tape's tidy scope like any unreturned tensor.
+    return [dx, needs[1] ? dgamma : undefined, needs[2] ? dbeta : undefined];
+  }
   const dbeta = reduceRows(dy, { B: 1, R, C, shape: [C] });
   const dgamma = reduceRows(dy, {
     B: 1,
