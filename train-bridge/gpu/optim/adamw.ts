@@ -35,6 +35,7 @@ export interface AdamWState {
  * update on a CPU adapter, so grouping them cuts a step's AdamW dispatches 4× (16 storage bindings, Dawn's
  * limit on lavapipe). Every element gets the same arithmetic as one dispatch per parameter would give it.
  */
+const MAX_PIECES = 8;
 const stepKernels = new Map<number, KernelDef>();
 function stepKernel(count: number): KernelDef {
   let k = stepKernels.get(count);
@@ -130,7 +131,11 @@ export class AdamW {
         pieces.push([p, g, m, v].map((t) => t.slice(c.start, c.count)));
       }
     });
-    const perDispatch = Math.max(1, Math.floor(eng.device.limits.maxStorageBuffersPerShaderStage / 4));
+    // GPUs may allow far more bindings; 8 pieces already make the dispatch count small.
+    const perDispatch = Math.max(
+      1,
+      Math.min(MAX_PIECES, Math.floor(eng.device.limits.maxStorageBuffersPerShaderStage / 4)),
+    );
     for (let at = 0; at < pieces.length; at += perDispatch) {
       const group = pieces.slice(at, at + perDispatch);
       const ends: Record<string, number> = {};
