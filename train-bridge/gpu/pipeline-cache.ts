@@ -76,7 +76,12 @@ export class PipelineCache {
   }
 
   /** The bind group for these buffers; `uniformOffset` is baked in only with staticUniformOffsets. */
-  bindGroup(k: CompiledKernel, uniform: GPUBuffer, uniformOffset: number, ranges: BufferRange[]): GPUBindGroup {
+  bindGroup(
+    k: CompiledKernel,
+    uniform: GPUBuffer,
+    uniformOffset: number,
+    ranges: BufferRange[],
+  ): GPUBindGroup {
     const baked = this.staticUniformOffsets ? uniformOffset : 0;
     let key = `${k.id}@${baked}`;
     for (const r of ranges) key += `|${r.buf.id}:${r.offset}:${r.size}`;
