@@ -108,6 +108,21 @@ function im2colUniforms(g: Geometry, n: number, xbase: number, total: number): R
   return { ...pieceUniforms(g, n, xbase), KH: g.KH, KW: g.KW, stride: g.stride, groups: g.groups, total };
 }
 
+/** The `[pixels, groups·k²·Cg]` matrix of images n0 … n0 + n − 1 (a thread per pixel and group). */
+function im2col(x: Tensor, g: Geometry, n0: number, n: number, shape: [number, number]): Tensor {
+  const eng = x.engine;
+  const col = eng.empty(shape);
+  const xw = x.window(n0 * g.xImg, n * g.xImg);
+  const threads = n * g.Ho * g.Wo * g.groups;
+  eng.dispatch(
+    IM2COL,
+    [xw.range, col.range()],
+    im2colUniforms(g, n, xw.base, threads),
+    grid1d(eng, threads, 64),
+  );
+  return col;
+}
+
 /** GEMM of the grouped conv: batch = groups, C[p, g·Og + o] = Σ_k col[p, g·Kg + k] · W[k, g·Og + o]. */
 function groupedShape(g: Geometry, P: number, lda: number, strideA: number): GemmShape {
   const Kg = g.KH * g.KW * g.Cg;
@@ -157,9 +172,7 @@ function conv2dRaw(x: Tensor, w: Tensor, g: Geometry): Tensor {
     } else {
       const P = n * g.Ho * g.Wo;
       const K = g.KH * g.KW * g.Cin;
-      const col = eng.empty([P, K]);
-      const xw = x.window(n0 * g.xImg, n * g.xImg);
-      eng.dispatch(IM2COL, [xw.range, col.range()], im2colUniforms(g, n, xw.base, P * K), grid1d(eng, P * K));
+      const col = im2col(x, g, n0, n, [P, K]);
       gemm(groupedShape(g, P, K, g.KH * g.KW * g.Cg), col, w, y, { c: n0 * g.yImg });
       col.dispose();
     }
@@ -313,14 +326,7 @@ function conv2dWeightGrad(dy: Tensor, x: Tensor, w: Tensor, g: Geometry): Tensor
       gemm(s, x, dy, dw, { a: n0 * g.xImg, b: n0 * g.yImg });
       return;
     }
-    const col = eng.empty([P, g.groups * Kg]);
-    const xw = x.window(n0 * g.xImg, n * g.xImg);
-    eng.dispatch(
-      IM2COL,
-      [xw.range, col.range()],
-      im2colUniforms(g, n, xw.base, P * g.groups * Kg),
-      grid1d(eng, P * g.groups * Kg),
-    );
+    const col = im2col(x, g, n0, n, [P, g.groups * Kg]);
     gemm(s, col, dy, dw, { b: n0 * g.yImg });
     col.dispose();
   });
