@@ -6,14 +6,9 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { Engine } from '../train-bridge/gpu/engine.ts';
 import type { KernelDef } from '../train-bridge/gpu/kernel.ts';
-import * as ops from '../train-bridge/gpu/ops/index.ts';
-import { AdamW } from '../train-bridge/gpu/optim/adamw.ts';
 import type { BufferRange } from '../train-bridge/gpu/pipeline-cache.ts';
-import { FastViTHD, modelConfig } from '../train-bridge/model/fastvithd.ts';
-import { forwardFastViTHD } from '../train-bridge/model/forward.ts';
-import { GpuBackend } from '../train-bridge/model/gpu-backend.ts';
-import { GpuWeights } from '../train-bridge/model/gpu-weights.ts';
-import { initFastViTHD } from '../train-bridge/model/init.ts';
+import { modelConfig } from '../train-bridge/model/fastvithd.ts';
+import { fastVitStep } from './fastvit-step.ts';
 
 const { values } = parseArgs({
   options: {
@@ -28,16 +23,7 @@ const r = Number(values.resolution);
 const batch = Number(values.batch);
 const config = modelConfig(values.model);
 const eng = await Engine.create();
-const encoder = new FastViTHD(config);
-initFastViTHD(encoder, 0);
-const weights = new GpuWeights(eng);
-weights.add(encoder, { trainable: true });
-const params = weights.trainable().map((p) => p.tensor);
-const optimizer = new AdamW(params, { lr: 1e-4, weightDecay: 0 });
-const gpuOps = new GpuBackend(weights, 'train');
-const pixels = new Uint8Array(batch * r * r * 3).map((_, i) => (i * 2654435761) >>> 24);
-const images = eng.uploadU8(pixels, [batch, r, r, 3], { scale: 1 / 255 });
-const probe = eng.fill([batch, r / 64, r / 64, encoder.outChannels], 0.01);
+const { params, optimizer, forward } = fastVitStep(eng, config, r, batch);
 
 // Counting wrappers around the device's creation calls and the engine's dispatch.
 const created = { buffers: 0, bindGroups: 0 };
@@ -85,7 +71,7 @@ function threadCpu(): { main: number; others: number } {
 async function step(): Promise<{ record: number; wait: number; recordCpu: number; deviceCpu: number }> {
   const c0 = threadCpu();
   const t0 = performance.now();
-  const loss = eng.tidy(() => ops.sum(ops.mul(forwardFastViTHD(encoder, images, gpuOps), probe)));
+  const loss = eng.tidy(() => forward());
   eng.backward(loss);
   optimizer.step();
   eng.zeroGrad(params);
@@ -136,7 +122,7 @@ if (values['per-kernel']) {
   // submit (in-place kernels then update their state again: harmless for timing) and the lavapipe threads'
   // CPU is divided among them. Includes the fixed per-dispatch cost.
   recording = true;
-  const loss = eng.tidy(() => ops.sum(ops.mul(forwardFastViTHD(encoder, images, gpuOps), probe)));
+  const loss = eng.tidy(() => forward());
   recording = false;
   const REPEAT = 10;
   for (const e of perKernel.values()) {

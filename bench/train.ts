@@ -6,15 +6,10 @@ import { spawnSync } from 'node:child_process';
 import { availableParallelism } from 'node:os';
 import { parseArgs } from 'node:util';
 import { Engine } from '../train-bridge/gpu/engine.ts';
-import * as ops from '../train-bridge/gpu/ops/index.ts';
-import { AdamW } from '../train-bridge/gpu/optim/adamw.ts';
-import { FastViTHD, modelConfig } from '../train-bridge/model/fastvithd.ts';
+import { modelConfig } from '../train-bridge/model/fastvithd.ts';
 import { modelInfo } from '../train-bridge/model/flops.ts';
-import { forwardFastViTHD } from '../train-bridge/model/forward.ts';
-import { GpuBackend } from '../train-bridge/model/gpu-backend.ts';
-import { GpuWeights } from '../train-bridge/model/gpu-weights.ts';
-import { initFastViTHD } from '../train-bridge/model/init.ts';
 import { meanStepSeconds } from './engine-steps.ts';
+import { fastVitStep } from './fastvit-step.ts';
 
 const { values } = parseArgs({
   options: {
@@ -37,20 +32,8 @@ const stepFlops = 3 * info.flops * batch;
 
 async function engineStep(): Promise<{ seconds: number; adapter: string }> {
   const eng = await Engine.create();
-  const encoder = new FastViTHD(config);
-  initFastViTHD(encoder, 0);
-  const weights = new GpuWeights(eng);
-  weights.add(encoder, { trainable: true });
-  const params = weights.trainable().map((p) => p.tensor);
-  const optimizer = new AdamW(params, { lr: 1e-4, weightDecay: 0 });
-  const gpuOps = new GpuBackend(weights, 'train');
-  const pixels = new Uint8Array(batch * r * r * 3).map((_, i) => (i * 2654435761) >>> 24);
-  const images = eng.uploadU8(pixels, [batch, r, r, 3], { scale: 1 / 255 });
-  const side = r / 64;
-  const probe = eng.fill([batch, side, side, encoder.outChannels], 0.01);
-  const seconds = await meanStepSeconds(eng, optimizer, params, steps, () =>
-    ops.sum(ops.mul(forwardFastViTHD(encoder, images, gpuOps), probe)),
-  );
+  const { params, optimizer, forward } = fastVitStep(eng, config, r, batch);
+  const seconds = await meanStepSeconds(eng, optimizer, params, steps, forward);
   const adapter = eng.ctx.adapter.description || eng.ctx.adapter.device;
   eng.destroy();
   return { seconds, adapter };

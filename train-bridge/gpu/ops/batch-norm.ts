@@ -2,7 +2,7 @@
 // batch's statistics over N·H·W (two-pass mean/variance) and updates the running statistics in place
 // (PyTorch's momentum convention, unbiased running variance); eval mode uses the running statistics.
 import type { Engine } from '../engine.ts';
-import type { KernelDef } from '../kernel.ts';
+import type { KernelDef, StorageBinding } from '../kernel.ts';
 import { grid1d } from '../kernels/elementwise.ts';
 import { minRowsPerBlock, reduceRows } from '../kernels/reduce-rows.ts';
 import { shapeString, type Tensor } from '../tensor.ts';
@@ -62,20 +62,21 @@ const APPLY: KernelDef = {
 }`,
 };
 
+/** The backward kernels' bindings; the fused one writes the per-channel sums the other reads. */
+function gradStorage(sums: 'read' | 'read_write'): StorageBinding[] {
+  return [
+    ...['dy', 'x', 'mean', 'invstd', 'gamma'].map((name) => ({ name, access: 'read' as const })),
+    { name: 'dbeta', access: sums },
+    { name: 'dgamma', access: sums },
+    { name: 'dx', access: 'read_write' },
+  ];
+}
+
 /** Training: dx = γ·invstd/R·(R·dy − Σdy − x̂·Σdy·x̂); eval: dx = γ·invstd·dy. */
 const INPUT_GRAD: KernelDef = {
   name: 'batch_norm_dx',
   uniforms: ['n', 'C', 'train', 'R:f32'],
-  storage: [
-    { name: 'dy', access: 'read' },
-    { name: 'x', access: 'read' },
-    { name: 'mean', access: 'read' },
-    { name: 'invstd', access: 'read' },
-    { name: 'gamma', access: 'read' },
-    { name: 'dbeta', access: 'read' },
-    { name: 'dgamma', access: 'read' },
-    { name: 'dx', access: 'read_write' },
-  ],
+  storage: gradStorage('read'),
   body: /* wgsl */ `
 @compute @workgroup_size(256) fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {
   let i = (wid.y * nwg.x + wid.x) * 256u + li;
@@ -136,16 +137,7 @@ const FUSED_TRAIN: KernelDef = {
 const FUSED_TRAIN_GRAD: KernelDef = {
   name: 'batch_norm_train_grad_fused',
   uniforms: ['C', 'R', 'Rf:f32'],
-  storage: [
-    { name: 'dy', access: 'read' },
-    { name: 'x', access: 'read' },
-    { name: 'mean', access: 'read' },
-    { name: 'invstd', access: 'read' },
-    { name: 'gamma', access: 'read' },
-    { name: 'dbeta', access: 'read_write' },
-    { name: 'dgamma', access: 'read_write' },
-    { name: 'dx', access: 'read_write' },
-  ],
+  storage: gradStorage('read_write'),
   body: /* wgsl */ `
 @compute @workgroup_size(64) fn main(@builtin(global_invocation_id) gid: vec3u) {
   let c = gid.x;
