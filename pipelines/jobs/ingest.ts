@@ -12,7 +12,7 @@ import { addDrop, type ComponentCounts, emptyCounts, sortedDrops } from '../coun
 import { dropName, ingestStream } from '../ingest-stream.ts';
 import { encodeKeyRows, type KeyRow } from '../keys-file.ts';
 import { buildLayout } from '../layout.ts';
-import { encodeRecord } from '../records-file.ts';
+import { encodeRecord, refLine } from '../records-file.ts';
 import { defineStage, PROGRESS_EVERY } from '../stage.ts';
 import { readJson, writeJson } from '../storage-json.ts';
 import type { BuildPlan } from './plan.ts';
@@ -64,6 +64,10 @@ export async function runIngest(
   // A failed read destroys the stream with the error; the writer reports it through `written`, so no crash here.
   partStream.on('error', () => undefined);
   const written = storageFor(ctx.out).writeAtomic(layout.part(n), partStream);
+  // The same rows without their image bytes, which point into the part file: what shuffle moves (docs/build.md).
+  const rowsStream = new PassThrough({ highWaterMark: 1024 * 1024 });
+  rowsStream.on('error', () => undefined);
+  const rowsWritten = storageFor(ctx.out).writeAtomic(layout.partRows(n), rowsStream);
   let bytes = 0;
   try {
     const outcomes = ingestStream(reader.read(planned.partition), process.run, process.window);
@@ -82,7 +86,9 @@ export async function runIngest(
           continue;
         }
         const takeKey = keyHex(keyedHash64(ctx.spec.seed, `take:${component.name}`, s.id));
-        const frame = encodeRecord({ ...s, component: component.name, dedupKey: outcome.dedupKey, takeKey });
+        const record = { ...s, component: component.name, dedupKey: outcome.dedupKey, takeKey };
+        const frame = encodeRecord(record);
+        const line = refLine(record, bytes, frame);
         bytes += frame.length;
         const nd = outcome.nearDup;
         keys.push({
@@ -103,13 +109,16 @@ export async function runIngest(
           id: s.id,
         });
         if (!partStream.write(frame)) await once(partStream, 'drain');
+        if (!rowsStream.write(line)) await once(rowsStream, 'drain');
       }
     }
     partStream.end();
-    await written;
+    rowsStream.end();
+    await Promise.all([written, rowsWritten]);
   } catch (err) {
     partStream.destroy(err as Error);
-    await written.catch(() => undefined);
+    rowsStream.destroy(err as Error);
+    await Promise.all([written.catch(() => undefined), rowsWritten.catch(() => undefined)]);
     throw err;
   }
   await storageFor(ctx.out).writeAtomic(layout.partKeys(n), encodeKeyRows(keys));
@@ -135,7 +144,7 @@ export const ingest = defineStage({
   scratch: ['parts', 'quarantine'],
   outputs: async (ctx, n) => {
     const l = buildLayout(ctx.out);
-    return [l.part(n), l.partKeys(n), l.partQuarantine(n), l.partSummary(n)];
+    return [l.part(n), l.partRows(n), l.partKeys(n), l.partQuarantine(n), l.partSummary(n)];
   },
   run: runIngest,
   summary: (s) => ({ rows: s.rows, in: s.counts.in, component: s.component }),

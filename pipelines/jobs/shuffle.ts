@@ -1,5 +1,6 @@
 // shuffle(part): route the part's kept rows (× repeat) to shard buckets by key range. Output: one bucket file per
-// part with rows grouped by shard, plus an index of byte ranges, so write(shard) does one ranged read per part.
+// part with rows grouped by shard, plus an index of byte ranges, so write(shard) does one ranged read per part. Rows
+// travel without their image bytes (JSON lines from the part's rows file): write reads the images from the part file.
 import { createReadStream } from 'node:fs';
 import { appendFile, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -9,7 +10,7 @@ import { keyedHash64, keyHex, shardOfKey } from '../../core/keyed-hash.ts';
 import { storageFor } from '../../core/storage/index.ts';
 import type { BuildContext } from '../context.ts';
 import { buildLayout } from '../layout.ts';
-import { encodeRecord, readRecordStream } from '../records-file.ts';
+import { readRefLines } from '../records-file.ts';
 import { defineStage, PROGRESS_EVERY } from '../stage.ts';
 import { readJson, writeJson } from '../storage-json.ts';
 import type { PartSummary } from './ingest.ts';
@@ -21,7 +22,7 @@ export interface BucketIndex {
   shards: Record<string, [number, number, number]>;
 }
 
-/** Bytes of buffered frames across all shards before spilling to local temp files. */
+/** Bytes of buffered rows across all shards before spilling to local temp files. */
 const SPILL_BUDGET = 16 * 1024 * 1024;
 
 export function orderKey(seed: number, id: string): bigint {
@@ -59,7 +60,7 @@ export async function runShuffle(
     if (sel.kept > 0) {
       let i = 0;
       let routed = 0;
-      for await (const rec of readRecordStream(await storageFor(ctx.out).createReadStream(layout.part(n)))) {
+      for await (const rec of readRefLines(await storageFor(ctx.out).createReadStream(layout.partRows(n)))) {
         signal?.throwIfAborted();
         if (i > 0 && i % PROGRESS_EVERY === 0) onProgress?.(routed);
         const keep = (mask[i >> 3] >> (i & 7)) & 1;
@@ -69,13 +70,13 @@ export async function runShuffle(
           const id = repeat > 1 ? `${rec.id}#r${r}` : rec.id;
           const key = orderKey(ctx.spec.seed, id);
           const s = shardOfKey(key, selection.shards);
-          const frame = encodeRecord({ ...rec, id, key: keyHex(key) });
+          const line = Buffer.from(`${JSON.stringify({ ...rec, id, key: keyHex(key) })}\n`);
           const list = buffers.get(s) ?? [];
-          list.push(frame);
+          list.push(line);
           buffers.set(s, list);
           rows.set(s, (rows.get(s) ?? 0) + 1);
           routed++;
-          buffered += frame.length;
+          buffered += line.length;
           if (buffered > SPILL_BUDGET) await flush();
         }
       }

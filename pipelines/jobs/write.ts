@@ -1,14 +1,15 @@
-// write(shard): merge this shard's bucket ranges (from its route file), sort rows by key, write the Parquet shard
-// (schema mixforge.sample/v1) and record rows, bytes, hashes (file, row groups, footer) and the report's statistics.
+// write(shard): merge this shard's bucket ranges (from its route file), read the rows' images from the part files,
+// sort rows by key, write the Parquet shard (schema mixforge.sample/v1) and record rows, bytes, hashes (file, row
+// groups, footer) and the report's statistics.
 import { createHash } from 'node:crypto';
-import type { Sample } from '../../core/schema.ts';
+import type { Sample, SampleImage } from '../../core/schema.ts';
 import { storageFor } from '../../core/storage/index.ts';
 import { shardHashes } from '../../manifests/shard-integrity.ts';
 import { addSampleToStats, emptyShardStats, type ShardStats } from '../../manifests/stats.ts';
 import type { BuildContext } from '../context.ts';
 import { buildLayout } from '../layout.ts';
 import { orderedMap } from '../ordered-map.ts';
-import { decodeRecords } from '../records-file.ts';
+import { decodeRefLines, type ImageRef } from '../records-file.ts';
 import { defineStage, PROGRESS_EVERY } from '../stage.ts';
 import { readJson, writeJson } from '../storage-json.ts';
 import type { ShardRoute } from './route.ts';
@@ -32,6 +33,39 @@ export interface ShardResult {
  */
 const READS_IN_FLIGHT = 16;
 
+/**
+ * Images of one part this close together are read in one request. On local disk none are (a read per image is one
+ * syscall, and reading the gap would copy bytes for nothing); an object store's request costs far more than a MiB.
+ */
+function readGap(out: string): number {
+  return /^[a-z][a-z0-9+.-]*:\/\//i.test(out) && !out.startsWith('file://') ? 1024 * 1024 : 0;
+}
+
+interface ImageRead {
+  part: number;
+  start: number;
+  end: number;
+  images: { ref: ImageRef; into: SampleImage }[];
+}
+
+/** The image reads of one shard: its images grouped by part, in file order, neighbours within `gap` merged. */
+function planImageReads(
+  wanted: { part: number; ref: ImageRef; into: SampleImage }[],
+  gap: number,
+): ImageRead[] {
+  wanted.sort((a, b) => a.part - b.part || a.ref.offset - b.ref.offset);
+  const reads: ImageRead[] = [];
+  for (const w of wanted) {
+    const last = reads.at(-1);
+    const end = w.ref.offset + w.ref.length;
+    if (last && last.part === w.part && w.ref.offset - last.end <= gap) {
+      last.end = Math.max(last.end, end);
+      last.images.push(w);
+    } else reads.push({ part: w.part, start: w.ref.offset, end, images: [w] });
+  }
+  return reads;
+}
+
 export async function runWrite(
   ctx: BuildContext,
   s: number,
@@ -50,6 +84,8 @@ export async function runWrite(
     };
   });
   let reported = 0;
+  // Each row's images, filled in from the part files once every row is known.
+  const wanted: { part: number; ref: ImageRef; into: SampleImage }[] = [];
   for await (const { entry, bytes } of ranges) {
     const { part, offset, length, rows: expected } = entry;
     const before = rows.length;
@@ -57,12 +93,17 @@ export async function runWrite(
       reported = before;
       onProgress?.(before);
     }
-    for (const r of decodeRecords(bytes)) {
+    for (const r of decodeRefLines(bytes)) {
       if (!r.key) throw new Error(`shard ${s}: bucket of part ${part} has a row without key (${r.id})`);
+      const images = r.images.map((ref) => {
+        const into = { bytes: new Uint8Array(0), width: ref.width, height: ref.height, format: ref.format };
+        wanted.push({ part, ref, into });
+        return into;
+      });
       rows.push({
         id: r.id,
         source: r.source,
-        images: r.images,
+        images,
         conversations: r.conversations,
         origin: r.origin,
         key: BigInt(`0x${r.key}`),
@@ -75,6 +116,20 @@ export async function runWrite(
       throw new Error(
         `shard ${s}: bucket of part ${part} holds ${rows.length - before} rows at [${offset}, +${length}), its index says ${expected}`,
       );
+  }
+  const reads = orderedMap(planImageReads(wanted, readGap(ctx.out)), READS_IN_FLIGHT, async (read) => {
+    signal?.throwIfAborted();
+    const bytes = await storageFor(ctx.out).readRange(layout.part(read.part), read.start, read.end);
+    return { read, bytes };
+  });
+  for await (const { read, bytes } of reads) {
+    if (bytes.byteLength !== read.end - read.start)
+      throw new Error(
+        `shard ${s}: part ${read.part} holds ${bytes.byteLength} of the ${read.end - read.start} image bytes at [${read.start}, ${read.end})`,
+      );
+    // Views into the read: the shard holds every image until it is written anyway.
+    for (const { ref, into } of read.images)
+      into.bytes = bytes.subarray(ref.offset - read.start, ref.offset - read.start + ref.length);
   }
   // Keys are equal-length hex, so string order is numeric order; id breaks the (astronomically rare) tie.
   rows.sort((a, b) =>
