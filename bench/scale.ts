@@ -6,7 +6,7 @@
 // consecutive sizes: linear = size ratio) are printed from that file, so sizes run on different occasions compare.
 //
 //   npx tsx bench/scale.ts --sizes 10000,100000 [--modes inprocess,bullmq] [--workers 2] [--root DIR]
-//                          [--results FILE] [--keep] [--keep-inputs]
+//                          [--results FILE] [--keep] [--keep-inputs] [--set path=value]
 //   (--keep leaves each run's output and TMPDIR; --keep-inputs the generated inputs, reused by a later run;
 //   --generate-only --keep-inputs writes the inputs and stops)
 //   npx tsx bench/scale.ts --report FILE
@@ -23,6 +23,9 @@ const option = (name: string): string | undefined => {
   return i >= 0 ? process.argv[i + 1] : undefined;
 };
 const REPO = join(import.meta.dirname, '..');
+/** `--set path=value`: a spec override passed to the build (e.g. output.shard_rows, to vary S alone). */
+const setOption = option('set');
+const buildSet = setOption ? ['--set', setOption] : [];
 const CLI = join(REPO, 'bin', 'mixforge.js');
 const TICKS = 100; // USER_HZ on Linux
 
@@ -192,7 +195,7 @@ async function redisInfo(redis: TestRedis, section: string, field: string): Prom
 }
 
 async function runOnce(inputs: ScaleInputs, mode: 'inprocess' | 'bullmq', workerCount: number, root: string) {
-  const runDir = join(root, `run-${inputs.n}-${mode}`);
+  const runDir = join(root, `run-${inputs.n}-${mode}${setOption ? '-set' : ''}`);
   const out = join(runDir, 'out');
   const tmp = join(runDir, 'tmp');
   await rm(runDir, { recursive: true, force: true });
@@ -214,7 +217,7 @@ async function runOnce(inputs: ScaleInputs, mode: 'inprocess' | 'bullmq', worker
     const pending: Promise<void>[] = [];
     const t0 = performance.now();
     const build = timed(
-      ['build', inputs.spec, '--out', out, '--json', ...(redis ? ['--redis', redis.url] : [])],
+      ['build', inputs.spec, '--out', out, '--json', ...(redis ? ['--redis', redis.url] : []), ...buildSet],
       join(runDir, 'time-build.txt'),
       env,
       (line) => {
@@ -341,7 +344,8 @@ async function runOnce(inputs: ScaleInputs, mode: 'inprocess' | 'bullmq', worker
     const wCpu = wts.map((t) => t.user + t.sys);
     const record: RunRecord = {
       size: inputs.n,
-      mode,
+      // Runs with spec overrides are their own rows (and ratios) in the report.
+      mode: setOption ? `${mode} --set ${setOption}` : mode,
       workers: mode === 'bullmq' ? workerCount : 0,
       when: new Date().toISOString(),
       wall,
@@ -405,7 +409,7 @@ function report(records: RunRecord[]): void {
     for (const mode of modes) {
       const r = latest.get(`${size}/${mode}`);
       if (!r) continue;
-      const label = r.mode === 'bullmq' ? `BullMQ, ${r.workers} workers` : 'in-process';
+      const label = `${r.mode.startsWith('bullmq') ? `BullMQ, ${r.workers} workers` : 'in-process'}${r.mode.replace(/^\S+/, '')}`;
       const cpu = `${f1(r.cpu.total)} (${f1(r.cpu.build)} + ${r.cpu.workers.map(f1).join(' + ') || '0'} + ${f1(r.cpu.redis)})`;
       const rss = `${f1(r.rssMb.build)}; ${r.rssMb.workers.map(f1).join(', ') || '–'}; ${r.rssMb.redis ? f1(r.rssMb.redis) : '–'}`;
       const redis = r.redis ? `${f2(r.redis.usedMemoryPeakMb)} (${r.redis.keys})` : '–';
