@@ -6,11 +6,12 @@
 // consecutive sizes: linear = size ratio) are printed from that file, so sizes run on different occasions compare.
 //
 //   npx tsx bench/scale.ts --sizes 10000,100000 [--modes inprocess,bullmq] [--workers 2] [--root DIR]
-//                          [--results FILE] [--keep] [--keep-inputs] [--set path=value]
+//                          [--results FILE] [--keep] [--keep-inputs] [--set path=value] [--partition-records n]
 //   (--keep leaves each run's output and TMPDIR; --keep-inputs the generated inputs, reused by a later run;
 //   --generate-only --keep-inputs writes the inputs and stops)
 //   npx tsx bench/scale.ts --report FILE
 import { spawn } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
 import { appendFile, readdir, readFile, rm } from 'node:fs/promises';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
@@ -23,9 +24,15 @@ const option = (name: string): string | undefined => {
   return i >= 0 ? process.argv[i + 1] : undefined;
 };
 const REPO = join(import.meta.dirname, '..');
-/** `--set path=value`: a spec override passed to the build (e.g. output.shard_rows, to vary S alone). */
-const setOption = option('set');
-const buildSet = setOption ? ['--set', setOption] : [];
+/** `--set path=value` (a spec override, e.g. output.shard_rows to vary S alone) and `--partition-records n` (to
+ * vary P alone), passed to the build. */
+const setOption = [
+  option('set') && `--set ${option('set')}`,
+  option('partition-records') && `--partition-records ${option('partition-records')}`,
+]
+  .filter(Boolean)
+  .join(' ');
+const buildSet = setOption ? setOption.split(' ') : [];
 const CLI = join(REPO, 'bin', 'mixforge.js');
 const TICKS = 100; // USER_HZ on Linux
 
@@ -58,13 +65,16 @@ interface RunRecord {
   verify: { ok: boolean; seconds: number };
 }
 
-/** utime+stime (+ waited children) of every process in the trees under `roots`, in seconds. */
-async function treeCpu(roots: number[]): Promise<number> {
+/**
+ * utime+stime (+ waited children) of every process in the trees under `roots`, in seconds. Synchronous, so a
+ * stage's figure is read when its event arrives and events keep their order.
+ */
+function treeCpu(roots: number[]): number {
   const procs = new Map<number, { ppid: number; ticks: number }>();
-  for (const name of await readdir('/proc')) {
+  for (const name of readdirSync('/proc')) {
     if (!/^\d+$/.test(name)) continue;
     try {
-      const stat = await readFile(`/proc/${name}/stat`, 'utf8');
+      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
       const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
       // fields after comm: state(0) ppid(1) … utime(11) stime(12) cutime(13) cstime(14)
       procs.set(Number(name), { ppid: Number(f[1]), ticks: +f[11] + +f[12] + +f[13] + +f[14] });
@@ -208,13 +218,12 @@ async function runOnce(inputs: ScaleInputs, mode: 'inprocess' | 'bullmq', worker
     const redisCpu0 = redis
       ? (await redisInfo(redis, 'cpu', 'used_cpu_user')) + (await redisInfo(redis, 'cpu', 'used_cpu_sys'))
       : 0;
-    const workerCpu0 = await Promise.all(workers.map((w) => treeCpu([w.pid])));
+    const workerCpu0 = workers.map((w) => treeCpu([w.pid]));
     const load0 = loadavg()[0];
     const loads: number[] = [];
     const stageEvents: { stage: string; total: number; rows: number; seconds: number; cpu: number }[] = [];
     let roots: number[] = [];
-    const cpuNow = async () => (await treeCpu(roots)) - workerCpu0.reduce((a, b) => a + b, 0);
-    const pending: Promise<void>[] = [];
+    const cpuNow = () => treeCpu(roots) - workerCpu0.reduce((a, b) => a + b, 0);
     const t0 = performance.now();
     const build = timed(
       ['build', inputs.spec, '--out', out, '--json', ...(redis ? ['--redis', redis.url] : []), ...buildSet],
@@ -230,14 +239,11 @@ async function runOnce(inputs: ScaleInputs, mode: 'inprocess' | 'bullmq', worker
           seconds: number;
         };
         if (e.type !== 'stage-done') return;
-        pending.push(
-          cpuNow().then((cpu) => {
-            stageEvents.push({ stage: e.stage, total: e.total, rows: e.rows, seconds: e.seconds, cpu });
-            // A long run shows its progress (and leaves stage figures behind if it is stopped).
-            console.log(
-              `${new Date().toISOString()} ${inputs.n} ${mode}: ${e.stage} done, ${e.total} jobs, ${e.rows} rows, ${f1(e.seconds)} s, CPU so far ${f1(cpu)} s, load ${f1(loadavg()[0])}`,
-            );
-          }),
+        const cpu = cpuNow();
+        stageEvents.push({ stage: e.stage, total: e.total, rows: e.rows, seconds: e.seconds, cpu });
+        // A long run shows its progress (and leaves stage figures behind if it is stopped).
+        console.log(
+          `${new Date().toISOString()} ${inputs.n} ${mode}: ${e.stage} done, ${e.total} jobs, ${e.rows} rows, ${f1(e.seconds)} s, CPU so far ${f1(cpu)} s, load ${f1(loadavg()[0])}`,
         );
       },
     );
@@ -260,7 +266,6 @@ async function runOnce(inputs: ScaleInputs, mode: 'inprocess' | 'bullmq', worker
     const wall = (performance.now() - t0) / 1000;
     sampling = false;
     await sampler;
-    await Promise.all(pending);
     if (code !== 0) throw new Error(`build exited ${code}:\n${build.output()}`);
     const redisFigures = redis
       ? {
@@ -299,7 +304,8 @@ async function runOnce(inputs: ScaleInputs, mode: 'inprocess' | 'bullmq', worker
         jobs: e.total,
         rows: e.rows,
         seconds: e.seconds,
-        cpu: e.cpu - prevCpu,
+        // The last event can be read after the build's processes are gone: unknown rather than negative.
+        cpu: e.cpu >= prevCpu ? e.cpu - prevCpu : Number.NaN,
         jobSeconds: jobSeconds[e.stage] ?? 0,
       };
       prevCpu = e.cpu;
@@ -345,7 +351,7 @@ async function runOnce(inputs: ScaleInputs, mode: 'inprocess' | 'bullmq', worker
     const record: RunRecord = {
       size: inputs.n,
       // Runs with spec overrides are their own rows (and ratios) in the report.
-      mode: setOption ? `${mode} --set ${setOption}` : mode,
+      mode: setOption ? `${mode} ${setOption}` : mode,
       workers: mode === 'bullmq' ? workerCount : 0,
       when: new Date().toISOString(),
       wall,
