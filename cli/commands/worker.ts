@@ -65,7 +65,7 @@ export function registerWorker(program: Command): void {
     .option('--concurrency <n>', 'jobs in flight per step queue', intFlag('--concurrency', 1), 1)
     .option(
       '--queues <steps>',
-      'comma-separated steps to serve: plan,ingest,select,shuffle,route,write,finalize (default all)',
+      'comma-separated queues to serve: build steps (plan,ingest,…,finalize) and tasks (tokens); default all',
     )
     .option(
       '--lock-duration <ms>',
@@ -106,15 +106,18 @@ export function registerWorker(program: Command): void {
       ) => {
         const { STEPS } = await import('../../workers/queues.ts');
         const { DEFAULT_WORKER_SETTINGS, startBuildWorker } = await import('../../workers/worker.ts');
-        const steps = flags.queues ? flags.queues.split(',').map((s) => s.trim()) : [...STEPS];
-        const unknown = steps.filter((s) => !(STEPS as readonly string[]).includes(s));
-        if (unknown.length)
-          throw new InvalidArgumentError(
-            `--queues: unknown step(s) ${unknown.join(', ')}; expected ${STEPS.join(',')}`,
-          );
-        const { url, timeoutMs } = await redisTarget(flags);
         // Tasks besides builds: `mixforge tokens --redis` (its tokenizer lives in train-bridge, above workers/).
         const { tokenTaskFromPayload } = await import('../../train-bridge/loader/token-counts.ts');
+        const tasks = { tokens: tokenTaskFromPayload };
+        const known = [...STEPS, ...Object.keys(tasks)];
+        const wanted = flags.queues ? flags.queues.split(',').map((s) => s.trim()) : known;
+        const unknown = wanted.filter((s) => !known.includes(s));
+        if (unknown.length)
+          throw new InvalidArgumentError(
+            `--queues: unknown queue(s) ${unknown.join(', ')}; expected ${known.join(',')}`,
+          );
+        const steps = STEPS.filter((s) => wanted.includes(s));
+        const { url, timeoutMs } = await redisTarget(flags);
         const worker = await startBuildWorker({
           ...DEFAULT_WORKER_SETTINGS,
           redis: url,
@@ -122,13 +125,13 @@ export function registerWorker(program: Command): void {
           // Fault injection for the kill tests (test/workers/kill-points.test.ts); unset in production.
           holdAfterDoneMs: Number(process.env.MIXFORGE_TEST_HOLD_AFTER_DONE_MS ?? 0) || undefined,
           concurrency: flags.concurrency,
-          steps: steps as (typeof STEPS)[number][],
+          steps,
           lockDurationMs: flags.lockDuration,
           stalledIntervalMs: flags.stalledInterval,
           maxStalledCount: flags.maxStalled,
           jobTimeoutMs: flags.jobTimeout * 1000,
           name: flags.name ?? DEFAULT_WORKER_SETTINGS.name,
-          tasks: { tokens: tokenTaskFromPayload },
+          tasks: wanted.includes('tokens') ? tasks : {},
           log: (line) => process.stderr.write(`${new Date().toISOString()} ${line}\n`),
         });
         // First signal: finish running jobs, take no new ones. Second: hand running jobs back to the queue now.
