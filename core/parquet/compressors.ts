@@ -4,6 +4,7 @@ import { gunzipSync } from 'node:zlib';
 import { compress as zstdCompress, decompress as zstdDecompress, init as zstdInit } from '@bokuweb/zstd-wasm';
 import type { Compressors } from 'hyparquet';
 import { decompressZstd as fzstdDecompress, compressors as jsCompressors } from 'hyparquet-compressors';
+import { uncompressSync as snappyUncompress } from 'snappy';
 
 /** zstd level for files we write: 3 is zstd's default, the usual speed/size balance (DuckDB, Arrow use it too). */
 export const ZSTD_LEVEL = 3;
@@ -17,14 +18,17 @@ export function parquetCodecsReady(): Promise<void> {
 }
 
 /**
- * Decompressors handed to hyparquet. zstd goes through the wasm build of libzstd (1.3–1.5x faster than the pure-JS
- * fzstd on image columns), sized from the page header because some writers omit the frame's content size; fzstd
- * stays as the fallback so a frame the wasm path rejects still gets a second, independent decoder. gzip uses
- * Node's zlib (native) instead of the JS inflater.
+ * Decompressors handed to hyparquet; each returns the decoded page in memory of its own, which the image values
+ * then view. snappy is native (`snappy`, napi-rs with prebuilt binaries): decoded straight into its output, where
+ * the wasm decoder copied every page into its heap and out again. zstd goes through the wasm build of libzstd
+ * (1.3–1.5x faster than the pure-JS fzstd on image columns), sized from the page header because some writers omit
+ * the frame's content size; fzstd stays as the fallback so a frame the wasm path rejects still gets a second,
+ * independent decoder. gzip uses Node's zlib (native), its Buffer returned as is (a Buffer is a Uint8Array).
  */
 export const parquetDecompressors: Compressors = {
   ...jsCompressors,
-  GZIP: (input: Uint8Array) => new Uint8Array(gunzipSync(input)),
+  SNAPPY: (input: Uint8Array) => snappyUncompress(input) as Buffer,
+  GZIP: (input: Uint8Array) => gunzipSync(input),
   ZSTD: (input: Uint8Array, outputLength: number) => {
     try {
       return zstdDecompress(input, { defaultHeapSize: Math.max(outputLength, 1) });

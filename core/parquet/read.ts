@@ -11,6 +11,7 @@ import {
 import { errorMessage, SourceFileError } from '../errors.ts';
 import { storageFor } from '../storage/index.ts';
 import { parquetCodecsReady, parquetDecompressors } from './compressors.ts';
+import { detachRows, GroupMemory, LARGE_BUFFER_BYTES } from './group-memory.ts';
 
 /** Bytes fetched from the end of the file on open; covers the footer of typical files in one request. */
 const FOOTER_FETCH = 256 * 1024;
@@ -37,6 +38,13 @@ export interface ParquetFileHandle {
   file: AsyncBuffer;
 }
 
+/** Storage returns Buffers that may be views into a shared pool: hand hyparquet exactly the bytes asked for. */
+function toArrayBuffer(b: Uint8Array): ArrayBuffer {
+  return b.byteOffset === 0 && b.byteLength === b.buffer.byteLength && b.buffer instanceof ArrayBuffer
+    ? b.buffer
+    : (b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength) as ArrayBuffer);
+}
+
 /**
  * An AsyncBuffer over `storage.readRange`. The tail fetched for the footer is kept, so parsing the metadata costs
  * one request; every other slice is one ranged read.
@@ -45,11 +53,6 @@ export function storageAsyncBuffer(uri: string, size: number): AsyncBuffer {
   const storage = storageFor(uri);
   const tailStart = Math.max(0, size - FOOTER_FETCH);
   let tail: Promise<Uint8Array> | undefined;
-  // Storage returns Buffers that may be views into a shared pool: hand hyparquet exactly the bytes asked for.
-  const toArrayBuffer = (b: Uint8Array): ArrayBuffer =>
-    b.byteOffset === 0 && b.byteLength === b.buffer.byteLength && b.buffer instanceof ArrayBuffer
-      ? b.buffer
-      : (b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength) as ArrayBuffer);
   return {
     byteLength: size,
     async slice(start: number, end = size): Promise<ArrayBuffer> {
@@ -63,6 +66,34 @@ export function storageAsyncBuffer(uri: string, size: number): AsyncBuffer {
         throw new Error(`short read: wanted bytes [${start}, ${end}), got ${bytes.byteLength}`);
       }
       return toArrayBuffer(bytes);
+    },
+  };
+}
+
+/**
+ * The file as one row group reads it: compressed column chunks of at least LARGE_BUFFER_BYTES (hyparquet fetches
+ * each such chunk by its exact range) are read into the group's recycled memory, since nothing views them once their
+ * pages are decompressed; the rest as `file` reads them.
+ */
+function groupAsyncBuffer(handle: ParquetFileHandle, group: number, memory: GroupMemory): AsyncBuffer {
+  const storage = storageFor(handle.uri);
+  const compressedChunks = new Set<number>();
+  for (const c of handle.metadata.row_groups[group].columns) {
+    const meta = c.meta_data;
+    if (meta && meta.codec !== 'UNCOMPRESSED')
+      compressedChunks.add(Number(meta.dictionary_page_offset || meta.data_page_offset));
+  }
+  return {
+    byteLength: handle.size,
+    async slice(start: number, end = handle.size): Promise<ArrayBuffer> {
+      if (end - start < LARGE_BUFFER_BYTES || end > handle.size || !compressedChunks.has(start))
+        return handle.file.slice(start, end);
+      const into = memory.take(end - start);
+      const bytes = await storage.readRange(handle.uri, start, end, new Uint8Array(into));
+      if (bytes.byteLength !== end - start) {
+        throw new Error(`short read: wanted bytes [${start}, ${end}), got ${bytes.byteLength}`);
+      }
+      return bytes.buffer === into ? into : toArrayBuffer(bytes);
     },
   };
 }
@@ -130,9 +161,10 @@ export async function* readRowGroups(
     const group = handle.rowGroups[g];
     if (group.numRows === 0) continue;
     let rows: Record<string, unknown>[];
+    const memory = new GroupMemory();
     try {
       rows = await parquetReadObjects({
-        file: handle.file,
+        file: groupAsyncBuffer(handle, g, memory),
         metadata: handle.metadata,
         columns,
         rowStart: group.rowStart,
@@ -141,7 +173,12 @@ export async function* readRowGroups(
         // Binary columns (image bytes) stay bytes; only columns annotated as strings are decoded as UTF-8.
         utf8: false,
       });
+      // Values still viewing the recycled chunks (none for V1 pages; V2 pages may store values uncompressed inside a
+      // compressed chunk) become copies before the memory serves the next group.
+      detachRows(rows, memory);
+      memory.release();
     } catch (err) {
+      memory.discard();
       throw new SourceFileError(
         handle.uri,
         `cannot decode row group ${g} (rows ${group.rowStart}–${group.rowStart + group.numRows - 1}): ${errorMessage(err)}`,

@@ -36,13 +36,13 @@ export class LocalStorage implements Storage {
     return { uri, size: s.size, mtimeMs: Math.floor(s.mtimeMs) };
   }
 
-  async readRange(uri: string, start: number, end: number): Promise<Uint8Array> {
+  async readRange(uri: string, start: number, end: number, into?: Uint8Array): Promise<Uint8Array> {
     const fh = await open(uri, 'r').catch((err: unknown) => {
       throw new StorageError(uri, `cannot open: ${(err as Error).message}`, { cause: err });
     });
     try {
       const len = Math.max(0, end - start);
-      const buf = Buffer.allocUnsafe(len);
+      const buf = into?.byteLength === len ? into : Buffer.allocUnsafe(len);
       let off = 0;
       while (off < len) {
         const { bytesRead } = await fh.read(buf, off, len - off, start + off);

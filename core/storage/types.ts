@@ -18,8 +18,11 @@ export interface Storage {
   list(prefixUri: string): AsyncIterable<ObjectInfo>;
   /** Size and version of one object, or undefined when it does not exist. */
   stat(uri: string): Promise<ObjectInfo | undefined>;
-  /** Bytes [start, end) of an object. */
-  readRange(uri: string, start: number, end: number): Promise<Uint8Array>;
+  /**
+   * Bytes [start, end) of an object. `into` (end - start bytes) is a buffer the caller recycles: a backend that can
+   * read straight into it fills it and returns it; one that cannot returns its own bytes.
+   */
+  readRange(uri: string, start: number, end: number, into?: Uint8Array): Promise<Uint8Array>;
   /** The whole object; only for objects known to be small. */
   readAll(uri: string): Promise<Uint8Array>;
   /** A byte stream of the object, optionally of bytes [start, end). */

@@ -182,6 +182,62 @@ describe('core/parquet read: files written by DuckDB', () => {
     assert.deepEqual(Buffer.from(img.bytes), Buffer.from(rows[10].image?.bytes ?? []));
   });
 
+  it('reads megabyte pages through recycled memory: earlier groups stay intact while later groups and files are read', async () => {
+    // ~200 KB of incompressible bytes per image: every image chunk is past LARGE_BUFFER_BYTES and past the 2 MB up
+    // to which hyparquet merges neighbouring chunks into one fetch (so it is read on its own, into recycled memory).
+    const noise = (seed: number) => {
+      const out = new Uint8Array(200_000 + seed * 7);
+      let x = seed * 2654435761 + 1;
+      for (let i = 0; i < out.length; i++) {
+        x = (Math.imul(x, 1103515245) + 12345) >>> 0;
+        out[i] = x >>> 24;
+      }
+      return out;
+    };
+    const bigRows = (k: number): ImageConversationRow[] =>
+      recapRows(36).map((r, i) => ({
+        ...r,
+        image: i % 9 === 4 ? null : { bytes: noise(k * 100 + i), path: i % 2 ? `images/${i}.jpg` : null },
+      }));
+    const variants: { name: string; opts: DuckWriteOptions }[] = [
+      ...DUCK_COMPRESSIONS.map((c) => ({ name: c, opts: { compression: c } })),
+      { name: 'snappy-v2', opts: { compression: 'snappy', parquetVersion: 'V2' } },
+    ];
+    const kept: { name: string; expected: unknown[]; got: Record<string, unknown>[] }[] = [];
+    for (const [k, v] of variants.entries()) {
+      const rows = bigRows(k);
+      const path = join(dir, `big-${v.name}.parquet`);
+      await writeImageConversationParquet(path, rows, { ...v.opts, rowGroupSize: 12 });
+      const handle = await openParquet(path);
+      const imageChunk = Number(handle.metadata.row_groups[0].columns[1].meta_data?.total_compressed_size);
+      assert.ok(imageChunk > 2 << 20, `${v.name}: image chunk is ${imageChunk} bytes`);
+      const got: Record<string, unknown>[] = [];
+      for await (const g of readRowGroups(handle, { start: 0, end: 3, columns: handle.columns }))
+        got.push(...g.rows);
+      kept.push({ name: v.name, expected: plain(rows), got });
+    }
+    // Checked only now, after every file's groups reused the memory the first groups were decoded from.
+    for (const { name, expected, got } of kept) assert.deepEqual(plainRead(got), expected, name);
+
+    // A corrupt megabyte page fails naming its group, and the reader after it still reads right.
+    const path = join(dir, 'big-snappy.parquet');
+    const handle = await openParquet(path);
+    const bytes = Buffer.from(await readFile(path));
+    const chunk = handle.metadata.row_groups[1].columns[1].meta_data;
+    assert.ok(chunk);
+    const mid = Number(chunk.data_page_offset) + Math.floor(Number(chunk.total_compressed_size) / 2);
+    // Wide enough to reach past a snappy literal (at most 64 KiB) into the tags that follow it.
+    bytes.fill(0xff, mid - 200_000, mid + 200_000);
+    const corrupt = join(dir, 'big-corrupt.parquet');
+    await writeFile(corrupt, bytes);
+    await assert.rejects(
+      readAll(corrupt, ['id', 'image']),
+      (e: unknown) =>
+        e instanceof SourceFileError && /big-corrupt\.parquet: cannot decode row group 1/.test(e.message),
+    );
+    assert.deepEqual(plainRead(await readAll(path, handle.columns)), kept[0].expected);
+  });
+
   it('fails with SourceFileError naming the file for a non-parquet, a truncated and a missing file', async () => {
     const notParquet = join(dir, 'not.parquet');
     await writeFile(notParquet, 'id,caption\n1,hello\n'.repeat(10));
