@@ -28,7 +28,10 @@ export function parquetCodecsReady(): Promise<void> {
 export const parquetDecompressors: Compressors = {
   ...jsCompressors,
   SNAPPY: (input: Uint8Array) => snappyUncompress(input) as Buffer,
-  GZIP: (input: Uint8Array) => gunzipSync(input),
+  // One output chunk a byte larger than the page: zlib then never grows its output by 16 KiB chunks and concatenates
+  // them (a second copy of the page into fresh memory), and finds the stream's end without a spare chunk.
+  GZIP: (input: Uint8Array, outputLength: number) =>
+    gunzipSync(input, { chunkSize: Math.max(outputLength + 1, 64 * 1024) }),
   ZSTD: (input: Uint8Array, outputLength: number) => {
     try {
       return zstdDecompress(input, { defaultHeapSize: Math.max(outputLength, 1) });

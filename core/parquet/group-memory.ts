@@ -5,8 +5,11 @@
 /** Buffers smaller than this come from the ordinary allocator, which recycles small blocks by itself. */
 export const LARGE_BUFFER_BYTES = 1 << 20;
 
-/** Free slabs kept between groups (and between readers in one process); more are left to the GC. */
-const KEPT_FREE_SLABS = 4;
+/**
+ * Free slabs kept between groups (and between readers in one process; two readers at once is the usual ingest
+ * concurrency); more are left to the GC. What this keeps after the last read: about two compressed image chunks.
+ */
+const KEPT_FREE_SLABS = 2;
 
 /** ES2024 resizable ArrayBuffer (Node ≥ 20); the project's TS lib is ES2023. */
 interface Slab extends ArrayBuffer {
