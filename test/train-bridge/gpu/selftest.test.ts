@@ -47,6 +47,8 @@ test('every op forward and backward matches the TF.js CPU reference', async () =
     'lmHeadCrossEntropy',
     'siluMul',
     'gemm:rowb8x64',
+    'gemm:blocked128',
+    'gemm:blocked128v4',
     'gemm:tiled64x64',
     'gemm:naive',
   ]) {

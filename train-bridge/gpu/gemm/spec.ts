@@ -34,8 +34,13 @@ export interface GemmOperand {
 
 export interface GemmKernel {
   name: string;
-  /** Whether this kernel can run this shape on this engine (features, limits, alignment). */
+  /** Whether the registry picks this kernel for this shape on this engine (device kind, features, limits). */
   supports(eng: Engine, s: GemmShape): boolean;
+  /**
+   * Whether it can run on this engine at all when forced (parity tests, benchmarks); default true. A kernel
+   * tuned for GPUs still runs, slowly, on a CPU adapter; one that needs a missing feature does not.
+   */
+  runsOn?(eng: Engine): boolean;
   encode(eng: Engine, s: GemmShape, a: GemmOperand, b: GemmOperand, c: GemmOperand): void;
 }
 

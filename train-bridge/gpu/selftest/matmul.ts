@@ -2,7 +2,7 @@
 // registered GEMM kernel against the naive one.
 import type * as TF from '@tensorflow/tfjs';
 import type { Engine } from '../engine.ts';
-import { forceGemmKernel, gemmKernels } from '../gemm/registry.ts';
+import { forceGemmKernel, runnableGemmKernels } from '../gemm/registry.ts';
 import * as ops from '../ops/index.ts';
 import type { Tensor } from '../tensor.ts';
 import { type Case, runForwardOnly, type SelftestResult, type Tf } from './harness.ts';
@@ -90,8 +90,15 @@ export async function gemmParity(eng: Engine, tf: Tf): Promise<SelftestResult[]>
     { name: 'narrow M 3×130·130×150', a: [3, 130], b: [130, 150] },
     { name: 'split-K 5×1100·1100×7', a: [5, 1100], b: [1100, 7] },
     { name: 'split-K Aᵀ 1030×9ᵀ·1030×70', a: [1030, 9], b: [1030, 70], transA: true },
+    // Multiples of 4 (not of any tile): the vec4-load paths, for every transpose pair, batched, and a
+    // 128-tile interior with a ragged edge.
+    { name: 'vec4 batched 2×132·136·136×140', a: [2, 132, 136], b: [2, 136, 140] },
+    { name: 'vec4 Aᵀ 68×132ᵀ·68×136', a: [68, 132], b: [68, 136], transA: true },
+    { name: 'vec4 Bᵀ 132×68·140×68ᵀ', a: [132, 68], b: [140, 68], transB: true },
+    { name: 'vec4 AᵀBᵀ 36×132ᵀ·136×36ᵀ', a: [36, 132], b: [136, 36], transA: true, transB: true },
+    { name: 'vec4 split-K 8×1200·1200×12', a: [8, 1200], b: [1200, 12] },
   ];
-  for (const k of gemmKernels()) {
+  for (const k of runnableGemmKernels(eng)) {
     forceGemmKernel(eng, k.name);
     for (const sh of shapes) {
       const o = { transA: !!sh.transA, transB: !!sh.transB };
