@@ -2,6 +2,7 @@
 // on the CPU running the same architecture, batch and step (train-mode BN forward, Σ out·probe, backward, AdamW)
 // in the same run. Prints images/s, achieved GFLOP/s (3 × forward FLOPs per image) and the ratio.
 // Usage: npx tsx bench/train.ts [--model fastvithd-tiny] [--resolution 128] [--batch 8] [--steps 5] [--torch-threads N]
+// [--device cpu|cuda] [--python PATH] [--skip-torch]   (--device: where the PyTorch side runs)
 import { spawnSync } from 'node:child_process';
 import { availableParallelism } from 'node:os';
 import { parseArgs } from 'node:util';
@@ -19,6 +20,8 @@ const { values } = parseArgs({
     steps: { type: 'string', default: '5' },
     'torch-threads': { type: 'string', default: String(availableParallelism()) },
     'skip-torch': { type: 'boolean', default: false },
+    device: { type: 'string', default: 'cpu' },
+    python: { type: 'string', default: '/usr/bin/python3' },
   },
 });
 const model = values.model;
@@ -41,7 +44,7 @@ async function engineStep(): Promise<{ seconds: number; adapter: string }> {
 
 function torchStep(): { seconds: number; torch: string; params: number } {
   const r2 = spawnSync(
-    '/usr/bin/python3',
+    values.python,
     [
       'bench/train_torch.py',
       JSON.stringify(config),
@@ -49,6 +52,7 @@ function torchStep(): { seconds: number; torch: string; params: number } {
       String(batch),
       String(steps),
       values['torch-threads'],
+      values.device,
     ],
     { encoding: 'utf8' },
   );
@@ -65,7 +69,8 @@ console.log(
 console.log(row(`WebGPU engine (${gpu.adapter})`, gpu.seconds));
 if (!values['skip-torch']) {
   const torch = torchStep();
-  console.log(row(`PyTorch ${torch.torch} CPU (${values['torch-threads']} threads)`, torch.seconds));
+  const where = values.device === 'cpu' ? `CPU (${values['torch-threads']} threads)` : values.device;
+  console.log(row(`PyTorch ${torch.torch} ${where}`, torch.seconds));
   console.log(
     `ratio engine/torch images/s: ${(torch.seconds / gpu.seconds).toFixed(2)}×  (params ${torch.params} both)`,
   );

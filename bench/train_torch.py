@@ -1,6 +1,6 @@
-"""PyTorch (CPU) baseline for bench/train.ts: one training step of the same FastViTHD architecture and batch.
+"""PyTorch baseline for bench/train.ts: one training step of the same FastViTHD architecture and batch.
 
-Usage: python3 bench/train_torch.py CONFIG_JSON RESOLUTION BATCH STEPS THREADS
+Usage: python3 bench/train_torch.py CONFIG_JSON RESOLUTION BATCH STEPS THREADS [DEVICE]   (DEVICE cpu or cuda)
 Builds the train-time form with the functional model of test/train-bridge/model/torch_fastvithd.py (the
 cross-check oracle), random weights of the reference shapes, BatchNorm in training mode, loss = sum(out * probe),
 backward and torch.optim.AdamW; prints one JSON line with the mean seconds per step after one warm-up step.
@@ -14,7 +14,9 @@ import time
 import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "test", "train-bridge", "model"))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from torch_fastvithd import FastViTHD  # noqa: E402
+from torch_device import sync, use_device  # noqa: E402
 
 
 def state_dict(config):
@@ -92,7 +94,9 @@ def state_dict(config):
 def main():
     config = json.loads(sys.argv[1])
     r, batch, steps, threads = (int(a) for a in sys.argv[2:6])
+    device = sys.argv[6] if len(sys.argv) > 6 else "cpu"
     torch.set_num_threads(threads)
+    use_device(device)
     torch.manual_seed(0)
     sd = state_dict(config)
     params = [t for n, t in sd.items() if t.is_floating_point() and not n.endswith(("running_mean", "running_var"))]
@@ -110,9 +114,10 @@ def main():
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+        sync(device)
         if i > 0:
             times.append(time.perf_counter() - t0)
-    print(json.dumps({"seconds": sum(times) / len(times), "params": sum(t.numel() for t in params), "torch": torch.__version__}))
+    print(json.dumps({"seconds": sum(times) / len(times), "params": sum(t.numel() for t in params), "torch": torch.__version__, "device": device}))
 
 
 if __name__ == "__main__":
