@@ -2,7 +2,7 @@
 // split-K weight gradient) and of depthwise 7×7 forward/backward, each against a naive one-thread-per-
 // output kernel measured in the same run. Usage: npx tsx bench/gpu.ts [--sizes 256,512,1024]
 // [--res 256] [--reps 3] [--peak-gflops N]. GEMM rows name the kernel the registry picks and also time
-// the 64×64 tiled kernel (the GPU default) for comparison.
+// the 64×64 tiled kernel (the GPU default below 128×128 outputs) for comparison.
 import { parseArgs } from 'node:util';
 import { Engine } from '../train-bridge/gpu/engine.ts';
 import { forceGemmKernel, selectGemmKernel } from '../train-bridge/gpu/gemm/registry.ts';
