@@ -86,8 +86,10 @@ describe('fleet commands with Redis unreachable', () => {
       for (const r of runs) {
         assert.equal(r.code, 1, r.stderr);
         assert.match(r.stderr, new RegExp(`cannot reach Redis at ${url} within 1 s`));
-        // Startup of tsx plus the 1 s timeout; far from the hang this replaces.
-        assert.ok(r.ms < 30_000, `took ${r.ms} ms`);
+        // Startup of tsx plus the 1 s timeout: each takes ~2.5 s alone, but seven start at once beside the rest of
+        // the suite on 2 cores (30.3 s seen at load 10). The bound only has to tell a bounded wait from the hang
+        // this replaces.
+        assert.ok(r.ms < 60_000, `took ${r.ms} ms`);
       }
       assert.equal(
         runs.at(-1)?.stderr.includes('_build'),

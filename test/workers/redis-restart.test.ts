@@ -37,7 +37,10 @@ describe('Redis restart during a build (counting build, 2 worker processes)', ()
     await redis.restart({ downMs: 1000 });
     // The restarted Redis still knows every job that had completed (the record of work done survives).
     assert.ok((await completed()) >= before, 'completed jobs were lost in the restart');
-    assert.ok(before >= 9, `restart came after plan, ingest and near-dedup (${before} jobs completed)`);
+    assert.ok(
+      before >= 12,
+      `restart came after plan, ingest and near-dedup (plan and bands) (${before} jobs completed)`,
+    );
     await following;
 
     const manifest = await readCountingManifest(ctx.out);
@@ -50,6 +53,8 @@ describe('Redis restart during a build (counting build, 2 worker processes)', ()
         'plan:1',
         'contamination-index:1',
         'ingest:6',
+        'near-dedup-plan:1',
+        'near-dedup-band:2',
         'near-dedup:1',
         'select:1',
         'shuffle:6',
