@@ -37,14 +37,14 @@ BUDGET=420
 if [ $QUICK = 1 ]; then
   STEPS=(
     # lavapipe compiles each GPU GEMM pipeline in seconds of LLVM time (cached by Mesa afterwards).
-    "gemm parity|200|node bin/mixforge.js gpu selftest --filter gemm"
+    "gemm parity|200|node bin/mixforge.js gpu selftest --filter gemm --full-gemm"
     "gemm|40|npx tsx bench/gemm.ts --sizes 64,128 --min-seconds 0.05 --naive-max 128"
     "fastvithd-tiny 64²|80|npx tsx bench/train.ts --model fastvithd-tiny --resolution 64 --batch 2 --steps 1"
     "fastvlm-tiny 64²|100|npx tsx bench/train-lm.ts --model fastvlm-tiny --resolution 64 --repeat 1 --steps 1"
   )
 else
   STEPS=(
-    "gemm parity|45|node bin/mixforge.js gpu selftest --filter gemm"
+    "gemm parity|45|node bin/mixforge.js gpu selftest --filter gemm --full-gemm"
     "gemm 1024³–8192³|120|npx tsx bench/gemm.ts --sizes 1024,2048,4096,8192 --min-seconds 0.25"
     "fastvithd 256²|60|npx tsx bench/train.ts --model fastvithd --resolution 256 --batch 16 --steps 3"
     "fastvithd 1024²|75|npx tsx bench/train.ts --model fastvithd --resolution 1024 --batch 2 --steps 2"

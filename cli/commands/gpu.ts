@@ -42,7 +42,8 @@ export function registerGpu(program: Command): void {
     .option('--json', 'print one JSON report instead of a table')
     .option('--filter <text>', 'only cases whose op or name contains this')
     .option('--adapter <name>', 'require an adapter whose name contains this')
-    .action(async (opts: { json?: boolean; filter?: string; adapter?: string }) => {
+    .option('--full-gemm', 'every GEMM kernel on every parity shape, also GPU-only kernels on a CPU adapter')
+    .action(async (opts: { json?: boolean; filter?: string; adapter?: string; fullGemm?: boolean }) => {
       const { runSelftest } = await import('../../train-bridge/gpu/selftest.ts');
       const fmt = (x: number) => (Number.isFinite(x) ? x.toExponential(2) : String(x));
       if (!opts.json)
@@ -51,6 +52,7 @@ export function registerGpu(program: Command): void {
         );
       const report = await runSelftest({
         filter: opts.filter,
+        fullGemmParity: opts.fullGemm,
         adapterName: opts.adapter,
         onResult: opts.json
           ? undefined

@@ -54,6 +54,8 @@ async function loadTf(): Promise<Tf> {
 export interface SelftestOptions extends EngineOptions {
   /** Only cases whose op or name contains this substring. */
   filter?: string;
+  /** Every GEMM kernel on every parity shape, also GPU-only kernels on a CPU adapter (see gemmParity). */
+  fullGemmParity?: boolean;
   seed?: number;
   onResult?: (r: SelftestResult) => void;
 }
@@ -76,7 +78,8 @@ export async function runSelftest(o: SelftestOptions = {}): Promise<SelftestRepo
     }
     if (!o.filter || 'adamw clipGradNorm'.includes(o.filter))
       for (const r of await optimiserCases(eng)) emit(r);
-    if (!o.filter || o.filter.startsWith('gemm')) for (const r of await gemmParity(eng, tf)) emit(r);
+    if (!o.filter || o.filter.startsWith('gemm'))
+      for (const r of await gemmParity(eng, tf, o.fullGemmParity)) emit(r);
   } finally {
     eng.destroy();
   }

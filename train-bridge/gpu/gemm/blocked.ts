@@ -235,6 +235,7 @@ function vec4B(s: GemmShape, b: GemmOperand): boolean {
 export function blockedGemm(name: string, v: BlockedVariant): GemmKernel {
   return {
     name,
+    gpuOnly: true,
     // Chosen on GPU adapters only, for outputs of at least one full tile per side (smaller ones waste most
     // of a 128×128 tile; the 64×64 kernel takes them).
     supports: (eng, s) =>

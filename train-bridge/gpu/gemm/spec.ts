@@ -41,6 +41,11 @@ export interface GemmKernel {
    * tuned for GPUs still runs, slowly, on a CPU adapter; one that needs a missing feature does not.
    */
   runsOn?(eng: Engine): boolean;
+  /**
+   * Never picked on a CPU adapter (tuned for GPUs). There its parity is checked on a few shapes unless the full
+   * check is asked for: lavapipe spends ~15 CPU-s compiling each of its pipelines.
+   */
+  gpuOnly?: boolean;
   encode(eng: Engine, s: GemmShape, a: GemmOperand, b: GemmOperand, c: GemmOperand): void;
 }
 

@@ -77,8 +77,14 @@ export function matmulCases(): Case[] {
   ];
 }
 
-/** Every registered GEMM kernel against the naive one on awkward shapes (the swap-in parity check). */
-export async function gemmParity(eng: Engine, tf: Tf): Promise<SelftestResult[]> {
+/**
+ * Every registered GEMM kernel against the naive one on awkward shapes (the swap-in parity check). A GPU-only
+ * kernel on a CPU adapter runs two shapes each unless `full` (the three of them still cover every transpose pair,
+ * vec4 and scalar loads, batches and split-K): its pipelines cost lavapipe ~15 CPU-s each to compile, ~290 CPU-s
+ * for the whole set on a fresh machine, for kernels that adapter never picks. `bench/device-check.sh` and
+ * `MIXFORGE_SLOW_TESTS=1` run them all.
+ */
+export async function gemmParity(eng: Engine, tf: Tf, full = false): Promise<SelftestResult[]> {
   const out: SelftestResult[] = [];
   // Shapes that are not multiples of any tile, every transpose variant, a narrow M (one row tile) and
   // a long K with few output tiles (split-K on every device).
@@ -98,9 +104,18 @@ export async function gemmParity(eng: Engine, tf: Tf): Promise<SelftestResult[]>
     { name: 'vec4 AᵀBᵀ 36×132ᵀ·136×36ᵀ', a: [36, 132], b: [136, 36], transA: true, transB: true },
     { name: 'vec4 split-K 8×1200·1200×12', a: [8, 1200], b: [1200, 12] },
   ];
+  const smoke: Record<string, string[]> = {
+    blocked128: ['AᵀBᵀ 33×21ᵀ·10×33ᵀ', 'split-K Aᵀ 1030×9ᵀ·1030×70'],
+    blocked128v4: ['vec4 batched 2×132·136·136×140', 'vec4 Bᵀ 132×68·140×68ᵀ'],
+    blocked128v4sg: ['vec4 AᵀBᵀ 36×132ᵀ·136×36ᵀ', 'Bᵀ 13×29·67×29ᵀ'],
+  };
   for (const k of runnableGemmKernels(eng)) {
     forceGemmKernel(eng, k.name);
-    for (const sh of shapes) {
+    const few = !full && k.gpuOnly && eng.ctx.adapter.isCpu ? smoke[k.name] : undefined;
+    const picked = few ? shapes.filter((sh) => few.includes(sh.name)) : shapes;
+    if (few && picked.length !== few.length)
+      throw new Error(`gemmParity: no smoke shapes named for ${k.name}`);
+    for (const sh of picked) {
       const o = { transA: !!sh.transA, transB: !!sh.transB };
       const c: Case = {
         op: `gemm:${k.name}`,
