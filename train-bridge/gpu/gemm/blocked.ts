@@ -12,7 +12,7 @@ import {
   SPLIT_K_UNIFORMS,
   transposeSuffix,
 } from './spec.ts';
-import { encodeSplitK } from './tiled.ts';
+import { encodeSplitK, splitKTileStart } from './tiled.ts';
 
 const TILE = 128;
 const TK = 16;
@@ -183,14 +183,7 @@ fn store4(batch: u32, split: u32, m: u32, n0: u32, r: vec4<f32>) {
 @compute @workgroup_size(256) fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) li: u32${
       subgroupA ? ', @builtin(subgroup_invocation_id) sgi: u32, @builtin(subgroup_size) sgs: u32' : ''
     }) {
-  let batch = wid.z / P.splits;
-  let split = wid.z % P.splits;
-  let row0 = wid.y * ${TILE}u;
-  let col0 = wid.x * ${TILE}u;
-  let kBegin = split * P.kPerSplit;
-  let kEnd = min(P.K, kBegin + P.kPerSplit);
-  let ao = P.aBase + batch * P.strideA;
-  let bo = P.bBase + batch * P.strideB;
+${splitKTileStart(TILE)}
   let x = li % 16u;
   let y = li / 16u;
   ${

@@ -38,14 +38,7 @@ fn load_b(bo: u32, k: u32, n: u32, kEnd: u32) -> f32 {
 }
 
 @compute @workgroup_size(16, 16) fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
-  let batch = wid.z / P.splits;
-  let split = wid.z % P.splits;
-  let row0 = wid.y * ${TILE}u;
-  let col0 = wid.x * ${TILE}u;
-  let kBegin = split * P.kPerSplit;
-  let kEnd = min(P.K, kBegin + P.kPerSplit);
-  let ao = P.aBase + batch * P.strideA;
-  let bo = P.bBase + batch * P.strideB;
+${splitKTileStart(TILE)}
   let tid = lid.y * 16u + lid.x;
   // Each thread stages one vec4 of A (4 consecutive m at one k) and one of B (4 consecutive n).
   let lk = tid / 16u;
@@ -135,6 +128,21 @@ export function chooseSplits(eng: Engine, s: GemmShape, tileM = TILE, tileN = TI
  * Dispatches a tile kernel that takes the split-K uniforms (`splits`, `kPerSplit`, `splitStride`) and a
  * `part` binding, over a grid of tileM × tileN output tiles, then (when K was split) sums the partials.
  */
+/**
+ * The first lines of a split-K tiled GEMM kernel: which batch, K range and output tile this workgroup owns, and
+ * where its A and B operands start (grid: x = column tiles, y = row tiles, z = batch × splits).
+ */
+export function splitKTileStart(tile: number): string {
+  return `  let batch = wid.z / P.splits;
+  let split = wid.z % P.splits;
+  let row0 = wid.y * ${tile}u;
+  let col0 = wid.x * ${tile}u;
+  let kBegin = split * P.kPerSplit;
+  let kEnd = min(P.K, kBegin + P.kPerSplit);
+  let ao = P.aBase + batch * P.strideA;
+  let bo = P.bBase + batch * P.strideB;`;
+}
+
 export function encodeSplitK(
   eng: Engine,
   s: GemmShape,
