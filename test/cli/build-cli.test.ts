@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { shippedSpecPath } from '../../demo/spec-overrides.ts';
+import { STAGES } from '../../pipelines/graph.ts';
 import { demoDataDir } from '../helpers/demo-data.ts';
 
 let data = '';
@@ -53,19 +54,8 @@ describe('mixforge plan/build/verify/inspect/report', () => {
       .map((l) => JSON.parse(l) as { type: string; stage?: string });
     assert.deepEqual(
       events.filter((e) => e.type === 'stage-done').map((e) => e.stage),
-      [
-        'plan',
-        'contamination-index',
-        'ingest',
-        'near-dedup-plan',
-        'near-dedup-band',
-        'near-dedup',
-        'select',
-        'shuffle',
-        'route',
-        'write',
-        'finalize',
-      ],
+      // The graph's order, which test/pipelines/graph.test.ts pins.
+      [...STAGES],
     );
     assert.equal(events.at(-1)?.type, 'build-done');
     const v = mixforge(['verify', out]);
@@ -93,19 +83,8 @@ describe('mixforge plan/build/verify/inspect/report', () => {
     assert.ok(periodic.length >= 2, b.stderr);
     assert.deepEqual(
       lines.flatMap((l) => /^([a-z-]+): \d+ jobs, \d+ rows, [\d.]+ s$/.exec(l)?.[1] ?? []),
-      [
-        'plan',
-        'contamination-index',
-        'ingest',
-        'near-dedup-plan',
-        'near-dedup-band',
-        'near-dedup',
-        'select',
-        'shuffle',
-        'route',
-        'write',
-        'finalize',
-      ],
+      // The graph's order, which test/pipelines/graph.test.ts pins.
+      [...STAGES],
     );
     assert.match(lines.at(-1) ?? '', /^build: \d+ rows in \d+ shards, [\d.]+ s$/);
   });
