@@ -6,23 +6,40 @@ import {
   SAMPLE_PARQUET_METADATA,
   sampleToParquetRow,
 } from '../core/parquet/sample-schema.ts';
-import { writeParquet } from '../core/parquet/write.ts';
+import { type WriteParquetOptions, writeParquet, writeParquetChunks } from '../core/parquet/write.ts';
 import type { Sample, SampleImage, Turn } from '../core/schema.ts';
 
 /** Rows per row group in shards: bounds a streaming reader's memory to about this many samples. */
 export const SHARD_ROW_GROUP = 256;
 
-export async function writeSampleShard(
-  rows: readonly Sample[],
-  opts: { compression: 'zstd' | 'snappy' | 'gzip' | 'none'; mixture: string },
-): Promise<Uint8Array> {
-  return writeParquet({
+export interface SampleShardOptions {
+  compression: 'zstd' | 'snappy' | 'gzip' | 'none';
+  mixture: string;
+}
+
+function shardWriteOptions(rows: readonly Sample[], opts: SampleShardOptions): WriteParquetOptions {
+  return {
     fields: SAMPLE_PARQUET_FIELDS,
     rows: rows.map(sampleToParquetRow),
     rowGroupSize: SHARD_ROW_GROUP,
     metadata: { ...SAMPLE_PARQUET_METADATA, 'mixforge.mixture': opts.mixture },
     compression: opts.compression,
-  });
+  };
+}
+
+export async function writeSampleShard(
+  rows: readonly Sample[],
+  opts: SampleShardOptions,
+): Promise<Uint8Array> {
+  return writeParquet(shardWriteOptions(rows, opts));
+}
+
+/** The same shard as the chunks it is written as (its image pages by reference), for the build's write job. */
+export async function sampleShardChunks(
+  rows: readonly Sample[],
+  opts: SampleShardOptions,
+): Promise<Uint8Array[]> {
+  return writeParquetChunks(shardWriteOptions(rows, opts));
 }
 
 export async function shardRowCount(uri: string): Promise<number> {

@@ -41,14 +41,38 @@ export function footerOffset(metadata: FileMetaData): number {
 
 /** The hashes of a shard's bytes, as written (deterministic: same bytes, same hashes). */
 export function shardHashes(bytes: Uint8Array): ShardHashes {
-  const buffer = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer;
-  const metadata = parquetMetadata(buffer);
-  const rowGroupSha256 = metadata.row_groups.map((_, g) => {
-    const { start, end } = rowGroupSpan(metadata, g);
-    return sha256Hex(bytes.subarray(start, end));
-  });
+  const { sha256: _, ...hashes } = shardDigests([bytes]);
+  return hashes;
+}
+
+/** The last `n` bytes of a file held as chunks, joined (a view when one chunk holds them). */
+function tail(chunks: readonly Uint8Array[], n: number): Uint8Array {
+  const parts: Uint8Array[] = [];
+  for (let i = chunks.length - 1, need = n; i >= 0 && need > 0; i--) {
+    const c = chunks[i];
+    parts.unshift(c.subarray(Math.max(0, c.byteLength - need)));
+    need -= c.byteLength;
+  }
+  return parts.length === 1 ? parts[0] : Buffer.concat(parts);
+}
+
+/**
+ * The whole-file sha256 and the per-row-group and footer hashes of a shard held as the chunks it was written as, in
+ * one pass and without joining them: the footer is parsed from the last chunks (its offsets are the file's).
+ */
+export function shardDigests(chunks: readonly Uint8Array[]): ShardHashes & { sha256: string } {
+  const size = chunks.reduce((n, c) => n + c.byteLength, 0);
+  const last8 = tail(chunks, 8);
+  const metadataLength = size >= 8 ? new DataView(last8.buffer, last8.byteOffset, 8).getUint32(0, true) : 0;
+  const metadata = parquetMetadata(tail(chunks, Math.min(size, metadataLength + 8)));
+  const spans = metadata.row_groups.map((_, g) => rowGroupSpan(metadata, g));
   const offset = footerOffset(metadata);
-  return { rowGroupSha256, footer: { offset, sha256: sha256Hex(bytes.subarray(offset)) } };
+  const hasher = new SpanHasher([...spans, { start: offset, end: size }, { start: 0, end: size }]);
+  for (const c of chunks) hasher.update(c);
+  const digests = hasher.digests();
+  const sha256 = digests.pop() as string;
+  const footer = { offset, sha256: digests.pop() as string };
+  return { rowGroupSha256: digests, footer, sha256 };
 }
 
 /** sha256 of several byte spans [start, end) of one stream, fed in order chunk by chunk (one pass over a file). */

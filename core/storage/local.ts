@@ -1,6 +1,6 @@
 // Local-disk storage. Atomic writes go to a temp file in the same folder, then rename over the target.
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { type FileHandle, mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -8,6 +8,13 @@ import { StorageError } from '../errors.ts';
 import type { ObjectInfo, Storage, WriteBody } from './types.ts';
 
 let tempCounter = 0;
+
+/** Chunks written in order by one writev (libuv repeats the call until every byte is written). */
+async function writeAllChunks(fh: FileHandle, chunks: readonly Uint8Array[]): Promise<void> {
+  const total = chunks.reduce((n, c) => n + c.byteLength, 0);
+  const { bytesWritten } = await fh.writev(chunks);
+  if (bytesWritten !== total) throw new Error(`wrote ${bytesWritten} of ${total} bytes`);
+}
 
 export class LocalStorage implements Storage {
   async *list(prefix: string): AsyncIterable<ObjectInfo> {
@@ -73,10 +80,11 @@ export class LocalStorage implements Storage {
     await mkdir(dirname(uri), { recursive: true });
     const tmp = `${uri}.tmp-${process.pid}-${tempCounter++}`;
     try {
-      if (typeof body === 'string' || body instanceof Uint8Array) {
+      if (typeof body === 'string' || body instanceof Uint8Array || Array.isArray(body)) {
         const fh = await open(tmp, 'w');
         try {
-          await fh.writeFile(body);
+          if (Array.isArray(body)) await writeAllChunks(fh, body);
+          else await fh.writeFile(body);
           await fh.sync();
         } finally {
           await fh.close();

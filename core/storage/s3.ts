@@ -77,6 +77,12 @@ async function bodyToBytes(body: unknown, uri: string): Promise<Uint8Array> {
   return b.transformToByteArray();
 }
 
+/** Chunks as one buffer when a single PUT takes them (it is retried), else as a stream for a multipart upload. */
+function chunksBody(chunks: readonly Uint8Array[]): Uint8Array | Readable {
+  const total = chunks.reduce((n, c) => n + c.byteLength, 0);
+  return total < MULTIPART_THRESHOLD ? Buffer.concat(chunks) : Readable.from(chunks);
+}
+
 export class S3Storage implements Storage {
   constructor(readonly client: S3Client = s3ClientFromEnv()) {}
 
@@ -178,7 +184,12 @@ export class S3Storage implements Storage {
 
   async writeAtomic(uri: string, body: WriteBody): Promise<ObjectInfo> {
     const { bucket, key } = parseS3Uri(uri);
-    const bytes = typeof body === 'string' ? Buffer.from(body) : body;
+    const bytes =
+      typeof body === 'string'
+        ? Buffer.from(body)
+        : Array.isArray(body)
+          ? chunksBody(body)
+          : (body as Uint8Array | Readable);
     if (bytes instanceof Uint8Array && bytes.byteLength < MULTIPART_THRESHOLD) {
       // A single PUT is atomic on S3: readers see the old object or the whole new one.
       await this.request('write', uri, () =>

@@ -11,7 +11,8 @@ export interface ObjectInfo {
   mtimeMs?: number;
 }
 
-export type WriteBody = Uint8Array | string | Readable;
+/** An object's bytes: in one buffer, as a list of buffers in order (written without joining them), or a stream. */
+export type WriteBody = Uint8Array | readonly Uint8Array[] | string | Readable;
 
 export interface Storage {
   /** Every object under a prefix (recursive), in lexicographic order of URI. */

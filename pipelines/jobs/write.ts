@@ -1,10 +1,9 @@
 // write(shard): merge this shard's bucket ranges (from its route file), read the rows' images from the part files,
 // sort rows by key, write the Parquet shard (schema mixforge.sample/v1) and record rows, bytes, hashes (file, row
 // groups, footer) and the report's statistics.
-import { createHash } from 'node:crypto';
 import type { Sample, SampleImage } from '../../core/schema.ts';
 import { storageFor } from '../../core/storage/index.ts';
-import { shardHashes } from '../../manifests/shard-integrity.ts';
+import { shardDigests } from '../../manifests/shard-integrity.ts';
 import { addSampleToStats, emptyShardStats, type ShardStats } from '../../manifests/stats.ts';
 import type { BuildContext } from '../context.ts';
 import { buildLayout } from '../layout.ts';
@@ -138,19 +137,22 @@ export async function runWrite(
   const stats = emptyShardStats();
   for (const r of rows) addSampleToStats(stats, r, r.component);
   // Loaded when the job runs: the graph's list, which `status` and `cancel` read, stays without sharp and zstd.
-  const { writeSampleShard } = await import('../../manifests/shard-format.ts');
-  const bytes = await writeSampleShard(rows, {
+  const { sampleShardChunks } = await import('../../manifests/shard-format.ts');
+  const chunks = await sampleShardChunks(rows, {
     compression: ctx.spec.output.compression,
     mixture: ctx.spec.name,
   });
-  await storageFor(ctx.out).writeAtomic(layout.shard(s), bytes);
+  // Written and hashed as chunks: the shard is never joined into one buffer (fresh memory the size of the shard).
+  await storageFor(ctx.out).writeAtomic(layout.shard(s), chunks);
+  const { sha256, rowGroupSha256, footer } = shardDigests(chunks);
   const result: ShardResult = {
     shard: s,
     path: layout.shardName(s),
     rows: rows.length,
-    bytes: bytes.byteLength,
-    sha256: createHash('sha256').update(bytes).digest('hex'),
-    ...shardHashes(bytes),
+    bytes: chunks.reduce((n, c) => n + c.byteLength, 0),
+    sha256,
+    rowGroupSha256,
+    footer,
     stats,
   };
   await writeJson(layout.done('write-result', s), result);

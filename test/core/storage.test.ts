@@ -65,6 +65,24 @@ function contract(name: string, root: () => string) {
       await s.delete(uri);
       assert.equal(await s.stat(uri), undefined);
     });
+
+    it('writes a list of chunks as their bytes in order (single PUT and multipart on S3)', async () => {
+      const s = storageFor(root());
+      for (const [name, size] of [
+        ['small', 3000],
+        ['big', 17 * 1024 * 1024],
+      ] as const) {
+        const whole = Buffer.alloc(size);
+        for (let i = 0; i < size; i += 997) whole[i] = (i / 997) % 256;
+        // Uneven chunks, one of them empty, views into one buffer as a shard's pages are.
+        const cuts = [0, 1, 1, 700, Math.floor(size / 2), size];
+        const chunks = cuts.slice(1).map((end, i) => whole.subarray(cuts[i], end));
+        const uri = `${root()}/chunks/${name}.bin`;
+        await s.writeAtomic(uri, chunks);
+        assert.equal((await s.stat(uri))?.size, size);
+        assert.ok(Buffer.from(await s.readRange(uri, 0, size)).equals(whole));
+      }
+    });
   });
 }
 
