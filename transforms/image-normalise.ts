@@ -155,6 +155,18 @@ export function isSrgbProfile(icc: Uint8Array): boolean {
 }
 
 /**
+ * Decode every row of a JPEG, PNG or WebP (any decoder warning or error throws under `input`), but hand only its
+ * last pixel to JS: JPEG and PNG decode in row order and WebP decodes the whole frame, so reaching that pixel decodes
+ * all of them. The whole raw image (~1 MB per photo) made the GC the build's largest cost after libvips.
+ */
+async function decodeCheck(bytes: Uint8Array, input: SharpOptions, meta: Metadata): Promise<void> {
+  await sharp(bytes, input)
+    .extract({ left: meta.width - 1, top: meta.height - 1, width: 1, height: 1 })
+    .raw()
+    .toBuffer();
+}
+
+/**
  * Validates and normalises one image. Never throws for bad image data: every failure is an outcome with a
  * quarantine reason (zero bytes, not an image, unsupported format, too many pixels, animated under `reject`,
  * truncated, corrupt).
@@ -200,7 +212,7 @@ export async function normaliseImage(bytes: Uint8Array, options: NormaliseOption
     let hash: string | undefined;
     try {
       if (options.perceptualHash) hash = hashHex(await perceptualHash(bytes, input));
-      else await sharp(bytes, input).raw().toBuffer();
+      else await decodeCheck(bytes, input, meta);
     } catch (err) {
       return { ok: false, ...classifyError(err, bytes) };
     }

@@ -282,3 +282,51 @@ describe('images.fail_on', () => {
     if (lenient.ok) assert.deepEqual([lenient.value.image.width, lenient.value.image.height], [64, 48]);
   });
 });
+
+describe('the decode check (originals kept)', () => {
+  /** A full decode to raw pixels under the same options: what the check must agree with. */
+  async function fullDecodeFails(bytes: Uint8Array): Promise<boolean> {
+    return sharp(bytes, { failOn: DEFAULTS.fail_on, limitInputPixels: DEFAULTS.max_pixels })
+      .raw()
+      .toBuffer()
+      .then(
+        () => false,
+        () => true,
+      );
+  }
+
+  /** Damage the data after the header at `at` (0..1 of it): flip bytes (never to 0xFF, no fake markers). */
+  function damaged(bytes: Uint8Array, headerEnd: number, at: number, n: number): Uint8Array {
+    const out = Buffer.from(bytes);
+    const start = headerEnd + Math.floor((out.length - 2 - headerEnd) * at);
+    for (let i = start; i < Math.min(start + n, out.length - 2); i++)
+      out[i] = (out[i] ^ 0x5a) === 0xff ? 0 : out[i] ^ 0x5a;
+    return out;
+  }
+
+  it('rejects exactly what a full decode rejects, wherever the damage is (last rows included)', async () => {
+    const jpeg = await sharp({ create: { width: 96, height: 200, channels: 3, background: '#336699' } })
+      .jpeg({ quality: 90 })
+      .toBuffer();
+    const png = await sharp(await noiseJpeg(64, 120, 5))
+      .png()
+      .toBuffer();
+    const webp = await sharp(png).webp({ quality: 80 }).toBuffer();
+    const cases: [string, Uint8Array, number][] = [
+      ['jpeg', jpeg, jpeg.indexOf(Buffer.from([0xff, 0xda])) + 14],
+      ['png', png, png.indexOf('IDAT', 8, 'latin1') + 8],
+      ['webp', webp, 40],
+    ];
+    let rejected = 0;
+    for (const [format, bytes, headerEnd] of cases)
+      for (const at of [0.1, 0.5, 0.9, 0.97, 0.995]) {
+        const bad = damaged(bytes, headerEnd, at, 24);
+        const o = await normaliseImage(bad, DEFAULTS);
+        const full = await fullDecodeFails(bad);
+        assert.equal(!o.ok, full, `${format} damaged at ${at}: check ${o.ok ? 'kept' : 'rejected'} it`);
+        if (full) rejected++;
+      }
+    // The cases must exercise rejection, not only agree on keeping everything.
+    assert.ok(rejected >= 5, `only ${rejected} damaged images failed to decode`);
+  });
+});
