@@ -121,8 +121,13 @@ if (values['per-kernel']) {
   // Driver CPU per kernel: one step's dispatches are recorded, then each is replayed REPEAT times in one
   // submit (in-place kernels then update their state again: harmless for timing) and the lavapipe threads'
   // CPU is divided among them. Includes the fixed per-dispatch cost.
+  // The whole step is recorded (forward, backward, AdamW); replaying after it finished is safe because the
+  // pool keeps every buffer alive, and NaNs from repeated in-place updates do not change the timing.
   recording = true;
   const loss = eng.tidy(() => forward());
+  eng.backward(loss);
+  optimizer.step();
+  eng.zeroGrad(params);
   recording = false;
   const REPEAT = 10;
   for (const e of perKernel.values()) {
@@ -130,21 +135,29 @@ if (values['per-kernel']) {
     e.ms = 0;
   }
   await loss.read();
+  let total = 0;
+  const single: { name: string; ms: number; u: Record<string, number>; grid: readonly (number | undefined)[] }[] = [];
   for (const [def, ranges, u, grid] of recorded) {
     const c0 = threadCpu().others;
     for (let i = 0; i < REPEAT; i++) dispatch(def, ranges, u, grid);
     await loss.read();
     const e = perKernel.get(def.name) as { n: number; ms: number };
     e.n++;
-    e.ms += (threadCpu().others - c0) / REPEAT;
+    const ms = (threadCpu().others - c0) / REPEAT;
+    e.ms += ms;
+    total += ms;
+    single.push({ name: def.name, ms, u, grid });
   }
-  eng.backward(loss);
+  single.sort((a, b) => b.ms - a.ms);
+  console.log('costliest single dispatches (ms, grid, uniforms)');
+  for (const d of single.slice(0, 40)) {
+    console.log(`${d.name.padEnd(36)} ${d.ms.toFixed(2).padStart(6)} [${d.grid.join(',')}] ${JSON.stringify(d.u)}`);
+  }
   loss.dispose();
-  eng.zeroGrad(params);
-  console.log('forward only: driver CPU per kernel name (ms, count)');
+  console.log(`whole step: lavapipe CPU per kernel name (ms, count), sum ${total.toFixed(1)} ms`);
   rows.sort((a, b) => b[1].ms - a[1].ms);
 }
-for (const [name, e] of rows.slice(0, 40)) {
+for (const [name, e] of rows.slice(0, 60)) {
   console.log(
     `${name.padEnd(40)} ${String(e.n / (values['per-kernel'] ? 1 : steps)).padStart(6)}${values['per-kernel'] ? ` ${e.ms.toFixed(1).padStart(9)} ms` : ''}`,
   );

@@ -94,6 +94,8 @@ export async function gemmParity(eng: Engine, tf: Tf, full = false): Promise<Sel
     { name: 'Bᵀ 13×29·67×29ᵀ', a: [13, 29], b: [67, 29], transB: true },
     { name: 'AᵀBᵀ 33×21ᵀ·10×33ᵀ', a: [33, 21], b: [10, 33], transA: true, transB: true },
     { name: 'narrow M 3×130·130×150', a: [3, 130], b: [130, 150] },
+    // N ≤ 32: the CPU-adapter GEMM's 8-lane narrow-column tiles (here 32 columns, 5 clamped).
+    { name: 'narrow N 300×40·40×27', a: [300, 40], b: [40, 27] },
     { name: 'split-K 5×1100·1100×7', a: [5, 1100], b: [1100, 7] },
     { name: 'split-K Aᵀ 1030×9ᵀ·1030×70', a: [1030, 9], b: [1030, 70], transA: true },
     // Multiples of 4 (not of any tile): the vec4-load paths, for every transpose pair, batched, and a

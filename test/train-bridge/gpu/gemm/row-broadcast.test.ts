@@ -1,5 +1,5 @@
-// The CPU-adapter GEMM's row slicing: more rows than 65535 workgroups of 8 rows can cover, plain and with a
-// transposed A, checked element by element against host arithmetic.
+// The CPU-adapter GEMM's row slicing: more rows than 65535 workgroups of 16 rows (its tile for N ≤ 16) can
+// cover, plain and with a transposed A, checked element by element against host arithmetic.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { Engine } from '../../../../train-bridge/gpu/engine.ts';
@@ -15,7 +15,7 @@ after(() => eng.destroy());
 
 for (const transA of [false, true]) {
   test(`rows beyond the workgroup-grid limit are all computed (transA ${transA})`, async () => {
-    const M = eng.maxWorkgroupsPerDim * 8 + 13;
+    const M = eng.maxWorkgroupsPerDim * 16 + 13;
     const K = 2;
     const N = 3;
     // Small integers: every product and sum is exact in f32.
