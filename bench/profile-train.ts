@@ -136,7 +136,12 @@ if (values['per-kernel']) {
   }
   await loss.read();
   let total = 0;
-  const single: { name: string; ms: number; u: Record<string, number>; grid: readonly (number | undefined)[] }[] = [];
+  const single: {
+    name: string;
+    ms: number;
+    u: Record<string, number>;
+    grid: readonly (number | undefined)[];
+  }[] = [];
   for (const [def, ranges, u, grid] of recorded) {
     const c0 = threadCpu().others;
     for (let i = 0; i < REPEAT; i++) dispatch(def, ranges, u, grid);
@@ -151,7 +156,9 @@ if (values['per-kernel']) {
   single.sort((a, b) => b.ms - a.ms);
   console.log('costliest single dispatches (ms, grid, uniforms)');
   for (const d of single.slice(0, 40)) {
-    console.log(`${d.name.padEnd(36)} ${d.ms.toFixed(2).padStart(6)} [${d.grid.join(',')}] ${JSON.stringify(d.u)}`);
+    console.log(
+      `${d.name.padEnd(36)} ${d.ms.toFixed(2).padStart(6)} [${d.grid.join(',')}] ${JSON.stringify(d.u)}`,
+    );
   }
   loss.dispose();
   console.log(`whole step: lavapipe CPU per kernel name (ms, count), sum ${total.toFixed(1)} ms`);
