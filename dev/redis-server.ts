@@ -1,6 +1,7 @@
 // Starts a private redis-server on a free loopback port in a temp folder for tests (optionally with persistence),
 // and can restart it on the same port and folder, so tests can take Redis away in the middle of a build.
 import { type ChildProcess, spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer, Socket } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -88,6 +89,16 @@ async function waitForPing(port: number, proc: ChildProcess, log: () => string):
   }
 }
 
+/**
+ * On Linux the server gets SIGTERM when the process that started it dies, however it dies (a test killed by the
+ * runner's timeout, kill -9): util-linux's setpriv sets the parent-death signal and execs redis-server in place.
+ */
+const SETPRIV = '/usr/bin/setpriv';
+const redisCommand = (args: string[]): [string, string[]] =>
+  process.platform === 'linux' && existsSync(SETPRIV)
+    ? [SETPRIV, ['--pdeathsig', 'TERM', '--', 'redis-server', ...args]]
+    : ['redis-server', args];
+
 export async function startRedis(opts: RedisServerOptions = {}): Promise<TestRedis> {
   const dir = await mkdtemp(join(tmpdir(), 'mixforge-redis-'));
   const port = await freePort();
@@ -114,7 +125,8 @@ export async function startRedis(opts: RedisServerOptions = {}): Promise<TestRed
   let output = '';
   const launch = async () => {
     output = '';
-    proc = spawn('redis-server', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const [command, argv] = redisCommand(args);
+    proc = spawn(command, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
     proc.stdout?.on('data', (d: Buffer) => {
       output = (output + d.toString('utf8')).slice(-4000);
     });
