@@ -62,6 +62,8 @@ interface Worker {
   launcher: ChildProcess;
   log: string;
   exited: Promise<void>;
+  /** Its worker was killed: lines it wrote just before (still in the pipe) aim no further kill. */
+  killed: boolean;
 }
 
 function childPid(pid: number): number | undefined {
@@ -137,6 +139,7 @@ export function killPointsSuite(title: string, plans: readonly Plan[]): void {
         launcher,
         log: '',
         exited: new Promise((r) => launcher.once('exit', () => r())),
+        killed: false,
       };
       let partial = '';
       const onData = (d: Buffer) => {
@@ -186,6 +189,7 @@ export function killPointsSuite(title: string, plans: readonly Plan[]): void {
           );
           if (!m) return;
           seen.push(`${m[1]} ${m[2]} ${m[3]}`);
+          if (w.killed) return;
           const at = m[3] === 'started' ? 'start' : 'done';
           const i = pending.findIndex((k) => k.step === m[1] && k.n === Number(m[2]) && k.at === at);
           if (i < 0) return;
@@ -193,6 +197,7 @@ export function killPointsSuite(title: string, plans: readonly Plan[]): void {
           const pid = w.launcher.pid === undefined ? undefined : childPid(w.launcher.pid);
           assert.ok(pid, `${w.name} runs its worker as a child of the launcher`);
           process.kill(pid, 'SIGKILL');
+          w.killed = true;
           killed.push(`${k.step} ${k.n} ${k.at} (${w.name})`);
           const published = PUBLISHES[k.step];
           if (k.at === 'start' && published) {
