@@ -117,6 +117,26 @@ describe('preprocessing (pad to square with the mean colour, resize, scale)', ()
     }
   });
 
+  it('cubic with a coloured pad (CLIP mean): the pad keeps that colour, resized or already at R (no resize)', async () => {
+    const mean: [number, number, number] = [0.48145466, 0.4578275, 0.40821073];
+    const pad = [123, 117, 104];
+    const px = new Uint8Array(20 * 8 * 3);
+    for (let i = 0; i < 20 * 8; i++) px.set([250, 10, 60], i * 3);
+    const bytes = await png(20, 8, px);
+    // Image rows 6..13 of the 20² square. At 40² the cubic kernel reaches 2 source rows: rows 0..8 and 31..39 are
+    // pad only, 17..22 image only.
+    for (const [R, padRows, imageRows] of [
+      [20, [0, 5, 14, 19], [6, 13]],
+      [40, [0, 8, 31, 39], [17, 22]],
+    ] as const) {
+      const u8 = new Uint8Array((await runOne(bytes, opts({ resolution: R, mean, dtype: 'u8' }))).out);
+      const at = (x: number, y: number) => [...u8.subarray((y * R + x) * 3, (y * R + x) * 3 + 3)];
+      for (const y of padRows)
+        for (const x of [0, R - 1]) assert.deepEqual(at(x, y), pad, `pad R${R} x${x} y${y}`);
+      for (const y of imageRows) assert.deepEqual(at(R >> 1, y), [250, 10, 60], `image R${R} y${y}`);
+    }
+  });
+
   it('takes bytes that are a view into a larger buffer (a row group page) and leaves that buffer intact', async () => {
     const red = new Uint8Array(4 * 2 * 3);
     for (let i = 0; i < 8; i++) red[i * 3] = 255;
