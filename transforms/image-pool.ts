@@ -1,7 +1,8 @@
 // A pool of worker threads doing image normalisation, so a build keeps every core busy. Idle workers are unref'd
 // (a forgotten pool never keeps the process alive) and close() ends them all; a crashed worker is replaced.
 import { availableParallelism } from 'node:os';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
+import { startBundledWorker } from '../core/bundled-worker.ts';
 import { type ImageOutcome, type NormaliseOptions, normaliseImage } from './image-normalise.ts';
 
 /** Anything that normalises images: the worker pool, or the same function run in this thread. */
@@ -41,7 +42,9 @@ interface Job {
 }
 
 interface Slot {
-  worker: Worker;
+  /** Undefined while the worker starts; requests wait in `waiting` until it is up. */
+  worker?: Worker;
+  waiting: ImageRequest[];
   inFlight: Map<number, Job>;
 }
 
@@ -56,16 +59,10 @@ export interface ImagePoolOptions {
 }
 
 /**
- * The worker runs TypeScript: the project runs through tsx (`node --import tsx`, or bin/mixforge.js calling
- * tsx's register()), and neither reaches a worker — Node 20 does not apply `--import` hooks to a worker's entry
- * module. So the worker starts as a tiny ESM snippet that registers tsx itself, by absolute URL (independent of
- * the current directory), and then imports the real worker module.
+ * The worker module. From TypeScript sources it is started from an esbuild bundle (core/bundled-worker.ts): a worker
+ * that registered tsx itself cost 0.56–0.93 CPU-s to start, one on plain JavaScript 0.15–0.22 (docs/benchmarks.md).
  */
-function workerBootstrap(): string {
-  const tsxApi = import.meta.resolve('tsx/esm/api');
-  const entry = new URL('./image-worker.ts', import.meta.url).href;
-  return `import(${JSON.stringify(tsxApi)}).then((tsx) => { tsx.register(); return import(${JSON.stringify(entry)}); });`;
-}
+const WORKER_ENTRY = new URL('./image-worker.ts', import.meta.url);
 
 let threadpoolWarned = false;
 
@@ -115,7 +112,8 @@ export class ImagePool implements ImageNormaliser {
     for (const job of this.queue.splice(0)) job.reject(error);
     const slots = this.slots.splice(0);
     for (const slot of slots) for (const job of slot.inFlight.values()) job.reject(error);
-    await Promise.all(slots.map((s) => s.worker.terminate()));
+    // A worker still starting is terminated once it is up (onWorkerStarted sees the pool closed).
+    await Promise.all(slots.map((s) => s.worker?.terminate()));
   }
 
   private dispatch(): void {
@@ -130,20 +128,33 @@ export class ImagePool implements ImageNormaliser {
       if (!slot) return;
       const job = this.queue.shift()!;
       slot.inFlight.set(job.id, job);
-      slot.worker.ref();
+      slot.worker?.ref();
       // A real copy: Buffer#slice is a view, and transferring its buffer would detach the caller's bytes
       // (often a whole pooled slab shared with other records).
       const copy = new Uint8Array(job.bytes.byteLength);
       copy.set(job.bytes);
       const request: ImageRequest = { id: job.id, bytes: copy, options: job.options };
-      slot.worker.postMessage(request, [copy.buffer]);
+      if (slot.worker) slot.worker.postMessage(request, [copy.buffer]);
+      else slot.waiting.push(request);
     }
   }
 
   private spawn(): Slot {
-    const worker = new Worker(workerBootstrap(), { eval: true, execArgv: [] });
-    const slot: Slot = { worker, inFlight: new Map() };
+    const slot: Slot = { waiting: [], inFlight: new Map() };
     this.slots.push(slot);
+    startBundledWorker(WORKER_ENTRY).then(
+      (worker) => this.onWorkerStarted(slot, worker),
+      (err: unknown) => this.onWorkerDied(slot, err instanceof Error ? err : new ImagePoolError(String(err))),
+    );
+    return slot;
+  }
+
+  private onWorkerStarted(slot: Slot, worker: Worker): void {
+    if (this.closed || !this.slots.includes(slot)) {
+      void worker.terminate();
+      return;
+    }
+    slot.worker = worker;
     worker.on('message', (res: ImageResponse) => this.onResponse(slot, res));
     worker.on('error', (err: unknown) =>
       this.onWorkerDied(slot, err instanceof Error ? err : new ImagePoolError(String(err))),
@@ -151,15 +162,16 @@ export class ImagePool implements ImageNormaliser {
     worker.on('exit', (code) => {
       if (!this.closed) this.onWorkerDied(slot, new ImagePoolError(`image worker exited with code ${code}`));
     });
-    worker.unref();
-    return slot;
+    for (const request of slot.waiting.splice(0))
+      worker.postMessage(request, [request.bytes.buffer as ArrayBuffer]);
+    if (slot.inFlight.size === 0) worker.unref();
   }
 
   private onResponse(slot: Slot, res: ImageResponse): void {
     const job = slot.inFlight.get(res.id);
     if (!job) return;
     slot.inFlight.delete(res.id);
-    if (slot.inFlight.size === 0) slot.worker.unref();
+    if (slot.inFlight.size === 0) slot.worker?.unref();
     if (res.error !== undefined) {
       job.reject(new ImagePoolError(`image worker failed: ${res.error}`));
     } else if (res.outcome.ok && res.keptOriginal) {
@@ -179,7 +191,8 @@ export class ImagePool implements ImageNormaliser {
     const error = new ImagePoolError(`image worker died: ${err.message}`, { cause: err });
     for (const job of slot.inFlight.values()) job.reject(error);
     slot.inFlight.clear();
-    void slot.worker.terminate();
+    slot.waiting.length = 0;
+    void slot.worker?.terminate();
     this.dispatch();
   }
 }

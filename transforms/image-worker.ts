@@ -1,5 +1,5 @@
 // Worker-thread side of the image pool: receives image bytes and options, runs normaliseImage, replies.
-// Loaded through transforms/image-pool.ts, which registers tsx in the worker first.
+// Started by transforms/image-pool.ts (from an esbuild bundle of this module, core/bundled-worker.ts).
 import { parentPort } from 'node:worker_threads';
 import sharp from 'sharp';
 import { normaliseImage } from './image-normalise.ts';

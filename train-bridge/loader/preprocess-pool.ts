@@ -2,7 +2,7 @@
 // time; results land in the caller's SharedArrayBuffer, so messages carry only the encoded bytes and a status.
 import { availableParallelism } from 'node:os';
 import type { Worker } from 'node:worker_threads';
-import { startBundledWorker } from './bundled-worker.ts';
+import { startBundledWorker } from '../../core/bundled-worker.ts';
 import type { PreprocessOptions } from './preprocess.ts';
 import type { PreprocessReply, PreprocessTask } from './preprocess-worker.ts';
 
