@@ -12,75 +12,108 @@ export function grid1d(eng: TensorEngine, n: number, wg = EW_WG): [number, numbe
   return [gx, Math.ceil(groups / gx), 1];
 }
 
-const cache = new Map<string, KernelDef>();
+/**
+ * An elementwise kernel in two widths: `scalar` (one f32 per thread) and `vec4` (four per thread, for sizes
+ * that are multiples of 4). The expression and helpers are written once in terms of `T` (an alias of f32 or
+ * vec4<f32>): write literals that must match the width as `T(0.0)`. On lavapipe each invocation has a fixed
+ * cost of several ns that dwarfs an add, so four elements a thread runs ~3× faster; each lane does the same
+ * arithmetic either way, so the results are identical.
+ */
+export interface ElementwiseKernel {
+  scalar: KernelDef;
+  vec4: KernelDef;
+}
 
-/** y = f(x) with `expr` in terms of `v` (the input value). Extra f32 uniforms are `P.a`, `P.b`. */
-export function unaryKernel(name: string, expr: string, helpers = ''): KernelDef {
-  const key = `u:${name}:${expr}`;
+/** Threads per workgroup of the vec4 form (64 measured a little faster than 256 on lavapipe). */
+const V4_WG = 64;
+const cache = new Map<string, ElementwiseKernel>();
+
+function elementwise(
+  key: string,
+  make: (type: string, wg: number, name: string) => KernelDef,
+  name: string,
+): ElementwiseKernel {
   let k = cache.get(key);
   if (!k) {
-    k = {
-      name,
+    k = { scalar: make('f32', EW_WG, name), vec4: make('vec4<f32>', V4_WG, `${name}_v4`) };
+    cache.set(key, k);
+  }
+  return k;
+}
+
+/** y = f(x) with `expr` in terms of `v` (the input value). Extra f32 uniforms are `P.a`, `P.b`. */
+export function unaryKernel(name: string, expr: string, helpers = ''): ElementwiseKernel {
+  return elementwise(
+    `u:${name}:${expr}`,
+    (type, wg, kname) => ({
+      name: kname,
       uniforms: ['n', 'a:f32', 'b:f32'],
       storage: [
-        { name: 'x', access: 'read' },
-        { name: 'y', access: 'read_write' },
+        { name: 'x', access: 'read', type },
+        { name: 'y', access: 'read_write', type },
       ],
-      body: `${LINEAR_INDEX}
+      body: `alias T = ${type};
+${LINEAR_INDEX}
 ${helpers}
-@compute @workgroup_size(${EW_WG}) fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {
-  let i = linear_index(wid, nwg, li, ${EW_WG}u);
+@compute @workgroup_size(${wg}) fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {
+  let i = linear_index(wid, nwg, li, ${wg}u);
   if (i >= P.n) { return; }
   let v = x[i];
   y[i] = ${expr};
 }`,
-    };
-    cache.set(key, k);
-  }
-  return k;
+    }),
+    name,
+  );
 }
 
 /**
  * out = f(a, b) where b broadcasts over a's leading dims: b index = i mod nb (nb = b's size, a suffix of
  * a's shape). `expr` uses `va` and `vb`.
  */
-export function binaryKernel(name: string, expr: string, helpers = ''): KernelDef {
-  const key = `b:${name}:${expr}`;
-  let k = cache.get(key);
-  if (!k) {
-    k = {
-      name,
+export function binaryKernel(name: string, expr: string, helpers = ''): ElementwiseKernel {
+  return elementwise(
+    `b:${name}:${expr}`,
+    (type, wg, kname) => ({
+      name: kname,
       uniforms: ['n', 'nb', 'a:f32', 'b:f32'],
       storage: [
-        { name: 'xa', access: 'read' },
-        { name: 'xb', access: 'read' },
-        { name: 'y', access: 'read_write' },
+        { name: 'xa', access: 'read', type },
+        { name: 'xb', access: 'read', type },
+        { name: 'y', access: 'read_write', type },
       ],
-      body: `${LINEAR_INDEX}
+      body: `alias T = ${type};
+${LINEAR_INDEX}
 ${helpers}
-@compute @workgroup_size(${EW_WG}) fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {
-  let i = linear_index(wid, nwg, li, ${EW_WG}u);
+@compute @workgroup_size(${wg}) fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {
+  let i = linear_index(wid, nwg, li, ${wg}u);
   if (i >= P.n) { return; }
   let va = xa[i];
   let vb = xb[i % P.nb];
   y[i] = ${expr};
 }`,
-    };
-    cache.set(key, k);
-  }
-  return k;
+    }),
+    name,
+  );
+}
+
+/** The form for `n` elements (and a broadcast operand of `nb`): vec4 when both divide by 4. */
+function pick(k: ElementwiseKernel, n: number, nb = n): { def: KernelDef; per: number; wg: number } {
+  return n % 4 === 0 && nb % 4 === 0
+    ? { def: k.vec4, per: 4, wg: V4_WG }
+    : { def: k.scalar, per: 1, wg: EW_WG };
 }
 
 /** Runs a unary kernel over x into a new tensor of the same shape (chunked when large). */
-export function runUnary(def: KernelDef, x: Tensor, consts: { a?: number; b?: number } = {}): Tensor {
+export function runUnary(k: ElementwiseKernel, x: Tensor, consts: { a?: number; b?: number } = {}): Tensor {
   const eng = x.engine;
   const y = eng.empty(x.shape);
+  const { def, per, wg } = pick(k, x.size);
   for (const c of eng.chunks(x.size, 1)) {
     eng.dispatch(
       def,
       [x.slice(c.start, c.count), y.slice(c.start, c.count)],
-      { n: c.count, a: consts.a ?? 0, b: consts.b ?? 0 },
-      grid1d(eng, c.count),
+      { n: c.count / per, a: consts.a ?? 0, b: consts.b ?? 0 },
+      grid1d(eng, c.count / per, wg),
     );
   }
   return y;
@@ -88,7 +121,7 @@ export function runUnary(def: KernelDef, x: Tensor, consts: { a?: number; b?: nu
 
 /** Runs a binary kernel; `b` is a's shape or a suffix of it. Chunks start at multiples of b's size. */
 export function runBinary(
-  def: KernelDef,
+  k: ElementwiseKernel,
   a: Tensor,
   b: Tensor,
   consts: { a?: number; b?: number } = {},
@@ -96,27 +129,24 @@ export function runBinary(
   const eng = a.engine;
   const y = eng.empty(a.shape);
   const nb = b.size;
+  const { def, per, wg } = pick(k, a.size, nb);
   if (nb === a.size) {
     for (const c of eng.chunks(a.size, 1)) {
       const r = [a.slice(c.start, c.count), b.slice(c.start, c.count), y.slice(c.start, c.count)];
-      eng.dispatch(
-        def,
-        r,
-        { n: c.count, nb: c.count, a: consts.a ?? 0, b: consts.b ?? 0 },
-        grid1d(eng, c.count),
-      );
+      const n = c.count / per;
+      eng.dispatch(def, r, { n, nb: n, a: consts.a ?? 0, b: consts.b ?? 0 }, grid1d(eng, n, wg));
     }
     return y;
   }
   // Chunk in whole units of b so that (i mod nb) stays correct inside every chunk.
   for (const c of eng.chunks(a.size / nb, nb)) {
     const start = c.start * nb;
-    const count = c.count * nb;
+    const n = (c.count * nb) / per;
     eng.dispatch(
       def,
-      [a.slice(start, count), b.range(), y.slice(start, count)],
-      { n: count, nb, a: consts.a ?? 0, b: consts.b ?? 0 },
-      grid1d(eng, count),
+      [a.slice(start, c.count * nb), b.range(), y.slice(start, c.count * nb)],
+      { n, nb: nb / per, a: consts.a ?? 0, b: consts.b ?? 0 },
+      grid1d(eng, n, wg),
     );
   }
   return y;

@@ -4,11 +4,11 @@ import { ERF_WGSL } from '../kernels/erf.ts';
 import type { Tensor } from '../tensor.ts';
 
 // ---- kernels
-const GELU = unaryKernel('gelu', '0.5 * v * (1.0 + erf_f32(v * 0.70710678118654752))', ERF_WGSL);
+const GELU = unaryKernel('gelu', '0.5 * v * (1.0 + erf_t(v * 0.70710678118654752))', ERF_WGSL);
 // d/dx = Φ(x) + x·φ(x)
 const GELU_GRAD = binaryKernel(
   'gelu_grad',
-  'vb * (0.5 * (1.0 + erf_f32(va * 0.70710678118654752)) + va * 0.39894228040143268 * exp(-0.5 * va * va))',
+  'vb * (0.5 * (1.0 + erf_t(va * 0.70710678118654752)) + va * 0.39894228040143268 * exp(-0.5 * va * va))',
   ERF_WGSL,
 );
 

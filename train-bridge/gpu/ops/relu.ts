@@ -3,8 +3,8 @@ import { binaryKernel, runBinary, runUnary, unaryKernel } from '../kernels/eleme
 import type { Tensor } from '../tensor.ts';
 
 // ---- kernels
-const RELU = unaryKernel('relu', 'max(v, 0.0)');
-const RELU_GRAD = binaryKernel('relu_grad', 'select(0.0, vb, va > 0.0)');
+const RELU = unaryKernel('relu', 'max(v, T(0.0))');
+const RELU_GRAD = binaryKernel('relu_grad', 'select(T(0.0), vb, va > T(0.0))');
 
 // ---- forward
 export function relu(x: Tensor): Tensor {

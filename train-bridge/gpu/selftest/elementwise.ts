@@ -28,6 +28,18 @@ export function elementwiseCases(): Case[] {
       ref: (tf, [a]) => erfGelu(tf, a as TF.Tensor),
     },
     likeTf('relu', '[301]', [301]),
+    // Sizes that divide by 4 take the vec4 kernels (forward and gradient), broadcast and chunked included.
+    likeTf('add', 'vec4 [3,5,7,12]+[12]', [3, 5, 7, 12], [12]),
+    { ...likeTf('add', 'vec4 same shape, large', [40012], [40012]), chunked: true },
+    likeTf('mul', 'vec4 [6,8]·[6,8]', [6, 8], [6, 8]),
+    likeTf('relu', 'vec4 [2,64]', [2, 64]),
+    {
+      op: 'gelu',
+      name: 'erf form, vec4',
+      inputs: [{ shape: [3, 7, 5, 16], grad: true }],
+      gpu: ([a]) => ops.gelu(a as Tensor),
+      ref: (tf, [a]) => erfGelu(tf, a as TF.Tensor),
+    },
     likeTf('sigmoid', '[17,23]', [17, 23]),
     {
       op: 'exp',
