@@ -101,15 +101,14 @@ export function depthwiseInputGradDef(KH: number, KW: number, stride: number): K
   let h = r % P.H;
   let n = r / P.H;
   var acc = 0.0;
-  for (var kh = 0u; kh < ${KH}u; kh++) {
-    let hs = i32(h + P.pad) - i32(kh);
-    if (hs < 0 || hs % ${stride} != 0) { continue; }
-    let ho = u32(hs) / ${stride}u;
+  // Only the taps whose output position is whole (kh ≡ h + pad mod stride), in the same ascending order.
+  let hp = h + P.pad;
+  let wp = w + P.pad;
+  for (var kh = hp % ${stride}u; kh < ${KH}u && kh <= hp; kh += ${stride}u) {
+    let ho = (hp - kh) / ${stride}u;
     if (ho >= P.Ho) { continue; }
-    for (var kw = 0u; kw < ${KW}u; kw++) {
-      let ws = i32(w + P.pad) - i32(kw);
-      if (ws < 0 || ws % ${stride} != 0) { continue; }
-      let wo = u32(ws) / ${stride}u;
+    for (var kw = wp % ${stride}u; kw < ${KW}u && kw <= wp; kw += ${stride}u) {
+      let wo = (wp - kw) / ${stride}u;
       if (wo >= P.Wo) { continue; }
       let dyBase = P.ybase + ((n * P.Ho + ho) * P.Wo + wo) * P.Cout + ci * P.mult;
       for (var j = 0u; j < P.mult; j++) {

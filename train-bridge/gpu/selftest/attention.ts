@@ -7,6 +7,7 @@ import { type Case, likeTf } from './harness.ts';
 export function attentionCases(): Case[] {
   return [
     likeTf('softmax', '[6,9,131]', [6, 9, 131]),
+    likeTf('softmax', 'short rows (a thread per row) [5,7,16]', [5, 7, 16]),
     {
       op: 'attention',
       name: '[4,13,8] (heads folded)',
