@@ -5,6 +5,7 @@ import type { Engine } from '../engine.ts';
 import type { KernelDef, StorageBinding } from '../kernel.ts';
 import { grid1d } from '../kernels/elementwise.ts';
 import { minRowsPerBlock, reduceRows } from '../kernels/reduce-rows.ts';
+import type { BufferRange } from '../pipeline-cache.ts';
 import { shapeString, type Tensor } from '../tensor.ts';
 
 export interface BatchNormState {
@@ -41,45 +42,69 @@ const STATS: KernelDef = {
 }`,
 };
 
+/**
+ * The per-element kernels (apply, input gradient) in f32 and, for C divisible by 4, vec4 form: four channels
+ * a thread (lavapipe's per-invocation cost dominates these; same per-lane arithmetic, identical results).
+ */
+interface Widths {
+  f32: KernelDef;
+  vec4: KernelDef;
+}
+function widths(make: (type: string, wg: number, suffix: string) => KernelDef): Widths {
+  return { f32: make('f32', 256, ''), vec4: make('vec4<f32>', 64, '_v4') };
+}
+function dispatchPerElement(
+  eng: Engine,
+  k: Widths,
+  ranges: BufferRange[],
+  n: number,
+  C: number,
+  u: Record<string, number>,
+): void {
+  const v4 = C % 4 === 0;
+  const per = v4 ? 4 : 1;
+  eng.dispatch(
+    v4 ? k.vec4 : k.f32,
+    ranges,
+    { ...u, n: n / per, C: C / per },
+    grid1d(eng, n / per, v4 ? 64 : 256),
+  );
+}
+
 /** y = (x − mean[c])·invstd[c]·γ[c] + β[c] */
-const APPLY: KernelDef = {
-  name: 'batch_norm_apply',
+const APPLY = widths((type, wg, suffix) => ({
+  name: `batch_norm_apply${suffix}`,
   uniforms: ['n', 'C'],
-  storage: [
-    { name: 'x', access: 'read' },
-    { name: 'mean', access: 'read' },
-    { name: 'invstd', access: 'read' },
-    { name: 'gamma', access: 'read' },
-    { name: 'beta', access: 'read' },
-    { name: 'y', access: 'read_write' },
-  ],
+  storage: ['x', 'mean', 'invstd', 'gamma', 'beta']
+    .map((name): StorageBinding => ({ name, access: 'read', type }))
+    .concat([{ name: 'y', access: 'read_write', type }]),
   body: /* wgsl */ `
-@compute @workgroup_size(256) fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {
-  let i = (wid.y * nwg.x + wid.x) * 256u + li;
+@compute @workgroup_size(${wg}) fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {
+  let i = (wid.y * nwg.x + wid.x) * ${wg}u + li;
   if (i >= P.n) { return; }
   let c = i % P.C;
   y[i] = (x[i] - mean[c]) * invstd[c] * gamma[c] + beta[c];
 }`,
-};
+}));
 
 /** The backward kernels' bindings; the fused one writes the per-channel sums the other reads. */
-function gradStorage(sums: 'read' | 'read_write'): StorageBinding[] {
+function gradStorage(sums: 'read' | 'read_write', type = 'f32'): StorageBinding[] {
   return [
-    ...['dy', 'x', 'mean', 'invstd', 'gamma'].map((name) => ({ name, access: 'read' as const })),
-    { name: 'dbeta', access: sums },
-    { name: 'dgamma', access: sums },
-    { name: 'dx', access: 'read_write' },
+    ...['dy', 'x', 'mean', 'invstd', 'gamma'].map((name) => ({ name, access: 'read' as const, type })),
+    { name: 'dbeta', access: sums, type },
+    { name: 'dgamma', access: sums, type },
+    { name: 'dx', access: 'read_write', type },
   ];
 }
 
 /** Training: dx = γ·invstd/R·(R·dy − Σdy − x̂·Σdy·x̂); eval: dx = γ·invstd·dy. */
-const INPUT_GRAD: KernelDef = {
-  name: 'batch_norm_dx',
+const INPUT_GRAD = widths((type, wg, suffix) => ({
+  name: `batch_norm_dx${suffix}`,
   uniforms: ['n', 'C', 'train', 'R:f32'],
-  storage: gradStorage('read'),
+  storage: gradStorage('read', type),
   body: /* wgsl */ `
-@compute @workgroup_size(256) fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {
-  let i = (wid.y * nwg.x + wid.x) * 256u + li;
+@compute @workgroup_size(${wg}) fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {
+  let i = (wid.y * nwg.x + wid.x) * ${wg}u + li;
   if (i >= P.n) { return; }
   let c = i % P.C;
   let s = gamma[c] * invstd[c];
@@ -90,7 +115,7 @@ const INPUT_GRAD: KernelDef = {
     dx[i] = s * dy[i];
   }
 }`,
-};
+}));
 
 /**
  * Training-mode forward in one dispatch, for tensors whose reduction is one block of rows anyway (small
@@ -226,11 +251,13 @@ export function batchNorm(x: Tensor, bn: BatchNormState, training: boolean): Ten
   placeholderB.dispose();
   const y = eng.empty(x.shape);
   perChannelChunks(eng, x, C, (s, n) =>
-    eng.dispatch(
+    dispatchPerElement(
+      eng,
       APPLY,
       [x.slice(s, n), mean.range(), invstd.range(), bn.weight.range(), bn.bias.range(), y.slice(s, n)],
-      { n, C },
-      grid1d(eng, n),
+      n,
+      C,
+      {},
     ),
   );
   // Batch statistics are saved for backward; in eval mode the running ones are (they do not change
@@ -318,7 +345,8 @@ function batchNormGrad(
   if (needs[0]) {
     const out = eng.empty(x.shape);
     perChannelChunks(eng, x, C, (s, n) =>
-      eng.dispatch(
+      dispatchPerElement(
+        eng,
         INPUT_GRAD,
         [
           dy.slice(s, n),
@@ -330,8 +358,9 @@ function batchNormGrad(
           dgamma.range(),
           out.slice(s, n),
         ],
-        { n, C, train: training ? 1 : 0, R },
-        grid1d(eng, n),
+        n,
+        C,
+        { train: training ? 1 : 0, R },
       ),
     );
     dx = out;

@@ -49,26 +49,30 @@ export function normalisationCases(): Case[] {
     ref: (tf, [x, g, b]) => refNorm(tf, x as TF.Tensor, g as TF.Tensor, b as TF.Tensor, [0, 1, 2]),
     chunked,
   });
+  const bnEval = (name: string, xs: number[]): Case => ({
+    op: 'batchNorm',
+    name,
+    inputs: normInputs(xs),
+    gpu: ([x, g, b]) => {
+      const eng = (x as Tensor).engine;
+      const st = bnState(x as Tensor, g as Tensor, b as Tensor);
+      const C = xs.at(-1) as number;
+      st.runningMean = eng.fill([C], 0.25);
+      st.runningVar = eng.fill([C], 2);
+      return ops.batchNorm(x as Tensor, st, false);
+    },
+    ref: (tf, [x, g, b]) =>
+      tf.add(
+        tf.mul(tf.div(tf.sub(x as TF.Tensor, 0.25), Math.sqrt(2 + 1e-5)), g as TF.Tensor),
+        b as TF.Tensor,
+      ),
+  });
   return [
     bnTrain('train [2,7,9,13]', [2, 7, 9, 13]),
     bnTrain('train (chunked) [8,16,16,24]', [8, 16, 16, 24], true),
-    {
-      op: 'batchNorm',
-      name: 'eval (running stats 0.25 / 2)',
-      inputs: normInputs([3, 5, 4, 9]),
-      gpu: ([x, g, b]) => {
-        const eng = (x as Tensor).engine;
-        const st = bnState(x as Tensor, g as Tensor, b as Tensor);
-        st.runningMean = eng.fill([9], 0.25);
-        st.runningVar = eng.fill([9], 2);
-        return ops.batchNorm(x as Tensor, st, false);
-      },
-      ref: (tf, [x, g, b]) =>
-        tf.add(
-          tf.mul(tf.div(tf.sub(x as TF.Tensor, 0.25), Math.sqrt(2 + 1e-5)), g as TF.Tensor),
-          b as TF.Tensor,
-        ),
-    },
+    bnEval('eval (running stats 0.25 / 2)', [3, 5, 4, 9]),
+    // C divisible by 4: the vec4 apply and input-gradient kernels in eval mode.
+    bnEval('eval, vec4 [3,5,4,8]', [3, 5, 4, 8]),
     {
       op: 'layerNormChannel',
       name: '[2,5,3,70]',
