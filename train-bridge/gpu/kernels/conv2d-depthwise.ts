@@ -81,10 +81,16 @@ export function depthwiseForwardDef(KH: number, KW: number, stride: number, flip
   }));
 }
 
-export function depthwiseInputGradDef(KH: number, KW: number, stride: number): KernelDef {
-  return cached(`dx${KH}x${KW}s${stride}`, () => ({
-    name: `conv_dw_dx_${KH}x${KW}_s${stride}`,
-    uniforms: [...SHAPE_UNIFORMS, 'total'],
+/**
+ * A thread per input pixel and `cpt` consecutive channels (4 when Cin divides by 4: lavapipe's per-invocation
+ * cost and index arithmetic then count once per 4 outputs). Each output's sum runs over the same taps in the
+ * same order whatever `cpt` is.
+ */
+export function depthwiseInputGradDef(KH: number, KW: number, stride: number, cpt = 1): KernelDef {
+  const cs = [...Array(cpt).keys()];
+  return cached(`dx${KH}x${KW}s${stride}c${cpt}`, () => ({
+    name: `conv_dw_dx_${KH}x${KW}_s${stride}${cpt > 1 ? `_c${cpt}` : ''}`,
+    uniforms: [...SHAPE_UNIFORMS, 'total', 'cgroups'],
     storage: [
       { name: 'dy', access: 'read' },
       { name: 'wt', access: 'read' },
@@ -94,13 +100,13 @@ export function depthwiseInputGradDef(KH: number, KW: number, stride: number): K
 @compute @workgroup_size(64) fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {
   let t = (wid.y * nwg.x + wid.x) * 64u + li;
   if (t >= P.total) { return; }
-  let ci = t % P.Cin;
-  var r = t / P.Cin;
+  let ci0 = (t % P.cgroups) * ${cpt}u;
+  var r = t / P.cgroups;
   let w = r % P.W;
   r = r / P.W;
   let h = r % P.H;
   let n = r / P.H;
-  var acc = 0.0;
+  ${cs.map((c) => `var acc${c} = 0.0;`).join(' ')}
   // Only the taps whose output position is whole (kh ≡ h + pad mod stride), in the same ascending order.
   let hp = h + P.pad;
   let wp = w + P.pad;
@@ -110,13 +116,14 @@ export function depthwiseInputGradDef(KH: number, KW: number, stride: number): K
     for (var kw = wp % ${stride}u; kw < ${KW}u && kw <= wp; kw += ${stride}u) {
       let wo = (wp - kw) / ${stride}u;
       if (wo >= P.Wo) { continue; }
-      let dyBase = P.ybase + ((n * P.Ho + ho) * P.Wo + wo) * P.Cout + ci * P.mult;
+      let dyBase = P.ybase + ((n * P.Ho + ho) * P.Wo + wo) * P.Cout + ci0 * P.mult;
+      let wBase = (kh * ${KW}u + kw) * P.Cout + ci0 * P.mult;
       for (var j = 0u; j < P.mult; j++) {
-        acc += dy[dyBase + j] * wt[(kh * ${KW}u + kw) * P.Cout + ci * P.mult + j];
+        ${cs.map((c) => `acc${c} += dy[dyBase + ${c}u * P.mult + j] * wt[wBase + ${c}u * P.mult + j];`).join('\n        ')}
       }
     }
   }
-  dx[P.xbase + t] = acc;
+  ${cs.map((c) => `dx[P.xbase + t * ${cpt}u + ${c}u] = acc${c};`).join('\n  ')}
 }`,
   }));
 }

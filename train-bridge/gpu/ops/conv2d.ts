@@ -217,11 +217,12 @@ function conv2dInputGrad(dy: Tensor, w: Tensor, g: Geometry): Tensor {
         );
         return;
       }
-      const total = n * g.xImg;
+      const cpt = g.Cin % 4 === 0 ? 4 : 1;
+      const total = (n * g.xImg) / cpt;
       eng.dispatch(
-        depthwiseInputGradDef(g.KH, g.KW, g.stride),
+        depthwiseInputGradDef(g.KH, g.KW, g.stride, cpt),
         [yw.range, w.range(), xw.range],
-        { ...shapeUniforms(g, n, xw.base, yw.base), total },
+        { ...shapeUniforms(g, n, xw.base, yw.base), total, cgroups: g.Cin / cpt },
         grid1d(eng, total, 64),
       );
       return;

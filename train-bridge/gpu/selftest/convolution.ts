@@ -61,6 +61,9 @@ export function convolutionCases(): Case[] {
     conv('depthwise 3×3 s2 p1 ×2 (conv_exp)', [2, 9, 7, 5], [3, 3, 1, 10], 2, 1, 5),
     conv('depthwise 7×7 s1 p3 (ConvFFN)', [2, 11, 13, 7], [7, 7, 1, 7], 1, 3, 7),
     conv('depthwise 7×7 s2 p3 ×2 (embed)', [2, 15, 13, 6], [7, 7, 1, 12], 2, 3, 6),
+    // Cin divisible by 4: the strided input gradient takes 4 channels a thread.
+    conv('depthwise 7×7 s2 p3 ×2, Cin 8', [2, 11, 9, 8], [7, 7, 1, 16], 2, 3, 8),
+    conv('depthwise 3×3 s2 p1, Cin 4', [2, 9, 7, 4], [3, 3, 1, 4], 2, 1, 4),
     // The input gradient runs the forward's strip kernel on rotated weights: padding k−1−p ≠ p, widths
     // not a multiple of the strip.
     conv('depthwise 7×7 s1 p1 (shrinks)', [1, 12, 19, 9], [7, 7, 1, 9], 1, 1, 9),
