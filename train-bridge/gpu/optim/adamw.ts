@@ -36,13 +36,20 @@ export interface AdamWState {
  * limit on lavapipe). Every element gets the same arithmetic as one dispatch per parameter would give it.
  */
 const MAX_PIECES = 8;
-const stepKernels = new Map<number, KernelDef>();
-function stepKernel(count: number): KernelDef {
-  let k = stepKernels.get(count);
+const stepKernels = new Map<string, KernelDef>();
+/**
+ * `vec4`: four elements a thread, for groups whose pieces all divide by 4 (lavapipe's per-invocation cost
+ * dominates this update; the per-element arithmetic is unchanged, so are the results).
+ */
+function stepKernel(count: number, vec4: boolean): KernelDef {
+  const key = `${count}${vec4 ? 'v4' : ''}`;
+  let k = stepKernels.get(key);
   if (k) return k;
   const pieces = Array.from({ length: count }, (_, j) => j);
+  const type = vec4 ? 'vec4<f32>' : 'f32';
+  const wg = vec4 ? 64 : 256;
   k = {
-    name: `adamw_step_x${count}`,
+    name: `adamw_step_x${count}${vec4 ? '_v4' : ''}`,
     uniforms: [
       ...pieces.map((j) => `e${j}`),
       'lr:f32',
@@ -54,14 +61,14 @@ function stepKernel(count: number): KernelDef {
       'bc2:f32',
     ],
     storage: pieces.flatMap((j) => [
-      { name: `p${j}`, access: 'read_write' as const },
-      { name: `g${j}`, access: 'read' as const },
-      { name: `m${j}`, access: 'read_write' as const },
-      { name: `v${j}`, access: 'read_write' as const },
+      { name: `p${j}`, access: 'read_write' as const, type },
+      { name: `g${j}`, access: 'read' as const, type },
+      { name: `m${j}`, access: 'read_write' as const, type },
+      { name: `v${j}`, access: 'read_write' as const, type },
     ]),
     body: /* wgsl */ `
-@compute @workgroup_size(256) fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {
-  let i = (wid.y * nwg.x + wid.x) * 256u + li;
+@compute @workgroup_size(${wg}) fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {
+  let i = (wid.y * nwg.x + wid.x) * ${wg}u + li;
 ${pieces
   .map(
     (j) => `  if (i < P.e${j}) {
@@ -80,7 +87,7 @@ ${pieces
   .join('\n')}
 }`,
   };
-  stepKernels.set(count, k);
+  stepKernels.set(key, k);
   return k;
 }
 
@@ -136,29 +143,34 @@ export class AdamW {
       1,
       Math.min(MAX_PIECES, Math.floor(eng.device.limits.maxStorageBuffersPerShaderStage / 4)),
     );
-    for (let at = 0; at < pieces.length; at += perDispatch) {
-      const group = pieces.slice(at, at + perDispatch);
-      const ends: Record<string, number> = {};
-      let total = 0;
-      group.forEach((ranges, j) => {
-        total += (ranges[0] as BufferRange).size / 4;
-        ends[`e${j}`] = total;
-      });
-      eng.dispatch(
-        stepKernel(group.length),
-        group.flat(),
-        {
-          ...ends,
-          lr: this.lr,
-          beta1: this.beta1,
-          beta2: this.beta2,
-          eps: this.eps,
-          decay: this.weightDecay,
-          bc1,
-          bc2,
-        },
-        grid1d(eng, total),
-      );
+    // Pieces that divide by 4 are updated by the vec4 kernel, the rest by the scalar one.
+    for (const vec4 of [true, false]) {
+      const kind = pieces.filter((r) => (((r[0] as BufferRange).size / 4) % 4 === 0) === vec4);
+      const per = vec4 ? 4 : 1;
+      for (let at = 0; at < kind.length; at += perDispatch) {
+        const group = kind.slice(at, at + perDispatch);
+        const ends: Record<string, number> = {};
+        let total = 0;
+        group.forEach((ranges, j) => {
+          total += (ranges[0] as BufferRange).size / 4 / per;
+          ends[`e${j}`] = total;
+        });
+        eng.dispatch(
+          stepKernel(group.length, vec4),
+          group.flat(),
+          {
+            ...ends,
+            lr: this.lr,
+            beta1: this.beta1,
+            beta2: this.beta2,
+            eps: this.eps,
+            decay: this.weightDecay,
+            bc1,
+            bc2,
+          },
+          grid1d(eng, total, vec4 ? 64 : 256),
+        );
+      }
     }
   }
 
