@@ -26,19 +26,33 @@ import { reductionCases } from './selftest/reductions.ts';
 
 export type { SelftestReport, SelftestResult } from './selftest/harness.ts';
 
-function cases(): Case[] {
-  return [
-    ...elementwiseCases(),
-    ...matmulCases(),
-    ...convolutionCases(),
-    ...normalisationCases(),
-    ...reductionCases(),
-    ...attentionCases(),
-    ...contrastiveCases(),
-    ...decoderCases(),
-    ...causalAttentionCases(),
-    ...crossEntropyCases(),
-  ];
+/** The op families, in the order the selftest runs them (a case's seed is its place in this order). */
+const FAMILIES = {
+  elementwise: elementwiseCases,
+  matmul: matmulCases,
+  convolution: convolutionCases,
+  normalisation: normalisationCases,
+  reductions: reductionCases,
+  attention: attentionCases,
+  contrastive: contrastiveCases,
+  decoder: decoderCases,
+  'causal-attention': causalAttentionCases,
+  'cross-entropy': crossEntropyCases,
+} as const;
+
+/** A family of cases, or the optimiser steps, or the parity of every GEMM kernel against the naive one. */
+export type SelftestFamily = keyof typeof FAMILIES | 'optimiser' | 'gemm-parity';
+
+export const SELFTEST_FAMILIES: readonly SelftestFamily[] = [
+  ...(Object.keys(FAMILIES) as SelftestFamily[]),
+  'optimiser',
+  'gemm-parity',
+];
+
+function cases(): Array<Case & { family: SelftestFamily }> {
+  return Object.entries(FAMILIES).flatMap(([family, of]) =>
+    of().map((c) => ({ ...c, family: family as SelftestFamily })),
+  );
 }
 
 async function loadTf(): Promise<Tf> {
@@ -54,6 +68,8 @@ async function loadTf(): Promise<Tf> {
 export interface SelftestOptions extends EngineOptions {
   /** Only cases whose op or name contains this substring. */
   filter?: string;
+  /** Only these families (the test suite runs the selftest in parts, side by side); seeds stay those of a full run. */
+  families?: readonly SelftestFamily[];
   /** Every GEMM kernel on every parity shape, also GPU-only kernels on a CPU adapter (see gemmParity). */
   fullGemmParity?: boolean;
   seed?: number;
@@ -64,6 +80,7 @@ export async function runSelftest(o: SelftestOptions = {}): Promise<SelftestRepo
   const t0 = performance.now();
   const tf = await loadTf();
   const all = cases().filter((c) => !o.filter || `${c.op} ${c.name}`.includes(o.filter));
+  const runs = (family: SelftestFamily) => !o.families || o.families.includes(family);
   const results: SelftestResult[] = [];
   const emit = (r: SelftestResult) => {
     results.push(r);
@@ -73,12 +90,13 @@ export async function runSelftest(o: SelftestOptions = {}): Promise<SelftestRepo
   const adapter = eng.ctx.adapter.description || eng.ctx.adapter.device;
   try {
     for (const [i, c] of all.entries()) {
+      if (!runs(c.family)) continue;
       const seed = (o.seed ?? 1) * 1000 + i;
       emit(await (c.forwardOnly ? runForwardOnly(eng, tf, c, seed) : runCase(eng, tf, c, seed)));
     }
-    if (!o.filter || 'adamw clipGradNorm'.includes(o.filter))
+    if (runs('optimiser') && (!o.filter || 'adamw clipGradNorm'.includes(o.filter)))
       for (const r of await optimiserCases(eng)) emit(r);
-    if (!o.filter || o.filter.startsWith('gemm'))
+    if (runs('gemm-parity') && (!o.filter || o.filter.startsWith('gemm')))
       for (const r of await gemmParity(eng, tf, o.fullGemmParity)) emit(r);
   } finally {
     eng.destroy();
@@ -87,7 +105,7 @@ export async function runSelftest(o: SelftestOptions = {}): Promise<SelftestRepo
   const small = await Engine.create({ ...o, maxBindingBytes: 128 * 1024 });
   try {
     for (const [i, c] of all.entries()) {
-      if (!c.chunked) continue;
+      if (!c.chunked || !runs(c.family)) continue;
       const r = await runCase(small, tf, c, (o.seed ?? 1) * 1000 + i);
       emit({ ...r, case: `${r.case} @128KiB bindings` });
     }
