@@ -53,6 +53,9 @@ const running = new Set();
 const results = [];
 const started = Date.now();
 
+/** Seconds to one decimal; `?` where GNU time was missing. */
+const secs = (x) => (Number.isFinite(x) ? x.toFixed(1) : '?');
+
 function counts(text) {
   const get = (k) => Number(text.match(new RegExp(`^ℹ ${k} (\\d+)$`, 'm'))?.[1] ?? 0);
   return { tests: get('tests'), pass: get('pass'), fail: get('fail'), skipped: get('skipped') };
@@ -96,7 +99,7 @@ function runFile(file, index) {
         cpu = user + sys;
       }
       const ok = code === 0;
-      process.stdout.write(`\n━━ ${file} (${wall.toFixed(1)} s wall, ${cpu.toFixed(1)} s CPU)\n${output}`);
+      process.stdout.write(`\n━━ ${file} (${secs(wall)} s wall, ${secs(cpu)} s CPU)\n${output}`);
       if (!ok) process.stdout.write(`✖ ${file} exited with ${signal ?? code}\n`);
       results.push({ file, wall, cpu, ok, ...counts(output) });
       resolve();
@@ -126,10 +129,10 @@ const sum = (k) => results.reduce((s, r) => s + r[k], 0);
 const failed = results.filter((r) => !r.ok);
 console.log('\nslowest files (wall s, CPU s):');
 for (const r of [...results].sort((a, b) => b.wall - a.wall).slice(0, 25))
-  console.log(`${r.wall.toFixed(1).padStart(7)} ${r.cpu.toFixed(1).padStart(7)}  ${r.file}`);
+  console.log(`${secs(r.wall).padStart(7)} ${secs(r.cpu).padStart(7)}  ${r.file}`);
 console.log(
   `\n${results.length} files, ${sum('tests')} tests: ${sum('pass')} pass, ${sum('fail')} fail, ${sum('skipped')} skipped;` +
-    ` ${total.toFixed(1)} s wall, ${sum('cpu').toFixed(1)} s CPU, ${jobs} at a time`,
+    ` ${total.toFixed(1)} s wall, ${secs(sum('cpu'))} s CPU, ${jobs} at a time`,
 );
 for (const r of failed) console.log(`✖ ${r.file}`);
 // Every file's latest time in LAST_RUN (runs of a few files update theirs); the committed order only on request.

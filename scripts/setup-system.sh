@@ -8,6 +8,8 @@ vk_ok() { dpkg-query -W -f='${Version}' mesa-vulkan-drivers 2>/dev/null | grep -
 vk_ok || need+=(mesa)
 command -v chromium >/dev/null || need+=(chromium)
 command -v redis-server >/dev/null || need+=(redis-server)
+# GNU time: the test runner's per-file CPU figures (it runs without, printing no CPU).
+[ -x /usr/bin/time ] || need+=(time)
 /usr/bin/python3 -c 'import torch, PIL' 2>/dev/null || need+=(torch)
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" != 0 ]; then echo "setup-system: need root to install: ${need[*]}" >&2; exit 1; fi
@@ -27,6 +29,7 @@ for n in "${need[@]}"; do
     mesa) apt-get install -y -qq -t bookworm-backports mesa-vulkan-drivers libvulkan1 ;;
     chromium) apt-get install -y -qq chromium ;;
     redis-server) apt-get install -y -qq redis-server ;;
+    time) apt-get install -y -qq time ;;
     torch) apt-get install -y -qq python3-torch python3-pil ;;
   esac
 done
