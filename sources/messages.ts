@@ -15,7 +15,7 @@ import {
   type RowResult,
   rowId,
 } from './parquet-family.ts';
-import type { Partition, PlanOptions, ReadItem, SourceReader } from './types.ts';
+import type { Partition, PlanOptions, ReadItem, ReadOptions, SourceReader } from './types.ts';
 
 /** JSON records: `images` paths resolve against the image root (by default the file's folder). */
 function jsonReader(layout: 'json-array' | 'jsonl'): SourceReader {
@@ -93,7 +93,7 @@ export const reader: SourceReader = {
     for (const file of files) out.push(...(await readerFor(file.uri).plan([file], options)));
     return out;
   },
-  read(partition: Partition): AsyncIterable<ReadItem> {
-    return readerFor(partition.uri).read(partition);
+  read(partition: Partition, options?: ReadOptions): AsyncIterable<ReadItem> {
+    return readerFor(partition.uri).read(partition, options);
   },
 };

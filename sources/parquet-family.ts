@@ -17,7 +17,7 @@ import {
   reject,
 } from './field-checks.ts';
 import { type ImageRoot, openImageRoot, readImage } from './image-root/index.ts';
-import type { Partition, PlanOptions, ReadItem, SourceFormat, SourceReader } from './types.ts';
+import type { Partition, PlanOptions, ReadItem, ReadOptions, SourceFormat, SourceReader } from './types.ts';
 
 /** Partitions aim at this many rows when the caller does not say (whole row groups, so often more). */
 export const DEFAULT_TARGET_RECORDS = 10_000;
@@ -190,7 +190,7 @@ export function parquetReader(family: ParquetFamily): SourceReader {
       }
       return out;
     },
-    async *read(partition: Partition): AsyncIterable<ReadItem> {
+    async *read(partition: Partition, options?: ReadOptions): AsyncIterable<ReadItem> {
       if (partition.kind !== 'row-groups') {
         throw new SourceFileError(
           partition.uri,
@@ -213,12 +213,14 @@ export function parquetReader(family: ParquetFamily): SourceReader {
       assertColumns(handle, family, partition.deriveIds === true);
       const images = new PathImages(partition.imageRoot);
       const ctx = { uri: partition.uri, row: 0, deriveIds: partition.deriveIds === true };
-      for await (const { group, rows } of readRowGroups(handle, {
+      for await (const { group, rows, release } of readRowGroups(handle, {
         start: partition.start,
         end: partition.end,
         // Every column: the ones the family does not read are kept as metadata.
         columns: handle.columns,
+        recycle: options?.recycle === true,
       })) {
+        const releaseRow = release && countdown(rows.length, release);
         for (let i = 0; i < rows.length; i++) {
           ctx.row = group.rowStart + i;
           const origin = `${partition.uri}#row=${ctx.row}`;
@@ -234,7 +236,7 @@ export function parquetReader(family: ParquetFamily): SourceReader {
               conversations: result.conversations,
               meta: result.meta,
             };
-            yield { kind: 'record', record };
+            yield releaseRow ? { kind: 'record', record, release: releaseRow() } : { kind: 'record', record };
           } else if (!loaded.ok) {
             const record: QuarantineRecord = {
               origin,
@@ -244,13 +246,31 @@ export function parquetReader(family: ParquetFamily): SourceReader {
               message: loaded.message,
             };
             if (loaded.id !== undefined) record.id = loaded.id;
-            yield { kind: 'quarantine', record };
+            yield releaseRow
+              ? { kind: 'quarantine', record, release: releaseRow() }
+              : { kind: 'quarantine', record };
           }
         }
         // Let go of the group's rows before the next group is decoded.
         rows.length = 0;
       }
     },
+  };
+}
+
+/**
+ * Per-item release functions for `count` items that share one memory: `release` runs once every item's function
+ * has been called; calling one item's function again changes nothing.
+ */
+function countdown(count: number, release: () => void): () => () => void {
+  let left = count;
+  return () => {
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      if (--left === 0) release();
+    };
   };
 }
 

@@ -53,13 +53,30 @@ export interface PlanOptions {
   targetBytes?: number;
 }
 
-export type ReadItem =
+export type ReadItem = (
   | { kind: 'record'; record: RawRecord }
-  | { kind: 'quarantine'; record: QuarantineRecord };
+  | { kind: 'quarantine'; record: QuarantineRecord }
+) & {
+  /**
+   * Only when read with `recycle` and the item's bytes lie in memory the reader can reuse: call it once nothing
+   * of the item (its image bytes above all) is used any more. Until every item sharing that memory has called it,
+   * the memory stays the item's; an item never released keeps it for good (it goes to the GC, not for reuse).
+   */
+  release?: () => void;
+};
+
+export interface ReadOptions {
+  /**
+   * The caller calls each item's `release` when done with it, so the reader may read later data into the memory
+   * of released items instead of fresh memory (parquet: uncompressed image chunks). Readers without such memory
+   * ignore it.
+   */
+  recycle?: boolean;
+}
 
 export interface SourceReader {
   readonly format: SourceFormat;
   plan(files: ObjectInfo[], options: PlanOptions): Promise<Partition[]>;
   /** Streams the partition. Bad records become quarantine items; an unreadable file throws SourceFileError. */
-  read(partition: Partition): AsyncIterable<ReadItem>;
+  read(partition: Partition, options?: ReadOptions): AsyncIterable<ReadItem>;
 }

@@ -24,6 +24,14 @@ const ResizableArrayBuffer = ArrayBuffer as unknown as new (
 
 const free: Slab[] = [];
 
+/** Test-only debug check: released memory is overwritten at once, so a value read after its release shows it. */
+let poisonOnRelease = false;
+
+/** Fill every buffer handed back from now on with 0xdb (tests: a caller that releases too early sees garbage). */
+export function poisonReleasedMemory(enabled: boolean): void {
+  poisonOnRelease = enabled;
+}
+
 /**
  * A free slab that can hold `length` bytes: the one whose current size is closest (resizing by a few MB commits or
  * releases only the difference), or a new one with room to grow.
@@ -67,7 +75,10 @@ export class GroupMemory {
 
   /** Hand the group's buffers back for the next group (of this reader or another). */
   release(): void {
-    for (const slab of this.taken) if (free.length < KEPT_FREE_SLABS) free.push(slab as Slab);
+    for (const slab of this.taken) {
+      if (poisonOnRelease) new Uint8Array(slab).fill(0xdb);
+      if (free.length < KEPT_FREE_SLABS) free.push(slab as Slab);
+    }
     this.taken.clear();
   }
 

@@ -73,22 +73,29 @@ export function storageAsyncBuffer(uri: string, size: number): AsyncBuffer {
 /**
  * The file as one row group reads it: compressed column chunks of at least LARGE_BUFFER_BYTES (hyparquet fetches
  * each such chunk by its exact range) are read into the group's recycled memory, since nothing views them once their
- * pages are decompressed; the rest as `file` reads them.
+ * pages are decompressed; uncompressed ones, whose binary values stay views into the chunk, into `lent` memory when
+ * the caller lends it (else fresh); the rest as `file` reads them.
  */
-function groupAsyncBuffer(handle: ParquetFileHandle, group: number, memory: GroupMemory): AsyncBuffer {
+function groupAsyncBuffer(
+  handle: ParquetFileHandle,
+  group: number,
+  memory: GroupMemory,
+  lent: GroupMemory | undefined,
+): AsyncBuffer {
   const storage = storageFor(handle.uri);
-  const compressedChunks = new Set<number>();
+  const chunkMemory = new Map<number, GroupMemory>();
   for (const c of handle.metadata.row_groups[group].columns) {
     const meta = c.meta_data;
-    if (meta && meta.codec !== 'UNCOMPRESSED')
-      compressedChunks.add(Number(meta.dictionary_page_offset || meta.data_page_offset));
+    const into = meta?.codec === 'UNCOMPRESSED' ? lent : memory;
+    if (meta && into) chunkMemory.set(Number(meta.dictionary_page_offset || meta.data_page_offset), into);
   }
   return {
     byteLength: handle.size,
     async slice(start: number, end = handle.size): Promise<ArrayBuffer> {
-      if (end - start < LARGE_BUFFER_BYTES || end > handle.size || !compressedChunks.has(start))
+      const target = chunkMemory.get(start);
+      if (end - start < LARGE_BUFFER_BYTES || end > handle.size || target === undefined)
         return handle.file.slice(start, end);
-      const into = memory.take(end - start);
+      const into = target.take(end - start);
       const bytes = await storage.readRange(handle.uri, start, end, new Uint8Array(into));
       if (bytes.byteLength !== end - start) {
         throw new Error(`short read: wanted bytes [${start}, ${end}), got ${bytes.byteLength}`);
@@ -144,15 +151,23 @@ export interface RowGroupRows {
   group: RowGroupInfo;
   /** One object per row with the requested columns (binary as Uint8Array, strings as string, nulls as null). */
   rows: Record<string, unknown>[];
+  /**
+   * With `recycle`: hands the memory the rows' binary values view back for a later group to be read into. Call it
+   * once no value of `rows` is used any more; never called, that memory is simply left to the GC.
+   */
+  release?: () => void;
 }
 
 /**
  * Stream row groups [start, end) of an opened file, one group at a time, reading only `columns`.
  * A group that cannot be decoded fails with a SourceFileError naming the file and the group.
+ * `recycle`: large uncompressed chunks are read into recycled memory that each group's `release` hands back (only
+ * memory released is reused; without it every such chunk is fresh memory, which costs an uncompressed read about
+ * half its CPU in page zeroing and the GC runs it triggers: docs/benchmarks.md, "Parquet reader").
  */
 export async function* readRowGroups(
   handle: ParquetFileHandle,
-  range: { start: number; end: number; columns: string[] },
+  range: { start: number; end: number; columns: string[]; recycle?: boolean },
 ): AsyncGenerator<RowGroupRows> {
   const present = new Set(handle.columns);
   const columns = range.columns.filter((c) => present.has(c));
@@ -162,9 +177,10 @@ export async function* readRowGroups(
     if (group.numRows === 0) continue;
     let rows: Record<string, unknown>[];
     const memory = new GroupMemory();
+    const lent = range.recycle ? new GroupMemory() : undefined;
     try {
       rows = await parquetReadObjects({
-        file: groupAsyncBuffer(handle, g, memory),
+        file: groupAsyncBuffer(handle, g, memory, lent),
         metadata: handle.metadata,
         columns,
         rowStart: group.rowStart,
@@ -179,6 +195,7 @@ export async function* readRowGroups(
       memory.release();
     } catch (err) {
       memory.discard();
+      lent?.discard();
       throw new SourceFileError(
         handle.uri,
         `cannot decode row group ${g} (rows ${group.rowStart}–${group.rowStart + group.numRows - 1}): ${errorMessage(err)}`,
@@ -191,6 +208,8 @@ export async function* readRowGroups(
         `row group ${g}: decoded ${rows.length} rows, footer says ${group.numRows}`,
       );
     }
-    yield { group, rows };
+    yield lent !== undefined && lent.size > 0
+      ? { group, rows, release: () => lent.release() }
+      : { group, rows };
   }
 }

@@ -70,7 +70,13 @@ export async function runIngest(
   const rowsWritten = storageFor(ctx.out).writeAtomic(layout.partRows(n), rowsStream);
   let bytes = 0;
   try {
-    const outcomes = ingestStream(reader.read(planned.partition), process.run, process.window);
+    // Recycled reads: nothing below keeps an outcome's image bytes past its iteration (encodeRecord copies them
+    // into the frame; quarantine records, keys and counts hold none), which is what ingestStream's release needs.
+    const outcomes = ingestStream(
+      reader.read(planned.partition, { recycle: true }),
+      process.run,
+      process.window,
+    );
     for await (const outcome of outcomes) {
       signal?.throwIfAborted();
       counts.in++;

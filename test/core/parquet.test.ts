@@ -5,7 +5,8 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { SourceFileError } from '../../core/errors.ts';
-import { openParquet, readRowGroups } from '../../core/parquet/read.ts';
+import { poisonReleasedMemory } from '../../core/parquet/group-memory.ts';
+import { openParquet, type RowGroupRows, readRowGroups } from '../../core/parquet/read.ts';
 import { storageFor } from '../../core/storage/index.ts';
 import { drawDemoImage } from '../../demo/images.ts';
 import {
@@ -60,6 +61,17 @@ function plainRead(rows: Record<string, unknown>[]): unknown[] {
       data_source: r.data_source,
     };
   });
+}
+
+/** `length` incompressible bytes from `seed` (an LCG's high bytes). */
+function noiseBytes(length: number, seed: number): Uint8Array {
+  const out = new Uint8Array(length);
+  let x = seed * 2654435761 + 1;
+  for (let i = 0; i < out.length; i++) {
+    x = (Math.imul(x, 1103515245) + 12345) >>> 0;
+    out[i] = x >>> 24;
+  }
+  return out;
 }
 
 before(async () => {
@@ -185,15 +197,7 @@ describe('core/parquet read: files written by DuckDB', () => {
   it('reads megabyte pages through recycled memory: earlier groups stay intact while later groups and files are read', async () => {
     // ~200 KB of incompressible bytes per image: every image chunk is past LARGE_BUFFER_BYTES and past the 2 MB up
     // to which hyparquet merges neighbouring chunks into one fetch (so it is read on its own, into recycled memory).
-    const noise = (seed: number) => {
-      const out = new Uint8Array(200_000 + seed * 7);
-      let x = seed * 2654435761 + 1;
-      for (let i = 0; i < out.length; i++) {
-        x = (Math.imul(x, 1103515245) + 12345) >>> 0;
-        out[i] = x >>> 24;
-      }
-      return out;
-    };
+    const noise = (seed: number) => noiseBytes(200_000 + seed * 7, seed);
     const bigRows = (k: number): ImageConversationRow[] =>
       recapRows(36).map((r, i) => ({
         ...r,
@@ -236,6 +240,58 @@ describe('core/parquet read: files written by DuckDB', () => {
         e instanceof SourceFileError && /big-corrupt\.parquet: cannot decode row group 1/.test(e.message),
     );
     assert.deepEqual(plainRead(await readAll(path, handle.columns)), kept[0].expected);
+  });
+
+  it('recycled reads of uncompressed megabyte chunks: same rows, released memory reused, unreleased memory never', async () => {
+    // ~300 KB images, 12 rows a group: each group's image chunk (~3.6 MB) is read on its own, into lent memory.
+    const rows = recapRows(36).map((r, i) => ({
+      ...r,
+      image: i % 9 === 4 ? null : { bytes: noiseBytes(300_000 + i * 13, i + 1), path: `images/${i}.jpg` },
+    }));
+    const path = join(dir, 'big-uncompressed-lent.parquet');
+    await writeImageConversationParquet(path, rows, { compression: 'uncompressed', rowGroupSize: 12 });
+    const handle = await openParquet(path);
+    const expected = plain(rows);
+    const groups = () => readRowGroups(handle, { start: 0, end: 3, columns: handle.columns, recycle: true });
+    const imageBuffers = (g: RowGroupRows) =>
+      g.rows.flatMap((r) => (r.image ? [(r.image as { bytes: Uint8Array }).bytes.buffer] : []));
+    poisonReleasedMemory(true);
+    try {
+      // Released after each group: every group's rows as without recycling, read into one reused memory.
+      const released: unknown[] = [];
+      const buffers = new Set<ArrayBufferLike>();
+      for await (const g of groups()) {
+        assert.ok(g.release, 'an uncompressed megabyte chunk is lent');
+        released.push(...plainRead(g.rows));
+        for (const b of imageBuffers(g)) buffers.add(b);
+        g.release();
+      }
+      assert.deepEqual(released, expected);
+      assert.deepEqual(plainRead(await readAll(path, handle.columns)), expected);
+      assert.ok(buffers.size < 3, `3 groups read into ${buffers.size} buffers`);
+
+      // Never released: the rows stay intact while this file and others are read (recycled or not) after them.
+      const held: Record<string, unknown>[] = [];
+      const heldBuffers = new Set<ArrayBufferLike>();
+      for await (const g of groups()) {
+        held.push(...g.rows);
+        for (const b of imageBuffers(g)) heldBuffers.add(b);
+      }
+      assert.equal(heldBuffers.size, 3);
+      for await (const g of groups()) g.release?.();
+      await readAll(join(dir, 'big-snappy.parquet'), ['id', 'image']);
+      assert.deepEqual(plainRead(held), expected);
+
+      // Misuse shows: a value kept past its group's release reads as poison, not as its bytes.
+      for await (const g of groups()) {
+        const bytes = (g.rows[0].image as { bytes: Uint8Array }).bytes;
+        g.release?.();
+        assert.ok(bytes.every((b) => b === 0xdb));
+        break;
+      }
+    } finally {
+      poisonReleasedMemory(false);
+    }
   });
 
   it('fails with SourceFileError naming the file for a non-parquet, a truncated and a missing file', async () => {

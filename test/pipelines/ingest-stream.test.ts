@@ -69,4 +69,31 @@ describe('ingest stream', () => {
     ]);
     assert.ok(most <= 3, `at most the window in flight, saw ${most}`);
   });
+
+  it('releases an item only once the consumer is done with its outcome; an unfinished one never', async () => {
+    const log: string[] = [];
+    async function* lent(): AsyncGenerator<ReadItem> {
+      for await (const item of items()) {
+        const at = item.record.origin.split('=')[1];
+        yield { ...item, release: () => log.push(`release ${at}`) };
+      }
+    }
+    const process = async (r: RawRecord): Promise<ProcessOutcome> => {
+      await new Promise((done) => setTimeout(done, 12 - Number(r.id)));
+      return { kind: 'filtered', filter: 'max_chars', id: r.id, source: r.source, origin: r.origin };
+    };
+    const origin = (o: ProcessOutcome) =>
+      o.kind === 'quarantine' ? o.record.origin : o.kind === 'filtered' ? o.origin : '';
+    for await (const o of ingestStream(lent(), process, 3)) {
+      const at = origin(o).split('=')[1];
+      log.push(`begin ${at}`);
+      await new Promise((done) => setTimeout(done, 1));
+      log.push(`end ${at}`);
+      if (at === '9') break;
+    }
+    const expected = Array.from({ length: 10 }, (_, i) =>
+      i < 9 ? [`begin ${i}`, `end ${i}`, `release ${i}`] : [`begin ${i}`, `end ${i}`],
+    ).flat();
+    assert.deepEqual(log, expected);
+  });
 });

@@ -1,11 +1,15 @@
 // Job-level contracts the executors rely on: a job told to stop stops without marking itself done; route's per-shard
 // range lists do not depend on its memory budget and account for every row; write checks them against the buckets.
 import assert from 'node:assert/strict';
-import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import sharp from 'sharp';
+import { poisonReleasedMemory } from '../../core/parquet/group-memory.ts';
+import { openParquet } from '../../core/parquet/read.ts';
 import { shippedSpecPath } from '../../demo/spec-overrides.ts';
+import { readShardSamples } from '../../manifests/shard-format.ts';
 import { loadSpec, parseSpec } from '../../manifests/spec.ts';
 import { makeBuildContext, writeBuildContext } from '../../pipelines/context.ts';
 import type { BuildEvent } from '../../pipelines/events.ts';
@@ -17,6 +21,7 @@ import { runWrite } from '../../pipelines/jobs/write.ts';
 import { buildLayout } from '../../pipelines/layout.ts';
 import { PROGRESS_EVERY } from '../../pipelines/stage.ts';
 import { demoDataDir } from '../helpers/demo-data.ts';
+import { writeImageConversationParquet } from '../helpers/duckdb-fixtures.ts';
 
 let tmp = '';
 before(async () => {
@@ -111,6 +116,63 @@ describe('jobs', () => {
           events.findIndex((d) => d.type === 'job-done' && d.stage === e.stage && d.n === e.n) > i,
           `${e.stage} ${e.n}`,
         );
+  });
+
+  it('ingest reads uncompressed parquet into recycled memory and releases it only when done: shards hold the source bytes', async () => {
+    // Noise PNGs (~270 KB, kept as they are, so the part file copies them straight out of the chunk), 12 rows a
+    // group: each image chunk is past 2 MiB, read on its own into memory the reader lends (released memory poisoned).
+    const pngs = await Promise.all(
+      Array.from({ length: 30 }, (_, i) =>
+        sharp({
+          create: {
+            width: 300,
+            height: 300,
+            channels: 3,
+            background: '#888',
+            noise: { type: 'gaussian', mean: 128, sigma: 40 + i },
+          },
+        })
+          .png({ compressionLevel: 0 })
+          .toBuffer(),
+      ),
+    );
+    const file = join(tmp, 'recap-lent', 'train.parquet');
+    await mkdir(join(tmp, 'recap-lent'), { recursive: true });
+    await writeImageConversationParquet(
+      file,
+      pngs.map((bytes, i) => ({
+        id: `r${i}`,
+        image: { bytes, path: null },
+        conversations: [
+          { from: 'human', value: '<image>\nDescribe.' },
+          { from: 'gpt', value: `Noise number ${i}.` },
+        ],
+        data_source: null,
+      })),
+      { compression: 'uncompressed', rowGroupSize: 12 },
+    );
+    const handle = await openParquet(file);
+    assert.ok(Number(handle.metadata.row_groups[0].columns[1].meta_data?.total_compressed_size) > 2 << 20);
+    const spec = parseSpec(
+      `name: lent\nseed: 1\noutput:\n  shard_rows: 1000\ncomponents:\n  - name: r\n    source:\n      format: llava-recap\n      uris: ["${file}"]\n`,
+      { file: 'lent.yaml', env: {} },
+    );
+    poisonReleasedMemory(true);
+    try {
+      const ctx = makeBuildContext(spec, join(tmp, 'lent-out'), { partitionRecords: 24 });
+      const manifest = await runBuildInProcess(ctx, { concurrency: 2 });
+      assert.equal(manifest.totals.quarantined, 0);
+      const stored = new Map<string, string>();
+      for (const shard of manifest.shards)
+        for await (const sample of readShardSamples(join(ctx.out, shard.path)))
+          stored.set(sample.id, Buffer.from(sample.images[0].bytes).toString('base64'));
+      assert.equal(stored.size, 30);
+      pngs.forEach((png, i) => {
+        assert.equal(stored.get(`r/r${i}`), png.toString('base64'), `r${i}`);
+      });
+    } finally {
+      poisonReleasedMemory(false);
+    }
   });
 
   it('route: the same range lists in one pass or many, every row routed once; write rejects a wrong count', async () => {

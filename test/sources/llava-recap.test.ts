@@ -4,10 +4,11 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { SourceFileError } from '../../core/errors.ts';
+import { poisonReleasedMemory } from '../../core/parquet/group-memory.ts';
 import type { RawRecord } from '../../core/schema.ts';
 import { expandGlob } from '../../core/storage/index.ts';
 import { recapSourceOf } from '../../sources/llava-recap.ts';
-import type { Partition, SourceReader } from '../../sources/types.ts';
+import type { Partition, ReadItem, SourceReader } from '../../sources/types.ts';
 import {
   DUCK_COMPRESSIONS,
   type ImageConversationRow,
@@ -258,6 +259,50 @@ describe('llava-recap reader', () => {
         [b, 0, 4, 11],
       ],
     );
+  });
+
+  it('with recycle, releasing each item a few items later as ingest does: the same records as without', async () => {
+    // Megabyte image chunks (~300 KB images, 8 rows a group) are what the reader lends; one row is quarantined.
+    const big = (i: number) => Uint8Array.from({ length: 300_000 + i }, (_, k) => (k * 31 + i * 7) & 0xff);
+    const rows = recapRows(29).map((r, i) => ({ ...r, image: { bytes: big(i), path: null } }));
+    rows[11] = { ...rows[11], id: null };
+    const uri = join(dir, 'recap-cc3m-lent', 'train.parquet');
+    await mkdir(join(dir, 'recap-cc3m-lent'), { recursive: true });
+    await writeImageConversationParquet(uri, rows, { compression: 'uncompressed', rowGroupSize: 8 });
+    const plan = await reader.plan(await expandGlob(uri), { targetRecords: 16 });
+    const seen = (item: ReadItem) =>
+      item.kind === 'record'
+        ? `${item.record.id} ${Buffer.from(item.record.images[0].bytes).toString('base64')}`
+        : `quarantine ${item.record.origin}`;
+    const plainRead: string[] = [];
+    for (const p of plan) for await (const item of reader.read(p)) plainRead.push(seen(item));
+    assert.equal(plainRead.length, 29);
+    assert.equal(plainRead[11], `quarantine ${uri}#row=11`);
+    // Each item is looked at only when released, 5 items (and so often a row group) later, with released memory
+    // poisoned: a group handed back before all its items were released would read as 0xdb here.
+    poisonReleasedMemory(true);
+    try {
+      const recycled: string[] = [];
+      let lent = 0;
+      const pending: ReadItem[] = [];
+      const settle = (item: ReadItem | undefined) => {
+        if (!item) return;
+        recycled.push(seen(item));
+        item.release?.();
+      };
+      for (const p of plan) {
+        for await (const item of reader.read(p, { recycle: true })) {
+          if (item.release) lent++;
+          pending.push(item);
+          if (pending.length > 5) settle(pending.shift());
+        }
+      }
+      while (pending.length) settle(pending.shift());
+      assert.equal(lent, 29);
+      assert.deepEqual(recycled, plainRead);
+    } finally {
+      poisonReleasedMemory(false);
+    }
   });
 
   it('reads from S3 through ranged reads, same records as from disk', async () => {
