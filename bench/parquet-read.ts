@@ -1,8 +1,8 @@
 // Parquet read throughput of our llava-recap reader against DuckDB on the same ReCap-like file (written by DuckDB,
 // real images), and with --big: peak RSS of a full streaming read of a small file vs a ≥ 1 GB file.
-//   npx tsx bench/parquet-read.ts [--rows N] [--compression snappy|zstd|gzip|uncompressed]
+//   npx tsx bench/parquet-read.ts [--rows N] [--reps 3] [--compression snappy|zstd|gzip|uncompressed]
 //   npx tsx bench/parquet-read.ts --big [--big-gb 1.1]
-//   npx tsx bench/parquet-read.ts --keep DIR; node --import tsx --cpu-prof bench/parquet-read.ts --rss-child FILE
+//   npx tsx bench/parquet-read.ts --keep DIR; node --import tsx --cpu-prof bench/parquet-read.ts --rss-child FILE [--release]
 import { spawnSync } from 'node:child_process';
 import { mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { availableParallelism, tmpdir } from 'node:os';
@@ -16,12 +16,15 @@ import { getReader } from '../sources/registry.ts';
 const { values: args } = parseArgs({
   options: {
     rows: { type: 'string', default: '6000' },
+    reps: { type: 'string', default: '3' },
     compression: { type: 'string', default: 'snappy' },
     big: { type: 'boolean', default: false },
     'big-gb': { type: 'string', default: '1.1' },
     'rss-child': { type: 'string' },
     /** Write the throughput file under this folder and keep it (to profile a read with --rss-child). */
     keep: { type: 'string' },
+    /** With --rss-child: read as ingest does, releasing each record (recycled chunk memory). */
+    release: { type: 'boolean', default: false },
   },
 });
 
@@ -87,25 +90,44 @@ interface ReadResult {
   imageBytes: number;
   textChars: number;
   ms: number;
+  /** CPU time of the whole process (every thread) during the read. */
+  cpuMs: number;
 }
 
-/** A full read through the llava-recap reader: plan by footers, then every partition, touching every record. */
-async function readWithOurs(path: string): Promise<ReadResult> {
+const cpuMsSince = (start: NodeJS.CpuUsage) => {
+  const u = process.cpuUsage(start);
+  return (u.user + u.system) / 1000;
+};
+
+/** Records in flight in the build's ingest on a 4-thread pool (record-processor.ts: threads × 4). */
+const INGEST_WINDOW = 16;
+
+/**
+ * A full read through the llava-recap reader: plan by footers, then every partition, touching every record.
+ * `recycle`: read as the build's ingest does, releasing each record INGEST_WINDOW records later (so the next row
+ * group is read while the last records of the one before are still held, as in ingest).
+ */
+async function readWithOurs(path: string, recycle = false): Promise<ReadResult> {
   const reader = await getReader('llava-recap');
+  const cpu0 = process.cpuUsage();
   const t0 = performance.now();
   const plan = await reader.plan(await expandGlob(path), { targetRecords: ROW_GROUP });
   let rows = 0;
   let imageBytes = 0;
   let textChars = 0;
+  const held: (() => void)[] = [];
   for (const p of plan) {
-    for await (const item of reader.read(p)) {
+    for await (const item of reader.read(p, { recycle })) {
       if (item.kind !== 'record') throw new Error(`unexpected quarantine: ${item.record.message}`);
       rows++;
       for (const im of item.record.images) imageBytes += im.bytes.byteLength;
       for (const t of item.record.conversations) textChars += t.value.length;
+      if (item.release) held.push(item.release);
+      if (held.length > INGEST_WINDOW) held.shift()?.();
     }
   }
-  return { rows, imageBytes, textChars, ms: performance.now() - t0 };
+  for (const release of held) release();
+  return { rows, imageBytes, textChars, ms: performance.now() - t0, cpuMs: cpuMsSince(cpu0) };
 }
 
 /** DuckDB decodes every column natively (no conversion to JS values) and sums the same quantities. */
@@ -113,13 +135,15 @@ async function readWithDuckDB(path: string, threads?: number): Promise<ReadResul
   const instance = await DuckDBInstance.create(':memory:', threads ? { threads: String(threads) } : {});
   const conn = await instance.connect();
   try {
+    const cpu0 = process.cpuUsage();
     const t0 = performance.now();
     const r = await conn.runAndReadAll(
       `SELECT count(id), sum(octet_length(image.bytes)), sum(list_sum([length(t.value) FOR t IN conversations])), count(data_source) FROM ${sql(path)}`,
     );
     const ms = performance.now() - t0;
+    const cpuMs = cpuMsSince(cpu0);
     const [rows, imageBytes, textChars] = r.getRows()[0].map((v) => Number(v));
-    return { rows, imageBytes, textChars, ms };
+    return { rows, imageBytes, textChars, ms, cpuMs };
   } finally {
     conn.closeSync();
     instance.closeSync();
@@ -157,29 +181,38 @@ async function throughput(): Promise<void> {
     console.log(
       `file: ${rows} rows, ${fmt(mb(size))} MB ${compression}, row groups of ${ROW_GROUP}, mean image ${fmt(meanImage / 1024)} KiB`,
     );
-    // Warm the page cache and both code paths once, then measure.
-    await readWithOurs(path);
-    await readWithDuckDB(path, 1);
-    const results: [string, ReadResult][] = [];
-    for (let rep = 0; rep < 3; rep++) {
-      results.push(['mixforge llava-recap reader', await readWithOurs(path)]);
-      results.push(['DuckDB, 1 thread', await readWithDuckDB(path, 1)]);
-      results.push([`DuckDB, all ${availableParallelism()} cores`, await readWithDuckDB(path)]);
-    }
-    const best = new Map<string, ReadResult>();
-    for (const [name, r] of results)
-      if (!best.has(name) || r.ms < (best.get(name)?.ms ?? Infinity)) best.set(name, r);
-    const ours = best.get('mixforge llava-recap reader');
-    if (!ours) return;
-    for (const [name, r] of best) {
-      if (r.rows !== ours.rows || r.imageBytes !== ours.imageBytes || r.textChars !== ours.textChars) {
-        throw new Error(`${name} disagrees: ${JSON.stringify(r)} vs ${JSON.stringify(ours)}`);
+    // Warm the page cache and every code path once, then measure, alternating.
+    const readers: [string, () => Promise<ReadResult>][] = [
+      ['mixforge llava-recap reader', () => readWithOurs(path)],
+      ['ours, released (as ingest)', () => readWithOurs(path, true)],
+      ['DuckDB, 1 thread', () => readWithDuckDB(path, 1)],
+      [`DuckDB, all ${availableParallelism()} cores`, () => readWithDuckDB(path)],
+    ];
+    for (const [, read] of readers) await read();
+    const results = new Map<string, ReadResult[]>(readers.map(([name]) => [name, []]));
+    for (let rep = 0; rep < Number(args.reps); rep++)
+      for (const [name, read] of readers) results.get(name)?.push(await read());
+    const best = (rs: ReadResult[], key: 'ms' | 'cpuMs') => Math.min(...rs.map((r) => r[key]));
+    const median = (rs: ReadResult[], key: 'ms' | 'cpuMs') =>
+      rs.map((r) => r[key]).sort((a, b) => a - b)[Math.floor(rs.length / 2)];
+    const first = [...results.values()][0][0];
+    const duck1 = results.get('DuckDB, 1 thread') ?? [];
+    for (const [name, rs] of results) {
+      for (const r of rs) {
+        if (r.rows !== first.rows || r.imageBytes !== first.imageBytes || r.textChars !== first.textChars)
+          throw new Error(`${name} disagrees: ${JSON.stringify(r)} vs ${JSON.stringify(first)}`);
       }
+      const ms = best(rs, 'ms');
       console.log(
-        `${name.padEnd(28)} ${fmt(r.ms, 0).padStart(6)} ms  ${fmt(mb(size) / (r.ms / 1000)).padStart(7)} MB/s  ${fmt(r.rows / (r.ms / 1000), 0).padStart(7)} rows/s  ours/this time ratio ${fmt(ours.ms / r.ms, 2)}`,
+        `${name.padEnd(28)} ${fmt(ms, 0).padStart(6)} ms  ${fmt(mb(size) / (ms / 1000)).padStart(7)} MB/s  ` +
+          `DuckDB-1/this ${fmt(best(duck1, 'ms') / ms, 2)}  CPU best ${fmt(best(rs, 'cpuMs'), 0)} ms, median ${fmt(median(rs, 'cpuMs'), 0)} ms, ` +
+          `DuckDB-1/this by CPU median ${fmt(median(duck1, 'cpuMs') / median(rs, 'cpuMs'), 2)}`,
       );
     }
-    console.log('(best of 3; same rows, image bytes and text characters checked across readers)');
+    console.log(
+      `(wall: best of ${args.reps}; CPU: process.cpuUsage over the read, every thread; readers alternated; ` +
+        'same rows, image bytes and text characters checked across readers)',
+    );
   } finally {
     if (!args.keep) await rm(dir, { recursive: true, force: true });
   }
@@ -217,7 +250,7 @@ async function bigFile(): Promise<void> {
 }
 
 if (args['rss-child']) {
-  const r = await readWithOurs(args['rss-child']);
+  const r = await readWithOurs(args['rss-child'], args.release);
   console.log(
     JSON.stringify({
       rows: r.rows,
