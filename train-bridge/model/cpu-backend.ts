@@ -138,6 +138,14 @@ export class CpuBackend implements ForwardBackend<HostTensor> {
     return this.mulChannels(new HostTensor([n, c, h, w], x.data), gate);
   }
 
+  addScaled(x: HostTensor, y: HostTensor, scale: HostTensor): HostTensor {
+    return this.add(x, this.scaleChannels(y, scale));
+  }
+
+  addAll(xs: HostTensor[]): HostTensor {
+    return xs.reduce((a, b) => this.add(a, b));
+  }
+
   meanSpatial(x: HostTensor): HostTensor {
     const [n, c, h, w] = dims4(x, 'meanSpatial');
     const plane = h * w;

@@ -68,6 +68,14 @@ export class ShapeOps implements ForwardBackend<ShapeOnly> {
     return x;
   }
 
+  addScaled(x: ShapeOnly, y: ShapeOnly): ShapeOnly {
+    return this.add(x, y);
+  }
+
+  addAll(xs: ShapeOnly[]): ShapeOnly {
+    return xs.reduce((a, b) => this.add(a, b));
+  }
+
   meanSpatial(x: ShapeOnly): ShapeOnly {
     return { shape: [x.shape[0], x.shape[1], 1, 1] };
   }

@@ -36,6 +36,10 @@ export interface ForwardBackend<T> {
   sub(a: T, b: T): T;
   /** x · γ with a per-channel layer scale γ of shape (C, 1, 1). */
   scaleChannels(x: T, scale: HostTensor): T;
+  /** x + y · γ: add(x, scaleChannels(y, γ)), a residual with layer scale (one kernel on a device). */
+  addScaled(x: T, y: T, scale: HostTensor): T;
+  /** ((a + b) + c) + …: the sum of same-shape tensors in this order (a block's branches). */
+  addAll(xs: T[]): T;
   /** [N, C, H, W] → [N, C, 1, 1] mean over space. */
   meanSpatial(x: T): T;
   /** x [N, C, H, W] · gate [N, C, 1, 1]. */
@@ -85,17 +89,15 @@ export function forwardModule<T>(module: Module, x: T, ops: ForwardBackend<T>): 
     return forwardModule(module.pointwise, largeKernel(module.largeKernel, x, ops), ops);
   if (module instanceof RepMixerBlock) {
     const mixed = repMixer(module.tokenMixer, x, ops);
-    return ops.add(mixed, ops.scaleChannels(convFFN(module.convffn, mixed, ops), module.layerScale));
+    return ops.addScaled(mixed, convFFN(module.convffn, mixed, ops), module.layerScale);
   }
   if (module instanceof AttentionBlock) {
-    const attended = ops.add(
+    const attended = ops.addScaled(
       x,
-      ops.scaleChannels(
-        mhsa(module.tokenMixer, ops.layerNormChannel(x, module.norm), ops),
-        module.layerScale1,
-      ),
+      mhsa(module.tokenMixer, ops.layerNormChannel(x, module.norm), ops),
+      module.layerScale1,
     );
-    return ops.add(attended, ops.scaleChannels(convFFN(module.convffn, attended, ops), module.layerScale2));
+    return ops.addScaled(attended, convFFN(module.convffn, attended, ops), module.layerScale2);
   }
   if (module instanceof RepCPE) {
     if (module.reparamConv) return ops.conv2d(x, module.reparamConv);
@@ -131,7 +133,7 @@ function mobileOne<T>(m: MobileOneBlock, x: T, ops: ForwardBackend<T>): T {
     if (m.rbrSkip) branches.push(ops.batchNorm2d(x, m.rbrSkip));
     for (const b of m.rbrConv) branches.push(convBN(b, x, ops));
     if (branches.length === 0) throw new TypeError('MobileOneBlock has no branch');
-    out = branches.reduce((a, b) => ops.add(a, b));
+    out = ops.addAll(branches);
   }
   if (m.se) out = squeezeExcite(m.se, out, ops);
   return activate(out, m.activation, ops);
@@ -154,7 +156,7 @@ function largeKernel<T>(m: ReparamLargeKernelConv, x: T, ops: ForwardBackend<T>)
 function repMixer<T>(m: RepMixer, x: T, ops: ForwardBackend<T>): T {
   if (m.reparamConv) return ops.conv2d(x, m.reparamConv);
   const mixed = ops.sub(mobileOne(m.mixer!, x, ops), mobileOne(m.norm!, x, ops));
-  return ops.add(x, ops.scaleChannels(mixed, m.layerScale!));
+  return ops.addScaled(x, mixed, m.layerScale!);
 }
 
 function convFFN<T>(m: ConvFFN, x: T, ops: ForwardBackend<T>): T {

@@ -99,6 +99,14 @@ export class GpuBackend implements ForwardBackend<Tensor> {
     return ops.mul(x, this.weights.tensor(scale));
   }
 
+  addScaled(x: Tensor, y: Tensor, scale: HostTensor): Tensor {
+    return ops.addScaled(x, y, this.weights.tensor(scale));
+  }
+
+  addAll(xs: Tensor[]): Tensor {
+    return ops.addAll(xs);
+  }
+
   meanSpatial(x: Tensor): Tensor {
     const [n, , , c] = x.shape as [number, number, number, number];
     return ops.reshape(ops.meanSpatial(x), [n, 1, 1, c]);

@@ -22,7 +22,20 @@ export const SELFTEST_PARTS = {
   'vision-ops': {
     families: ['elementwise', 'matmul', 'convolution', 'normalisation', 'reductions'],
     ops: [
-      ...['add', 'sub', 'mul', 'scale', 'gelu', 'relu', 'sigmoid', 'exp', 'permute', 'reshape'],
+      ...[
+        'add',
+        'addScaled',
+        'addAll',
+        'sub',
+        'mul',
+        'scale',
+        'gelu',
+        'relu',
+        'sigmoid',
+        'exp',
+        'permute',
+        'reshape',
+      ],
       ...[
         'matmul',
         'linear',

@@ -71,14 +71,34 @@ ${helpers}
  * a's shape). `expr` uses `va` and `vb`.
  */
 export function binaryKernel(name: string, expr: string, helpers = ''): ElementwiseKernel {
+  return broadcastKernel(`b:${name}:${expr}`, name, expr, helpers, ['a', 'b']);
+}
+
+/**
+ * out = f(a, b, c): a and b of one shape, c broadcasting over their leading dims like binaryKernel's b.
+ * `expr` uses `va`, `vb` and `vc`. Fuses two elementwise ops into one dispatch (a residual with layer scale).
+ */
+export function ternaryKernel(name: string, expr: string): ElementwiseKernel {
+  return broadcastKernel(`t:${name}:${expr}`, name, expr, '', ['a', 'b', 'c']);
+}
+
+/** The kernel of `operands` (`va`, `vb`, …): all full size but the last, which is read at i mod nb. */
+function broadcastKernel(
+  key: string,
+  name: string,
+  expr: string,
+  helpers: string,
+  operands: string[],
+): ElementwiseKernel {
+  const last = operands.length - 1;
+  const loads = operands.map((o, j) => `  let v${o} = x${o}[${j === last ? 'i % P.nb' : 'i'}];`).join('\n');
   return elementwise(
-    `b:${name}:${expr}`,
+    key,
     (type, wg, kname) => ({
       name: kname,
       uniforms: ['n', 'nb', 'a:f32', 'b:f32'],
       storage: [
-        { name: 'xa', access: 'read', type },
-        { name: 'xb', access: 'read', type },
+        ...operands.map((o) => ({ name: `x${o}`, access: 'read' as const, type })),
         { name: 'y', access: 'read_write', type },
       ],
       body: `alias T = ${type};
@@ -87,8 +107,7 @@ ${helpers}
 @compute @workgroup_size(${wg}) fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {
   let i = linear_index(wid, nwg, li, ${wg}u);
   if (i >= P.n) { return; }
-  let va = xa[i];
-  let vb = xb[i % P.nb];
+${loads}
   y[i] = ${expr};
 }`,
     }),
@@ -126,15 +145,27 @@ export function runBinary(
   b: Tensor,
   consts: { a?: number; b?: number } = {},
 ): Tensor {
+  return runBroadcast(k, [a], b, consts);
+}
+
+/** Runs a kernel of binaryKernel's or ternaryKernel's form: `full` tensors of one shape, then `b`. */
+export function runBroadcast(
+  k: ElementwiseKernel,
+  full: Tensor[],
+  b: Tensor,
+  consts: { a?: number; b?: number } = {},
+): Tensor {
+  const a = full[0] as Tensor;
   const eng = a.engine;
   const y = eng.empty(a.shape);
   const nb = b.size;
   const { def, per, wg } = pick(k, a.size, nb);
+  const u = (n: number, nbPer: number) => ({ n, nb: nbPer, a: consts.a ?? 0, b: consts.b ?? 0 });
   if (nb === a.size) {
     for (const c of eng.chunks(a.size, 1)) {
-      const r = [a.slice(c.start, c.count), b.slice(c.start, c.count), y.slice(c.start, c.count)];
+      const r = [...full, b, y].map((t) => t.slice(c.start, c.count));
       const n = c.count / per;
-      eng.dispatch(def, r, { n, nb: n, a: consts.a ?? 0, b: consts.b ?? 0 }, grid1d(eng, n, wg));
+      eng.dispatch(def, r, u(n, n), grid1d(eng, n, wg));
     }
     return y;
   }
@@ -142,12 +173,8 @@ export function runBinary(
   for (const c of eng.chunks(a.size / nb, nb)) {
     const start = c.start * nb;
     const n = (c.count * nb) / per;
-    eng.dispatch(
-      def,
-      [a.slice(start, c.count * nb), b.range(), y.slice(start, c.count * nb)],
-      { n, nb: nb / per, a: consts.a ?? 0, b: consts.b ?? 0 },
-      grid1d(eng, n, wg),
-    );
+    const r = [...full.map((t) => t.slice(start, c.count * nb)), b.range(), y.slice(start, c.count * nb)];
+    eng.dispatch(def, r, u(n, nb / per), grid1d(eng, n, wg));
   }
   return y;
 }

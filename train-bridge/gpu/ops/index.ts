@@ -1,5 +1,7 @@
 // The op namespace (`ops.conv2d(...)`): re-exports only, one op per file beside it.
 export { add } from './add.ts';
+export { addAll } from './add-all.ts';
+export { addScaled } from './add-scaled.ts';
 export { attention } from './attention.ts';
 export { type AvgPoolOptions, avgPool2d } from './avg-pool2d.ts';
 export { type BatchNormState, batchNorm } from './batch-norm.ts';

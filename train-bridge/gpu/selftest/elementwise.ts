@@ -1,4 +1,5 @@
-// Selftest cases of the elementwise ops (add, sub, mul with broadcasting, scale, gelu, relu, sigmoid, exp)
+// Selftest cases of the elementwise ops (add, sub, mul with broadcasting, addScaled, addAll, scale, gelu, relu,
+// sigmoid, exp)
 // and the shape ops (permute, reshape).
 import type * as TF from '@tensorflow/tfjs';
 import * as ops from '../ops/index.ts';
@@ -13,6 +14,31 @@ export function elementwiseCases(): Case[] {
     likeTf('sub', '[4,9,13]-[9,13]', [4, 9, 13], [9, 13]),
     { ...likeTf('mul', 'layer scale [2,6,5,40003/…]·[37]', [2, 29, 31, 37], [37]), chunked: true },
     likeTf('mul', 'scalar [1]', [7, 9], [1]),
+    // Fused residual with layer scale (x + y·γ) and branch sum; scalar, vec4 and chunked forms.
+    ...[
+      { name: '[3,5,7,11]+[3,5,7,11]·[11]', shape: [3, 5, 7, 11] },
+      { name: 'vec4 [2,6,5,12]+…·[12]', shape: [2, 6, 5, 12] },
+      { name: 'large [2,29,31,37]+…·[37]', shape: [2, 29, 31, 37], chunked: true },
+    ].map(({ name, shape, chunked }) => ({
+      op: 'addScaled',
+      name,
+      chunked,
+      inputs: [
+        { shape, grad: true },
+        { shape, grad: true },
+        { shape: shape.slice(-1), grad: true },
+      ],
+      gpu: ([x, y, g]: Tensor[]) => ops.addScaled(x as Tensor, y as Tensor, g as Tensor),
+      ref: (tf: typeof TF, [x, y, g]: TF.Tensor[]) =>
+        tf.add(x as TF.Tensor, tf.mul(y as TF.Tensor, g as TF.Tensor)),
+    })),
+    ...[2, 3, 4, 5].map((n) => ({
+      op: 'addAll',
+      name: `${n} × [3,4,7]`,
+      inputs: Array.from({ length: n }, () => ({ shape: [3, 4, 7], grad: true })),
+      gpu: (xs: Tensor[]) => ops.addAll(xs),
+      ref: (tf: typeof TF, xs: TF.Tensor[]) => xs.reduce((a, b) => tf.add(a, b)),
+    })),
     {
       op: 'scale',
       name: '×(−2.5)',
