@@ -172,7 +172,22 @@ async function depthwiseCase(N: number, H: number, C: number): Promise<void> {
       eng.dispatch(
         dxDef,
         [dy.range(), w.range(), dx.range()],
-        { N, H, W: H, Cin: C, Cout: C, Ho: H, Wo: H, mult: 1, pad: 3, xbase: 0, ybase: 0, total: dx.size },
+        {
+          N,
+          H,
+          W: H,
+          Cin: C,
+          Cout: C,
+          Ho: H,
+          Wo: H,
+          mult: 1,
+          pad: 3,
+          xbase: 0,
+          ybase: 0,
+          total: dx.size,
+          cgroups: C,
+          acc: 0,
+        },
         grid1d(eng, dx.size, 64),
       );
       // The forward is part of both timings.

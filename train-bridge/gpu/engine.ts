@@ -10,7 +10,7 @@ import { FILL_KERNEL } from './kernels/fill.ts';
 import { U8_TO_F32_KERNEL } from './kernels/u8-to-f32.ts';
 import { type BufferRange, PipelineCache } from './pipeline-cache.ts';
 import { Scopes, type TensorTree } from './scopes.ts';
-import { Tape } from './tape.ts';
+import { type GradRule, Tape } from './tape.ts';
 import { shapeSize, shapeString, Tensor } from './tensor.ts';
 import { HostTransfers } from './transfers.ts';
 
@@ -246,13 +246,7 @@ export class Engine {
    * Records an op for backward when grad mode is on and an input requires grad. `grad` gets the output's
    * gradient and which inputs need one, and returns one gradient (or undefined) per input.
    */
-  record(
-    op: string,
-    inputs: Tensor[],
-    output: Tensor,
-    saved: Tensor[],
-    grad: (dy: Tensor, needs: boolean[]) => (Tensor | undefined)[],
-  ): void {
+  record(op: string, inputs: Tensor[], output: Tensor, saved: Tensor[], grad: GradRule): void {
     if (!this.gradEnabled || !inputs.some((t) => t.requiresGrad)) return;
     output.requiresGrad = true;
     this.tape.push({ op, inputs, output, grad }, saved);

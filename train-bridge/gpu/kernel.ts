@@ -59,3 +59,11 @@ export const LINEAR_INDEX = /* wgsl */ `
 fn linear_index(wid: vec3u, nwg: vec3u, lid: u32, wg: u32) -> u32 {
   return (wid.y * nwg.x + wid.x) * wg + lid;
 }`;
+
+/**
+ * WGSL that stores `value` at `target`, or adds it to what is there when the uniform `acc` is 1 (a gradient
+ * kernel writing into the tape's gradient so far: `target + value`, the tape's own sum, one dispatch less).
+ */
+export function storeOrAdd(target: string, value: string): string {
+  return `if (P.acc == 1u) { ${target} = ${target} + ${value}; } else { ${target} = ${value}; }`;
+}

@@ -1,7 +1,8 @@
 // Reverse-mode autodiff over the recorded tape: each entry holds its op's one gradient rule; backward
 // walks entries newest-first, sums gradients that reach a tensor from several uses, and leaves the
 // parameters' gradients in `param.grad` (accumulating across calls until zeroGrad). Sums use the engine's
-// own add kernel, never the `add` op: the tape sits below the ops.
+// own add kernel, never the `add` op: the tape sits below the ops. A rule may instead add its gradient into
+// the one already there (`into`), saving that add's dispatch.
 import { binaryKernel, runBinary } from './kernels/elementwise.ts';
 import { shapeString, type Tensor, type TensorEngine } from './tensor.ts';
 
@@ -18,8 +19,19 @@ export interface TapeEntry {
   output: Tensor;
   /** Inputs and saved tensors the gradient rule reads; kept alive until the tape is cleared. */
   held: Tensor[];
-  grad: (dy: Tensor, needs: boolean[]) => (Tensor | undefined)[];
+  grad: GradRule;
 }
+
+/**
+ * An op's gradient rule: the gradients of its inputs (undefined where `needs` is false). `into[j]`, when
+ * given, is input j's gradient so far, owned by the tape alone: the rule may write the sum `into[j] + its
+ * gradient` into it in place (the same additions as the tape's sum: a + b, one rounding) and return into[j].
+ */
+export type GradRule = (
+  dy: Tensor,
+  needs: boolean[],
+  into: readonly (Tensor | undefined)[],
+) => (Tensor | undefined)[];
 
 /** The recorded ops of the current forward pass, and the tensors their gradient rules still need. */
 export class Tape {
@@ -95,7 +107,16 @@ function runBackward(eng: TensorEngine, tape: TapeEntry[], y: Tensor, dy?: Tenso
       if (!g) continue;
       grads.delete(e.output.id);
       const needs = e.inputs.map((t) => t.requiresGrad);
-      const inputGrads = eng.tidy(() => e.grad(g, needs));
+      // A gradient so far may be written in place when nothing else can see it: one reference, its own
+      // buffer (no reshape view shares it), not the caller's seed, and an input that appears once.
+      const into = e.inputs.map((inp, j) => {
+        const prev = grads.get(inp.id);
+        const once = e.inputs.filter((t) => t === inp).length === 1;
+        return needs[j] && once && prev && prev !== dy && refs.get(prev) === 1 && prev.storage.refs === 1
+          ? prev
+          : undefined;
+      });
+      const inputGrads = eng.tidy(() => e.grad(g, needs, into));
       for (const gi of inputGrads) if (gi) own(gi);
       for (const [j, inp] of e.inputs.entries()) {
         const gi = inputGrads[j];
@@ -111,7 +132,9 @@ function runBackward(eng: TensorEngine, tape: TapeEntry[], y: Tensor, dy?: Tenso
         }
         if (inp.kept) params.set(inp.id, inp);
         const prev = grads.get(inp.id);
-        if (prev) {
+        if (prev === gi && into[j] === gi)
+          drop(gi); // the rule added into it
+        else if (prev) {
           const sum = accumulate(prev, gi);
           own(sum);
           drop(prev);

@@ -3,7 +3,7 @@
 // are loaded once per strip instead of once per tap. Input gradient: the forward on rotated weights
 // (stride 1), else a gather per input element. Weight gradient: tiled partial sums (a workgroup per 64
 // channels × a block of output rows) reduced afterwards.
-import type { KernelDef } from '../kernel.ts';
+import { type KernelDef, storeOrAdd } from '../kernel.ts';
 
 /** Outputs per thread along W (a multiple of 4: vec4 accumulators). 8 beats 4 by ~2× on lavapipe. */
 export const DW_STRIP = 8;
@@ -28,9 +28,11 @@ export function depthwiseForwardDef(KH: number, KW: number, stride: number, flip
   const XW = (DW_STRIP - 1) * stride + KW;
   const tap = flip ? `(${KH - 1}u - kh) * ${KW}u + ${KW - 1}u - kw` : `kh * ${KW}u + kw`;
   const acc = [...Array(DW_STRIP / 4).keys()];
+  const store = flip ? storeOrAdd : (target: string, value: string) => `${target} = ${value};`;
   return cached(`f${KH}x${KW}s${stride}${flip ? 'r' : ''}`, () => ({
     name: `conv_dw_fwd_${KH}x${KW}_s${stride}${flip ? '_rot' : ''}`,
-    uniforms: [...SHAPE_UNIFORMS, 'total'],
+    // As the input gradient (flip), it may add into the gradient already there (acc).
+    uniforms: [...SHAPE_UNIFORMS, 'total', ...(flip ? ['acc'] : [])],
     storage: [
       { name: 'x', access: 'read' },
       { name: 'wt', access: 'read' },
@@ -73,7 +75,7 @@ export function depthwiseForwardDef(KH: number, KW: number, stride: number, flip
     .flatMap((i) =>
       [0, 1, 2, 3].map(
         (q) =>
-          `if (wo0 + ${4 * i + q}u < P.Wo) { y[yBase + (wo0 + ${4 * i + q}u) * P.Cout] = acc${i}[${q}]; }`,
+          `if (wo0 + ${4 * i + q}u < P.Wo) { ${store(`y[yBase + (wo0 + ${4 * i + q}u) * P.Cout]`, `acc${i}[${q}]`)} }`,
       ),
     )
     .join('\n  ')}
@@ -90,7 +92,7 @@ export function depthwiseInputGradDef(KH: number, KW: number, stride: number, cp
   const cs = [...Array(cpt).keys()];
   return cached(`dx${KH}x${KW}s${stride}c${cpt}`, () => ({
     name: `conv_dw_dx_${KH}x${KW}_s${stride}${cpt > 1 ? `_c${cpt}` : ''}`,
-    uniforms: [...SHAPE_UNIFORMS, 'total', 'cgroups'],
+    uniforms: [...SHAPE_UNIFORMS, 'total', 'cgroups', 'acc'],
     storage: [
       { name: 'dy', access: 'read' },
       { name: 'wt', access: 'read' },
@@ -123,7 +125,7 @@ export function depthwiseInputGradDef(KH: number, KW: number, stride: number, cp
       }
     }
   }
-  ${cs.map((c) => `dx[P.xbase + t * ${cpt}u + ${c}u] = acc${c};`).join('\n  ')}
+  ${cs.map((c) => storeOrAdd(`dx[P.xbase + t * ${cpt}u + ${c}u]`, `acc${c}`)).join('\n  ')}
 }`,
   }));
 }

@@ -1,6 +1,6 @@
 // WGSL for im2col and its adjoint (col2im as a gather), turning a grouped k×k convolution in NHWC into
 // GEMMs. col[p, g, kh, kw, cg] for output pixel p, so each group's K block is contiguous.
-import type { KernelDef } from '../kernel.ts';
+import { type KernelDef, storeOrAdd } from '../kernel.ts';
 
 const U = ['N', 'H', 'W', 'Cin', 'Ho', 'Wo', 'KH', 'KW', 'stride', 'pad', 'groups', 'xbase', 'total'];
 
@@ -45,10 +45,10 @@ export const IM2COL: KernelDef = {
 }`,
 };
 
-/** dx[n, h, w, c] = Σ over the taps that read it of dcol. */
+/** dx[n, h, w, c] = Σ over the taps that read it of dcol (added to dx when acc is 1). */
 export const COL2IM: KernelDef = {
   name: 'col2im',
-  uniforms: U,
+  uniforms: [...U, 'acc'],
   storage: [
     { name: 'dcol', access: 'read' },
     { name: 'dx', access: 'read_write' },
@@ -81,6 +81,6 @@ export const COL2IM: KernelDef = {
       acc += dcol[p * K + ((g * P.KH + kh) * P.KW + kw) * Cg + cg];
     }
   }
-  dx[P.xbase + t] = acc;
+  ${storeOrAdd('dx[P.xbase + t]', 'acc')}
 }`,
 };

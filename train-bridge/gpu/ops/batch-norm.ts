@@ -2,7 +2,7 @@
 // batch's statistics over N·H·W (two-pass mean/variance) and updates the running statistics in place
 // (PyTorch's momentum convention, unbiased running variance); eval mode uses the running statistics.
 import type { Engine } from '../engine.ts';
-import type { KernelDef, StorageBinding } from '../kernel.ts';
+import { type KernelDef, type StorageBinding, storeOrAdd } from '../kernel.ts';
 import { grid1d } from '../kernels/elementwise.ts';
 import { minRowsPerBlock, reduceRows } from '../kernels/reduce-rows.ts';
 import type { BufferRange } from '../pipeline-cache.ts';
@@ -158,10 +158,13 @@ const FUSED_TRAIN: KernelDef = {
 }`,
 };
 
-/** Training-mode backward in one dispatch (same condition): Σdy and Σdy·x̂ per lane, then dx. */
+/**
+ * Training-mode backward in one dispatch (same condition): Σdy and Σdy·x̂ per lane, then dx, or dx added
+ * into the gradient already there (`acc`, the tape's sum without its dispatch).
+ */
 const FUSED_TRAIN_GRAD: KernelDef = {
   name: 'batch_norm_train_grad_fused',
-  uniforms: ['C', 'R', 'Rf:f32'],
+  uniforms: ['C', 'R', 'Rf:f32', 'acc'],
   storage: gradStorage('read_write'),
   body: /* wgsl */ `
 @compute @workgroup_size(64) fn main(@builtin(global_invocation_id) gid: vec3u) {
@@ -183,7 +186,8 @@ const FUSED_TRAIN_GRAD: KernelDef = {
   for (var r = 0u; r < P.R; r++) {
     let i = r * P.C + c;
     let xhat = (x[i] - m) * is;
-    dx[i] = s / P.Rf * (P.Rf * dy[i] - sb - xhat * sg);
+    let v = s / P.Rf * (P.Rf * dy[i] - sb - xhat * sg);
+    ${storeOrAdd('dx[i]', 'v')}
   }
 }`,
 };
@@ -289,8 +293,8 @@ function batchNormTrainFused(x: Tensor, bn: BatchNormState, C: number, R: number
     { C, R, invR: 1 / R, eps: bn.eps, momentum: bn.momentum, unbias: R / Math.max(1, R - 1) },
     [Math.ceil(C / 64)],
   );
-  eng.record('batchNorm', [x, bn.weight, bn.bias], y, [mean, invstd], (dy, needs) =>
-    batchNormGrad(dy, x, bn, mean, invstd, true, needs),
+  eng.record('batchNorm', [x, bn.weight, bn.bias], y, [mean, invstd], (dy, needs, into) =>
+    batchNormGrad(dy, x, bn, mean, invstd, true, needs, into[0]),
   );
   return y;
 }
@@ -304,6 +308,7 @@ function batchNormGrad(
   invstd: Tensor,
   training: boolean,
   needs: boolean[],
+  into?: Tensor,
 ): (Tensor | undefined)[] {
   const eng = dy.engine;
   const C = x.shape.at(-1) as number;
@@ -311,7 +316,7 @@ function batchNormGrad(
   if (training && needs[0] && fusedTraining(eng, x, C)) {
     const dbeta = eng.empty([C]);
     const dgamma = eng.empty([C]);
-    const dx = eng.empty(x.shape);
+    const dx = into ?? eng.empty(x.shape);
     eng.dispatch(
       FUSED_TRAIN_GRAD,
       [
@@ -324,7 +329,7 @@ function batchNormGrad(
         dgamma.range(),
         dx.range(),
       ],
-      { C, R, Rf: R },
+      { C, R, Rf: R, acc: into ? 1 : 0 },
       [Math.ceil(C / 64)],
     );
     // The unneeded ones are disposed by the tape's tidy scope like any unreturned tensor.

@@ -194,8 +194,8 @@ export function conv2d(x: Tensor, w: Tensor, o: Conv2dOptions = {}): Tensor {
   const keep: { col?: Tensor } = {};
   const y = conv2dRaw(x, w, g, keep);
   const col = keep.col;
-  x.engine.record('conv2d', [x, w], y, col ? [x, w, col] : [x, w], (dy, needs) => [
-    needs[0] ? conv2dInputGrad(dy, w, g) : undefined,
+  x.engine.record('conv2d', [x, w], y, col ? [x, w, col] : [x, w], (dy, needs, into) => [
+    needs[0] ? conv2dInputGrad(dy, w, g, into[0]) : undefined,
     needs[1] ? conv2dWeightGrad(dy, x, w, g, col) : undefined,
   ]);
   // Held by the tape when recorded (released with it), freed now otherwise.
@@ -203,10 +203,11 @@ export function conv2d(x: Tensor, w: Tensor, o: Conv2dOptions = {}): Tensor {
   return y;
 }
 
-// ---- gradient: input
-function conv2dInputGrad(dy: Tensor, w: Tensor, g: Geometry): Tensor {
+// ---- gradient: input (added into `into`, the tape's gradient so far, when given)
+function conv2dInputGrad(dy: Tensor, w: Tensor, g: Geometry, into?: Tensor): Tensor {
   const eng = dy.engine;
-  const dx = eng.empty([g.N, g.H, g.W, g.Cin]);
+  const dx = into ?? eng.empty([g.N, g.H, g.W, g.Cin]);
+  const acc = into ? 1 : 0;
   forEachPiece(eng, g, (n0, n) => {
     if (g.depthwise) {
       const { xw, yw } = pieceWindows(g, dx, dy, n0, n);
@@ -224,6 +225,7 @@ function conv2dInputGrad(dy: Tensor, w: Tensor, g: Geometry): Tensor {
             Wo: g.W,
             pad: g.KH - 1 - g.pad,
             total: strips,
+            acc,
           },
           grid1d(eng, strips, 64),
         );
@@ -234,7 +236,7 @@ function conv2dInputGrad(dy: Tensor, w: Tensor, g: Geometry): Tensor {
       eng.dispatch(
         depthwiseInputGradDef(g.KH, g.KW, g.stride, cpt),
         [yw.range, w.range(), xw.range],
-        { ...shapeUniforms(g, n, xw.base, yw.base), total, cgroups: g.Cin / cpt },
+        { ...shapeUniforms(g, n, xw.base, yw.base), total, cgroups: g.Cin / cpt, acc },
         grid1d(eng, total, 64),
       );
       return;
@@ -259,7 +261,7 @@ function conv2dInputGrad(dy: Tensor, w: Tensor, g: Geometry): Tensor {
       beta: 0,
     };
     if (g.pointwise) {
-      gemm(dcolShape, dy, w, dx, { a: n0 * g.yImg, c: n0 * g.xImg });
+      gemm({ ...dcolShape, beta: acc }, dy, w, dx, { a: n0 * g.yImg, c: n0 * g.xImg });
       return;
     }
     const dcol = eng.empty([P, g.groups * Kg]);
@@ -268,7 +270,7 @@ function conv2dInputGrad(dy: Tensor, w: Tensor, g: Geometry): Tensor {
     eng.dispatch(
       COL2IM,
       [dcol.range(), xw.range],
-      im2colUniforms(g, n, xw.base, n * g.xImg),
+      { ...im2colUniforms(g, n, xw.base, n * g.xImg), acc },
       grid1d(eng, n * g.xImg),
     );
     dcol.dispose();

@@ -38,11 +38,11 @@ function dims(a: Tensor, b: Tensor, o: MatmulOptions): Dims {
   return { batch, M, K, N, bShared };
 }
 
-/** Raw C = α·op(a)·op(b) into a new tensor, no tape. */
-export function matmulRaw(a: Tensor, b: Tensor, o: MatmulOptions = {}): Tensor {
+/** Raw C = α·op(a)·op(b) into a new tensor, or added into `into` (same size), no tape. */
+export function matmulRaw(a: Tensor, b: Tensor, o: MatmulOptions = {}, into?: Tensor): Tensor {
   const d = dims(a, b, o);
   const eng = a.engine;
-  const out = eng.empty(a.rank === 3 ? [d.batch, d.M, d.N] : [d.M, d.N]);
+  const out = into ?? eng.empty(a.rank === 3 ? [d.batch, d.M, d.N] : [d.M, d.N]);
   const transA = !!o.transA;
   const transB = !!o.transB;
   // A shared b lets the whole batch run as one tall GEMM.
@@ -62,7 +62,7 @@ export function matmulRaw(a: Tensor, b: Tensor, o: MatmulOptions = {}): Tensor {
     strideB: b.rank === 3 ? d.K * d.N : 0,
     strideC: d.M * d.N,
     alpha: o.alpha ?? 1,
-    beta: 0,
+    beta: into ? 1 : 0,
   };
   gemm(s, a, b, out);
   return out;
@@ -72,7 +72,7 @@ export function matmulRaw(a: Tensor, b: Tensor, o: MatmulOptions = {}): Tensor {
 export function matmul(a: Tensor, b: Tensor, o: MatmulOptions = {}): Tensor {
   const y = matmulRaw(a, b, o);
   const d = dims(a, b, o);
-  a.engine.record('matmul', [a, b], y, [a, b], (dy, needs) => matmulGrad(a, b, dy, o, d, needs));
+  a.engine.record('matmul', [a, b], y, [a, b], (dy, needs, into) => matmulGrad(a, b, dy, o, d, needs, into));
   return y;
 }
 
@@ -84,6 +84,7 @@ function matmulGrad(
   o: MatmulOptions,
   d: Dims,
   needs: boolean[],
+  into: readonly (Tensor | undefined)[],
 ): (Tensor | undefined)[] {
   const alpha = o.alpha ?? 1;
   const tA = !!o.transA;
@@ -93,8 +94,8 @@ function matmulGrad(
   if (needs[0]) {
     // op(A) = M×K: dop(A) = dC·op(B)ᵀ; A stored transposed gets the transpose of that.
     da = tA
-      ? matmulRaw(b, dy, { transA: tB, transB: true, alpha })
-      : matmulRaw(dy, b, { transB: !tB, alpha });
+      ? matmulRaw(b, dy, { transA: tB, transB: true, alpha }, into[0])
+      : matmulRaw(dy, b, { transB: !tB, alpha }, into[0]);
   }
   if (needs[1]) {
     if (d.bShared) {
@@ -139,8 +140,8 @@ function matmulGrad(
       db = g;
     } else {
       db = tB
-        ? matmulRaw(dy, a, { transA: true, transB: tA, alpha })
-        : matmulRaw(a, dy, { transA: !tA, alpha });
+        ? matmulRaw(dy, a, { transA: true, transB: tA, alpha }, into[1])
+        : matmulRaw(a, dy, { transA: !tA, alpha }, into[1]);
     }
   }
   return [da, db];

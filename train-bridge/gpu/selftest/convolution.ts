@@ -50,7 +50,34 @@ export function convolutionCases(): Case[] {
     ref: (tf, [x, w]) => refConv(tf, x as TF.Tensor, w as TF.Tensor, stride, padding, groups),
     chunked,
   });
+  // conv(x) + conv(1.5·x): x's second gradient is added by the input-gradient kernel into the first (the
+  // tape's accumulate-into path), for each kind of input-gradient kernel.
+  const twice = (
+    name: string,
+    xs: number[],
+    ws: number[],
+    stride: number,
+    padding: number,
+    groups: number,
+  ) => {
+    const c = conv(`${name}, x used twice`, xs, ws, stride, padding, groups);
+    return {
+      ...c,
+      gpu: ([x, w]: Tensor[]) =>
+        ops.add(c.gpu([x as Tensor, w as Tensor]), c.gpu([ops.scale(x as Tensor, 1.5), w as Tensor])),
+      ref: (tf: Tf, [x, w]: TF.Tensor[]) =>
+        tf.add(
+          c.ref(tf, [x as TF.Tensor, w as TF.Tensor]),
+          c.ref(tf, [tf.mul(x as TF.Tensor, 1.5), w as TF.Tensor]),
+        ),
+    };
+  };
   return [
+    twice('dense 3×3 s2 p1', [2, 9, 11, 3], [3, 3, 3, 8], 2, 1, 1),
+    twice('pointwise 1×1', [2, 5, 6, 12], [1, 1, 12, 20], 1, 0, 1),
+    twice('depthwise 3×3 s2 p1', [2, 9, 7, 5], [3, 3, 1, 5], 2, 1, 5),
+    twice('depthwise 3×3 s2 p1, Cin 4', [2, 9, 7, 4], [3, 3, 1, 4], 2, 1, 4),
+    twice('depthwise 7×7 s1 p3', [2, 11, 13, 7], [7, 7, 1, 7], 1, 3, 7),
     conv('dense 3×3 s2 p1 (stem)', [2, 9, 11, 3], [3, 3, 3, 8], 2, 1, 1),
     conv('pointwise 1×1', [2, 5, 6, 12], [1, 1, 12, 20], 1, 0, 1),
     conv('1×1 s2 (scale branch)', [2, 7, 9, 5], [1, 1, 5, 6], 2, 0, 1),

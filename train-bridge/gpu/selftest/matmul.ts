@@ -24,6 +24,25 @@ export function matmulCases(): Case[] {
       ),
     ),
     {
+      // a·b + (1.5·a)·(1.5·b): both inputs' second gradients are added into the first by the GEMM (β = 1).
+      op: 'matmul',
+      name: 'a and b used twice [17,29]·[29,13]',
+      inputs: [
+        { shape: [17, 29], grad: true },
+        { shape: [29, 13], grad: true },
+      ],
+      gpu: ([a, b]) =>
+        ops.add(
+          ops.matmul(a as Tensor, b as Tensor),
+          ops.matmul(ops.scale(a as Tensor, 1.5), ops.scale(b as Tensor, 1.5)),
+        ),
+      ref: (tf, [a, b]) =>
+        tf.add(
+          tf.matMul(a as TF.Tensor2D, b as TF.Tensor2D),
+          tf.matMul(tf.mul(a as TF.Tensor2D, 1.5), tf.mul(b as TF.Tensor2D, 1.5)),
+        ),
+    },
+    {
       op: 'matmul',
       name: 'batched [3,17,29]·[3,29,13]',
       inputs: [

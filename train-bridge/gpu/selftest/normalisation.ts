@@ -69,6 +69,20 @@ export function normalisationCases(): Case[] {
   });
   return [
     bnTrain('train [2,7,9,13]', [2, 7, 9, 13]),
+    {
+      // bn(x) + bn(1.5·x): the one-dispatch backward adds x's second gradient into the first.
+      ...bnTrain('train, x used twice [2,7,9,13]', [2, 7, 9, 13]),
+      gpu: ([x, g, b]) =>
+        ops.add(
+          ops.batchNorm(x as Tensor, bnState(x as Tensor, g as Tensor, b as Tensor), true),
+          ops.batchNorm(ops.scale(x as Tensor, 1.5), bnState(x as Tensor, g as Tensor, b as Tensor), true),
+        ),
+      ref: (tf, [x, g, b]) =>
+        tf.add(
+          refNorm(tf, x as TF.Tensor, g as TF.Tensor, b as TF.Tensor, [0, 1, 2]),
+          refNorm(tf, tf.mul(x as TF.Tensor, 1.5), g as TF.Tensor, b as TF.Tensor, [0, 1, 2]),
+        ),
+    },
     bnTrain('train (chunked) [8,16,16,24]', [8, 16, 16, 24], true),
     bnEval('eval (running stats 0.25 / 2)', [3, 5, 4, 9]),
     // C divisible by 4: the vec4 apply and input-gradient kernels in eval mode.
