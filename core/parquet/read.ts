@@ -2,6 +2,7 @@
 // a time and only the requested columns, so memory follows the row group, not the file.
 import {
   type AsyncBuffer,
+  type Compressors,
   type FileMetaData,
   parquetMetadataAsync,
   parquetReadObjects,
@@ -10,8 +11,9 @@ import {
 } from 'hyparquet';
 import { errorMessage, SourceFileError } from '../errors.ts';
 import { storageFor } from '../storage/index.ts';
-import { parquetCodecsReady, parquetDecompressors } from './compressors.ts';
+import { decompressZstdPage, parquetCodecsReady, parquetDecompressors } from './compressors.ts';
 import { detachRows, GroupMemory, LARGE_BUFFER_BYTES } from './group-memory.ts';
+import { copyStoredZstd, storedZstdBlocks } from './zstd-stored.ts';
 
 /** Bytes fetched from the end of the file on open; covers the footer of typical files in one request. */
 const FOOTER_FETCH = 256 * 1024;
@@ -105,6 +107,21 @@ function groupAsyncBuffer(
   };
 }
 
+/**
+ * With recycling: large zstd pages of stored blocks only (image bytes, which zstd cannot shrink) are copied into
+ * the group's lent memory instead of fresh memory, as uncompressed chunks are read into it; other pages as usual.
+ */
+function lendingDecompressors(lent: GroupMemory): Compressors {
+  return {
+    ...parquetDecompressors,
+    ZSTD: (input: Uint8Array, outputLength: number) => {
+      const blocks = outputLength >= LARGE_BUFFER_BYTES ? storedZstdBlocks(input, outputLength) : undefined;
+      if (blocks === undefined) return decompressZstdPage(input, outputLength);
+      return copyStoredZstd(input, blocks, new Uint8Array(lent.take(outputLength)));
+    },
+  };
+}
+
 /** Open a parquet file: stat it (unless the size is known), read and parse the footer once. */
 export async function openParquet(uri: string, knownSize?: number): Promise<ParquetFileHandle> {
   await parquetCodecsReady();
@@ -161,9 +178,10 @@ export interface RowGroupRows {
 /**
  * Stream row groups [start, end) of an opened file, one group at a time, reading only `columns`.
  * A group that cannot be decoded fails with a SourceFileError naming the file and the group.
- * `recycle`: large uncompressed chunks are read into recycled memory that each group's `release` hands back (only
- * memory released is reused; without it every such chunk is fresh memory, which costs an uncompressed read about
- * half its CPU in page zeroing and the GC runs it triggers: docs/benchmarks.md, "Parquet reader").
+ * `recycle`: large uncompressed chunks, and large zstd pages of stored blocks (image bytes), are read or copied
+ * into recycled memory that each group's `release` hands back (only memory released is reused; without it every
+ * such chunk is fresh memory, which costs an uncompressed read about half its CPU in page zeroing and the GC runs
+ * it triggers: docs/benchmarks.md, "Parquet reader").
  */
 export async function* readRowGroups(
   handle: ParquetFileHandle,
@@ -185,7 +203,7 @@ export async function* readRowGroups(
         columns,
         rowStart: group.rowStart,
         rowEnd: group.rowStart + group.numRows,
-        compressors: parquetDecompressors,
+        compressors: lent ? lendingDecompressors(lent) : parquetDecompressors,
         // Binary columns (image bytes) stay bytes; only columns annotated as strings are decoded as UTF-8.
         utf8: false,
       });

@@ -242,57 +242,60 @@ describe('core/parquet read: files written by DuckDB', () => {
     assert.deepEqual(plainRead(await readAll(path, handle.columns)), kept[0].expected);
   });
 
-  it('recycled reads of uncompressed megabyte chunks: same rows, released memory reused, unreleased memory never', async () => {
-    // ~300 KB images, 12 rows a group: each group's image chunk (~3.6 MB) is read on its own, into lent memory.
-    const rows = recapRows(36).map((r, i) => ({
-      ...r,
-      image: i % 9 === 4 ? null : { bytes: noiseBytes(300_000 + i * 13, i + 1), path: `images/${i}.jpg` },
-    }));
-    const path = join(dir, 'big-uncompressed-lent.parquet');
-    await writeImageConversationParquet(path, rows, { compression: 'uncompressed', rowGroupSize: 12 });
-    const handle = await openParquet(path);
-    const expected = plain(rows);
-    const groups = () => readRowGroups(handle, { start: 0, end: 3, columns: handle.columns, recycle: true });
-    const imageBuffers = (g: RowGroupRows) =>
-      g.rows.flatMap((r) => (r.image ? [(r.image as { bytes: Uint8Array }).bytes.buffer] : []));
-    poisonReleasedMemory(true);
-    try {
-      // Released after each group: every group's rows as without recycling, read into one reused memory.
-      const released: unknown[] = [];
-      const buffers = new Set<ArrayBufferLike>();
-      for await (const g of groups()) {
-        assert.ok(g.release, 'an uncompressed megabyte chunk is lent');
-        released.push(...plainRead(g.rows));
-        for (const b of imageBuffers(g)) buffers.add(b);
-        g.release();
-      }
-      assert.deepEqual(released, expected);
-      assert.deepEqual(plainRead(await readAll(path, handle.columns)), expected);
-      assert.ok(buffers.size < 3, `3 groups read into ${buffers.size} buffers`);
+  for (const compression of ['uncompressed', 'zstd'] as const)
+    it(`recycled reads of ${compression} megabyte image chunks: same rows, released memory reused, unreleased memory never`, async () => {
+      // ~300 KB images, 12 rows a group: each group's image chunk (~3.6 MB) is read on its own, into lent memory
+      // (zstd: the image page, stored blocks since noise does not compress, is copied into lent memory).
+      const rows = recapRows(36).map((r, i) => ({
+        ...r,
+        image: i % 9 === 4 ? null : { bytes: noiseBytes(300_000 + i * 13, i + 1), path: `images/${i}.jpg` },
+      }));
+      const path = join(dir, `big-${compression}-lent.parquet`);
+      await writeImageConversationParquet(path, rows, { compression, rowGroupSize: 12 });
+      const handle = await openParquet(path);
+      const expected = plain(rows);
+      const groups = () =>
+        readRowGroups(handle, { start: 0, end: 3, columns: handle.columns, recycle: true });
+      const imageBuffers = (g: RowGroupRows) =>
+        g.rows.flatMap((r) => (r.image ? [(r.image as { bytes: Uint8Array }).bytes.buffer] : []));
+      poisonReleasedMemory(true);
+      try {
+        // Released after each group: every group's rows as without recycling, read into one reused memory.
+        const released: unknown[] = [];
+        const buffers = new Set<ArrayBufferLike>();
+        for await (const g of groups()) {
+          assert.ok(g.release, `a ${compression} megabyte chunk is lent`);
+          released.push(...plainRead(g.rows));
+          for (const b of imageBuffers(g)) buffers.add(b);
+          g.release();
+        }
+        assert.deepEqual(released, expected);
+        assert.deepEqual(plainRead(await readAll(path, handle.columns)), expected);
+        assert.ok(buffers.size < 3, `3 groups read into ${buffers.size} buffers`);
 
-      // Never released: the rows stay intact while this file and others are read (recycled or not) after them.
-      const held: Record<string, unknown>[] = [];
-      const heldBuffers = new Set<ArrayBufferLike>();
-      for await (const g of groups()) {
-        held.push(...g.rows);
-        for (const b of imageBuffers(g)) heldBuffers.add(b);
-      }
-      assert.equal(heldBuffers.size, 3);
-      for await (const g of groups()) g.release?.();
-      await readAll(join(dir, 'big-snappy.parquet'), ['id', 'image']);
-      assert.deepEqual(plainRead(held), expected);
+        // Never released: the rows stay intact while this file and others are read (recycled or not) after them.
+        const held: Record<string, unknown>[] = [];
+        const heldBuffers = new Set<ArrayBufferLike>();
+        for await (const g of groups()) {
+          held.push(...g.rows);
+          for (const b of imageBuffers(g)) heldBuffers.add(b);
+        }
+        assert.equal(heldBuffers.size, 3);
+        for await (const g of groups()) g.release?.();
+        await readAll(join(dir, 'big-snappy.parquet'), ['id', 'image']);
+        assert.deepEqual(plainRead(held), expected);
 
-      // Misuse shows: a value kept past its group's release reads as poison, not as its bytes.
-      for await (const g of groups()) {
-        const bytes = (g.rows[0].image as { bytes: Uint8Array }).bytes;
-        g.release?.();
-        assert.ok(bytes.every((b) => b === 0xdb));
-        break;
+        // Misuse shows: a value kept past its group's release reads as poison, not as its bytes.
+        for await (const g of groups()) {
+          const bytes = (g.rows[0].image as { bytes: Uint8Array }).bytes;
+          g.release?.();
+          assert.ok(bytes.every((b) => b === 0xdb));
+          break;
+        }
+      } finally {
+        poisonReleasedMemory(false);
       }
-    } finally {
-      poisonReleasedMemory(false);
-    }
-  });
+    });
 
   it('fails with SourceFileError naming the file for a non-parquet, a truncated and a missing file', async () => {
     const notParquet = join(dir, 'not.parquet');
