@@ -5,6 +5,7 @@ import { compress as zstdCompress, decompress as zstdDecompress, init as zstdIni
 import type { Compressors } from 'hyparquet';
 import { decompressZstd as fzstdDecompress, compressors as jsCompressors } from 'hyparquet-compressors';
 import { uncompressSync as snappyUncompress } from 'snappy';
+import { copyStoredZstd, storedZstdBlocks } from './zstd-stored.ts';
 
 /** zstd level for files we write: 3 is zstd's default, the usual speed/size balance (DuckDB, Arrow use it too). */
 export const ZSTD_LEVEL = 3;
@@ -18,26 +19,24 @@ export function parquetCodecsReady(): Promise<void> {
 }
 
 /**
- * A page at least this fraction of its decoded size is (nearly) all raw zstd blocks: image bytes, already compressed.
- * fzstd decodes such a frame by copying each raw block into an output of the frame's content size (2-4x faster
- * than the wasm decoder on 1-8 MB JPEG pages, which copies the page into its heap and back); for compressible pages
- * (text, offsets) libzstd in wasm is 5-7x faster than fzstd.
+ * Decode one zstd page of `outputLength` bytes (from the page header: some writers omit the frame's content size).
+ * A page of stored (raw/RLE) blocks only, as writers store image bytes that do not compress, is copied block by
+ * block into `output(outputLength)` (fresh memory by default): 2-4x faster than the wasm decoder on 1-8 MB JPEG
+ * pages, which copies the page into its heap and back out. Any other page goes to libzstd in wasm (5-7x fzstd on
+ * text, and 4x on JPEG pages with compressed blocks), then to fzstd, an independent decoder, if wasm rejects it.
  */
-const RAW_PAGE_RATIO = 0.9;
-
-/** zstd page decoding: fzstd for incompressible pages, wasm libzstd otherwise, each the other's fallback. */
-export function decompressZstdPage(input: Uint8Array, outputLength: number): Uint8Array {
-  const wasm = () => zstdDecompress(input, { defaultHeapSize: Math.max(outputLength, 1) });
-  // No output buffer: given one, fzstd 0.1.1 decodes through its window path, ~20x slower on a 70 MB page.
-  const js = () => fzstdDecompress(input);
-  const [first, second] = input.byteLength >= outputLength * RAW_PAGE_RATIO ? [js, wasm] : [wasm, js];
+export function decompressZstdPage(
+  input: Uint8Array,
+  outputLength: number,
+  output: (length: number) => Uint8Array = (length) => new Uint8Array(length),
+): Uint8Array {
+  const blocks = storedZstdBlocks(input, outputLength);
+  if (blocks !== undefined) return copyStoredZstd(input, blocks, output(outputLength));
   try {
-    const out = first();
-    if (out.byteLength === outputLength) return out;
+    return zstdDecompress(input, { defaultHeapSize: Math.max(outputLength, 1) });
   } catch {
-    // a frame one decoder rejects still gets the other, independent one
+    return fzstdDecompress(input);
   }
-  return second();
 }
 
 /**
@@ -54,7 +53,7 @@ export const parquetDecompressors: Compressors = {
   // them (a second copy of the page into fresh memory), and finds the stream's end without a spare chunk.
   GZIP: (input: Uint8Array, outputLength: number) =>
     gunzipSync(input, { chunkSize: Math.max(outputLength + 1, 64 * 1024) }),
-  ZSTD: decompressZstdPage,
+  ZSTD: (input: Uint8Array, outputLength: number) => decompressZstdPage(input, outputLength),
 };
 
 /** Compress one page with zstd (deterministic: same bytes and level give the same output). */

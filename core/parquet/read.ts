@@ -13,7 +13,6 @@ import { errorMessage, SourceFileError } from '../errors.ts';
 import { storageFor } from '../storage/index.ts';
 import { decompressZstdPage, parquetCodecsReady, parquetDecompressors } from './compressors.ts';
 import { detachRows, GroupMemory, LARGE_BUFFER_BYTES } from './group-memory.ts';
-import { copyStoredZstd, storedZstdBlocks } from './zstd-stored.ts';
 
 /** Bytes fetched from the end of the file on open; covers the footer of typical files in one request. */
 const FOOTER_FETCH = 256 * 1024;
@@ -112,13 +111,11 @@ function groupAsyncBuffer(
  * the group's lent memory instead of fresh memory, as uncompressed chunks are read into it; other pages as usual.
  */
 function lendingDecompressors(lent: GroupMemory): Compressors {
+  const output = (length: number) =>
+    length >= LARGE_BUFFER_BYTES ? new Uint8Array(lent.take(length)) : new Uint8Array(length);
   return {
     ...parquetDecompressors,
-    ZSTD: (input: Uint8Array, outputLength: number) => {
-      const blocks = outputLength >= LARGE_BUFFER_BYTES ? storedZstdBlocks(input, outputLength) : undefined;
-      if (blocks === undefined) return decompressZstdPage(input, outputLength);
-      return copyStoredZstd(input, blocks, new Uint8Array(lent.take(outputLength)));
-    },
+    ZSTD: (input: Uint8Array, outputLength: number) => decompressZstdPage(input, outputLength, output),
   };
 }
 
