@@ -138,6 +138,10 @@ export class CpuBackend implements ForwardBackend<HostTensor> {
     return this.mulChannels(new HostTensor([n, c, h, w], x.data), gate);
   }
 
+  batchNorm2dAdd(x: HostTensor, bn: BatchNorm2d, addend: HostTensor): HostTensor {
+    return this.add(addend, this.batchNorm2d(x, bn));
+  }
+
   addScaled(x: HostTensor, y: HostTensor, scale: HostTensor): HostTensor {
     return this.add(x, this.scaleChannels(y, scale));
   }

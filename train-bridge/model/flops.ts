@@ -68,6 +68,10 @@ export class ShapeOps implements ForwardBackend<ShapeOnly> {
     return x;
   }
 
+  batchNorm2dAdd(x: ShapeOnly, bn: BatchNorm2d, addend: ShapeOnly): ShapeOnly {
+    return this.add(addend, this.batchNorm2d(x, bn));
+  }
+
   addScaled(x: ShapeOnly, y: ShapeOnly): ShapeOnly {
     return this.add(x, y);
   }

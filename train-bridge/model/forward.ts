@@ -28,6 +28,8 @@ export interface ForwardBackend<T> {
   conv2d(x: T, conv: Conv2d): T;
   /** BatchNorm: the backend decides eval (running statistics) or train mode (batch statistics + update). */
   batchNorm2d(x: T, bn: BatchNorm2d): T;
+  /** addend + batchNorm2d(x, bn): a branch sum that ends in a BN (one kernel on a device in train mode). */
+  batchNorm2dAdd(x: T, bn: BatchNorm2d, addend: T): T;
   layerNormChannel(x: T, ln: LayerNormChannel): T;
   gelu(x: T): T;
   relu(x: T): T;
@@ -131,9 +133,16 @@ function mobileOne<T>(m: MobileOneBlock, x: T, ops: ForwardBackend<T>): T {
     const branches: T[] = [];
     if (m.rbrScale) branches.push(convBN(m.rbrScale, x, ops));
     if (m.rbrSkip) branches.push(ops.batchNorm2d(x, m.rbrSkip));
-    for (const b of m.rbrConv) branches.push(convBN(b, x, ops));
-    if (branches.length === 0) throw new TypeError('MobileOneBlock has no branch');
-    out = ops.addAll(branches);
+    const last = m.rbrConv.at(-1);
+    for (const b of m.rbrConv.slice(0, -1)) branches.push(convBN(b, x, ops));
+    if (last && branches.length > 0) {
+      // The last conv branch's BN adds the sum of the others (same order: the others, then it).
+      out = ops.batchNorm2dAdd(ops.conv2d(x, last.conv), last.bn, ops.addAll(branches));
+    } else {
+      if (last) branches.push(convBN(last, x, ops));
+      if (branches.length === 0) throw new TypeError('MobileOneBlock has no branch');
+      out = ops.addAll(branches);
+    }
   }
   if (m.se) out = squeezeExcite(m.se, out, ops);
   return activate(out, m.activation, ops);
@@ -149,7 +158,7 @@ function squeezeExcite<T>(se: SEBlock, x: T, ops: ForwardBackend<T>): T {
 function largeKernel<T>(m: ReparamLargeKernelConv, x: T, ops: ForwardBackend<T>): T {
   const out = m.lkbReparam
     ? ops.conv2d(x, m.lkbReparam)
-    : ops.add(convBN(m.lkbOrigin!, x, ops), convBN(m.smallConv!, x, ops));
+    : ops.batchNorm2dAdd(ops.conv2d(x, m.smallConv!.conv), m.smallConv!.bn, convBN(m.lkbOrigin!, x, ops));
   return activate(out, m.activation, ops);
 }
 

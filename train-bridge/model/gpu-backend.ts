@@ -71,6 +71,12 @@ export class GpuBackend implements ForwardBackend<Tensor> {
     return y;
   }
 
+  batchNorm2dAdd(x: Tensor, bn: BatchNorm2d, addend: Tensor): Tensor {
+    if (this.batchNormMode !== 'train') return ops.add(addend, this.batchNorm2d(x, bn));
+    bn.numBatchesTracked.value += 1n;
+    return ops.batchNorm(x, this.weights.batchNorm(bn), true, addend);
+  }
+
   layerNormChannel(x: Tensor, ln: LayerNormChannel): Tensor {
     return ops.layerNormChannel(x, this.weights.tensor(ln.weight), this.weights.tensor(ln.bias), ln.eps);
   }

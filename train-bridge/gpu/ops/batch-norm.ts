@@ -7,6 +7,7 @@ import { grid1d } from '../kernels/elementwise.ts';
 import { minRowsPerBlock, reduceRows } from '../kernels/reduce-rows.ts';
 import type { BufferRange } from '../pipeline-cache.ts';
 import { shapeString, type Tensor } from '../tensor.ts';
+import { add } from './add.ts';
 
 export interface BatchNormState {
   weight: Tensor;
@@ -124,20 +125,22 @@ const INPUT_GRAD = widths((type, wg, suffix) => ({
  * sums run in the same order as reduceRows' single-block pass, so the numbers are those of the 4-dispatch
  * path (mean, variance, stats, apply).
  */
-const FUSED_TRAIN: KernelDef = {
-  name: 'batch_norm_train_fused',
-  uniforms: ['C', 'R', 'invR:f32', 'eps:f32', 'momentum:f32', 'unbias:f32'],
-  storage: [
-    { name: 'x', access: 'read' },
-    { name: 'gamma', access: 'read' },
-    { name: 'beta', access: 'read' },
-    { name: 'meanOut', access: 'read_write' },
-    { name: 'invstdOut', access: 'read_write' },
-    { name: 'runMean', access: 'read_write' },
-    { name: 'runVar', access: 'read_write' },
-    { name: 'y', access: 'read_write' },
-  ],
-  body: /* wgsl */ `
+function fusedTrainDef(addend: boolean): KernelDef {
+  return {
+    name: `batch_norm_train_fused${addend ? '_add' : ''}`,
+    uniforms: ['C', 'R', 'invR:f32', 'eps:f32', 'momentum:f32', 'unbias:f32'],
+    storage: [
+      { name: 'x', access: 'read' },
+      { name: 'gamma', access: 'read' },
+      { name: 'beta', access: 'read' },
+      { name: 'meanOut', access: 'read_write' },
+      { name: 'invstdOut', access: 'read_write' },
+      { name: 'runMean', access: 'read_write' },
+      { name: 'runVar', access: 'read_write' },
+      ...(addend ? [{ name: 'addend', access: 'read' as const }] : []),
+      { name: 'y', access: 'read_write' },
+    ],
+    body: /* wgsl */ `
 @compute @workgroup_size(64) fn main(@builtin(global_invocation_id) gid: vec3u) {
   let c = gid.x;
   if (c >= P.C) { return; }
@@ -154,9 +157,13 @@ const FUSED_TRAIN: KernelDef = {
   runVar[c] = (1.0 - P.momentum) * runVar[c] + P.momentum * variance * P.unbias;
   let g = gamma[c];
   let b = beta[c];
-  for (var r = 0u; r < P.R; r++) { let i = r * P.C + c; y[i] = (x[i] - mean) * invstd * g + b; }
+  for (var r = 0u; r < P.R; r++) { let i = r * P.C + c; y[i] = ${addend ? 'addend[i] + ' : ''}((x[i] - mean) * invstd * g + b); }
 }`,
-};
+  };
+}
+const FUSED_TRAIN = fusedTrainDef(false);
+/** The same, with a second operand added to the output (a block's branch sum ends in a BN: one dispatch less). */
+const FUSED_TRAIN_ADD = fusedTrainDef(true);
 
 /**
  * Training-mode backward in one dispatch (same condition): Σdy and Σdy·x̂ per lane, then dx, or dx added
@@ -207,9 +214,12 @@ function perChannelChunks(
 }
 
 // ---- forward
-export function batchNorm(x: Tensor, bn: BatchNormState, training: boolean): Tensor {
+/** BatchNorm of x, plus `addend` (x's shape) when given: in one dispatch where the fused training kernel runs. */
+export function batchNorm(x: Tensor, bn: BatchNormState, training: boolean, addend?: Tensor): Tensor {
   const eng = x.engine;
   const C = x.shape.at(-1) as number;
+  if (addend && (addend.size !== x.size || addend.shape.some((d, i) => d !== x.shape[i])))
+    throw new Error(`batchNorm: addend ${shapeString(addend.shape)} for x ${shapeString(x.shape)}`);
   for (const t of [bn.weight, bn.bias, bn.runningMean, bn.runningVar]) {
     if (t.size !== C)
       throw new Error(
@@ -224,7 +234,7 @@ export function batchNorm(x: Tensor, bn: BatchNormState, training: boolean): Ten
       throw new Error(
         `batchNorm: training needs more than one value per channel, got ${shapeString(x.shape)}`,
       );
-    if (fusedTraining(eng, x, C)) return batchNormTrainFused(x, bn, C, R);
+    if (fusedTraining(eng, x, C)) return batchNormTrainFused(x, bn, C, R, addend);
     mean = reduceRows(x, { B: 1, R, C, scale: 1 / R, shape: [C] });
     variance = reduceRows(x, {
       B: 1,
@@ -270,16 +280,16 @@ export function batchNorm(x: Tensor, bn: BatchNormState, training: boolean): Ten
     batchNormGrad(dy, x, bn, mean, invstd, training, needs),
   );
   if (training) variance.dispose();
-  return y;
+  return addend ? add(addend, y) : y;
 }
 
-function batchNormTrainFused(x: Tensor, bn: BatchNormState, C: number, R: number): Tensor {
+function batchNormTrainFused(x: Tensor, bn: BatchNormState, C: number, R: number, addend?: Tensor): Tensor {
   const eng = x.engine;
   const mean = eng.empty([C]);
   const invstd = eng.empty([C]);
   const y = eng.empty(x.shape);
   eng.dispatch(
-    FUSED_TRAIN,
+    addend ? FUSED_TRAIN_ADD : FUSED_TRAIN,
     [
       x.range(),
       bn.weight.range(),
@@ -288,14 +298,18 @@ function batchNormTrainFused(x: Tensor, bn: BatchNormState, C: number, R: number
       invstd.range(),
       bn.runningMean.range(),
       bn.runningVar.range(),
+      ...(addend ? [addend.range()] : []),
       y.range(),
     ],
     { C, R, invR: 1 / R, eps: bn.eps, momentum: bn.momentum, unbias: R / Math.max(1, R - 1) },
     [Math.ceil(C / 64)],
   );
-  eng.record('batchNorm', [x, bn.weight, bn.bias], y, [mean, invstd], (dy, needs, into) =>
-    batchNormGrad(dy, x, bn, mean, invstd, true, needs, into[0]),
-  );
+  // The addend's gradient is dy itself, as add's.
+  const inputs = addend ? [x, bn.weight, bn.bias, addend] : [x, bn.weight, bn.bias];
+  eng.record('batchNorm', inputs, y, [mean, invstd], (dy, needs, into) => [
+    ...batchNormGrad(dy, x, bn, mean, invstd, true, needs, into[0]),
+    ...(addend && needs[3] ? [dy] : []),
+  ]);
   return y;
 }
 

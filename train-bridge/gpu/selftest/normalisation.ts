@@ -49,6 +49,16 @@ export function normalisationCases(): Case[] {
     ref: (tf, [x, g, b]) => refNorm(tf, x as TF.Tensor, g as TF.Tensor, b as TF.Tensor, [0, 1, 2]),
     chunked,
   });
+  const bnTrainAdd = (name: string, xs: number[], chunked = false): Case => ({
+    op: 'batchNorm',
+    name,
+    inputs: [...normInputs(xs), { shape: xs, grad: true }],
+    gpu: ([x, g, b, a]) =>
+      ops.batchNorm(x as Tensor, bnState(x as Tensor, g as Tensor, b as Tensor), true, a as Tensor),
+    ref: (tf, [x, g, b, a]) =>
+      tf.add(a as TF.Tensor, refNorm(tf, x as TF.Tensor, g as TF.Tensor, b as TF.Tensor, [0, 1, 2])),
+    chunked,
+  });
   const bnEval = (name: string, xs: number[]): Case => ({
     op: 'batchNorm',
     name,
@@ -69,6 +79,10 @@ export function normalisationCases(): Case[] {
   });
   return [
     bnTrain('train [2,7,9,13]', [2, 7, 9, 13]),
+    // addend + bn(x): in the one-dispatch training kernel, then on the multi-dispatch path (chunked) where the
+    // addend is a separate add; the addend's gradient is dy.
+    bnTrainAdd('train + addend [2,7,9,13]', [2, 7, 9, 13]),
+    bnTrainAdd('train + addend (chunked) [8,16,16,24]', [8, 16, 16, 24], true),
     {
       // bn(x) + bn(1.5·x): the one-dispatch backward adds x's second gradient into the first.
       ...bnTrain('train, x used twice [2,7,9,13]', [2, 7, 9, 13]),
