@@ -37,6 +37,10 @@ export class CpuBackend implements ForwardBackend<HostTensor> {
     return out;
   }
 
+  conv2dGelu(x: HostTensor, conv: Conv2d): HostTensor {
+    return this.gelu(this.conv2d(x, conv));
+  }
+
   batchNorm2d(x: HostTensor, bn: BatchNorm2d): HostTensor {
     const [n, c, h, w] = dims4(x, 'batchNorm2d');
     if (c !== bn.numFeatures) throw shapeError('batchNorm2d', x, `expected ${bn.numFeatures} channels`);

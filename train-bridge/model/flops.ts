@@ -36,6 +36,10 @@ export class ShapeOps implements ForwardBackend<ShapeOnly> {
     return { shape: [n, conv.outChannels, ho, wo] };
   }
 
+  conv2dGelu(x: ShapeOnly, conv: Conv2d): ShapeOnly {
+    return this.gelu(this.conv2d(x, conv));
+  }
+
   batchNorm2d(x: ShapeOnly, _bn: BatchNorm2d): ShapeOnly {
     return x;
   }

@@ -26,6 +26,8 @@ export interface ForwardBackend<T> {
   spatialSize(x: T): [number, number];
   /** Conv with the module's weight (O, I/groups, k, k), optional bias, stride, padding and groups. */
   conv2d(x: T, conv: Conv2d): T;
+  /** gelu(conv2d(x, conv)): a device folds the conv's bias add into the activation. */
+  conv2dGelu(x: T, conv: Conv2d): T;
   /** BatchNorm: the backend decides eval (running statistics) or train mode (batch statistics + update). */
   batchNorm2d(x: T, bn: BatchNorm2d): T;
   /** addend + batchNorm2d(x, bn): a branch sum that ends in a BN (one kernel on a device in train mode). */
@@ -170,7 +172,7 @@ function repMixer<T>(m: RepMixer, x: T, ops: ForwardBackend<T>): T {
 
 function convFFN<T>(m: ConvFFN, x: T, ops: ForwardBackend<T>): T {
   const y = convBN(m.conv, x, ops);
-  return ops.conv2d(ops.gelu(ops.conv2d(y, m.fc1)), m.fc2);
+  return ops.conv2d(ops.conv2dGelu(y, m.fc1), m.fc2);
 }
 
 function mhsa<T>(m: MHSA, x: T, ops: ForwardBackend<T>): T {

@@ -45,12 +45,21 @@ export class GpuBackend implements ForwardBackend<Tensor> {
   }
 
   conv2d(x: Tensor, conv: Conv2d): Tensor {
-    const y = ops.conv2d(x, this.weights.tensor(conv.weight), {
+    const y = this.convNoBias(x, conv);
+    return conv.bias ? ops.add(y, this.weights.tensor(conv.bias)) : y;
+  }
+
+  conv2dGelu(x: Tensor, conv: Conv2d): Tensor {
+    const y = this.convNoBias(x, conv);
+    return conv.bias ? ops.biasGelu(y, this.weights.tensor(conv.bias)) : ops.gelu(y);
+  }
+
+  private convNoBias(x: Tensor, conv: Conv2d): Tensor {
+    return ops.conv2d(x, this.weights.tensor(conv.weight), {
       stride: conv.stride,
       padding: conv.padding,
       groups: conv.groups,
     });
-    return conv.bias ? ops.add(y, this.weights.tensor(conv.bias)) : y;
   }
 
   batchNorm2d(x: Tensor, bn: BatchNorm2d): Tensor {

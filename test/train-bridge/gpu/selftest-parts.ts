@@ -30,6 +30,7 @@ export const SELFTEST_PARTS = {
         'mul',
         'scale',
         'gelu',
+        'biasGelu',
         'relu',
         'sigmoid',
         'exp',

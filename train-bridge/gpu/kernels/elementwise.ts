@@ -78,8 +78,8 @@ export function binaryKernel(name: string, expr: string, helpers = ''): Elementw
  * out = f(a, b, c): a and b of one shape, c broadcasting over their leading dims like binaryKernel's b.
  * `expr` uses `va`, `vb` and `vc`. Fuses two elementwise ops into one dispatch (a residual with layer scale).
  */
-export function ternaryKernel(name: string, expr: string): ElementwiseKernel {
-  return broadcastKernel(`t:${name}:${expr}`, name, expr, '', ['a', 'b', 'c']);
+export function ternaryKernel(name: string, expr: string, helpers = ''): ElementwiseKernel {
+  return broadcastKernel(`t:${name}:${expr}`, name, expr, helpers, ['a', 'b', 'c']);
 }
 
 /** The kernel of `operands` (`va`, `vb`, …): all full size but the last, which is read at i mod nb. */

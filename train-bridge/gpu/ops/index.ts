@@ -10,7 +10,7 @@ export { type Conv2dOptions, conv2d } from './conv2d.ts';
 export { embedding } from './embedding.ts';
 export { embeddingBag } from './embedding-bag.ts';
 export { exp } from './exp.ts';
-export { gelu } from './gelu.ts';
+export { biasGelu, gelu } from './gelu.ts';
 export { layerNormChannel } from './layer-norm-channel.ts';
 export { linear } from './linear.ts';
 export { type LmHeadCrossEntropyOptions, lmHeadCrossEntropy } from './lm-head-cross-entropy.ts';

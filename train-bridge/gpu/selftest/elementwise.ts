@@ -53,6 +53,20 @@ export function elementwiseCases(): Case[] {
       gpu: ([a]) => ops.gelu(a as Tensor),
       ref: (tf, [a]) => erfGelu(tf, a as TF.Tensor),
     },
+    // gelu(y + b), the bias add folded into the activation (scalar and vec4).
+    ...[
+      { name: '[3,5,7,11]+[11]', shape: [3, 5, 7, 11] },
+      { name: 'vec4 [2,6,5,12]+[12]', shape: [2, 6, 5, 12] },
+    ].map(({ name, shape }) => ({
+      op: 'biasGelu',
+      name,
+      inputs: [
+        { shape, grad: true },
+        { shape: shape.slice(-1), grad: true },
+      ],
+      gpu: ([y, b]: Tensor[]) => ops.biasGelu(y as Tensor, b as Tensor),
+      ref: (tf: typeof TF, [y, b]: TF.Tensor[]) => erfGelu(tf, tf.add(y as TF.Tensor, b as TF.Tensor)),
+    })),
     likeTf('relu', '[301]', [301]),
     // Sizes that divide by 4 take the vec4 kernels (forward and gradient), broadcast and chunked included.
     likeTf('add', 'vec4 [3,5,7,12]+[12]', [3, 5, 7, 12], [12]),
