@@ -111,12 +111,22 @@ test('Ctrl-C on a terminal reaches `mixforge worker` once, though the terminal a
     for (let i = 0; i < 400 && !/serving mixforge-/.test(err); i++)
       await new Promise((r) => setTimeout(r, 25));
     assert.match(err, /serving mixforge-/);
-    process.kill(-(proc.pid as number), 'SIGINT');
+    try {
+      process.kill(-(proc.pid as number), 'SIGINT');
+    } catch (e) {
+      // Seen once in CI (ESRCH at load ~10): say what the worker printed rather than only that it is gone.
+      assert.fail(`worker group gone before Ctrl-C (${String(e)}; exit ${proc.exitCode}): ${err}`);
+    }
     assert.equal(await exited, 0, err);
     assert.match(err, /SIGINT: finishing running jobs/);
     assert.doesNotMatch(err, /handing running jobs back/);
   } finally {
-    if (proc.exitCode === null) process.kill(-(proc.pid as number), 'SIGKILL');
-    await redis.stop();
+    // A failed kill must not skip stopping Redis: its child process would keep the file running until the runner's
+    // time limit.
+    try {
+      if (proc.exitCode === null) process.kill(-(proc.pid as number), 'SIGKILL');
+    } finally {
+      await redis.stop();
+    }
   }
 });

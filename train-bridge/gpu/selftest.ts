@@ -41,12 +41,13 @@ const FAMILIES = {
 } as const;
 
 /** A family of cases, or the optimiser steps, or the parity of every GEMM kernel against the naive one. */
-export type SelftestFamily = keyof typeof FAMILIES | 'optimiser' | 'gemm-parity';
+export type SelftestFamily = keyof typeof FAMILIES | 'optimiser' | 'gemm-parity' | 'gemm-parity-gpu-only';
 
 export const SELFTEST_FAMILIES: readonly SelftestFamily[] = [
   ...(Object.keys(FAMILIES) as SelftestFamily[]),
   'optimiser',
   'gemm-parity',
+  'gemm-parity-gpu-only',
 ];
 
 function cases(): Array<Case & { family: SelftestFamily }> {
@@ -96,8 +97,13 @@ export async function runSelftest(o: SelftestOptions = {}): Promise<SelftestRepo
     }
     if (runs('optimiser') && (!o.filter || 'adamw clipGradNorm'.includes(o.filter)))
       for (const r of await optimiserCases(eng)) emit(r);
-    if (runs('gemm-parity') && (!o.filter || o.filter.startsWith('gemm')))
-      for (const r of await gemmParity(eng, tf, o.fullGemmParity)) emit(r);
+    // The kernels a CPU adapter picks, then the GPU-only ones (all of them when both families run).
+    for (const [family, which] of [
+      ['gemm-parity', 'others'],
+      ['gemm-parity-gpu-only', 'gpu-only'],
+    ] as const)
+      if (runs(family) && (!o.filter || o.filter.startsWith('gemm')))
+        for (const r of await gemmParity(eng, tf, o.fullGemmParity, which)) emit(r);
   } finally {
     eng.destroy();
   }

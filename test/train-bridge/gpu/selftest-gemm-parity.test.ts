@@ -1,4 +1,5 @@
-// The op selftest, first part: every GEMM kernel against the naive one (GPU-only kernels on a few shapes on lavapipe).
+// The op selftest, first part: the GEMM kernels a CPU adapter picks against the naive one (the GPU-only kernels are
+// in selftest-gemm-parity-gpu-only.test.ts).
 import { selftestPartsCoverAll, selftestPartTest } from './selftest-parts.ts';
 
 selftestPartTest('gemm-parity');

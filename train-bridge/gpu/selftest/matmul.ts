@@ -101,9 +101,15 @@ export function matmulCases(): Case[] {
  * kernel on a CPU adapter runs two shapes each unless `full` (the three of them still cover every transpose pair,
  * vec4 and scalar loads, batches and split-K): its pipelines cost lavapipe ~15 CPU-s each to compile, ~290 CPU-s
  * for the whole set on a fresh machine, for kernels that adapter never picks. `bench/device-check.sh` and
- * `MIXFORGE_SLOW_TESTS=1` run them all.
+ * `MIXFORGE_SLOW_TESTS=1` run them all. `which` picks the GPU-only kernels or the others (two selftest families, so
+ * the suite can compile them in two processes side by side).
  */
-export async function gemmParity(eng: Engine, tf: Tf, full = false): Promise<SelftestResult[]> {
+export async function gemmParity(
+  eng: Engine,
+  tf: Tf,
+  full = false,
+  which: 'all' | 'gpu-only' | 'others' = 'all',
+): Promise<SelftestResult[]> {
   const out: SelftestResult[] = [];
   // Shapes that are not multiples of any tile, every transpose variant, a narrow M (one row tile) and
   // a long K with few output tiles (split-K on every device).
@@ -131,6 +137,7 @@ export async function gemmParity(eng: Engine, tf: Tf, full = false): Promise<Sel
     blocked128v4sg: ['vec4 AᵀBᵀ 36×132ᵀ·136×36ᵀ', 'Bᵀ 13×29·67×29ᵀ'],
   };
   for (const k of runnableGemmKernels(eng)) {
+    if ((which === 'gpu-only' && !k.gpuOnly) || (which === 'others' && k.gpuOnly)) continue;
     forceGemmKernel(eng, k.name);
     const few = !full && k.gpuOnly && eng.ctx.adapter.isCpu ? smoke[k.name] : undefined;
     const picked = few ? shapes.filter((sh) => few.includes(sh.name)) : shapes;
