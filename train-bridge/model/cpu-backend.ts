@@ -150,6 +150,10 @@ export class CpuBackend implements ForwardBackend<HostTensor> {
     return this.add(x, this.scaleChannels(y, scale));
   }
 
+  addScaledConv(x: HostTensor, h: HostTensor, conv: Conv2d, scale: HostTensor): HostTensor {
+    return this.addScaled(x, this.conv2d(h, conv), scale);
+  }
+
   addAll(xs: HostTensor[]): HostTensor {
     return xs.reduce((a, b) => this.add(a, b));
   }

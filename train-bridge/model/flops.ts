@@ -80,6 +80,10 @@ export class ShapeOps implements ForwardBackend<ShapeOnly> {
     return this.add(x, y);
   }
 
+  addScaledConv(x: ShapeOnly, h: ShapeOnly, conv: Conv2d): ShapeOnly {
+    return this.addScaled(x, this.conv2d(h, conv));
+  }
+
   addAll(xs: ShapeOnly[]): ShapeOnly {
     return xs.reduce((a, b) => this.add(a, b));
   }

@@ -42,6 +42,8 @@ export interface ForwardBackend<T> {
   scaleChannels(x: T, scale: HostTensor): T;
   /** x + y · γ: add(x, scaleChannels(y, γ)), a residual with layer scale (one kernel on a device). */
   addScaled(x: T, y: T, scale: HostTensor): T;
+  /** x + conv2d(h, conv) · γ: a residual whose branch ends in a conv (its bias add fused on a device). */
+  addScaledConv(x: T, h: T, conv: Conv2d, scale: HostTensor): T;
   /** ((a + b) + c) + …: the sum of same-shape tensors in this order (a block's branches). */
   addAll(xs: T[]): T;
   /** [N, C, H, W] → [N, C, 1, 1] mean over space. */
@@ -93,7 +95,12 @@ export function forwardModule<T>(module: Module, x: T, ops: ForwardBackend<T>): 
     return forwardModule(module.pointwise, largeKernel(module.largeKernel, x, ops), ops);
   if (module instanceof RepMixerBlock) {
     const mixed = repMixer(module.tokenMixer, x, ops);
-    return ops.addScaled(mixed, convFFN(module.convffn, mixed, ops), module.layerScale);
+    return ops.addScaledConv(
+      mixed,
+      convFFNHidden(module.convffn, mixed, ops),
+      module.convffn.fc2,
+      module.layerScale,
+    );
   }
   if (module instanceof AttentionBlock) {
     const attended = ops.addScaled(
@@ -101,7 +108,12 @@ export function forwardModule<T>(module: Module, x: T, ops: ForwardBackend<T>): 
       mhsa(module.tokenMixer, ops.layerNormChannel(x, module.norm), ops),
       module.layerScale1,
     );
-    return ops.addScaled(attended, convFFN(module.convffn, attended, ops), module.layerScale2);
+    return ops.addScaledConv(
+      attended,
+      convFFNHidden(module.convffn, attended, ops),
+      module.convffn.fc2,
+      module.layerScale2,
+    );
   }
   if (module instanceof RepCPE) {
     if (module.reparamConv) return ops.conv2d(x, module.reparamConv);
@@ -171,8 +183,12 @@ function repMixer<T>(m: RepMixer, x: T, ops: ForwardBackend<T>): T {
 }
 
 function convFFN<T>(m: ConvFFN, x: T, ops: ForwardBackend<T>): T {
-  const y = convBN(m.conv, x, ops);
-  return ops.conv2d(ops.conv2dGelu(y, m.fc1), m.fc2);
+  return ops.conv2d(convFFNHidden(m, x, ops), m.fc2);
+}
+
+/** ConvFFN up to fc2 (its blocks fuse fc2 into the residual). */
+function convFFNHidden<T>(m: ConvFFN, x: T, ops: ForwardBackend<T>): T {
+  return ops.conv2dGelu(convBN(m.conv, x, ops), m.fc1);
 }
 
 function mhsa<T>(m: MHSA, x: T, ops: ForwardBackend<T>): T {

@@ -118,6 +118,11 @@ export class GpuBackend implements ForwardBackend<Tensor> {
     return ops.addScaled(x, y, this.weights.tensor(scale));
   }
 
+  addScaledConv(x: Tensor, h: Tensor, conv: Conv2d, scale: HostTensor): Tensor {
+    const bias = conv.bias ? this.weights.tensor(conv.bias) : undefined;
+    return ops.addScaled(x, this.convNoBias(h, conv), this.weights.tensor(scale), bias);
+  }
+
   addAll(xs: Tensor[]): Tensor {
     return ops.addAll(xs);
   }

@@ -82,16 +82,24 @@ export function ternaryKernel(name: string, expr: string, helpers = ''): Element
   return broadcastKernel(`t:${name}:${expr}`, name, expr, helpers, ['a', 'b', 'c']);
 }
 
-/** The kernel of `operands` (`va`, `vb`, …): all full size but the last, which is read at i mod nb. */
+/** out = f(a, b, c, d): a and b of one shape, c and d (one size) broadcasting like ternaryKernel's c. */
+export function quaternaryKernel(name: string, expr: string): ElementwiseKernel {
+  return broadcastKernel(`q:${name}:${expr}`, name, expr, '', ['a', 'b', 'c', 'd'], 2);
+}
+
+/** The kernel of `operands` (`va`, `vb`, …): all full size but the last `nBroadcast`, read at i mod nb. */
 function broadcastKernel(
   key: string,
   name: string,
   expr: string,
   helpers: string,
   operands: string[],
+  nBroadcast = 1,
 ): ElementwiseKernel {
-  const last = operands.length - 1;
-  const loads = operands.map((o, j) => `  let v${o} = x${o}[${j === last ? 'i % P.nb' : 'i'}];`).join('\n');
+  const firstBroadcast = operands.length - nBroadcast;
+  const loads = operands
+    .map((o, j) => `  let v${o} = x${o}[${j >= firstBroadcast ? 'i % P.nb' : 'i'}];`)
+    .join('\n');
   return elementwise(
     key,
     (type, wg, kname) => ({
@@ -148,12 +156,16 @@ export function runBinary(
   return runBroadcast(k, [a], b, consts);
 }
 
-/** Runs a kernel of binaryKernel's or ternaryKernel's form: `full` tensors of one shape, then `b`. */
+/**
+ * Runs a kernel of binaryKernel's, ternaryKernel's or quaternaryKernel's form: `full` tensors of one shape,
+ * then `b` (and further broadcast operands of b's size, `more`).
+ */
 export function runBroadcast(
   k: ElementwiseKernel,
   full: Tensor[],
   b: Tensor,
   consts: { a?: number; b?: number } = {},
+  more: Tensor[] = [],
 ): Tensor {
   const a = full[0] as Tensor;
   const eng = a.engine;
@@ -163,7 +175,7 @@ export function runBroadcast(
   const u = (n: number, nbPer: number) => ({ n, nb: nbPer, a: consts.a ?? 0, b: consts.b ?? 0 });
   if (nb === a.size) {
     for (const c of eng.chunks(a.size, 1)) {
-      const r = [...full, b, y].map((t) => t.slice(c.start, c.count));
+      const r = [...full, b, ...more, y].map((t) => t.slice(c.start, c.count));
       const n = c.count / per;
       eng.dispatch(def, r, u(n, n), grid1d(eng, n, wg));
     }
@@ -173,7 +185,11 @@ export function runBroadcast(
   for (const c of eng.chunks(a.size / nb, nb)) {
     const start = c.start * nb;
     const n = (c.count * nb) / per;
-    const r = [...full.map((t) => t.slice(start, c.count * nb)), b.range(), y.slice(start, c.count * nb)];
+    const r = [
+      ...full.map((t) => t.slice(start, c.count * nb)),
+      ...[b, ...more].map((t) => t.range()),
+      y.slice(start, c.count * nb),
+    ];
     eng.dispatch(def, r, u(n, nb / per), grid1d(eng, n, wg));
   }
   return y;

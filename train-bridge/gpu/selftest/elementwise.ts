@@ -32,6 +32,20 @@ export function elementwiseCases(): Case[] {
       ref: (tf: typeof TF, [x, y, g]: TF.Tensor[]) =>
         tf.add(x as TF.Tensor, tf.mul(y as TF.Tensor, g as TF.Tensor)),
     })),
+    // With the bias of the conv before it: x + (y + b)·γ.
+    ...[
+      { name: 'bias [3,5,7,11]', shape: [3, 5, 7, 11] },
+      { name: 'bias vec4 [2,6,5,12]', shape: [2, 6, 5, 12] },
+      { name: 'bias large [2,29,31,37]', shape: [2, 29, 31, 37], chunked: true },
+    ].map(({ name, shape, chunked }) => ({
+      op: 'addScaled',
+      name,
+      chunked,
+      inputs: [shape, shape, shape.slice(-1), shape.slice(-1)].map((sh) => ({ shape: sh, grad: true })),
+      gpu: ([x, y, g, b]: Tensor[]) => ops.addScaled(x as Tensor, y as Tensor, g as Tensor, b as Tensor),
+      ref: (tf: typeof TF, [x, y, g, b]: TF.Tensor[]) =>
+        tf.add(x as TF.Tensor, tf.mul(tf.add(y as TF.Tensor, b as TF.Tensor), g as TF.Tensor)),
+    })),
     ...[2, 3, 4, 5].map((n) => ({
       op: 'addAll',
       name: `${n} × [3,4,7]`,
