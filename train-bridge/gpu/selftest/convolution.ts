@@ -52,15 +52,8 @@ export function convolutionCases(): Case[] {
   });
   // conv(x) + conv(1.5·x): x's second gradient is added by the input-gradient kernel into the first (the
   // tape's accumulate-into path), for each kind of input-gradient kernel.
-  const twice = (
-    name: string,
-    xs: number[],
-    ws: number[],
-    stride: number,
-    padding: number,
-    groups: number,
-  ) => {
-    const c = conv(`${name}, x used twice`, xs, ws, stride, padding, groups);
+  const twice = (name: string, ...shape: [number[], number[], number, number, number]) => {
+    const c = conv(`${name}, x used twice`, ...shape);
     return {
       ...c,
       gpu: ([x, w]: Tensor[]) =>
