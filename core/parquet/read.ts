@@ -11,7 +11,12 @@ import {
 } from 'hyparquet';
 import { errorMessage, SourceFileError } from '../errors.ts';
 import { storageFor } from '../storage/index.ts';
-import { decompressZstdPage, parquetCodecsReady, parquetDecompressors } from './compressors.ts';
+import {
+  decompressSnappyPage,
+  decompressZstdPage,
+  parquetCodecsReady,
+  parquetDecompressors,
+} from './compressors.ts';
 import { detachRows, GroupMemory, LARGE_BUFFER_BYTES } from './group-memory.ts';
 
 /** Bytes fetched from the end of the file on open; covers the footer of typical files in one request. */
@@ -107,8 +112,9 @@ function groupAsyncBuffer(
 }
 
 /**
- * With recycling: large zstd pages of stored blocks only (image bytes, which zstd cannot shrink) are copied into
- * the group's lent memory instead of fresh memory, as uncompressed chunks are read into it; other pages as usual.
+ * With recycling: large snappy pages, and large zstd pages of stored blocks only (image bytes, which zstd cannot
+ * shrink), are decoded into the group's lent memory instead of fresh memory, as uncompressed chunks are read into
+ * it; other pages as usual.
  */
 function lendingDecompressors(lent: GroupMemory): Compressors {
   const output = (length: number) =>
@@ -116,6 +122,8 @@ function lendingDecompressors(lent: GroupMemory): Compressors {
   return {
     ...parquetDecompressors,
     ZSTD: (input: Uint8Array, outputLength: number) => decompressZstdPage(input, outputLength, output),
+    SNAPPY: (input: Uint8Array, outputLength: number) =>
+      decompressSnappyPage(input, outputLength, outputLength >= LARGE_BUFFER_BYTES ? output : undefined),
   };
 }
 

@@ -3,7 +3,13 @@ import { before, describe, it } from 'node:test';
 import { compress as wasmCompress } from '@bokuweb/zstd-wasm';
 import fc from 'fast-check';
 import { decompressZstd as fzstdDecompress } from 'hyparquet-compressors';
-import { decompressZstdPage, parquetCodecsReady } from '../../core/parquet/compressors.ts';
+import { compressSync as snappyCompress } from 'snappy';
+import {
+  decompressSnappyPage,
+  decompressZstdPage,
+  parquetCodecsReady,
+} from '../../core/parquet/compressors.ts';
+import { snappyUncompressInto } from '../../core/parquet/snappy-into.ts';
 import { copyStoredZstd, storedZstdBlocks } from '../../core/parquet/zstd-stored.ts';
 
 const MAGIC = [0x28, 0xb5, 0x2f, 0xfd];
@@ -138,5 +144,53 @@ describe('core/parquet zstd page decoding', () => {
     assert.throws(() => decompressZstdPage(page, page.length));
     const frame = wasmCompress(new TextEncoder().encode('caption '.repeat(5000)), 3);
     assert.throws(() => decompressZstdPage(frame.subarray(0, frame.length - 10), 40_000));
+  });
+});
+
+describe('core/parquet snappy pages into given memory', () => {
+  // Runs of noise (literals, short and long), repeated patterns (overlapping copies) and repeated text (copies).
+  const part = fc.oneof(
+    fc.integer({ min: 0, max: 70_000 }).map((n) => noise(n, n)),
+    fc
+      .tuple(fc.uint8Array({ minLength: 1, maxLength: 8 }), fc.integer({ min: 1, max: 5000 }))
+      .map(([pattern, times]) => concat(Array.from({ length: times }, () => pattern))),
+    fc.string({ maxLength: 40 }).map((t) => new TextEncoder().encode(t.repeat(50))),
+  );
+
+  it('decodes what the native encoder writes, byte for byte as the native decoder', () => {
+    fc.assert(
+      fc.property(fc.array(part, { maxLength: 6 }), (parts) => {
+        const raw = concat(parts);
+        const page = new Uint8Array(snappyCompress(Buffer.from(raw)));
+        const out = snappyUncompressInto(page, new Uint8Array(raw.length));
+        assert.deepEqual(out, raw);
+        assert.deepEqual(new Uint8Array(decompressSnappyPage(page, raw.length)), raw);
+      }),
+      { numRuns: 60 },
+    );
+  });
+
+  it('an image page (literal runs) lands in the memory given', () => {
+    const image = noise(3 << 20, 5);
+    const given = new Uint8Array(image.length);
+    const page = new Uint8Array(snappyCompress(Buffer.from(image)));
+    assert.equal(
+      decompressSnappyPage(page, image.length, () => given),
+      given,
+    );
+    assert.deepEqual(given, image);
+  });
+
+  it('rejects a page of another length, truncated or with a copy from before the start', () => {
+    const text = new TextEncoder().encode('a caption that repeats. '.repeat(2000));
+    const page = new Uint8Array(snappyCompress(Buffer.from(text)));
+    assert.throws(() => snappyUncompressInto(page, new Uint8Array(text.length + 1)), /expected/);
+    assert.throws(() => snappyUncompressInto(page.subarray(0, page.length - 3), new Uint8Array(text.length)));
+    // Length 8, then a copy (tag 1, length 4) with offset 1 before anything was written.
+    assert.throws(
+      () => snappyUncompressInto(new Uint8Array([8, 0b01, 1]), new Uint8Array(8)),
+      /before the start/,
+    );
+    assert.throws(() => snappyUncompressInto(new Uint8Array([]), new Uint8Array(0)), /preamble/);
   });
 });
