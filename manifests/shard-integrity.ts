@@ -3,6 +3,7 @@
 import { createHash } from 'node:crypto';
 import { type FileMetaData, parquetMetadata } from 'hyparquet';
 import { CorruptShardError } from '../core/errors.ts';
+import { chunksByteLength } from '../core/storage/types.ts';
 
 /** What a manifest records for a shard, beyond its whole-file sha256. */
 export interface ShardHashes {
@@ -61,7 +62,7 @@ function tail(chunks: readonly Uint8Array[], n: number): Uint8Array {
  * one pass and without joining them: the footer is parsed from the last chunks (its offsets are the file's).
  */
 export function shardDigests(chunks: readonly Uint8Array[]): ShardHashes & { sha256: string } {
-  const size = chunks.reduce((n, c) => n + c.byteLength, 0);
+  const size = chunksByteLength(chunks);
   const last8 = tail(chunks, 8);
   const metadataLength = size >= 8 ? new DataView(last8.buffer, last8.byteOffset, 8).getUint32(0, true) : 0;
   const metadata = parquetMetadata(tail(chunks, Math.min(size, metadataLength + 8)));

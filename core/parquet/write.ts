@@ -3,6 +3,7 @@
 import { gzipSync } from 'node:zlib';
 import { ByteWriter, parquetWrite, type SchemaElement } from 'hyparquet-writer';
 import { errorMessage, MixforgeError } from '../errors.ts';
+import { chunksByteLength } from '../storage/types.ts';
 import { typeName } from '../type-name.ts';
 import { parquetCodecsReady, zstdCompressPage } from './compressors.ts';
 
@@ -236,7 +237,7 @@ export async function writeParquetChunks(options: WriteParquetOptions): Promise<
 /** writeParquetChunks joined into one buffer of its own. */
 export async function writeParquet(options: WriteParquetOptions): Promise<Uint8Array> {
   const chunks = await writeParquetChunks(options);
-  const total = chunks.reduce((n, c) => n + c.byteLength, 0);
+  const total = chunksByteLength(chunks);
   // Every byte is overwritten: no need for zeroed memory.
   const out = new Uint8Array(Buffer.allocUnsafeSlow(total).buffer, 0, total);
   let at = 0;

@@ -5,13 +5,13 @@ import { dirname, join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { StorageError } from '../errors.ts';
-import type { ObjectInfo, Storage, WriteBody } from './types.ts';
+import { chunksByteLength, type ObjectInfo, type Storage, type WriteBody } from './types.ts';
 
 let tempCounter = 0;
 
 /** Chunks written in order by one writev (libuv repeats the call until every byte is written). */
 async function writeAllChunks(fh: FileHandle, chunks: readonly Uint8Array[]): Promise<void> {
-  const total = chunks.reduce((n, c) => n + c.byteLength, 0);
+  const total = chunksByteLength(chunks);
   const { bytesWritten } = await fh.writev(chunks);
   if (bytesWritten !== total) throw new Error(`wrote ${bytesWritten} of ${total} bytes`);
 }

@@ -15,7 +15,7 @@ import { Upload } from '@aws-sdk/lib-storage';
 import { StorageError } from '../errors.ts';
 import { withRetry } from './retry.ts';
 import { describeS3Failure } from './s3-errors.ts';
-import type { ObjectInfo, Storage, WriteBody } from './types.ts';
+import { chunksByteLength, type ObjectInfo, type Storage, type WriteBody } from './types.ts';
 
 /** Objects larger than this are written with a multipart upload. */
 const MULTIPART_THRESHOLD = 16 * 1024 * 1024;
@@ -79,8 +79,7 @@ async function bodyToBytes(body: unknown, uri: string): Promise<Uint8Array> {
 
 /** Chunks as one buffer when a single PUT takes them (it is retried), else as a stream for a multipart upload. */
 function chunksBody(chunks: readonly Uint8Array[]): Uint8Array | Readable {
-  const total = chunks.reduce((n, c) => n + c.byteLength, 0);
-  return total < MULTIPART_THRESHOLD ? Buffer.concat(chunks) : Readable.from(chunks);
+  return chunksByteLength(chunks) < MULTIPART_THRESHOLD ? Buffer.concat(chunks) : Readable.from(chunks);
 }
 
 export class S3Storage implements Storage {

@@ -14,6 +14,11 @@ export interface ObjectInfo {
 /** An object's bytes: in one buffer, as a list of buffers in order (written without joining them), or a stream. */
 export type WriteBody = Uint8Array | readonly Uint8Array[] | string | Readable;
 
+/** The byte length of an object held as a list of buffers. */
+export function chunksByteLength(chunks: readonly Uint8Array[]): number {
+  return chunks.reduce((n, c) => n + c.byteLength, 0);
+}
+
 export interface Storage {
   /** Every object under a prefix (recursive), in lexicographic order of URI. */
   list(prefixUri: string): AsyncIterable<ObjectInfo>;

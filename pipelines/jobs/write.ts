@@ -3,6 +3,7 @@
 // groups, footer) and the report's statistics.
 import type { Sample, SampleImage } from '../../core/schema.ts';
 import { storageFor } from '../../core/storage/index.ts';
+import { chunksByteLength } from '../../core/storage/types.ts';
 import { shardDigests } from '../../manifests/shard-integrity.ts';
 import { addSampleToStats, emptyShardStats, type ShardStats } from '../../manifests/stats.ts';
 import type { BuildContext } from '../context.ts';
@@ -149,7 +150,7 @@ export async function runWrite(
     shard: s,
     path: layout.shardName(s),
     rows: rows.length,
-    bytes: chunks.reduce((n, c) => n + c.byteLength, 0),
+    bytes: chunksByteLength(chunks),
     sha256,
     rowGroupSha256,
     footer,
