@@ -6,14 +6,10 @@ import { cp } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { test } from 'node:test';
 import { writeTokenCounts } from '../../../train-bridge/loader/token-counts.ts';
-import { readSafetensors } from '../../../train-bridge/safetensors.ts';
-import {
-  latestCheckpoint,
-  loaderStateEpoch,
-  readTrainerState,
-} from '../../../train-bridge/train/checkpoint.ts';
+import { latestCheckpoint, readTrainerState } from '../../../train-bridge/train/checkpoint.ts';
 import { LmTrainer, MODEL_FOLDER, packedDataset } from '../../../train-bridge/train/lm-loop.ts';
 import { resolveRunConfig } from '../../../train-bridge/train/presets.ts';
+import { assertSameCheckpoints } from './same-checkpoints.ts';
 import { useTrainerSuite } from './trainer-suite.ts';
 
 const suite = useTrainerSuite();
@@ -61,19 +57,7 @@ test('packed run: stop mid-epoch, resume: bit-identical weights, moments and pac
   assert.equal(resumed.step, 2);
   const a = (await latestCheckpoint(join(dir, 'straight')))!;
   const b = (await latestCheckpoint(join(dir, 'resumed')))!;
-  for (const file of [join(MODEL_FOLDER, 'model.safetensors'), 'optimizer.safetensors']) {
-    const fa = await readSafetensors(join(a, file));
-    const fb = await readSafetensors(join(b, file));
-    assert.deepEqual([...fa.tensors.keys()], [...fb.tensors.keys()]);
-    for (const [name, ta] of fa.tensors)
-      assert.ok(
-        Buffer.from(ta.bytes).equals(Buffer.from(fb.tensors.get(name)!.bytes)),
-        `${file}: ${name} differs`,
-      );
-  }
-  const sa = await readTrainerState(a);
-  assert.deepEqual((await readTrainerState(b)).loader, sa.loader);
-  assert.equal(loaderStateEpoch(sa.loader), 1, 'the run went into its second epoch');
+  await assertSameCheckpoints(a, b, [join(MODEL_FOLDER, 'model.safetensors'), 'optimizer.safetensors']);
   process.stdout.write(
     `# ${packs} packs per epoch; packing efficiency per update ${fill.map((e) => e.toFixed(3)).join(' ')}\n`,
   );

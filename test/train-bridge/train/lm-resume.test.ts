@@ -4,14 +4,10 @@ import assert from 'node:assert/strict';
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { readSafetensors } from '../../../train-bridge/safetensors.ts';
-import {
-  latestCheckpoint,
-  loaderStateEpoch,
-  readTrainerState,
-} from '../../../train-bridge/train/checkpoint.ts';
+import { latestCheckpoint } from '../../../train-bridge/train/checkpoint.ts';
 import { LmTrainer, MODEL_FOLDER } from '../../../train-bridge/train/lm-loop.ts';
 import { resolveRunConfig } from '../../../train-bridge/train/presets.ts';
+import { assertSameCheckpoints } from './same-checkpoints.ts';
 import { useTrainerSuite } from './trainer-suite.ts';
 
 const suite = useTrainerSuite();
@@ -48,20 +44,7 @@ test('LM objective: stop at step k, resume: bit-identical weights, moments and l
     'model.safetensors',
     'tokenizer.json',
   ]);
-  for (const file of [join(MODEL_FOLDER, 'model.safetensors'), 'optimizer.safetensors']) {
-    const fa = await readSafetensors(join(a, file));
-    const fb = await readSafetensors(join(b, file));
-    assert.deepEqual([...fa.tensors.keys()], [...fb.tensors.keys()]);
-    for (const [name, ta] of fa.tensors) {
-      assert.ok(
-        Buffer.from(ta.bytes).equals(Buffer.from(fb.tensors.get(name)!.bytes)),
-        `${file}: ${name} differs`,
-      );
-    }
-  }
-  const sa = await readTrainerState(a);
-  assert.deepEqual((await readTrainerState(b)).loader, sa.loader);
-  assert.equal(loaderStateEpoch(sa.loader), 1, 'the run went into its second epoch');
+  await assertSameCheckpoints(a, b, [join(MODEL_FOLDER, 'model.safetensors'), 'optimizer.safetensors']);
   straight.dispose();
   resumed.dispose();
 });

@@ -4,14 +4,10 @@ import assert from 'node:assert/strict';
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { readSafetensors } from '../../../train-bridge/safetensors.ts';
-import {
-  latestCheckpoint,
-  loaderStateEpoch,
-  readTrainerState,
-} from '../../../train-bridge/train/checkpoint.ts';
+import { latestCheckpoint, readTrainerState } from '../../../train-bridge/train/checkpoint.ts';
 import { Trainer } from '../../../train-bridge/train/loop.ts';
 import { resolveRunConfig } from '../../../train-bridge/train/presets.ts';
+import { assertSameCheckpoints } from './same-checkpoints.ts';
 import { useTrainerSuite } from './trainer-suite.ts';
 
 const suite = useTrainerSuite();
@@ -42,19 +38,7 @@ test('stop at step k, resume from the checkpoint: bit-identical parameters, mome
   const a = await latestCheckpoint(join(dir, 'straight'));
   const b = await latestCheckpoint(join(dir, 'resumed'));
   assert.ok(a && b);
-  for (const file of ['encoder.safetensors', 'heads.safetensors', 'optimizer.safetensors']) {
-    const fa = await readSafetensors(join(a, file));
-    const fb = await readSafetensors(join(b, file));
-    assert.deepEqual([...fa.tensors.keys()], [...fb.tensors.keys()]);
-    for (const [name, ta] of fa.tensors) {
-      const tb = fb.tensors.get(name)!;
-      assert.ok(Buffer.from(ta.bytes).equals(Buffer.from(tb.bytes)), `${file}: ${name} differs`);
-    }
-  }
-  const sa = await readTrainerState(a);
-  const sb = await readTrainerState(b);
-  assert.deepEqual(sb.loader, sa.loader);
-  assert.equal(loaderStateEpoch(sa.loader), 1, 'the run went into its second epoch');
+  await assertSameCheckpoints(a, b, ['encoder.safetensors', 'heads.safetensors', 'optimizer.safetensors']);
   // The resumed folder holds both checkpoints; the straight one only its last.
   assert.deepEqual((await readdir(join(dir, 'resumed'))).sort(), [
     'latest.json',
