@@ -68,8 +68,8 @@ export type ReadItem = (
 export interface ReadOptions {
   /**
    * The caller calls each item's `release` when done with it, so the reader may read later data into the memory
-   * of released items instead of fresh memory (parquet: uncompressed image chunks, zstd image pages of stored
-   * blocks). Readers without such memory ignore it.
+   * of released items instead of fresh memory (parquet: uncompressed image chunks, snappy image pages, zstd image
+   * pages of stored blocks). Readers without such memory ignore it.
    */
   recycle?: boolean;
 }

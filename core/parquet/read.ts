@@ -183,10 +183,10 @@ export interface RowGroupRows {
 /**
  * Stream row groups [start, end) of an opened file, one group at a time, reading only `columns`.
  * A group that cannot be decoded fails with a SourceFileError naming the file and the group.
- * `recycle`: large uncompressed chunks, and large zstd pages of stored blocks (image bytes), are read or copied
- * into recycled memory that each group's `release` hands back (only memory released is reused; without it every
- * such chunk is fresh memory, which costs an uncompressed read about half its CPU in page zeroing and the GC runs
- * it triggers: docs/benchmarks.md, "Parquet reader").
+ * `recycle`: large uncompressed chunks, large snappy pages, and large zstd pages of stored blocks (image bytes), are
+ * read or decoded into recycled memory that each group's `release` hands back (only memory released is reused;
+ * without it every such chunk is fresh memory, which costs an uncompressed read about half its CPU in page zeroing
+ * and the GC runs it triggers: docs/benchmarks.md, "Parquet reader").
  */
 export async function* readRowGroups(
   handle: ParquetFileHandle,
