@@ -74,6 +74,21 @@ function noiseBytes(length: number, seed: number): Uint8Array {
   return out;
 }
 
+/**
+ * A copy of `path`, named `name` in the test folder, with the middle of row group `group`'s image chunk (column 1)
+ * overwritten by 0xff, `half` bytes either side.
+ */
+async function corruptImageChunk(path: string, group: number, half: number, name: string): Promise<string> {
+  const chunk = (await openParquet(path)).metadata.row_groups[group].columns[1].meta_data;
+  assert.ok(chunk);
+  const bytes = Buffer.from(await readFile(path));
+  const mid = Number(chunk.data_page_offset) + Math.floor(Number(chunk.total_compressed_size) / 2);
+  bytes.fill(0xff, mid - half, mid + half);
+  const corrupt = join(dir, name);
+  await writeFile(corrupt, bytes);
+  return corrupt;
+}
+
 before(async () => {
   dir = await mkdtemp(join(tmpdir(), 'mixforge-parquet-'));
   s3 = await startS3(['pq']);
@@ -226,14 +241,8 @@ describe('core/parquet read: files written by DuckDB', () => {
     // A corrupt megabyte page fails naming its group, and the reader after it still reads right.
     const path = join(dir, 'big-snappy.parquet');
     const handle = await openParquet(path);
-    const bytes = Buffer.from(await readFile(path));
-    const chunk = handle.metadata.row_groups[1].columns[1].meta_data;
-    assert.ok(chunk);
-    const mid = Number(chunk.data_page_offset) + Math.floor(Number(chunk.total_compressed_size) / 2);
     // Wide enough to reach past a snappy literal (at most 64 KiB) into the tags that follow it.
-    bytes.fill(0xff, mid - 200_000, mid + 200_000);
-    const corrupt = join(dir, 'big-corrupt.parquet');
-    await writeFile(corrupt, bytes);
+    const corrupt = await corruptImageChunk(path, 1, 200_000, 'big-corrupt.parquet');
     await assert.rejects(
       readAll(corrupt, ['id', 'image']),
       (e: unknown) =>
@@ -325,16 +334,7 @@ describe('core/parquet read: files written by DuckDB', () => {
     }));
     const path = join(dir, 'corrupt.parquet');
     await writeImageConversationParquet(path, rows, { compression: 'zstd', rowGroupSize: 10 });
-    const handle = await openParquet(path);
-    const bytes = Buffer.from(await readFile(path));
-    // Overwrite the middle of row group 1's image chunk.
-    const chunk = handle.metadata.row_groups[1].columns[1].meta_data;
-    assert.ok(chunk);
-    const mid = Number(chunk.data_page_offset) + Math.floor(Number(chunk.total_compressed_size) / 2);
-    bytes.fill(0xff, mid - 40, mid + 40);
-    const corrupt = join(dir, 'corrupt2.parquet');
-    await writeFile(corrupt, bytes);
-    const h2 = await openParquet(corrupt);
+    const h2 = await openParquet(await corruptImageChunk(path, 1, 40, 'corrupt2.parquet'));
     const seen: number[] = [];
     await assert.rejects(
       (async () => {
