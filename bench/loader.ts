@@ -38,6 +38,7 @@ import {
   writePlanarF32,
 } from '../train-bridge/loader/preprocess.ts';
 import { PreprocessPool } from '../train-bridge/loader/preprocess-pool.ts';
+import { jpegDecoderName } from '../train-bridge/loader/turbojpeg.ts';
 import { PairStream } from '../train-bridge/train/pairs.ts';
 
 const { values: args } = parseArgs({
@@ -365,7 +366,9 @@ async function hashCost(shardPath: string): Promise<{ mbPerCpuSecond: number; us
 }
 
 async function main(): Promise<void> {
-  console.log(`GLIBC_TUNABLES=${process.env.GLIBC_TUNABLES ?? '(unset)'} for both loaders`);
+  console.log(
+    `GLIBC_TUNABLES=${process.env.GLIBC_TUNABLES ?? '(unset)'} for both loaders; JPEG decoder: ${jpegDecoderName()}`,
+  );
   const dir = args.keep ?? (await mkdtemp(join(tmpdir(), 'mixforge-loader-bench-')));
   try {
     const manifest = join(dir, 'mix', 'manifest.json');

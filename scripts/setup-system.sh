@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Debian packages the tests need: Mesa's lavapipe Vulkan driver from bookworm-backports (Dawn rejects
 # Mesa 22), Chromium for report/dashboard tests, redis-server for the distributed tests, Debian's PyTorch and PIL
-# (the FastViTHD cross-check against a PyTorch forward, and the loader/training baselines).
+# (the FastViTHD cross-check against a PyTorch forward, and the loader/training baselines), libturbojpeg0 (the
+# loader's JPEG decoder).
 set -euo pipefail
 need=()
 vk_ok() { dpkg-query -W -f='${Version}' mesa-vulkan-drivers 2>/dev/null | grep -qE '^(2[3-9]|[3-9][0-9])\.'; }
@@ -11,6 +12,8 @@ command -v redis-server >/dev/null || need+=(redis-server)
 # GNU time: the test runner's per-file CPU figures (it runs without, printing no CPU).
 [ -x /usr/bin/time ] || need+=(time)
 /usr/bin/python3 -c 'import torch, PIL' 2>/dev/null || need+=(torch)
+# libjpeg-turbo's TurboJPEG library: the loader's JPEG decoder (through koffi); without it sharp decodes, slower.
+[ -e /usr/lib/x86_64-linux-gnu/libturbojpeg.so.0 ] || ldconfig -p | grep -q 'libturbojpeg\.so\.0' || need+=(turbojpeg)
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" != 0 ]; then echo "setup-system: need root to install: ${need[*]}" >&2; exit 1; fi
 export DEBIAN_FRONTEND=noninteractive
@@ -31,5 +34,6 @@ for n in "${need[@]}"; do
     redis-server) apt-get install -y -qq redis-server ;;
     time) apt-get install -y -qq time ;;
     torch) apt-get install -y -qq python3-torch python3-pil ;;
+    turbojpeg) apt-get install -y -qq libturbojpeg0 ;;
   esac
 done

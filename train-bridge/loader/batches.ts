@@ -101,9 +101,12 @@ export class BatchLoader implements AsyncIterable<Batch> {
       for (const [k, im] of s.images.entries()) {
         const offset = slot++ * perImage;
         jobs.push(
-          pool.run(im.bytes, buffer, offset, p).catch((err: unknown) => {
-            throw new PreprocessError(`sample ${s.id} image ${k}: ${(err as Error).message}`);
-          }),
+          pool.run(im.bytes, buffer, offset, p).then(
+            ({ width, height }) => ({ width, height }),
+            (err: unknown) => {
+              throw new PreprocessError(`sample ${s.id} image ${k}: ${(err as Error).message}`);
+            },
+          ),
         );
       }
     const sourceSizes = await Promise.all(jobs);

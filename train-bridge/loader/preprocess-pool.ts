@@ -4,7 +4,7 @@ import { availableParallelism } from 'node:os';
 import type { Worker } from 'node:worker_threads';
 import { startBundledWorker } from '../../core/bundled-worker.ts';
 import type { PreprocessOptions } from './preprocess.ts';
-import type { PreprocessReply, PreprocessTask } from './preprocess-worker.ts';
+import type { PreprocessedImage, PreprocessReply, PreprocessTask } from './preprocess-worker.ts';
 
 export class PreprocessError extends Error {
   override name = 'PreprocessError';
@@ -12,13 +12,13 @@ export class PreprocessError extends Error {
 
 interface Pending {
   task: PreprocessTask;
-  resolve: (r: { width: number; height: number }) => void;
+  resolve: (r: PreprocessedImage) => void;
   reject: (e: Error) => void;
 }
 
 /**
- * Images in flight per worker: while one waits for its decode on libuv's threadpool, the worker thread resizes and
- * writes the other, and the next task is already there when one finishes.
+ * Images in flight per worker: the next task is already there when one finishes, and while one waits for a sharp
+ * decode on libuv's threadpool (non-JPEG input) the worker thread resizes and writes the other.
  */
 const IN_FLIGHT_PER_WORKER = 2;
 
@@ -74,7 +74,7 @@ export class PreprocessPool {
     out: SharedArrayBuffer,
     offset: number,
     opts: PreprocessOptions,
-  ): Promise<{ width: number; height: number }> {
+  ): Promise<PreprocessedImage> {
     if (this.closed) return Promise.reject(new PreprocessError('preprocess pool is closed'));
     return new Promise((resolve, reject) => {
       this.queue.push({ task: { id: this.nextId++, bytes, out, offset, opts }, resolve, reject });
@@ -100,7 +100,7 @@ export class PreprocessPool {
     this.running.get(w)?.delete(reply.id);
     this.idle.push(w);
     if ('error' in reply) job.reject(new PreprocessError(reply.error));
-    else job.resolve({ width: reply.width, height: reply.height });
+    else job.resolve({ width: reply.width, height: reply.height, decoder: reply.decoder });
     this.pump();
   }
 

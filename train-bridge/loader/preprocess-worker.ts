@@ -13,6 +13,7 @@ import {
   writePlanarF16,
   writePlanarF32,
 } from './preprocess.ts';
+import type { JpegDecoderName } from './turbojpeg.ts';
 
 export interface PreprocessTask {
   id: number;
@@ -23,7 +24,14 @@ export interface PreprocessTask {
   opts: PreprocessOptions;
 }
 
-export type PreprocessReply = { id: number; width: number; height: number } | { id: number; error: string };
+export type PreprocessReply = ({ id: number } & PreprocessedImage) | { id: number; error: string };
+
+/** What the pool reports for each image: its source size and which decoder read it. */
+export interface PreprocessedImage {
+  width: number;
+  height: number;
+  decoder: JpegDecoderName;
+}
 
 // One libvips thread per image: parallelism comes from the pool's workers, one image each.
 sharp.concurrency(1);
@@ -42,7 +50,7 @@ function tablesFor(opts: PreprocessOptions) {
 
 async function handle(task: PreprocessTask): Promise<PreprocessReply> {
   const { opts } = task;
-  const { pixels, channels, width, height } = await squarePixels(
+  const { pixels, channels, width, height, decoder } = await squarePixels(
     task.bytes,
     opts.resolution,
     padColour(opts.mean),
@@ -55,7 +63,7 @@ async function handle(task: PreprocessTask): Promise<PreprocessReply> {
   } else if (opts.dtype === 'f32')
     writePlanarF32(pixels, tablesFor(opts).affine, new Float32Array(task.out), task.offset, channels);
   else writePlanarF16(pixels, tablesFor(opts).f16, new Uint16Array(task.out), task.offset, channels);
-  return { id: task.id, width, height };
+  return { id: task.id, width, height, decoder };
 }
 
 parentPort?.on('message', (task: PreprocessTask) => {

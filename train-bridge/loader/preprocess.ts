@@ -1,8 +1,10 @@
-// Model-input preprocessing of one image (LLaVA `pad` mode): decode with sharp, pad to a square with the processor's
-// mean colour at source size, resize to R×R, then write u8 NHWC or normalised f32 / f16 NCHW into a batch buffer.
+// Model-input preprocessing of one image (LLaVA `pad` mode): decode (libjpeg-turbo for plain JPEGs, else sharp),
+// pad to a square with the processor's mean colour at source size, resize to R×R, then write u8 NHWC or
+// normalised f32 / f16 NCHW into a batch buffer.
 import { FastResizeFilter, ResizeFit, Transformer } from '@napi-rs/image';
 import sharp from 'sharp';
 import { toHalfBits } from '../half-float.ts';
+import { decodeJpegRgb, type JpegDecoderName } from './turbojpeg.ts';
 
 export type ImageDtype = 'f32' | 'f16' | 'u8';
 export type ResizeKernel = 'nearest' | 'linear' | 'cubic' | 'lanczos3';
@@ -51,6 +53,8 @@ export interface SquarePixels {
   /** Source size, before padding and resizing. */
   width: number;
   height: number;
+  /** What decoded it: libjpeg-turbo directly (plain JPEGs, where the library is installed) or sharp. */
+  decoder: JpegDecoderName;
 }
 
 /**
@@ -70,13 +74,9 @@ export async function squarePixels(
   pad: readonly [number, number, number],
   kernel: ResizeKernel,
 ): Promise<SquarePixels> {
-  const { data, info } = await sharp(bytes, { limitInputPixels: LIMIT_INPUT_PIXELS })
-    .removeAlpha()
-    .toColourspace('srgb')
-    .raw()
-    .toBuffer({ resolveWithObject: true });
-  const { width, height } = info;
-  if (info.channels !== 3) throw new Error(`decoded to ${info.channels} channels, expected 3`);
+  const fast = decodeJpegRgb(bytes, LIMIT_INPUT_PIXELS);
+  const decoder: JpegDecoderName = fast ? 'libturbojpeg' : 'sharp';
+  const { data, width, height } = fast ?? (await decodeRgb(bytes));
   const at = squareGeometry(width, height);
   const { side } = at;
   // Padding in JS, before the resize: sharp always applies `extend` after `resize` within one pipeline.
@@ -86,15 +86,33 @@ export async function squarePixels(
       channels: 3,
       width,
       height,
+      decoder,
     };
   if (kernel === 'cubic')
-    return { pixels: cubicResize(data, width, height, pad, at, resolution), channels: 4, width, height };
+    return {
+      pixels: cubicResize(data, width, height, pad, at, resolution),
+      channels: 4,
+      width,
+      height,
+      decoder,
+    };
   const square = width === height ? data : padRgb(data, width, height, pad, at);
   const pixels = await sharp(square, { raw: { width: side, height: side, channels: 3 } })
     .resize(resolution, resolution, { kernel, fit: 'fill' })
     .raw()
     .toBuffer();
-  return { pixels, channels: 3, width, height };
+  return { pixels, channels: 3, width, height, decoder };
+}
+
+/** Any image sharp reads → packed 8-bit sRGB. */
+async function decodeRgb(bytes: Uint8Array): Promise<{ data: Uint8Array; width: number; height: number }> {
+  const { data, info } = await sharp(bytes, { limitInputPixels: LIMIT_INPUT_PIXELS })
+    .removeAlpha()
+    .toColourspace('srgb')
+    .raw()
+    .toBuffer({ resolveWithObject: true });
+  if (info.channels !== 3) throw new Error(`decoded to ${info.channels} channels, expected 3`);
+  return { data, width: info.width, height: info.height };
 }
 
 /**
