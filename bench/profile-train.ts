@@ -1,6 +1,7 @@
 // Where a fastvithd-tiny training step's time goes on the engine: dispatches, submits, buffer and bind-group
 // creations per step, host (JS) recording time against the wait for the device, and (--per-kernel) device
-// time per kernel name, measured by syncing after every dispatch (slow; the sync cost is subtracted).
+// time per kernel name, measured by syncing after every dispatch (slow; the sync cost is subtracted). The main
+// thread's CPU while it waits is dawn.node's polling, which competes with a CPU adapter's threads for cores.
 // Usage: npx tsx bench/profile-train.ts [--resolution 64] [--batch 8] [--steps 3] [--per-kernel]
 import { readdirSync, readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
@@ -68,7 +69,13 @@ function threadCpu(): { main: number; others: number } {
   return { main, others };
 }
 
-async function step(): Promise<{ record: number; wait: number; recordCpu: number; deviceCpu: number }> {
+async function step(): Promise<{
+  record: number;
+  wait: number;
+  recordCpu: number;
+  waitCpu: number;
+  deviceCpu: number;
+}> {
   const c0 = threadCpu();
   const t0 = performance.now();
   const loss = eng.tidy(() => forward());
@@ -84,6 +91,7 @@ async function step(): Promise<{ record: number; wait: number; recordCpu: number
     record: t1 - t0,
     wait: performance.now() - t1,
     recordCpu: c1.main - c0.main,
+    waitCpu: c2.main - c1.main,
     deviceCpu: c2.others - c0.others,
   };
 }
@@ -98,12 +106,14 @@ perKernel.clear();
 let rec = 0;
 let wait = 0;
 let recCpu = 0;
+let waitCpu = 0;
 let devCpu = 0;
 for (let i = 0; i < steps; i++) {
   const t = await step();
   rec += t.record;
   wait += t.wait;
   recCpu += t.recordCpu;
+  waitCpu += t.waitCpu;
   devCpu += t.deviceCpu;
 }
 const per = (a: number, b: number) => ((a - b) / steps).toFixed(1);
@@ -114,7 +124,8 @@ console.log(
 );
 console.log(
   `wall: host recording ${(rec / steps).toFixed(1)} ms/step, waiting for the device ${(wait / steps).toFixed(1)} ms/step; ` +
-    `CPU: recording (main thread) ${(recCpu / steps).toFixed(1)} ms/step, lavapipe threads ${(devCpu / steps).toFixed(1)} ms/step`,
+    `CPU: recording (main thread) ${(recCpu / steps).toFixed(1)} ms/step, main thread while waiting ` +
+    `${(waitCpu / steps).toFixed(1)} ms/step, lavapipe threads ${(devCpu / steps).toFixed(1)} ms/step`,
 );
 const rows = [...perKernel.entries()].sort((a, b) => b[1].n - a[1].n);
 if (values['per-kernel']) {

@@ -1,5 +1,6 @@
 // Records every dispatch and copy of a step into one command encoder, packs the kernels' uniforms into one
 // arena buffer addressed with dynamic offsets, and submits on flush; device errors surface at the next sync.
+import { awaitSleeping } from './device-wait.ts';
 import type { KernelDef } from './kernel.ts';
 import type { BufferRange, PipelineCache } from './pipeline-cache.ts';
 
@@ -34,6 +35,8 @@ export class Dispatcher {
     private readonly device: GPUDevice,
     private readonly pipelines: PipelineCache,
     private readonly limits: DispatchLimits,
+    /** A CPU adapter: the device's work runs on the host's cores, so waits sleep instead of polling. */
+    private readonly cpuAdapter = false,
   ) {
     device.addEventListener('uncapturederror', (ev) => {
       this.gpuErrors.push((ev as GPUUncapturedErrorEvent).error.message);
@@ -155,8 +158,13 @@ export class Dispatcher {
   /** Waits until the GPU has finished everything submitted. */
   async sync(): Promise<void> {
     this.flush();
-    await this.device.queue.onSubmittedWorkDone();
+    await this.waitFor(this.device.queue.onSubmittedWorkDone());
     this.throwGpuErrors();
+  }
+
+  /** Awaits a device promise (a map, a queue drain); on CPU adapters without dawn.node's busy poll. */
+  waitFor<T>(pending: Promise<T>): Promise<T> {
+    return this.cpuAdapter ? awaitSleeping(pending) : pending;
   }
 
   throwGpuErrors(): void {

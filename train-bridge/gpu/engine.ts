@@ -65,7 +65,7 @@ export class Engine {
     this.pipelines = new PipelineCache(this.device, ctx.adapter.isCpu);
     this.pool.onDestroy = (id) => this.pipelines.forgetBuffer(id);
     this.scratch = this.pool.acquire(256);
-    this.dispatcher = new Dispatcher(this.device, this.pipelines, this);
+    this.dispatcher = new Dispatcher(this.device, this.pipelines, this, ctx.adapter.isCpu);
     this.stats = this.dispatcher.stats;
     this.transfers = new HostTransfers(this.device, this.dispatcher);
   }

@@ -45,7 +45,7 @@ export class HostTransfers {
     this.dispatcher.encoderOutsidePass().copyBufferToBuffer(buffer, 0, staging, 0, bytes);
     this.dispatcher.flush();
     this.dispatcher.stats.readbacks++;
-    await staging.mapAsync(GPUMapMode.READ);
+    await this.dispatcher.waitFor(staging.mapAsync(GPUMapMode.READ));
     const out = staging.getMappedRange().slice(0);
     staging.unmap();
     staging.destroy();
