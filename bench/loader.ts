@@ -18,6 +18,7 @@ import sharp from 'sharp';
 import { rerunWithProcessEnv } from '../bin/process-env.js';
 import { keyedHash64 } from '../core/keyed-hash.ts';
 import type { Sample } from '../core/schema.ts';
+import { jpegDecoderName } from '../core/turbojpeg.ts';
 import { grainyPhoto } from '../demo/images.ts';
 import type { Manifest } from '../manifests/manifest.ts';
 import { writeSampleShard } from '../manifests/shard-format.ts';
@@ -38,7 +39,6 @@ import {
   writePlanarF32,
 } from '../train-bridge/loader/preprocess.ts';
 import { PreprocessPool } from '../train-bridge/loader/preprocess-pool.ts';
-import { jpegDecoderName } from '../train-bridge/loader/turbojpeg.ts';
 import { PairStream } from '../train-bridge/train/pairs.ts';
 
 const { values: args } = parseArgs({

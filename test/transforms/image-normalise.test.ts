@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { before, describe, it } from 'node:test';
 import sharp from 'sharp';
+import { jpegDecodesCleanly } from '../../core/turbojpeg.ts';
 import { type ImageOptions, ImageOptionsSchema } from '../../transforms/component-options.ts';
 import {
   type ImageOutcome,
@@ -328,5 +329,42 @@ describe('the decode check (originals kept)', () => {
       }
     // The cases must exercise rejection, not only agree on keeping everything.
     assert.ok(rejected >= 5, `only ${rejected} damaged images failed to decode`);
+  });
+
+  it("libjpeg-turbo's 1/8-scale check never passes a JPEG that sharp's full decode rejects", async () => {
+    const flat = await sharp({ create: { width: 96, height: 200, channels: 3, background: '#336699' } })
+      .jpeg({ quality: 90 })
+      .toBuffer();
+    const noisy = await noiseJpeg(203, 117, 9);
+    const progressive = await sharp(noisy).jpeg({ quality: 85, progressive: true }).toBuffer();
+    const grey = await sharp(noisy).greyscale().jpeg({ quality: 90 }).toBuffer();
+    for (const clean of [flat, noisy, progressive, grey])
+      assert.equal(await jpegDecodesCleanly(clean, DEFAULTS.max_pixels), true, 'an undamaged JPEG passes');
+    let passed = 0;
+    let sentBack = 0;
+    for (const [name, bytes] of Object.entries({ flat, noisy, progressive, grey })) {
+      const headerEnd = bytes.indexOf(Buffer.from([0xff, 0xda])) + 14;
+      for (let k = 0; k < 24; k++)
+        for (const n of [1, 24]) {
+          const at = (k + 0.5) / 24;
+          const bad = damaged(bytes, headerEnd, at, n);
+          const clean = await jpegDecodesCleanly(bad, DEFAULTS.max_pixels);
+          const full = await fullDecodeFails(bad);
+          // Passing here keeps the image without asking sharp: sharp must agree. A refusal goes to sharp.
+          if (clean)
+            assert.equal(full, false, `${name} damaged at ${at.toFixed(3)} × ${n}: passed, sharp rejects it`);
+          if (clean) passed++;
+          else sentBack++;
+          const o = await normaliseImage(bad, DEFAULTS);
+          assert.equal(
+            !o.ok,
+            full,
+            `${name} damaged at ${at.toFixed(3)} × ${n}: normaliseImage disagrees with sharp`,
+          );
+        }
+    }
+    // Both outcomes occur: single flipped bits often land in bits that still decode.
+    assert.ok(passed >= 5 && sentBack >= 20, `passed ${passed}, sent back to sharp ${sentBack}`);
+    assert.equal(await jpegDecodesCleanly(flat, 96 * 200 - 1), false, 'over the pixel limit: sharp decides');
   });
 });

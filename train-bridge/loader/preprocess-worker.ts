@@ -2,6 +2,7 @@
 // batch's SharedArrayBuffer (no copy back to the main thread).
 import { parentPort } from 'node:worker_threads';
 import sharp from 'sharp';
+import type { JpegDecoderName } from '../../core/turbojpeg.ts';
 import {
   channelAffine,
   channelTables,
@@ -13,7 +14,6 @@ import {
   writePlanarF16,
   writePlanarF32,
 } from './preprocess.ts';
-import type { JpegDecoderName } from './turbojpeg.ts';
 
 export interface PreprocessTask {
   id: number;

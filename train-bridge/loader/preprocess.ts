@@ -3,8 +3,8 @@
 // normalised f32 / f16 NCHW into a batch buffer.
 import { FastResizeFilter, ResizeFit, Transformer } from '@napi-rs/image';
 import sharp from 'sharp';
+import { decodeJpegRgb, type JpegDecoderName } from '../../core/turbojpeg.ts';
 import { toHalfBits } from '../half-float.ts';
-import { decodeJpegRgb, type JpegDecoderName } from './turbojpeg.ts';
 
 export type ImageDtype = 'f32' | 'f16' | 'u8';
 export type ResizeKernel = 'nearest' | 'linear' | 'cubic' | 'lanczos3';

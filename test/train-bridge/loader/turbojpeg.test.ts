@@ -7,10 +7,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import sharp from 'sharp';
+import { decodeJpegRgb, jpegDecoderName } from '../../../core/turbojpeg.ts';
 import { grainyPhoto } from '../../../demo/images.ts';
 import { FASTVLM_PREPROCESS } from '../../../train-bridge/loader/preprocess.ts';
 import { PreprocessError, PreprocessPool } from '../../../train-bridge/loader/preprocess-pool.ts';
-import { decodeJpegRgb, jpegDecoderName } from '../../../train-bridge/loader/turbojpeg.ts';
 
 const NO_LIMIT = 1 << 30;
 

@@ -1,8 +1,11 @@
-// A JPEG decoder for the loader that calls the system's libjpeg-turbo (TurboJPEG API) through koffi's FFI: the
-// same decoder PIL uses, without libvips' per-image overhead (0.8 vs 1.9 ms a 640×460 q90 photo, single thread).
-// It returns exactly the pixels sharp returns for the JPEGs it accepts (8-bit YCbCr, grayscale or RGB, no ICC
-// profile: sharp converts through an embedded profile, so those stay with sharp); anything else, and any error or
-// warning from libjpeg, returns null and the caller decodes with sharp, so output never depends on which ran.
+// JPEG decoding through the system's libjpeg-turbo (TurboJPEG API) called with koffi's FFI: the same decoder PIL
+// uses, without libvips' per-image overhead (0.8 vs 1.9 ms a 640×460 q90 photo, single thread). Two uses:
+// - the loader's decode (decodeJpegRgb): exactly the pixels sharp returns for the JPEGs it accepts (8-bit YCbCr,
+//   greyscale or RGB, no ICC profile: sharp converts through an embedded profile, so those stay with sharp);
+// - the build's decode check (jpegDecodesCleanly): libjpeg's errors and warnings come from its marker and entropy
+//   decoders, which run whole at any output scale, so a 1/8-scale decode finds what a full one finds.
+// Whatever this path does not take, or any error or warning, goes back to sharp, which decides and reports: output
+// never depends on which decoder ran.
 import type Koffi from 'koffi';
 
 // koffi loads a native addon: where it has no build for the platform, sharp decodes everything instead of failing.
@@ -20,6 +23,14 @@ const TJPF_RGB = 0;
 interface TurboJpeg {
   decompressHeader(bytes: Uint8Array, width: number[], height: number[], sub: number[], cs: number[]): number;
   decompress(bytes: Uint8Array, out: Uint8Array, width: number, height: number): number;
+  /** The same decode on libuv's threadpool with a handle of its own; the callback gets tjDecompress2's status. */
+  decompressAsync(
+    bytes: Uint8Array,
+    out: Uint8Array,
+    width: number,
+    height: number,
+    done: (status: number) => void,
+  ): void;
 }
 
 /** `MIXFORGE_JPEG_DECODER=sharp` turns the fast path off (parity tests compare both paths). */
@@ -35,6 +46,7 @@ function load(): TurboJpeg | null {
     const lib = loadFirst(['libturbojpeg.so.0', 'libturbojpeg.0.dylib', 'libturbojpeg.dylib']);
     if (!lib) return loaded;
     const init = lib.func('void *tjInitDecompress()');
+    const destroy = lib.func('int tjDestroy(void *)');
     const header = lib.func(
       'int tjDecompressHeader3(void *, const uint8_t *, unsigned long, _Out_ int *, _Out_ int *, _Out_ int *, _Out_ int *)',
     );
@@ -48,6 +60,26 @@ function load(): TurboJpeg | null {
     loaded = {
       decompressHeader: (bytes, w, h, sub, cs) => header(handle, bytes, bytes.length, w, h, sub, cs),
       decompress: (bytes, out, w, h) => decompress(handle, bytes, bytes.length, out, w, 0, h, TJPF_RGB, 0),
+      decompressAsync: (bytes, out, w, h, done) => {
+        // A TurboJPEG handle serves one call at a time: concurrent checks each get their own.
+        const own: unknown = init();
+        if (!own) return done(-1);
+        decompress.async(
+          own,
+          bytes,
+          bytes.length,
+          out,
+          w,
+          0,
+          h,
+          TJPF_RGB,
+          0,
+          (err: unknown, status: number) => {
+            destroy(own);
+            done(err ? -1 : status);
+          },
+        );
+      },
     };
   } catch {
     // A library without the TurboJPEG 2 functions: sharp decodes everything.
@@ -65,7 +97,7 @@ function loadFirst(names: string[]): ReturnType<typeof Koffi.load> | null {
   return null;
 }
 
-/** Which decoder the loader uses for plain JPEGs on this machine (benchmarks print it). */
+/** Which decoder reads plain JPEGs on this machine (benchmarks print it). */
 export function jpegDecoderName(): 'libturbojpeg' | 'sharp' {
   return load() ? 'libturbojpeg' : 'sharp';
 }
@@ -115,4 +147,29 @@ export function decodeJpegRgb(
   // Non-zero is an error or a warning (a truncated file, corrupt data): sharp fails on warnings too, with its message.
   if (tj.decompress(bytes, data, width, height) !== 0) return null;
   return { data, width, height };
+}
+
+/**
+ * Resolves true when `bytes` is a JPEG that libjpeg-turbo decodes with no error and no warning (at 1/8 scale, off
+ * the main thread), false when it is not a plain 8-bit JPEG within `maxPixels`, when libjpeg complains, or when
+ * libturbojpeg is not here: false means "ask sharp", never "corrupt".
+ */
+export function jpegDecodesCleanly(bytes: Uint8Array, maxPixels: number): Promise<boolean> {
+  if (bytes.length < 4 || bytes[0] !== 0xff || bytes[1] !== 0xd8 || bytes[2] !== 0xff)
+    return Promise.resolve(false);
+  const tj = load();
+  if (!tj) return Promise.resolve(false);
+  const w = [0];
+  const h = [0];
+  const sub = [0];
+  const cs = [0];
+  if (tj.decompressHeader(bytes, w, h, sub, cs) !== 0) return Promise.resolve(false);
+  const [width, height, colourspace] = [w[0], h[0], cs[0]];
+  if (colourspace !== TJCS_YCBCR && colourspace !== TJCS_GRAY && colourspace !== TJCS_RGB)
+    return Promise.resolve(false);
+  if (width < 1 || height < 1 || width * height > maxPixels) return Promise.resolve(false);
+  // Asking for ⌈w/8⌉ × ⌈h/8⌉ makes TurboJPEG pick its 1/8 scaling factor: the IDCT shrinks to one value a block.
+  const [sw, sh] = [Math.ceil(width / 8), Math.ceil(height / 8)];
+  const out = new Uint8Array(sw * sh * 3);
+  return new Promise((resolve) => tj.decompressAsync(bytes, out, sw, sh, (status) => resolve(status === 0)));
 }
