@@ -1,10 +1,16 @@
-// Records every dispatch and copy of a step into one command encoder, packs the kernels' uniforms into one
-// arena buffer addressed with dynamic offsets, and submits on flush; device errors surface at the next sync.
+// Records the dispatches and copies of a step into a command encoder, packs the kernels' uniforms into one
+// arena buffer addressed with dynamic offsets, and submits on flush (and, on CPU adapters, every 32 dispatches);
+// device errors surface at the next sync.
 import { awaitSleeping } from './device-wait.ts';
 import type { KernelDef } from './kernel.ts';
 import type { BufferRange, PipelineCache } from './pipeline-cache.ts';
 
 const ARENA_BYTES = 1 << 20;
+/**
+ * On CPU adapters a step is submitted every this many dispatches, so the driver's threads start on the work
+ * while the host records the rest (one submit a step left them idle for the whole recording).
+ */
+const CPU_SUBMIT_EVERY = 32;
 
 export interface DispatchLimits {
   maxBindingBytes: number;
@@ -26,6 +32,7 @@ export class Dispatcher {
   private readonly arena = new ArrayBuffer(ARENA_BYTES);
   private readonly arenaView = new DataView(this.arena);
   private arenaOffset = 0;
+  private sinceSubmit = 0;
   private readonly uniformBuffer: GPUBuffer;
   /** Validation/out-of-memory errors reported by the device; thrown at the next sync or read-back. */
   private readonly gpuErrors: string[] = [];
@@ -101,6 +108,7 @@ export class Dispatcher {
     else pass.setBindGroup(0, bg, [offset]);
     pass.dispatchWorkgroups(gx, gy, gz);
     this.stats.dispatches++;
+    if (this.cpuAdapter && ++this.sinceSubmit >= CPU_SUBMIT_EVERY) this.flush();
   }
 
   private checkBindings(def: KernelDef, ranges: BufferRange[]): void {
@@ -152,6 +160,7 @@ export class Dispatcher {
     this.device.queue.submit([this.encoder.finish()]);
     this.encoder = undefined;
     this.arenaOffset = 0;
+    this.sinceSubmit = 0;
     this.stats.submits++;
   }
 
