@@ -1,5 +1,6 @@
 // Image normalisation with sharp: decode every image fully (a pixel limit guards against bombs), then keep the
 // original bytes when they already are an upright 8-bit sRGB JPEG/PNG/WebP within max_side, else re-encode once.
+import { Semaphore } from 'async-mutex';
 import sharp, {
   type JpegOptions,
   type Metadata,
@@ -168,11 +169,27 @@ async function decodeCheck(bytes: Uint8Array, input: SharpOptions, meta: Metadat
 }
 
 /**
+ * libvips keeps one error buffer per process: when images fail at the same time on libuv's threads, one failure's
+ * text lands in another's error or is cleared before it is read (sharp then says only "Warning treated as error
+ * due to failOn setting"), so the quarantine message, and the reason read from it, changed from run to run. Every
+ * attempt holds one permit; a failed image is decoded again holding all of them, alone in this process, and that
+ * outcome is the one recorded. The semaphore is fair: once a retry waits, later attempts queue behind it.
+ */
+const ALL_PERMITS = 1 << 20;
+const libvips = new Semaphore(ALL_PERMITS);
+
+/**
  * Validates and normalises one image. Never throws for bad image data: every failure is an outcome with a
  * quarantine reason (zero bytes, not an image, unsupported format, too many pixels, animated under `reject`,
- * truncated, corrupt).
+ * truncated, corrupt), the same whatever else this process decodes meanwhile.
  */
 export async function normaliseImage(bytes: Uint8Array, options: NormaliseOptions): Promise<ImageOutcome> {
+  const outcome = await libvips.runExclusive(() => normaliseOnce(bytes, options), 1);
+  if (outcome.ok || outcome.reason === 'image-empty') return outcome;
+  return libvips.runExclusive(() => normaliseOnce(bytes, options), ALL_PERMITS);
+}
+
+async function normaliseOnce(bytes: Uint8Array, options: NormaliseOptions): Promise<ImageOutcome> {
   if (bytes.length === 0) return { ok: false, reason: 'image-empty', message: 'zero bytes' };
   const input = inputOptions(options);
   let meta: Metadata;

@@ -2,10 +2,11 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
-import { cp, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { cp, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { grainyPhoto } from '../../demo/images.ts';
 import { shippedSpecPath } from '../../demo/spec-overrides.ts';
 import { STAGES } from '../../pipelines/graph.ts';
 import { demoDataDir } from '../helpers/demo-data.ts';
@@ -69,6 +70,75 @@ describe('mixforge plan/build/verify/inspect/report', () => {
     const rep = mixforge(['report', out]);
     assert.equal(rep.code, 0, rep.stderr);
     assert.ok(existsSync(join(out, 'report.html')));
+  });
+
+  it('builds the same shards and quarantine whichever decoder checks the JPEGs (libjpeg-turbo or sharp)', async () => {
+    // LLaVA-Pretrain records over a folder of JPEGs, half of them damaged after an intact header, so each reaches
+    // the decode check.
+    const dir = join(tmp, 'decoders');
+    await mkdir(join(dir, 'images'), { recursive: true });
+    const records = [];
+    for (let i = 0; i < 18; i++) {
+      const photo = await grainyPhoto({
+        name: `decoders-${i}`,
+        width: 96 + i * 7,
+        height: 64 + i * 5,
+        sigma: 12,
+      });
+      const jpeg = Buffer.from(await photo.jpeg({ quality: 90 }).toBuffer());
+      // Odd ones lose the end of their entropy-coded data (the EOI marker put back); some of those also get flipped
+      // bytes, which libjpeg often decodes through without a warning.
+      const from = jpeg.indexOf(Buffer.from([0xff, 0xda])) + 14;
+      const cut = from + Math.floor((jpeg.length - from) * [0.9, 0.6, 0.3][i % 3]);
+      if (i % 4 === 1)
+        for (let k = from + 10; k < from + 58; k++) jpeg[k] = (jpeg[k] ^ 0x5a) === 0xff ? 0 : jpeg[k] ^ 0x5a;
+      const bytes = i % 2 === 1 ? Buffer.concat([jpeg.subarray(0, cut), Buffer.from([0xff, 0xd9])]) : jpeg;
+      await writeFile(join(dir, 'images', `${i}.jpg`), bytes);
+      records.push({
+        id: `d${i}`,
+        image: `${i}.jpg`,
+        conversations: [
+          { from: 'human', value: '<image>\nDescribe it.' },
+          { from: 'gpt', value: `Photo ${i}.` },
+        ],
+      });
+    }
+    await writeFile(join(dir, 'pretrain.json'), JSON.stringify(records));
+    const spec = join(dir, 'spec.yaml');
+    await writeFile(
+      spec,
+      [
+        'name: decoders',
+        'seed: 1',
+        'output:',
+        '  shard_rows: 8',
+        'components:',
+        '  - name: photos',
+        '    source:',
+        '      format: llava-pretrain',
+        `      uris: ["${join(dir, 'pretrain.json')}"]`,
+        `      image_root: "${join(dir, 'images')}"`,
+        '',
+      ].join('\n'),
+    );
+    const build = (env: Record<string, string>, name: string) => {
+      const out = join(dir, name);
+      const b = mixforge(['build', spec, '--out', out], env);
+      assert.equal(b.code, 0, b.stderr);
+      const m = JSON.parse(readFileSync(join(out, 'manifest.json'), 'utf8')) as {
+        totals: { rows: number; quarantined: number };
+        shards: { path: string; sha256: string }[];
+        quarantine: { rows: number; sha256: string };
+      };
+      return { totals: m.totals, shards: m.shards.map((s) => [s.path, s.sha256]), quarantine: m.quarantine };
+    };
+    const fast = build({}, 'libjpeg-turbo');
+    const slow = build({ MIXFORGE_JPEG_DECODER: 'sharp' }, 'sharp');
+    assert.deepEqual(fast, slow);
+    assert.ok(
+      fast.quarantine.rows > 0 && fast.totals.rows >= 9,
+      `kept ${fast.totals.rows}, quarantined ${fast.quarantine.rows}`,
+    );
   });
 
   it('without a terminal, build logs a progress line every few seconds and one per stage', () => {

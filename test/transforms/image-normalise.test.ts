@@ -284,6 +284,42 @@ describe('images.fail_on', () => {
   });
 });
 
+describe('quarantine outcomes under concurrency', () => {
+  it('are the same when damaged images fail at the same time as when they fail one by one', async () => {
+    // JPEGs cut short (the end marker put back) and PNGs with flipped data bytes: each fails to decode, with
+    // libvips' message; many at once is how a build meets them.
+    const bad: Uint8Array[] = [];
+    for (let i = 0; i < 12; i++) {
+      const jpeg = Buffer.from(await noiseJpeg(80 + i * 9, 60 + i * 5, 20 + i));
+      const from = jpeg.indexOf(Buffer.from([0xff, 0xda])) + 14;
+      const cut = from + Math.floor((jpeg.length - from) * (0.2 + 0.05 * i));
+      bad.push(Buffer.concat([jpeg.subarray(0, cut), Buffer.from([0xff, 0xd9])]));
+    }
+    for (let i = 0; i < 4; i++) {
+      const png = Buffer.from(
+        await sharp(await noiseJpeg(64, 40 + i, 7 + i))
+          .png()
+          .toBuffer(),
+      );
+      const at = png.indexOf('IDAT', 8, 'latin1') + 40 + i * 13;
+      for (let k = at; k < at + 16; k++) png[k] ^= 0x5a;
+      bad.push(png);
+    }
+    const alone = [];
+    for (const b of bad) alone.push(await normaliseImage(b, DEFAULTS));
+    assert.ok(
+      alone.every((o) => !o.ok),
+      'every damaged image fails',
+    );
+    for (let round = 0; round < 3; round++)
+      assert.deepEqual(
+        await Promise.all(bad.map((b) => normaliseImage(b, DEFAULTS))),
+        alone,
+        `round ${round}`,
+      );
+  });
+});
+
 describe('the decode check (originals kept)', () => {
   /** A full decode to raw pixels under the same options: what the check must agree with. */
   async function fullDecodeFails(bytes: Uint8Array): Promise<boolean> {
