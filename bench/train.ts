@@ -6,6 +6,7 @@
 import { spawnSync } from 'node:child_process';
 import { availableParallelism } from 'node:os';
 import { parseArgs } from 'node:util';
+import { lavapipeThreadsFor } from '../train-bridge/gpu/device.ts';
 import { Engine } from '../train-bridge/gpu/engine.ts';
 import { modelConfig } from '../train-bridge/model/fastvithd.ts';
 import { modelInfo } from '../train-bridge/model/flops.ts';
@@ -34,7 +35,8 @@ const info = modelInfo(config, r);
 const stepFlops = 3 * info.flops * batch;
 
 async function engineStep(): Promise<{ seconds: number; adapter: string }> {
-  const eng = await Engine.create();
+  // As `mixforge train` creates its engine: lavapipe without its worker pool for a small pass (device.ts).
+  const eng = await Engine.create({ lavapipeThreads: lavapipeThreadsFor(info.flops * batch) });
   const { params, optimizer, forward } = fastVitStep(eng, config, r, batch);
   const seconds = await meanStepSeconds(eng, optimizer, params, steps, forward);
   const adapter = eng.ctx.adapter.description || eng.ctx.adapter.device;

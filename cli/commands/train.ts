@@ -116,6 +116,8 @@ export function registerTrain(program: Command): void {
     .option('--adapter <name>', 'require a WebGPU adapter whose name contains this')
     .action(async (manifest: string, flags: TrainFlags, cmd: Command) => {
       const { Engine } = await import('../../train-bridge/gpu/engine.ts');
+      const { lavapipeThreadsFor } = await import('../../train-bridge/gpu/device.ts');
+      const { modelInfo } = await import('../../train-bridge/model/flops.ts');
       const { StreamingDataset } = await import('../../train-bridge/loader/dataset.ts');
       const { latestCheckpoint, readTrainerState } = await import('../../train-bridge/train/checkpoint.ts');
       const { Trainer } = await import('../../train-bridge/train/loop.ts');
@@ -282,6 +284,12 @@ export function registerTrain(program: Command): void {
       const eng = await Engine.create({
         adapterName: flags.adapter,
         log: (line) => process.stderr.write(`${line}\n`),
+        // A small encoder pass runs faster on lavapipe without its worker pool (device.ts); the lm objective's
+        // decoder is not counted here, so it keeps the default.
+        lavapipeThreads:
+          config.objective === 'contrastive'
+            ? lavapipeThreadsFor(modelInfo(config.model, config.resolution).flops * config.microBatch)
+            : undefined,
       });
       try {
         // Before any allocation: a run that cannot fit says so in one line, with the change that makes it fit.

@@ -40,6 +40,26 @@ export interface AcquireOptions {
   /** Substring matched (case-insensitively) against the adapter's description/device/vendor. */
   adapterName?: string;
   log?: (line: string) => void;
+  /**
+   * Worker threads of Mesa's llvmpipe/lavapipe (`LP_NUM_THREADS`), applied when this call creates the process's
+   * WebGPU instance and the variable is unset (the user's setting wins); other adapters ignore it. See
+   * `lavapipeThreadsFor`.
+   */
+  lavapipeThreads?: number;
+}
+
+/**
+ * Forward FLOPs of one training pass below which lavapipe runs it faster with no worker pool (0 threads): such a
+ * step is hundreds of small dispatches, and handing each to the pool costs ~45 µs of CPU and ~60 µs of wall against
+ * ~3 and ~15 µs when the queue thread runs it, while the host records on the other core. fastvithd-tiny, batch 8:
+ * 24 MFLOPs at 64² (56–62 → 39–58 ms a step), 96 at 128² (133 → 119 ms), 384 at 256² (377–471 → 531–808 ms, so
+ * the pool stays there); docs/benchmarks.md, "Overlap and waiting".
+ */
+export const SMALL_PASS_FLOPS = 150e6;
+
+/** The `lavapipeThreads` for passes of `forwardFlops`: 0 for small ones, lavapipe's default (all cores) otherwise. */
+export function lavapipeThreadsFor(forwardFlops: number): number | undefined {
+  return forwardFlops < SMALL_PASS_FLOPS ? 0 : undefined;
 }
 
 function limitsObject(limits: GPUSupportedLimits): Record<string, number> {
@@ -83,6 +103,9 @@ const DAWN_NOISE =
   /^Warning: maxDynamic(Uniform|Storage)BuffersPerPipelineLayout artificially reduced from \d+ to \d+/;
 
 export async function acquireGpu(opts: AcquireOptions = {}): Promise<GpuContext> {
+  // llvmpipe reads it when Dawn first enumerates the adapters, so only before the instance exists.
+  if (opts.lavapipeThreads !== undefined && !gpuSingleton && process.env.LP_NUM_THREADS === undefined)
+    process.env.LP_NUM_THREADS = String(opts.lavapipeThreads);
   const gpu = gpuEntry();
   // Dawn enumerates adapters synchronously inside requestAdapter(), which is when it prints.
   const adapter = await withNativeStderrFiltered(DAWN_NOISE, () =>
