@@ -175,7 +175,9 @@ async function decodeCheck(bytes: Uint8Array, input: SharpOptions, meta: Metadat
  * attempt holds one permit; a failed image is decoded again holding all of them, alone in this process, and that
  * outcome is the one recorded. The semaphore is fair: once a retry waits, later attempts queue behind it.
  */
-const ALL_PERMITS = 1 << 20;
+// async-mutex walks every permit count on each release, so the total stays small: 64 images in flight per
+// process is far more than libuv's threads decode at once (with 2^20 permits a build took twice the CPU).
+const ALL_PERMITS = 64;
 const libvips = new Semaphore(ALL_PERMITS);
 
 /**
