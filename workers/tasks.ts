@@ -2,7 +2,7 @@
 // children are the unit jobs (ids `<task id>.unit.<n>`, `<task id>.finish`). A worker rebuilds the task from the
 // job's payload with the handler its process registered for the kind: the handler may come from a higher layer
 // (`mixforge worker` registers `tokens`, whose tokenizer lives in train-bridge), so workers/ never imports it.
-import { FlowProducer, type Job, Queue, UnrecoverableError } from 'bullmq';
+import { FlowProducer, type Job, type JobState, Queue, UnrecoverableError } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
 import { errorMessage, MixforgeError } from '../core/errors.ts';
@@ -28,13 +28,18 @@ const taskJobSchema = z.object({
 });
 type TaskJob = z.infer<typeof taskJobSchema>;
 
+function taskQueue(redis: Redis, kind: string): Queue {
+  const queue = new Queue(taskQueueName(kind), { connection: redis });
+  queue.on('error', () => undefined);
+  return queue;
+}
+
 /**
  * Enqueues a task unless it is already running: runs its prepare() here, then adds the flow. A task whose earlier
  * flow completed or failed is added afresh (units whose outputs are committed are skips).
  */
 export async function submitTask(redis: Redis, task: ShardedTask, retry: RetryPolicy): Promise<void> {
-  const queue = new Queue(taskQueueName(task.kind), { connection: redis });
-  queue.on('error', () => undefined);
+  const queue = taskQueue(redis, task.kind);
   const flows = new FlowProducer({ connection: redis });
   flows.on('error', () => undefined);
   try {
@@ -64,40 +69,64 @@ export async function submitTask(redis: Redis, task: ShardedTask, retry: RetryPo
   }
 }
 
+/** Where a submitted task stands: its finish job's state ('absent' when Redis holds no flow for it) and its units. */
+export interface TaskStatus {
+  id: string;
+  state: 'absent' | JobState | 'unknown';
+  done: number;
+  total: number;
+  /** Why it failed, unit by unit (or the finish job's reason), when `state` is 'failed'. */
+  failures: string[];
+}
+
+type TaskRef = Pick<ShardedTask, 'kind' | 'id' | 'units'>;
+
+async function readTaskStatus(queue: Queue, task: TaskRef): Promise<TaskStatus> {
+  const base = { id: task.id, total: task.units, failures: [] as string[] };
+  const finish = await queue.getJob(taskJobId(task.id));
+  if (!finish) return { ...base, state: 'absent', done: 0 };
+  const state = await finish.getState();
+  const done = state === 'completed' ? task.units : ((await finish.getDependenciesCount()).processed ?? 0);
+  if (state === 'failed') {
+    for (let n = 0; n < task.units; n++) {
+      const unit = await queue.getJob(taskJobId(task.id, n));
+      if (unit && (await unit.getState()) === 'failed') base.failures.push(`unit ${n}: ${unit.failedReason}`);
+    }
+    if (!base.failures.length) base.failures.push(`finish: ${finish.failedReason}`);
+  }
+  return { ...base, state, done };
+}
+
+/** One look at a submitted task (`mixforge tokens --status`): nothing waits, nothing changes. */
+export async function taskStatus(redis: Redis, task: TaskRef): Promise<TaskStatus> {
+  const queue = taskQueue(redis, task.kind);
+  try {
+    return await readTaskStatus(queue, task);
+  } finally {
+    await queue.close();
+  }
+}
+
 /** Follows a submitted task until its finish job completes; throws naming the failed jobs when it fails for good. */
 export async function followTask(
   redis: Redis,
-  task: Pick<ShardedTask, 'kind' | 'id' | 'units'>,
+  task: TaskRef,
   opts: { pollMs?: number; onUnits?: (done: number, total: number) => void } = {},
 ): Promise<void> {
-  const queue = new Queue(taskQueueName(task.kind), { connection: redis });
-  queue.on('error', () => undefined);
+  const queue = taskQueue(redis, task.kind);
   let reported = -1;
   try {
     for (;;) {
-      const finish = await queue.getJob(taskJobId(task.id));
-      if (!finish) throw new MixforgeError(`task ${task.id}: its finish job is gone from Redis`);
-      const state = await finish.getState();
-      const done =
-        state === 'completed'
-          ? task.units
-          : state === 'failed'
-            ? reported
-            : ((await finish.getDependenciesCount()).processed ?? 0);
-      if (done !== reported) {
-        reported = done;
-        opts.onUnits?.(done, task.units);
+      const status = await readTaskStatus(queue, task);
+      if (status.state === 'absent')
+        throw new MixforgeError(`task ${task.id}: its finish job is gone from Redis`);
+      if (status.state === 'failed')
+        throw new MixforgeError(`task ${task.id} failed: ${status.failures.join('; ')}`);
+      if (status.done !== reported) {
+        reported = status.done;
+        opts.onUnits?.(status.done, task.units);
       }
-      if (state === 'completed') return;
-      if (state === 'failed') {
-        const reasons: string[] = [];
-        for (let n = 0; n < task.units; n++) {
-          const unit = await queue.getJob(taskJobId(task.id, n));
-          if (unit && (await unit.getState()) === 'failed') reasons.push(`unit ${n}: ${unit.failedReason}`);
-        }
-        if (!reasons.length) reasons.push(`finish: ${finish.failedReason}`);
-        throw new MixforgeError(`task ${task.id} failed: ${reasons.join('; ')}`);
-      }
+      if (status.state === 'completed') return;
       await new Promise((r) => setTimeout(r, opts.pollMs ?? 500));
     }
   } finally {

@@ -27,6 +27,10 @@ export function registerTokens(program: Command): void {
     .option('--concurrency <n>', 'shards counted at once (in this process)', intFlag('--concurrency', 1), 2)
     .option('--redis <url>', 'count on BullMQ workers through this Redis instead of in-process')
     .option('--detach', 'with --redis: enqueue and return at once')
+    .option(
+      '--status',
+      'with --redis: say where the fleet stands with this count (after --detach), change nothing',
+    )
     .action(
       async (
         manifest: string,
@@ -37,6 +41,7 @@ export function registerTokens(program: Command): void {
           concurrency: number;
           redis?: string;
           detach?: boolean;
+          status?: boolean;
         },
       ) => {
         if (flags.resolution % 64 !== 0)
@@ -50,9 +55,11 @@ export function registerTokens(program: Command): void {
         const { manifestRoot } = await import('../../manifests/manifest.ts');
         const uri = normaliseUri(manifest);
         const dir = tokenCountsDir(manifestRoot(uri), flags.resolution);
+        if (flags.status && !flags.redis)
+          throw new InvalidArgumentError('--status reads the fleet: it needs --redis <url>');
         if (flags.redis) {
           const { openRedis } = await import('../../workers/redis-client.ts');
-          const { followTask, submitTask } = await import('../../workers/tasks.ts');
+          const { followTask, submitTask, taskStatus } = await import('../../workers/tasks.ts');
           const { DEFAULT_RETRY } = await import('../../workers/queues.ts');
           const task = await tokenCountTask({
             manifest: uri,
@@ -62,6 +69,18 @@ export function registerTokens(program: Command): void {
           });
           const redis = await openRedis(flags.redis);
           try {
+            if (flags.status) {
+              const s = await taskStatus(redis, task);
+              const where =
+                s.state === 'absent'
+                  ? 'not on this Redis (never submitted, or removed)'
+                  : `${s.state}, ${s.done}/${s.total} shards`;
+              process.stdout.write(
+                `tokens ${s.id}: ${where}${s.failures.length ? `; ${s.failures.join('; ')}` : ''}\n`,
+              );
+              if (s.state === 'absent' || s.state === 'failed') process.exitCode = 1;
+              return;
+            }
             await submitTask(redis, task, DEFAULT_RETRY);
             process.stderr.write(`tokens ${task.id}: submitted to the fleet (${task.units} shard jobs)\n`);
             if (flags.detach) return;

@@ -1,13 +1,14 @@
 // `mixforge tokens` as per-shard jobs: the sidecar is the same bytes in-process at any concurrency, after a resume
 // from a crash mid-way, and on BullMQ with two worker processes one of which is killed inside a shard job.
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
 import { tokenCountTask, writeTokenCounts } from '../../train-bridge/loader/token-counts.ts';
 import { DEFAULT_RETRY } from '../../workers/queues.ts';
-import { followTask, submitTask } from '../../workers/tasks.ts';
+import { followTask, submitTask, taskStatus } from '../../workers/tasks.ts';
 import { writeFixtureMixture } from '../train-bridge/loader/fixtures.ts';
 import { spawnWorker, type WorkerProcess } from './fleet.ts';
 import { usePrivateQueues } from './private-queues.ts';
@@ -34,6 +35,27 @@ describe('mixforge tokens as shard jobs', () => {
           .digest('hex'),
       );
     return out;
+  }
+
+  /** `mixforge tokens <manifest> --redis URL --status`, as a user with a detached count runs it. */
+  function tokensStatusCli() {
+    const r = spawnSync(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        'cli/main.ts',
+        'tokens',
+        manifest,
+        '--resolution',
+        String(RES),
+        '--redis',
+        suite.redis.url,
+        '--status',
+      ],
+      { encoding: 'utf8', timeout: 60_000 },
+    );
+    return { code: r.status, stdout: r.stdout, stderr: r.stderr };
   }
 
   before(async () => {
@@ -89,6 +111,8 @@ describe('mixforge tokens as shard jobs', () => {
     const workers: WorkerProcess[] = [await start('t0'), await start('t1')];
     suite.fleet.push(...workers);
     const task = await tokenCountTask({ manifest, resolution: RES, imageTokenPosition: 'data' });
+    assert.equal((await taskStatus(suite.queues.redis, task)).state, 'absent');
+    assert.equal(tokensStatusCli().code, 1, 'nothing submitted yet: --status exits 1');
     await submitTask(suite.queues.redis, task, { attempts: 5, backoffMs: 100 });
     // Kill the worker that starts unit 2, inside its 500 ms wait; a third worker joins.
     let killed = '';
@@ -105,6 +129,16 @@ describe('mixforge tokens as shard jobs', () => {
     const progress: number[] = [];
     await followTask(suite.queues.redis, task, { pollMs: 50, onUnits: (d) => progress.push(d) });
     assert.equal(progress.at(-1), SHARDS.length);
+    assert.deepEqual(await taskStatus(suite.queues.redis, task), {
+      id: task.id,
+      state: 'completed',
+      done: SHARDS.length,
+      total: SHARDS.length,
+      failures: [],
+    });
+    const cli = tokensStatusCli();
+    assert.equal(cli.code, 0, cli.stderr);
+    assert.equal(cli.stdout, `tokens ${task.id}: completed, ${SHARDS.length}/${SHARDS.length} shards\n`);
     assert.deepEqual(await sidecarFiles(), reference);
     const logs = suite.fleet.map((w) => w.log()).join('\n');
     assert.ok(
