@@ -43,7 +43,13 @@ function load(): TurboJpeg | null {
   loaded = null;
   if (disabled || !koffi) return loaded;
   try {
-    const lib = loadFirst(['libturbojpeg.so.0', 'libturbojpeg.0.dylib', 'libturbojpeg.dylib']);
+    // Debian/Ubuntu (libturbojpeg0), then macOS: Homebrew's jpeg-turbo is outside dlopen's default paths.
+    const lib = loadFirst([
+      'libturbojpeg.so.0',
+      'libturbojpeg.0.dylib',
+      '/opt/homebrew/opt/jpeg-turbo/lib/libturbojpeg.0.dylib',
+      '/usr/local/opt/jpeg-turbo/lib/libturbojpeg.0.dylib',
+    ]);
     if (!lib) return loaded;
     const init = lib.func('void *tjInitDecompress()');
     const destroy = lib.func('int tjDestroy(void *)');
