@@ -107,6 +107,43 @@ export async function taskStatus(redis: Redis, task: TaskRef): Promise<TaskStatu
   }
 }
 
+/**
+ * Cancels a submitted task: its jobs that no worker holds are removed at once; a unit that is running finishes its
+ * shard (outputs are committed atomically, and a later submission skips them) and is removed once it ends, waiting
+ * up to `waitMs`. Returns the ids still running when the wait ran out (they are removed by a later cancel).
+ */
+export async function cancelTask(
+  redis: Redis,
+  task: TaskRef,
+  opts: { waitMs: number },
+): Promise<{ found: boolean; completed: boolean; stillActive: string[] }> {
+  const queue = taskQueue(redis, task.kind);
+  const deadline = Date.now() + opts.waitMs;
+  try {
+    for (;;) {
+      const finish = await queue.getJob(taskJobId(task.id));
+      if (!finish) return { found: false, completed: false, stillActive: [] };
+      if ((await finish.getState()) === 'completed') return { found: true, completed: true, stillActive: [] };
+      // Waiting, delayed and failed units go now; a locked (running) one stays until it ends.
+      await finish.removeUnprocessedChildren();
+      const active: string[] = [];
+      for (let n = 0; n < task.units; n++) {
+        const unit = await queue.getJob(taskJobId(task.id, n));
+        if (unit && (await unit.getState()) === 'active') active.push(unit.id ?? taskJobId(task.id, n));
+      }
+      if ((await finish.getState()) === 'active') active.push(taskJobId(task.id));
+      if (!active.length) {
+        // Whatever is left (the finish job, units that completed) goes with it; 0 means a worker took a job since.
+        if ((await queue.remove(taskJobId(task.id), { removeChildren: true })) === 1)
+          return { found: true, completed: false, stillActive: [] };
+      } else if (Date.now() >= deadline) return { found: true, completed: false, stillActive: active };
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  } finally {
+    await queue.close();
+  }
+}
+
 /** Follows a submitted task until its finish job completes; throws naming the failed jobs when it fails for good. */
 export async function followTask(
   redis: Redis,

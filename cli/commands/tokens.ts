@@ -31,6 +31,11 @@ export function registerTokens(program: Command): void {
       '--status',
       'with --redis: say where the fleet stands with this count (after --detach), change nothing',
     )
+    .option(
+      '--cancel',
+      'with --redis: remove this count from the fleet (running shards finish; a rerun resumes)',
+    )
+    .option('--wait <s>', 'with --cancel: wait this long for running shards to end', intFlag('--wait', 0), 30)
     .action(
       async (
         manifest: string,
@@ -42,6 +47,8 @@ export function registerTokens(program: Command): void {
           redis?: string;
           detach?: boolean;
           status?: boolean;
+          cancel?: boolean;
+          wait: number;
         },
       ) => {
         if (flags.resolution % 64 !== 0)
@@ -55,11 +62,15 @@ export function registerTokens(program: Command): void {
         const { manifestRoot } = await import('../../manifests/manifest.ts');
         const uri = normaliseUri(manifest);
         const dir = tokenCountsDir(manifestRoot(uri), flags.resolution);
-        if (flags.status && !flags.redis)
-          throw new InvalidArgumentError('--status reads the fleet: it needs --redis <url>');
+        if ((flags.status || flags.cancel) && !flags.redis)
+          throw new InvalidArgumentError(
+            `--${flags.status ? 'status' : 'cancel'} acts on the fleet: it needs --redis <url>`,
+          );
+        if (flags.status && flags.cancel)
+          throw new InvalidArgumentError('--status and --cancel: one at a time');
         if (flags.redis) {
           const { openRedis } = await import('../../workers/redis-client.ts');
-          const { followTask, submitTask, taskStatus } = await import('../../workers/tasks.ts');
+          const { cancelTask, followTask, submitTask, taskStatus } = await import('../../workers/tasks.ts');
           const { DEFAULT_RETRY } = await import('../../workers/queues.ts');
           const task = await tokenCountTask({
             manifest: uri,
@@ -79,6 +90,19 @@ export function registerTokens(program: Command): void {
                 `tokens ${s.id}: ${where}${s.failures.length ? `; ${s.failures.join('; ')}` : ''}\n`,
               );
               if (s.state === 'absent' || s.state === 'failed') process.exitCode = 1;
+              return;
+            }
+            if (flags.cancel) {
+              const c = await cancelTask(redis, task, { waitMs: flags.wait * 1000 });
+              if (!c.found) process.stderr.write(`tokens ${task.id}: not on this Redis, nothing to cancel\n`);
+              else if (c.completed)
+                process.stderr.write(`tokens ${task.id}: already completed, nothing to cancel\n`);
+              else if (c.stillActive.length) {
+                process.stderr.write(
+                  `tokens ${task.id}: cancelled; still running (cancel again to remove them once they end): ${c.stillActive.join(', ')}\n`,
+                );
+                process.exitCode = 1;
+              } else process.stdout.write(`tokens ${task.id}: cancelled\n`);
               return;
             }
             await submitTask(redis, task, DEFAULT_RETRY);

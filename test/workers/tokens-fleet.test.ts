@@ -6,9 +6,11 @@ import { createHash } from 'node:crypto';
 import { readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
+import { Queue, Worker } from 'bullmq';
+import { Redis } from 'ioredis';
 import { tokenCountTask, writeTokenCounts } from '../../train-bridge/loader/token-counts.ts';
 import { DEFAULT_RETRY } from '../../workers/queues.ts';
-import { followTask, submitTask, taskStatus } from '../../workers/tasks.ts';
+import { cancelTask, followTask, submitTask, taskQueueName, taskStatus } from '../../workers/tasks.ts';
 import { writeFixtureMixture } from '../train-bridge/loader/fixtures.ts';
 import { spawnWorker, type WorkerProcess } from './fleet.ts';
 import { usePrivateQueues } from './private-queues.ts';
@@ -37,8 +39,8 @@ describe('mixforge tokens as shard jobs', () => {
     return out;
   }
 
-  /** `mixforge tokens <manifest> --redis URL --status`, as a user with a detached count runs it. */
-  function tokensStatusCli() {
+  /** `mixforge tokens <manifest> --redis URL --status` (or `--cancel`), as a user with a detached count runs it. */
+  function tokensCli(action: '--status' | '--cancel' = '--status') {
     const r = spawnSync(
       process.execPath,
       [
@@ -51,7 +53,7 @@ describe('mixforge tokens as shard jobs', () => {
         String(RES),
         '--redis',
         suite.redis.url,
-        '--status',
+        action,
       ],
       { encoding: 'utf8', timeout: 60_000 },
     );
@@ -112,7 +114,7 @@ describe('mixforge tokens as shard jobs', () => {
     suite.fleet.push(...workers);
     const task = await tokenCountTask({ manifest, resolution: RES, imageTokenPosition: 'data' });
     assert.equal((await taskStatus(suite.queues.redis, task)).state, 'absent');
-    assert.equal(tokensStatusCli().code, 1, 'nothing submitted yet: --status exits 1');
+    assert.equal(tokensCli().code, 1, 'nothing submitted yet: --status exits 1');
     await submitTask(suite.queues.redis, task, { attempts: 5, backoffMs: 100 });
     // Kill the worker that starts unit 2, inside its 500 ms wait; a third worker joins.
     let killed = '';
@@ -136,7 +138,7 @@ describe('mixforge tokens as shard jobs', () => {
       total: SHARDS.length,
       failures: [],
     });
-    const cli = tokensStatusCli();
+    const cli = tokensCli();
     assert.equal(cli.code, 0, cli.stderr);
     assert.equal(cli.stdout, `tokens ${task.id}: completed, ${SHARDS.length}/${SHARDS.length} shards\n`);
     assert.deepEqual(await sidecarFiles(), reference);
@@ -149,5 +151,65 @@ describe('mixforge tokens as shard jobs', () => {
     await submitTask(suite.queues.redis, task, DEFAULT_RETRY);
     await followTask(suite.queues.redis, task, { pollMs: 50 });
     assert.deepEqual(await sidecarFiles(), reference);
+  });
+  it('on BullMQ: --cancel removes a detached count at once, and a running shard once it ends', async () => {
+    // Only the stand-in below may take jobs: the earlier test's workers stop first.
+    for (const w of suite.fleet.splice(0)) await w.stop();
+    await rm(sidecar(), { recursive: true, force: true });
+    const task = await tokenCountTask({ manifest, resolution: RES, imageTokenPosition: 'data' });
+    await submitTask(suite.queues.redis, task, { attempts: 1, backoffMs: 100 });
+    // A stand-in worker takes one unit and holds it until released; it refuses a finish job.
+    let release = () => {};
+    const held = new Promise<void>((r) => {
+      release = r;
+    });
+    let running = '';
+    const connection = new Redis(suite.redis.url, { maxRetriesPerRequest: null });
+    const worker = new Worker(
+      taskQueueName('tokens'),
+      async (job) => {
+        if (job.name !== 'unit') throw new Error('the stand-in runs units only');
+        running = job.id ?? '';
+        await held;
+      },
+      { connection, concurrency: 1 },
+    );
+    worker.on('error', () => undefined);
+    try {
+      for (let i = 0; i < 500 && !running; i++) await new Promise((r) => setTimeout(r, 10));
+      assert.ok(running, 'the stand-in worker took a unit');
+      const first = await cancelTask(suite.queues.redis, task, { waitMs: 0 });
+      assert.deepEqual(first, { found: true, completed: false, stillActive: [running] });
+      const queue = new Queue(taskQueueName('tokens'), { connection: suite.queues.redis });
+      try {
+        const counts = await queue.getJobCounts('wait', 'delayed', 'prioritized');
+        assert.deepEqual(
+          counts,
+          { wait: 0, delayed: 0, prioritized: 0 },
+          'every waiting unit is gone at once',
+        );
+        release();
+        assert.deepEqual(await cancelTask(suite.queues.redis, task, { waitMs: 10_000 }), {
+          found: true,
+          completed: false,
+          stillActive: [],
+        });
+        const left = await queue.getJobCounts();
+        assert.ok(
+          Object.values(left).every((n) => n === 0),
+          `jobs left: ${JSON.stringify(left)}`,
+        );
+      } finally {
+        await queue.close();
+      }
+      assert.equal((await taskStatus(suite.queues.redis, task)).state, 'absent');
+      const again = tokensCli('--cancel');
+      assert.equal(again.code, 0, again.stderr);
+      assert.match(again.stderr, /not on this Redis, nothing to cancel/);
+    } finally {
+      release();
+      await worker.close();
+      connection.disconnect();
+    }
   });
 });
