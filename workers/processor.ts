@@ -149,16 +149,23 @@ async function runStep(
   return { step, n: p.n, ran, rows, ...(fanOut === undefined ? {} : { fanOut }) };
 }
 
-/** Resolves with `work`, or rejects on the time limit, on cancellation of the build, or on a hand-back signal. */
-async function bounded<T>(
+/** What stops a job's work early: its time limit and, for builds, a cancel polled every `pollMs`. */
+export interface JobLimits {
+  timeoutMs: number;
+  cancel?: { check: () => Promise<void>; pollMs: number };
+}
+
+/**
+ * Resolves with `work`, or rejects on the time limit (JobTimeLimitError), on a cancel, or on a hand-back signal
+ * (`signal`, for builds). The work is told to stop through its `abandon` signal (jobs check it between records); its
+ * writes are idempotent anyway, and its error must not surface as an unhandled rejection.
+ */
+export async function bounded<T>(
   start: (abandon: AbortSignal) => Promise<T>,
-  s: ProcessorSettings,
-  buildId: string,
+  limits: JobLimits,
   what: string,
-  signal: AbortSignal | undefined,
+  signal?: AbortSignal,
 ): Promise<T> {
-  // On a time limit, cancel or hand-back the work is told to stop (jobs check the signal between records); its
-  // writes are idempotent anyway, and its error must not surface as an unhandled rejection.
   const abandon = new AbortController();
   const work = start(abandon.signal);
   work.catch(() => undefined);
@@ -169,18 +176,22 @@ async function bounded<T>(
       setTimeout(
         () =>
           reject(
-            new JobTimeLimitError(`${what}: time limit of ${(s.jobTimeoutMs / 1000).toFixed(0)} s exceeded`),
+            new JobTimeLimitError(
+              `${what}: time limit of ${(limits.timeoutMs / 1000).toFixed(0)} s exceeded`,
+            ),
           ),
-        s.jobTimeoutMs,
+        limits.timeoutMs,
       ),
     );
-    timers.push(
-      setInterval(() => {
-        assertNotCancelled(s.redis, buildId).catch((err: unknown) => {
-          if (err instanceof UnrecoverableError) reject(err);
-        });
-      }, s.cancelPollMs),
-    );
+    const cancel = limits.cancel;
+    if (cancel)
+      timers.push(
+        setInterval(() => {
+          cancel.check().catch((err: unknown) => {
+            if (err instanceof UnrecoverableError) reject(err);
+          });
+        }, cancel.pollMs),
+      );
     onAbort = () => reject(new HandBack(String(signal?.reason ?? 'aborted')));
     if (signal?.aborted) onAbort();
     else signal?.addEventListener('abort', onAbort, { once: true });
@@ -225,8 +236,10 @@ export function makeProcessor(s: ProcessorSettings) {
       if (s.handingBack()) throw new HandBack(HAND_BACK_REASON);
       const result = await bounded(
         (abandon) => runStep(s, job, p, ctx, ref, abandon),
-        s,
-        p.buildId,
+        {
+          timeoutMs: s.jobTimeoutMs,
+          cancel: { check: () => assertNotCancelled(s.redis, p.buildId), pollMs: s.cancelPollMs },
+        },
         what,
         signal,
       );

@@ -7,7 +7,7 @@ import type { Redis } from 'ioredis';
 import { z } from 'zod';
 import { errorMessage, MixforgeError } from '../core/errors.ts';
 import type { ShardedTask } from '../pipelines/task.ts';
-import { isDeterministicError } from './processor.ts';
+import { bounded, isDeterministicError } from './processor.ts';
 import { type RetryPolicy, retryOptions } from './queues.ts';
 
 /** Per task kind, how a worker rebuilds a task from its payload (it validates the payload). */
@@ -173,9 +173,14 @@ export async function followTask(
 
 /**
  * The processor of a task queue: rebuilds the task (cached per payload: a tokenizer loads once per worker), runs the
- * unit or, once every unit completed, the finish. Deterministic errors fail at once; others retry with backoff.
+ * unit or, once every unit completed, the finish, each within `jobTimeoutMs` (`mixforge worker --job-timeout`, as
+ * for builds: the attempt fails and is retried). Deterministic errors fail at once; others retry with backoff.
  */
-export function makeTaskProcessor(handlers: TaskHandlers, log: (line: string) => void) {
+export function makeTaskProcessor(
+  handlers: TaskHandlers,
+  log: (line: string) => void,
+  opts: { jobTimeoutMs: number },
+) {
   const tasks = new Map<string, Promise<ShardedTask>>();
   return async (job: Job, _token?: string, signal?: AbortSignal): Promise<{ ran: boolean }> => {
     const parsed = taskJobSchema.safeParse(job.data);
@@ -197,12 +202,22 @@ export function makeTaskProcessor(handlers: TaskHandlers, log: (line: string) =>
       const task = await made;
       if (task.id !== p.id) throw new UnrecoverableError(`${what}: the payload now makes task ${task.id}`);
       let ran = true;
-      if (p.unit !== undefined) ran = (await task.runUnit(p.unit, signal)).ran;
+      const limits = { timeoutMs: opts.jobTimeoutMs };
+      const unit = p.unit;
+      if (unit !== undefined)
+        // The unit stops on the time limit or on BullMQ's own signal (a closing worker), whichever comes first.
+        ran = (
+          await bounded(
+            (abandon) => task.runUnit(unit, signal ? AbortSignal.any([abandon, signal]) : abandon),
+            limits,
+            what,
+          )
+        ).ran;
       else {
         const c = await job.getDependenciesCount();
         if ((c.processed ?? 0) !== task.units || c.unprocessed || c.failed)
           throw new UnrecoverableError(`${what}: ${c.processed ?? 0} of ${task.units} units done`);
-        await task.finish();
+        await bounded(() => task.finish(), limits, what);
       }
       log(`${what}: ${ran ? 'done' : 'already done'}`);
       return { ran };

@@ -133,8 +133,10 @@ export async function startBuildWorker(settings: WorkerSettings): Promise<BuildW
     );
     return w;
   };
-  const taskProcessor = makeTaskProcessor(settings.tasks ?? {}, (line) =>
-    settings.log(`[${settings.name}] ${line}`),
+  const taskProcessor = makeTaskProcessor(
+    settings.tasks ?? {},
+    (line) => settings.log(`[${settings.name}] ${line}`),
+    { jobTimeoutMs: settings.jobTimeoutMs },
   );
   const queues: { name: string; process: JobProcessor }[] = [
     ...settings.steps.map((step) => ({ name: queueName(step), process: processor })),
