@@ -131,16 +131,16 @@ function hasIccProfile(bytes: Uint8Array): boolean {
 }
 
 /**
- * Decode a JPEG to packed RGB through libjpeg-turbo, or null when this path does not apply (not a JPEG, an ICC
- * profile, CMYK, larger than `maxPixels`, any libjpeg error or warning, or no libturbojpeg here).
+ * The size of a JPEG this path decodes (8-bit YCbCr, greyscale or RGB, within `maxPixels`) and the library to decode
+ * it with; null for anything else, or when libturbojpeg is not here.
  */
-export function decodeJpegRgb(
+function plainJpeg(
   bytes: Uint8Array,
   maxPixels: number,
-): { data: Uint8Array; width: number; height: number } | null {
+): { tj: TurboJpeg; width: number; height: number } | null {
   if (bytes.length < 4 || bytes[0] !== 0xff || bytes[1] !== 0xd8 || bytes[2] !== 0xff) return null;
   const tj = load();
-  if (!tj || hasIccProfile(bytes)) return null;
+  if (!tj) return null;
   const w = [0];
   const h = [0];
   const sub = [0];
@@ -149,6 +149,20 @@ export function decodeJpegRgb(
   const [width, height, colourspace] = [w[0], h[0], cs[0]];
   if (colourspace !== TJCS_YCBCR && colourspace !== TJCS_GRAY && colourspace !== TJCS_RGB) return null;
   if (width < 1 || height < 1 || width * height > maxPixels) return null;
+  return { tj, width, height };
+}
+
+/**
+ * Decode a JPEG to packed RGB through libjpeg-turbo, or null when this path does not apply (not a JPEG, an ICC
+ * profile, CMYK, larger than `maxPixels`, any libjpeg error or warning, or no libturbojpeg here).
+ */
+export function decodeJpegRgb(
+  bytes: Uint8Array,
+  maxPixels: number,
+): { data: Uint8Array; width: number; height: number } | null {
+  const jpeg = plainJpeg(bytes, maxPixels);
+  if (!jpeg || hasIccProfile(bytes)) return null;
+  const { tj, width, height } = jpeg;
   const data = new Uint8Array(width * height * 3);
   // Non-zero is an error or a warning (a truncated file, corrupt data): sharp fails on warnings too, with its message.
   if (tj.decompress(bytes, data, width, height) !== 0) return null;
@@ -161,19 +175,9 @@ export function decodeJpegRgb(
  * libturbojpeg is not here: false means "ask sharp", never "corrupt".
  */
 export function jpegDecodesCleanly(bytes: Uint8Array, maxPixels: number): Promise<boolean> {
-  if (bytes.length < 4 || bytes[0] !== 0xff || bytes[1] !== 0xd8 || bytes[2] !== 0xff)
-    return Promise.resolve(false);
-  const tj = load();
-  if (!tj) return Promise.resolve(false);
-  const w = [0];
-  const h = [0];
-  const sub = [0];
-  const cs = [0];
-  if (tj.decompressHeader(bytes, w, h, sub, cs) !== 0) return Promise.resolve(false);
-  const [width, height, colourspace] = [w[0], h[0], cs[0]];
-  if (colourspace !== TJCS_YCBCR && colourspace !== TJCS_GRAY && colourspace !== TJCS_RGB)
-    return Promise.resolve(false);
-  if (width < 1 || height < 1 || width * height > maxPixels) return Promise.resolve(false);
+  const jpeg = plainJpeg(bytes, maxPixels);
+  if (!jpeg) return Promise.resolve(false);
+  const { tj, width, height } = jpeg;
   // Asking for ⌈w/8⌉ × ⌈h/8⌉ makes TurboJPEG pick its 1/8 scaling factor: the IDCT shrinks to one value a block.
   const [sw, sh] = [Math.ceil(width / 8), Math.ceil(height / 8)];
   const out = new Uint8Array(sw * sh * 3);
