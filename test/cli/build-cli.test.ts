@@ -10,6 +10,7 @@ import { grainyPhoto } from '../../demo/images.ts';
 import { shippedSpecPath } from '../../demo/spec-overrides.ts';
 import { STAGES } from '../../pipelines/graph.ts';
 import { demoDataDir } from '../helpers/demo-data.ts';
+import { cutJpeg, damaged, jpegScanStart } from '../transforms/image-corpus.ts';
 
 let data = '';
 let tmp = '';
@@ -85,14 +86,11 @@ describe('mixforge plan/build/verify/inspect/report', () => {
         height: 64 + i * 5,
         sigma: 12,
       });
-      const jpeg = Buffer.from(await photo.jpeg({ quality: 90 }).toBuffer());
+      let jpeg: Buffer = Buffer.from(await photo.jpeg({ quality: 90 }).toBuffer());
       // Odd ones lose the end of their entropy-coded data (the EOI marker put back); some of those also get flipped
       // bytes, which libjpeg often decodes through without a warning.
-      const from = jpeg.indexOf(Buffer.from([0xff, 0xda])) + 14;
-      const cut = from + Math.floor((jpeg.length - from) * [0.9, 0.6, 0.3][i % 3]);
-      if (i % 4 === 1)
-        for (let k = from + 10; k < from + 58; k++) jpeg[k] = (jpeg[k] ^ 0x5a) === 0xff ? 0 : jpeg[k] ^ 0x5a;
-      const bytes = i % 2 === 1 ? Buffer.concat([jpeg.subarray(0, cut), Buffer.from([0xff, 0xd9])]) : jpeg;
+      if (i % 4 === 1) jpeg = damaged(jpeg, jpegScanStart(jpeg) + 10, 0, 48);
+      const bytes = i % 2 === 1 ? cutJpeg(jpeg, [0.9, 0.6, 0.3][i % 3]) : jpeg;
       await writeFile(join(dir, 'images', `${i}.jpg`), bytes);
       records.push({
         id: `d${i}`,

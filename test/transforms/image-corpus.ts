@@ -84,6 +84,32 @@ export async function corruptJpeg(): Promise<Buffer> {
   return jpg;
 }
 
+/** 14 bytes past a JPEG's first SOS marker: the end of a 3-component scan header, where entropy-coded data starts. */
+export function jpegScanStart(bytes: Uint8Array): number {
+  return (
+    Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).indexOf(Buffer.from([0xff, 0xda])) + 14
+  );
+}
+
+/**
+ * A copy of `bytes` damaged `at` (0..1) of the way through the data after `headerEnd`: `n` bytes flipped (never to
+ * 0xFF, so no fake markers), stopping before the last two (a JPEG's EOI).
+ */
+export function damaged(bytes: Uint8Array, headerEnd: number, at: number, n: number): Buffer {
+  const out = Buffer.from(bytes);
+  const start = headerEnd + Math.floor((out.length - 2 - headerEnd) * at);
+  for (let i = start; i < Math.min(start + n, out.length - 2); i++)
+    out[i] = (out[i] ^ 0x5a) === 0xff ? 0 : out[i] ^ 0x5a;
+  return out;
+}
+
+/** A JPEG cut `at` (0..1) of the way through its entropy-coded data, with the EOI marker put back. */
+export function cutJpeg(jpeg: Uint8Array, at: number): Buffer {
+  const from = jpegScanStart(jpeg);
+  const cut = from + Math.floor((jpeg.length - from) * at);
+  return Buffer.concat([jpeg.subarray(0, cut), Buffer.from([0xff, 0xd9])]);
+}
+
 /** 40×20 stored, left half red and right half blue, EXIF orientation 6 (display rotated 90° clockwise). */
 export async function exifRotatedJpeg(): Promise<Buffer> {
   const left = await solid(20, 20, RED).png().toBuffer();

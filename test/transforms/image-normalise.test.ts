@@ -12,7 +12,18 @@ import {
   type NormalisedImage,
   normaliseImage,
 } from '../../transforms/image-normalise.ts';
-import { BLUE, badCorpus, goodCorpus, near, noiseJpeg, pixelAt, RED } from './image-corpus.ts';
+import {
+  BLUE,
+  badCorpus,
+  cutJpeg,
+  damaged,
+  goodCorpus,
+  jpegScanStart,
+  near,
+  noiseJpeg,
+  pixelAt,
+  RED,
+} from './image-corpus.ts';
 
 const DEFAULTS: ImageOptions = ImageOptionsSchema.parse({});
 let good: Awaited<ReturnType<typeof goodCorpus>>;
@@ -290,10 +301,7 @@ describe('quarantine outcomes under concurrency', () => {
     // libvips' message; many at once is how a build meets them.
     const bad: Uint8Array[] = [];
     for (let i = 0; i < 12; i++) {
-      const jpeg = Buffer.from(await noiseJpeg(80 + i * 9, 60 + i * 5, 20 + i));
-      const from = jpeg.indexOf(Buffer.from([0xff, 0xda])) + 14;
-      const cut = from + Math.floor((jpeg.length - from) * (0.2 + 0.05 * i));
-      bad.push(Buffer.concat([jpeg.subarray(0, cut), Buffer.from([0xff, 0xd9])]));
+      bad.push(cutJpeg(await noiseJpeg(80 + i * 9, 60 + i * 5, 20 + i), 0.2 + 0.05 * i));
     }
     for (let i = 0; i < 4; i++) {
       const png = Buffer.from(
@@ -332,15 +340,6 @@ describe('the decode check (originals kept)', () => {
       );
   }
 
-  /** Damage the data after the header at `at` (0..1 of it): flip bytes (never to 0xFF, no fake markers). */
-  function damaged(bytes: Uint8Array, headerEnd: number, at: number, n: number): Uint8Array {
-    const out = Buffer.from(bytes);
-    const start = headerEnd + Math.floor((out.length - 2 - headerEnd) * at);
-    for (let i = start; i < Math.min(start + n, out.length - 2); i++)
-      out[i] = (out[i] ^ 0x5a) === 0xff ? 0 : out[i] ^ 0x5a;
-    return out;
-  }
-
   it('rejects exactly what a full decode rejects, wherever the damage is (last rows included)', async () => {
     const jpeg = await sharp({ create: { width: 96, height: 200, channels: 3, background: '#336699' } })
       .jpeg({ quality: 90 })
@@ -350,7 +349,7 @@ describe('the decode check (originals kept)', () => {
       .toBuffer();
     const webp = await sharp(png).webp({ quality: 80 }).toBuffer();
     const cases: [string, Uint8Array, number][] = [
-      ['jpeg', jpeg, jpeg.indexOf(Buffer.from([0xff, 0xda])) + 14],
+      ['jpeg', jpeg, jpegScanStart(jpeg)],
       ['png', png, png.indexOf('IDAT', 8, 'latin1') + 8],
       ['webp', webp, 40],
     ];
@@ -379,7 +378,7 @@ describe('the decode check (originals kept)', () => {
     let passed = 0;
     let sentBack = 0;
     for (const [name, bytes] of Object.entries({ flat, noisy, progressive, grey })) {
-      const headerEnd = bytes.indexOf(Buffer.from([0xff, 0xda])) + 14;
+      const headerEnd = jpegScanStart(bytes);
       for (let k = 0; k < 24; k++)
         for (const n of [1, 24]) {
           const at = (k + 0.5) / 24;
