@@ -81,6 +81,16 @@ export interface TaskStatus {
 
 type TaskRef = Pick<ShardedTask, 'kind' | 'id' | 'units'>;
 
+/** The unit jobs of `task` that are in `state` now, with their unit numbers. */
+async function unitsIn(queue: Queue, task: TaskRef, state: JobState): Promise<[number, Job][]> {
+  const found: [number, Job][] = [];
+  for (let n = 0; n < task.units; n++) {
+    const unit = await queue.getJob(taskJobId(task.id, n));
+    if (unit && (await unit.getState()) === state) found.push([n, unit]);
+  }
+  return found;
+}
+
 async function readTaskStatus(queue: Queue, task: TaskRef): Promise<TaskStatus> {
   const base = { id: task.id, total: task.units, failures: [] as string[] };
   const finish = await queue.getJob(taskJobId(task.id));
@@ -88,10 +98,8 @@ async function readTaskStatus(queue: Queue, task: TaskRef): Promise<TaskStatus> 
   const state = await finish.getState();
   const done = state === 'completed' ? task.units : ((await finish.getDependenciesCount()).processed ?? 0);
   if (state === 'failed') {
-    for (let n = 0; n < task.units; n++) {
-      const unit = await queue.getJob(taskJobId(task.id, n));
-      if (unit && (await unit.getState()) === 'failed') base.failures.push(`unit ${n}: ${unit.failedReason}`);
-    }
+    for (const [n, unit] of await unitsIn(queue, task, 'failed'))
+      base.failures.push(`unit ${n}: ${unit.failedReason}`);
     if (!base.failures.length) base.failures.push(`finish: ${finish.failedReason}`);
   }
   return { ...base, state, done };
@@ -126,11 +134,7 @@ export async function cancelTask(
       if ((await finish.getState()) === 'completed') return { found: true, completed: true, stillActive: [] };
       // Waiting, delayed and failed units go now; a locked (running) one stays until it ends.
       await finish.removeUnprocessedChildren();
-      const active: string[] = [];
-      for (let n = 0; n < task.units; n++) {
-        const unit = await queue.getJob(taskJobId(task.id, n));
-        if (unit && (await unit.getState()) === 'active') active.push(unit.id ?? taskJobId(task.id, n));
-      }
+      const active = (await unitsIn(queue, task, 'active')).map(([n]) => taskJobId(task.id, n));
       if ((await finish.getState()) === 'active') active.push(taskJobId(task.id));
       if (!active.length) {
         // Whatever is left (the finish job, units that completed) goes with it; 0 means a worker took a job since.
